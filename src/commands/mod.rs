@@ -1,0 +1,19 @@
+//! What each CLI subcommand does; `main.rs` only parses arguments and calls here.
+//!
+//! Commands write their normal output to the given writer and return the
+//! process exit code, so tests can run them without spawning a process.
+
+mod config;
+mod keys;
+
+pub use config::{ExplainArgs, check, explain};
+pub use keys::gen_key;
+
+/// Exit codes shared by the commands.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Bad input: a config with errors, an unknown id.
+    pub const FAILED: u8 = 1;
+    /// `explain`: the request would be refused before any rule applies.
+    pub const DENIED: u8 = 2;
+}

@@ -1,0 +1,669 @@
+//! File model → [`Runtime`]: every check, every cross-reference, all errors at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use url::Url;
+use uuid::Uuid;
+
+use super::diag::Diagnostics;
+use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile};
+use super::runtime::*;
+use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
+
+/// Defaults the reference documents.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_SQLITE_PATH: &str = "./data/stepgate.db";
+pub const DEFAULT_REDIS_PREFIX: &str = "stepgate:";
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_PER_IP_PER_MINUTE: u32 = 120;
+pub const DEFAULT_PER_USER_PER_MINUTE: u32 = 30;
+/// The shortest `step_up.max_age` accepted.
+pub const MIN_MAX_AGE: Duration = Duration::from_secs(10);
+
+/// Compile a shape-checked file; `None` when any error was found (all are in `diags`).
+pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runtime> {
+    let listen = socket(
+        diags,
+        "listen",
+        f.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
+    );
+    let tls = f.tls.as_ref().and_then(|t| {
+        let listen = socket(diags, "tls.listen", &t.listen)?;
+        Some(Tls {
+            listen,
+            cert: t.cert.clone(),
+            key: t.key.clone(),
+        })
+    });
+    let admin_listen = f
+        .admin_listen
+        .as_deref()
+        .and_then(|a| socket(diags, "admin_listen", a));
+    let trusted_proxies = networks(diags, "trusted_proxies", &f.trusted_proxies, true);
+    let portal = match &f.portal {
+        Some(p) => portal(diags, p),
+        None if f.failed.iter().any(|k| k == "portal") => None,
+        None => {
+            diags.error(
+                "portal",
+                "missing: the portal url is required (portal: { url: https://auth.example.com })",
+            );
+            None
+        }
+    };
+    let cookie_keys = match &f.secrets {
+        Some(s) if !s.cookie_keys.is_empty() => s.cookie_keys.clone(),
+        Some(_) => {
+            diags.error(
+                "secrets.cookie_keys",
+                "at least one key file is required (make one with `stepgate gen-key`)",
+            );
+            Vec::new()
+        }
+        None if f.failed.iter().any(|k| k == "secrets") => Vec::new(),
+        None => {
+            diags.error("secrets", "missing: secrets.cookie_keys names the cookie key files (make one with `stepgate gen-key`)");
+            Vec::new()
+        }
+    };
+    let session = session(diags, f.session.as_ref());
+    let store = store(diags, f.store.as_ref());
+    let users = users(diags, &f.users, now);
+    let authenticators = authenticators(diags, &f.authenticators);
+    let rate_limit = rate_limit(diags, f.rate_limit.as_ref());
+    let upstreams = upstreams(diags, &f.upstreams);
+    let (rules, matchers) = rules(diags, &f.rules, &users, &authenticators, &upstreams);
+    let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
+
+    if diags.has_errors() {
+        return None;
+    }
+    Some(Runtime {
+        listen: listen?,
+        tls,
+        admin_listen,
+        trusted_proxies,
+        portal: portal?,
+        cookie_keys,
+        session,
+        store,
+        users,
+        authenticators,
+        rate_limit,
+        upstreams,
+        rules,
+        router: Router::new(matchers),
+        log_json,
+    })
+}
+
+fn socket(diags: &mut Diagnostics, path: &str, raw: &str) -> Option<SocketAddr> {
+    match raw.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            diags.error(
+                path,
+                format!("\"{raw}\" is not an address:port like 0.0.0.0:8080"),
+            );
+            None
+        }
+    }
+}
+
+fn networks(diags: &mut Diagnostics, path: &str, raw: &[String], warn_any: bool) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (i, n) in raw.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let parsed = n
+            .parse::<IpNet>()
+            .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => {
+                if warn_any && net.prefix_len() == 0 {
+                    diags.warn(
+                        &p,
+                        format!(
+                            "\"{n}\" trusts forwarded headers from every address on the internet"
+                        ),
+                    );
+                }
+                out.push(net.trunc());
+            }
+            Err(_) => diags.error(
+                &p,
+                format!("\"{n}\" is not a CIDR network like 192.168.0.0/16 or an IP address"),
+            ),
+        }
+    }
+    out
+}
+
+fn portal(diags: &mut Diagnostics, p: &file::PortalFile) -> Option<Portal> {
+    let url = match Url::parse(&p.url) {
+        Ok(u) => u,
+        Err(e) => {
+            diags.error("portal.url", format!("\"{}\" is not a URL: {e}", p.url));
+            return None;
+        }
+    };
+    let secure = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        s => {
+            diags.error(
+                "portal.url",
+                format!("scheme \"{s}\" is not allowed; use https (or http for a local test)"),
+            );
+            return None;
+        }
+    };
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        diags.error("portal.url", format!("\"{}\" must be an origin only (scheme, host, optional port) with no path, query or fragment", p.url));
+        return None;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        diags.error("portal.url", "must not carry a user name or password");
+        return None;
+    }
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+    else {
+        diags.error("portal.url", "has no host");
+        return None;
+    };
+    let origin = url.origin().ascii_serialization();
+    let rp_id = p
+        .rp_id
+        .clone()
+        .unwrap_or_else(|| host.clone())
+        .to_ascii_lowercase();
+    if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+        diags.error(
+            "portal.rp_id",
+            format!("\"{rp_id}\" must be the portal host \"{host}\" or a parent domain of it (WebAuthn rule)"),
+        );
+    }
+    if !secure {
+        let local = host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1";
+        let hint = if local {
+            ""
+        } else {
+            " — browsers refuse passkeys here; use https"
+        };
+        diags.warn(
+            "portal.url",
+            format!("plain-http portal: cookies travel unencrypted{hint}"),
+        );
+    }
+    Some(Portal {
+        origin,
+        host,
+        secure,
+        rp_id,
+        rp_name: p.rp_name.clone().unwrap_or_else(|| "stepgate".to_string()),
+    })
+}
+
+fn session(diags: &mut Diagnostics, s: Option<&file::SessionFile>) -> SessionLimits {
+    let idle = s
+        .and_then(|s| s.idle_timeout)
+        .unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    let max = s
+        .and_then(|s| s.max_lifetime)
+        .unwrap_or(DEFAULT_MAX_LIFETIME);
+    if idle < Duration::from_secs(60) {
+        diags.error("session.idle_timeout", "must be at least 1m");
+    }
+    if max < idle {
+        diags.error(
+            "session.max_lifetime",
+            "must not be shorter than session.idle_timeout",
+        );
+    }
+    SessionLimits {
+        idle_timeout: idle,
+        max_lifetime: max,
+    }
+}
+
+fn store(diags: &mut Diagnostics, s: Option<&file::StoreFile>) -> StoreSettings {
+    let default = StoreSettings::Sqlite {
+        path: PathBuf::from(DEFAULT_SQLITE_PATH),
+    };
+    let Some(s) = s else { return default };
+    match (&s.sqlite, &s.redis) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                "store",
+                "choose exactly one backend: sqlite or redis, not both",
+            );
+            default
+        }
+        (None, None) => {
+            diags.error(
+                "store",
+                "name a backend: sqlite: { path: ... } or redis: { url: ... }",
+            );
+            default
+        }
+        (Some(sq), None) => StoreSettings::Sqlite {
+            path: sq.path.clone(),
+        },
+        (None, Some(r)) => {
+            match Url::parse(&r.url) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {}
+                _ => diags.error(
+                    "store.redis.url",
+                    format!("\"{}\" is not a redis:// URL", r.url),
+                ),
+            }
+            StoreSettings::Redis {
+                url: r.url.clone(),
+                prefix: r
+                    .prefix
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_string()),
+            }
+        }
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+}
+
+fn users(
+    diags: &mut Diagnostics,
+    raw: &BTreeMap<String, file::UserFile>,
+    now: i64,
+) -> BTreeMap<String, User> {
+    let mut out = BTreeMap::new();
+    for (name, u) in raw {
+        let p = format!("users.{name}");
+        if !valid_name(name) {
+            diags.key_error(
+                &p,
+                format!("user name \"{name}\" may hold only letters, digits, '-', '_', '.', '@'"),
+            );
+        }
+        for (i, g) in u.groups.iter().enumerate() {
+            if !valid_name(g) {
+                diags.error(
+                    &format!("{p}.groups[{i}]"),
+                    format!("group name \"{g}\" may hold only letters, digits, '-', '_', '.', '@'"),
+                );
+            }
+        }
+        let expires = match &u.expires {
+            None => None,
+            Some(raw) => match OffsetDateTime::parse(raw, &Rfc3339) {
+                Ok(t) => {
+                    let t = t.unix_timestamp();
+                    if t <= now {
+                        diags.warn(
+                            &format!("{p}.expires"),
+                            format!("user \"{name}\" expired at {raw}; they can no longer sign in"),
+                        );
+                    }
+                    Some(t)
+                }
+                Err(_) => {
+                    diags.error(
+                        &format!("{p}.expires"),
+                        format!("\"{raw}\" is not an RFC 3339 time like 2026-12-24T00:00:00Z"),
+                    );
+                    None
+                }
+            },
+        };
+        out.insert(
+            name.clone(),
+            User {
+                name: u.name.clone(),
+                email: u.email.clone(),
+                groups: u.groups.clone(),
+                expires,
+            },
+        );
+    }
+    out
+}
+
+fn authenticators(
+    diags: &mut Diagnostics,
+    raw: &BTreeMap<String, file::AuthenticatorSetFile>,
+) -> BTreeMap<String, AuthenticatorSet> {
+    let mut out = BTreeMap::new();
+    for (name, a) in raw {
+        let p = format!("authenticators.{name}");
+        let mut aaguids = Vec::new();
+        if a.aaguids.is_empty() {
+            diags.error(
+                &p,
+                "needs aaguids: the authenticator models this set admits",
+            );
+        }
+        for (i, g) in a.aaguids.iter().enumerate() {
+            match Uuid::parse_str(g) {
+                Ok(u) => aaguids.push(u),
+                Err(_) => diags.error(&format!("{p}.aaguids[{i}]"), format!("\"{g}\" is not an AAGUID (a UUID like cb69481e-8ff7-4039-93ec-0a2729a154a8)")),
+            }
+        }
+        if a.ca_files.is_empty() && a.mds_file.is_none() {
+            diags.error(&p, "needs a trust source (ca_files or mds_file): a self-reported AAGUID proves nothing");
+        }
+        out.insert(
+            name.clone(),
+            AuthenticatorSet {
+                display_name: a.name.clone().unwrap_or_else(|| name.clone()),
+                aaguids,
+                ca_files: a.ca_files.clone(),
+                mds_file: a.mds_file.clone(),
+            },
+        );
+    }
+    out
+}
+
+fn rate_limit(diags: &mut Diagnostics, r: Option<&file::RateLimitFile>) -> RateLimit {
+    let ip = r
+        .and_then(|r| r.per_ip_per_minute)
+        .unwrap_or(DEFAULT_PER_IP_PER_MINUTE);
+    let user = r
+        .and_then(|r| r.per_user_per_minute)
+        .unwrap_or(DEFAULT_PER_USER_PER_MINUTE);
+    if ip == 0 {
+        diags.error("rate_limit.per_ip_per_minute", "must be at least 1");
+    }
+    if user == 0 {
+        diags.error("rate_limit.per_user_per_minute", "must be at least 1");
+    }
+    RateLimit {
+        per_ip_per_minute: ip,
+        per_user_per_minute: user,
+    }
+}
+
+fn upstreams(
+    diags: &mut Diagnostics,
+    raw: &BTreeMap<String, String>,
+) -> BTreeMap<String, Upstream> {
+    let mut out = BTreeMap::new();
+    for (name, target) in raw {
+        let p = format!("upstreams.{name}");
+        if target == "builtin:whoami" {
+            out.insert(name.clone(), Upstream::Whoami);
+            continue;
+        }
+        if let Some(other) = target.strip_prefix("builtin:") {
+            diags.error(
+                &p,
+                format!("unknown built-in upstream \"{other}\" (known: whoami)"),
+            );
+            continue;
+        }
+        let parsed = Url::parse(target)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(u) = parsed else {
+            diags.error(
+                &p,
+                format!(
+                    "\"{target}\" must be http://HOST:PORT, https://HOST:PORT or builtin:whoami"
+                ),
+            );
+            continue;
+        };
+        if u.path() != "/" || u.query().is_some() {
+            diags.error(&p, format!("\"{target}\" must not carry a path or query: the request path is sent as it arrived"));
+            continue;
+        }
+        let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
+            diags.error(&p, format!("\"{target}\" has no host"));
+            continue;
+        };
+        let tls = u.scheme() == "https";
+        let sni = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        out.insert(
+            name.clone(),
+            Upstream::Http {
+                address: format!("{host}:{port}"),
+                tls,
+                sni,
+            },
+        );
+    }
+    out
+}
+
+fn rules(
+    diags: &mut Diagnostics,
+    raw: &[Option<RuleFile>],
+    users: &BTreeMap<String, User>,
+    sets: &BTreeMap<String, AuthenticatorSet>,
+    upstreams: &BTreeMap<String, Upstream>,
+) -> (Vec<Rule>, Vec<Matcher>) {
+    let mut rules = Vec::new();
+    let mut matchers = Vec::new();
+    let mut names = HashSet::new();
+    let groups: HashSet<&str> = users
+        .values()
+        .flat_map(|u| u.groups.iter().map(String::as_str))
+        .collect();
+    if raw.is_empty() {
+        diags.warn("rules", "no rules: every request is denied");
+    }
+    for (i, r) in raw.iter().enumerate() {
+        let Some(r) = r else { continue };
+        let p = format!("rules[{i}]");
+        if r.name.trim().is_empty() {
+            diags.error(&format!("{p}.name"), "must not be empty");
+        } else if !names.insert(r.name.clone()) {
+            diags.error(
+                &format!("{p}.name"),
+                format!("duplicate rule name \"{}\"", r.name),
+            );
+        }
+        if r.hosts.is_empty() {
+            diags.error(
+                &format!("{p}.hosts"),
+                "list at least one host (exact, \"*.suffix\" or \"*\")",
+            );
+        }
+        let mut hosts = Vec::new();
+        for (j, h) in r.hosts.iter().enumerate() {
+            match HostPattern::parse(h) {
+                Ok(hp) => hosts.push(hp),
+                Err(m) => diags.error(&format!("{p}.hosts[{j}]"), m),
+            }
+        }
+        let mut paths = Vec::new();
+        for (j, pat) in r.paths.iter().enumerate() {
+            match PathPattern::parse(pat) {
+                Ok(pp) => paths.push(pp),
+                Err(m) => diags.error(&format!("{p}.paths[{j}]"), m),
+            }
+        }
+        let methods = r.methods.as_ref().map(|ms| {
+            let mut out = Vec::new();
+            for (j, m) in ms.iter().enumerate() {
+                let up = m.to_ascii_uppercase();
+                if KNOWN_METHODS.contains(&up.as_str()) {
+                    out.push(up);
+                } else {
+                    diags.error(
+                        &format!("{p}.methods[{j}]"),
+                        format!("unknown HTTP method \"{m}\""),
+                    );
+                }
+            }
+            out
+        });
+        let networks = networks(diags, &format!("{p}.networks"), &r.networks, false);
+        let allow = r.allow.as_ref().map(|list| {
+            let mut out = Vec::new();
+            for (j, a) in list.iter().enumerate() {
+                let ap = format!("{p}.allow[{j}]");
+                if let Some(u) = a.strip_prefix("user:") {
+                    if !users.contains_key(u) {
+                        let known: Vec<&str> = users.keys().map(String::as_str).collect();
+                        diags.error(
+                            &ap,
+                            format!("unknown user \"{u}\" (known: {})", known.join(", ")),
+                        );
+                    }
+                    out.push(Principal::User(u.to_string()));
+                } else if let Some(g) = a.strip_prefix("group:") {
+                    if !groups.contains(g) {
+                        diags.warn(&ap, format!("no configured user is in group \"{g}\""));
+                    }
+                    out.push(Principal::Group(g.to_string()));
+                } else {
+                    diags.error(&ap, format!("\"{a}\" must be user:NAME or group:NAME"));
+                }
+            }
+            out
+        });
+        if let Some(u) = &r.upstream {
+            if !upstreams.contains_key(u) {
+                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                diags.error(
+                    &format!("{p}.upstream"),
+                    format!("unknown upstream \"{u}\" (known: {})", known.join(", ")),
+                );
+            }
+        }
+        let policy = match r.policy {
+            PolicyFile::Bypass => Policy::Bypass,
+            PolicyFile::Deny => Policy::Deny,
+            PolicyFile::Passkey => Policy::Passkey,
+        };
+        if policy != Policy::Passkey && r.allow.is_some() {
+            let kind = if policy == Policy::Bypass {
+                "bypass"
+            } else {
+                "deny"
+            };
+            diags.error(&format!("{p}.allow"), format!("allow only applies to policy: passkey; a {kind} rule never looks at who the user is"));
+        }
+        let step_up = r.step_up.as_ref().map(|s| {
+            let sp = format!("{p}.step_up");
+            if policy != Policy::Passkey {
+                diags.error(&sp, "step_up is only allowed on policy: passkey rules");
+            }
+            if let Some(age) = s.max_age {
+                if age < MIN_MAX_AGE {
+                    diags.error(
+                        &format!("{sp}.max_age"),
+                        format!(
+                            "{} is too short: the minimum is 10s",
+                            humantime::format_duration(age)
+                        ),
+                    );
+                }
+            }
+            for (j, a) in s.authenticators.iter().enumerate() {
+                if !sets.contains_key(a) {
+                    let known: Vec<&str> = sets.keys().map(String::as_str).collect();
+                    diags.error(
+                        &format!("{sp}.authenticators[{j}]"),
+                        format!(
+                            "unknown authenticator set \"{a}\" (known: {})",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+            StepUp {
+                max_age: s.max_age,
+                scope: match s.scope.unwrap_or(ScopeFile::Rule) {
+                    ScopeFile::Rule => Scope::Rule,
+                    ScopeFile::Session => Scope::Session,
+                },
+                authenticators: s.authenticators.clone(),
+                device_bound: s.device_bound,
+            }
+        });
+        if policy == Policy::Passkey && r.allow.is_none() && hosts.contains(&HostPattern::Any) {
+            diags.warn(
+                &format!("{p}.hosts"),
+                "passkey rule on \"*\" with no allow: any enrolled user may open any host",
+            );
+        }
+        let matcher = Matcher {
+            hosts: hosts.clone(),
+            paths,
+            methods,
+            networks,
+        };
+        if let Some(k) = matchers
+            .iter()
+            .position(|earlier| shadows(earlier, &matcher))
+        {
+            let name: &Rule = &rules[k];
+            diags.warn(
+                &p,
+                format!(
+                    "rule \"{}\" can never match: rule \"{}\" above takes all of its requests",
+                    r.name, name.name
+                ),
+            );
+        }
+        rules.push(Rule {
+            name: r.name.clone(),
+            hosts,
+            upstream: r.upstream.clone(),
+            policy,
+            allow,
+            step_up,
+        });
+        matchers.push(matcher);
+    }
+    (rules, matchers)
+}
+
+/// Does `earlier` take every request `later` could take? (A conservative check.)
+fn shadows(earlier: &Matcher, later: &Matcher) -> bool {
+    let covers_host = |h: &HostPattern| {
+        earlier.hosts.iter().any(|e| match (e, h) {
+            (HostPattern::Any, _) => true,
+            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
+            (HostPattern::Suffix(_), HostPattern::Exact(b)) => e.matches(b),
+            (HostPattern::Suffix(a), HostPattern::Suffix(b)) => a == b || e.matches(b),
+            _ => false,
+        })
+    };
+    let paths_covered = earlier.paths.is_empty()
+        || (!later.paths.is_empty()
+            && later.paths.iter().all(|lp| {
+                earlier
+                    .paths
+                    .iter()
+                    .any(|ep| ep.as_written() == lp.as_written())
+            }));
+    let methods_covered = match (&earlier.methods, &later.methods) {
+        (None, _) => true,
+        (Some(e), Some(l)) => l.iter().all(|m| e.contains(m)),
+        (Some(_), None) => false,
+    };
+    let nets_covered = earlier.networks.is_empty() || earlier.networks == later.networks;
+    !later.hosts.is_empty()
+        && later.hosts.iter().all(covers_host)
+        && paths_covered
+        && methods_covered
+        && nets_covered
+}

@@ -1,0 +1,206 @@
+//! The serde mirror of the YAML file: every key of DESIGN §3, nothing else.
+//!
+//! Types here only describe shape (`deny_unknown_fields` everywhere); meaning,
+//! cross-references and defaults that depend on other keys are checked in
+//! [`super::compile`]. Each top-level section is deserialized on its own so that
+//! one broken section never hides the errors of another.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `tls:` — the optional HTTPS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub listen: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `portal:` — the one origin where ceremonies happen.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalFile {
+    pub url: String,
+    pub rp_id: Option<String>,
+    pub rp_name: Option<String>,
+}
+
+/// `secrets:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFile {
+    pub cookie_keys: Vec<PathBuf>,
+}
+
+/// `session:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+}
+
+/// `store:` — exactly one backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    pub sqlite: Option<SqliteFile>,
+    pub redis: Option<RedisFile>,
+}
+
+/// `store.sqlite:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteFile {
+    pub path: PathBuf,
+}
+
+/// `store.redis:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    pub url: String,
+    pub prefix: Option<String>,
+}
+
+/// `users.NAME:`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub expires: Option<String>,
+}
+
+/// `authenticators.NAME:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticatorSetFile {
+    /// Shown to users ("this page needs your YubiKey 5"); defaults to the set's key.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub aaguids: Vec<String>,
+    #[serde(default)]
+    pub ca_files: Vec<PathBuf>,
+    pub mds_file: Option<PathBuf>,
+}
+
+/// `rate_limit:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    pub per_ip_per_minute: Option<u32>,
+    pub per_user_per_minute: Option<u32>,
+}
+
+/// `rules[N]:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub name: String,
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    pub allow: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub policy: PolicyFile,
+    pub step_up: Option<StepUpFile>,
+}
+
+/// `rules[N].policy`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyFile {
+    Bypass,
+    Deny,
+    Passkey,
+}
+
+/// `rules[N].step_up:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpFile {
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    pub scope: Option<ScopeFile>,
+    #[serde(default)]
+    pub authenticators: Vec<String>,
+    #[serde(default)]
+    pub device_bound: bool,
+}
+
+/// `rules[N].step_up.scope`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeFile {
+    Rule,
+    Session,
+}
+
+/// `log:` — how the gateway writes its log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub format: Option<LogFormatFile>,
+}
+
+/// `log.format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormatFile {
+    Text,
+    Json,
+}
+
+/// The whole file, each section already shape-checked.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub listen: Option<String>,
+    pub tls: Option<TlsFile>,
+    pub admin_listen: Option<String>,
+    pub trusted_proxies: Vec<String>,
+    pub portal: Option<PortalFile>,
+    pub secrets: Option<SecretsFile>,
+    pub session: Option<SessionFile>,
+    pub store: Option<StoreFile>,
+    pub users: BTreeMap<String, UserFile>,
+    pub authenticators: BTreeMap<String, AuthenticatorSetFile>,
+    pub rate_limit: Option<RateLimitFile>,
+    pub upstreams: BTreeMap<String, String>,
+    /// `None` marks a rule that failed to parse: later rules keep their index.
+    pub rules: Vec<Option<RuleFile>>,
+    pub log: Option<LogFile>,
+    /// Top-level keys that were present but could not be read (already reported).
+    pub failed: Vec<String>,
+    /// The text had a syntax error: nothing else can be checked.
+    pub unreadable: bool,
+}
+
+/// The top-level keys the file may hold, in the order the reference documents them.
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "tls",
+    "admin_listen",
+    "trusted_proxies",
+    "portal",
+    "secrets",
+    "session",
+    "store",
+    "users",
+    "authenticators",
+    "rate_limit",
+    "upstreams",
+    "rules",
+    "log",
+];

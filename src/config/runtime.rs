@@ -1,0 +1,216 @@
+//! The validated runtime configuration every other module reads.
+//!
+//! Built only by [`super::compile`]; once built it is immutable and swapped
+//! whole on reload, so a request sees one consistent version of it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use crate::routing::{HostPattern, RouteRequest, Router};
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub listen: SocketAddr,
+    pub tls: Option<Tls>,
+    pub admin_listen: Option<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub portal: Portal,
+    pub cookie_keys: Vec<PathBuf>,
+    pub session: SessionLimits,
+    pub store: StoreSettings,
+    pub users: BTreeMap<String, User>,
+    pub authenticators: BTreeMap<String, AuthenticatorSet>,
+    pub rate_limit: RateLimit,
+    pub upstreams: BTreeMap<String, Upstream>,
+    pub rules: Vec<Rule>,
+    pub router: Router,
+    pub log_json: bool,
+}
+
+/// `tls:`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `portal:` with everything derived from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// `https://auth.home.lab` (no path, no trailing slash).
+    pub origin: String,
+    /// Normalised host of the portal, without port.
+    pub host: String,
+    /// true for https.
+    pub secure: bool,
+    pub rp_id: String,
+    pub rp_name: String,
+}
+
+impl Portal {
+    /// The portal's own page for `path` (which starts with `/.stepgate/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.origin, path)
+    }
+}
+
+/// `session:`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
+
+/// `store:` — the one backend in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    Sqlite { path: PathBuf },
+    Redis { url: String, prefix: String },
+}
+
+/// `users.NAME`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    /// Unix seconds after which the user grants nothing.
+    pub expires: Option<i64>,
+}
+
+impl User {
+    /// Is the user still allowed in at `now` (unix seconds)?
+    pub fn is_active(&self, now: i64) -> bool {
+        self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// `authenticators.NAME`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorSet {
+    /// Shown to people: "YubiKey 5".
+    pub display_name: String,
+    pub aaguids: Vec<Uuid>,
+    pub ca_files: Vec<PathBuf>,
+    pub mds_file: Option<PathBuf>,
+}
+
+/// `rate_limit:`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_ip_per_minute: u32,
+    pub per_user_per_minute: u32,
+}
+
+/// `upstreams.NAME`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// Proxy to this `host:port`, over TLS when `tls`.
+    Http {
+        address: String,
+        tls: bool,
+        sni: String,
+    },
+    /// `builtin:whoami`
+    Whoami,
+}
+
+/// What a rule demands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Bypass,
+    Deny,
+    Passkey,
+}
+
+/// Who a rule lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(String),
+    Group(String),
+}
+
+/// Whose ceremonies count for a step-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only a ceremony done for this rule.
+    Rule,
+    /// The newest ceremony of the portal session.
+    Session,
+}
+
+/// `rules[N].step_up`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    pub max_age: Option<Duration>,
+    pub scope: Scope,
+    /// Names of authenticator sets; empty means any credential.
+    pub authenticators: Vec<String>,
+    pub device_bound: bool,
+}
+
+/// `rules[N]` — the decision half; the matching half lives in the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub hosts: Vec<HostPattern>,
+    pub upstream: Option<String>,
+    pub policy: Policy,
+    /// `None`: any signed-in user.
+    pub allow: Option<Vec<Principal>>,
+    pub step_up: Option<StepUp>,
+}
+
+impl Rule {
+    /// Does `user` (named `name`) pass this rule's `allow`?
+    pub fn allows(&self, name: &str, user: &User) -> bool {
+        match &self.allow {
+            None => true,
+            Some(list) => list.iter().any(|p| match p {
+                Principal::User(u) => u == name,
+                Principal::Group(g) => user.groups.iter().any(|ug| ug == g),
+            }),
+        }
+    }
+}
+
+impl Runtime {
+    /// The rule a request falls under, with its index.
+    pub fn route(&self, req: &RouteRequest<'_>) -> Option<(usize, &Rule)> {
+        let i = self.router.route(req)?;
+        self.rules.get(i).map(|r| (i, r))
+    }
+
+    /// May `host` (normalised) be sent to after a ceremony? The portal host, or a
+    /// host matched by an exact or `*.suffix` pattern of a rule that is not `deny`.
+    pub fn vouches_for_host(&self, host: &str) -> bool {
+        host == self.portal.host
+            || self
+                .rules
+                .iter()
+                .filter(|r| r.policy != Policy::Deny)
+                .any(|r| {
+                    r.hosts
+                        .iter()
+                        .any(|h| !matches!(h, HostPattern::Any) && h.matches(host))
+                })
+    }
+
+    /// The names of authenticator sets' display names, for messages.
+    pub fn authenticator_names(&self, sets: &[String]) -> Vec<String> {
+        sets.iter()
+            .map(|s| {
+                self.authenticators
+                    .get(s)
+                    .map_or(s.clone(), |a| a.display_name.clone())
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,145 @@
+//! The shared state of a running gateway and the plain request/response types
+//! that the proxy hooks, the portal and the forward-auth endpoints speak.
+//!
+//! Handlers take a [`Facts`] (what arrived, already normalised) and return a
+//! [`Reply`]; only `proxy/` knows about pingora. That keeps every handler
+//! testable without a server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+use crate::config::Runtime;
+use crate::session::Timestamp;
+use crate::store::Store;
+
+/// Where the time comes from; tests move it by hand.
+pub trait Clock: Send + Sync + 'static {
+    /// Unix seconds.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+}
+
+/// A clock that runs with the system clock plus an offset tests can change.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset: AtomicI64,
+}
+
+impl OffsetClock {
+    /// Move the clock forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now() + self.offset.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything a request handler needs, shared by all connections.
+pub struct Gateway {
+    /// The live config; swapped whole on reload.
+    pub config: ArcSwap<Runtime>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Gateway {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// What arrived, after host and path normalisation.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub method: String,
+    /// Normalised host (lower case, no port).
+    pub host: String,
+    /// Normalised path.
+    pub path: String,
+    /// Raw query string without `?`, if any.
+    pub query: Option<String>,
+    /// Was the request (as the browser sent it) https?
+    pub https: bool,
+    pub client_ip: IpAddr,
+    pub headers: HeaderMap,
+}
+
+impl Facts {
+    /// The value of a query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A request header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Does the client want an HTML page (a browser navigation)?
+    pub fn wants_html(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "HEAD")
+            && self
+                .header("accept")
+                .is_some_and(|a| a.contains("text/html"))
+    }
+}
+
+/// A complete answer the gateway writes itself.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Add a header; values that are not valid header text are dropped (they
+    /// only ever come from our own formatting).
+    pub fn header(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self.header(http::header::CONTENT_TYPE, content_type)
+    }
+
+    /// A 302/303 redirect.
+    pub fn redirect(status: StatusCode, location: &str) -> Self {
+        Reply::new(status)
+            .header(http::header::LOCATION, location)
+            .header(http::header::CACHE_CONTROL, "no-store")
+    }
+}

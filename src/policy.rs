@@ -1,0 +1,198 @@
+//! `decide`: the single decision point for both the inline proxy and forward-auth.
+//!
+//! Pure and synchronous: it sees the rule (or none), what the request's cookie
+//! resolved to, the configured users and the time, and returns what to do.
+//! Routing, cookie decoding and store I/O happen before; writing the answer after.
+
+use std::time::Duration;
+
+use crate::config::{Policy, Rule, Runtime, Scope, StepUp};
+use crate::session::{AppView, Timestamp, Verification};
+
+/// What the request's cookie resolved to.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionState<'a> {
+    /// No cookie, or a cookie that does not resolve to a live session.
+    None,
+    /// The store did not answer.
+    Unavailable,
+    /// A live app session (expiry already checked by the session layer).
+    Live(&'a AppView),
+}
+
+/// Who the upstream is told the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Unix seconds of the UV ceremony that counted for this request.
+    pub verified_at: Option<Timestamp>,
+    pub rule: String,
+}
+
+/// Why a step-up is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUpReason {
+    /// No ceremony counts for this rule yet.
+    Missing,
+    /// The ceremony that would count is older than `max_age`.
+    TooOld,
+    /// No counting ceremony used an authenticator of the required sets.
+    WrongAuthenticator,
+    /// No counting ceremony used a device-bound (not synced) credential.
+    NotDeviceBound,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    NoRule,
+    RuleDenies,
+    NotAllowed,
+    UserExpired,
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Pass; `identity` is `None` for bypass rules.
+    Allow {
+        identity: Option<Identity>,
+    },
+    /// Sign in first.
+    Login,
+    /// Signed in, but a (new) ceremony is needed for this rule.
+    StepUp {
+        reason: StepUpReason,
+        max_age: Option<Duration>,
+    },
+    Deny(DenyReason),
+    /// The store could not be asked: 503.
+    Unavailable,
+}
+
+/// Decide what happens to a request that routed to `rule` (or to no rule).
+pub fn decide(
+    config: &Runtime,
+    rule: Option<&Rule>,
+    session: SessionState<'_>,
+    now: Timestamp,
+) -> Decision {
+    let Some(rule) = rule else {
+        return Decision::Deny(DenyReason::NoRule);
+    };
+    match rule.policy {
+        Policy::Deny => return Decision::Deny(DenyReason::RuleDenies),
+        Policy::Bypass => return Decision::Allow { identity: None },
+        Policy::Passkey => {}
+    }
+    let view = match session {
+        SessionState::Unavailable => return Decision::Unavailable,
+        SessionState::None => return Decision::Login,
+        SessionState::Live(view) => view,
+    };
+    let name = &view.app.user;
+    // A user removed from the config has no access, even with a live session.
+    let Some(user) = config.users.get(name) else {
+        return Decision::Login;
+    };
+    if !user.is_active(now) {
+        return Decision::Deny(DenyReason::UserExpired);
+    }
+    if !rule.allows(name, user) {
+        return Decision::Deny(DenyReason::NotAllowed);
+    }
+    let verification = match &rule.step_up {
+        None => view.portal.last_uv.as_ref(),
+        Some(step_up) => match satisfying(step_up, rule, view, now) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                return Decision::StepUp {
+                    reason,
+                    max_age: step_up.max_age,
+                };
+            }
+        },
+    };
+    Decision::Allow {
+        identity: Some(Identity {
+            user: name.clone(),
+            groups: user.groups.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            verified_at: verification.map(|v| v.at),
+            rule: rule.name.clone(),
+        }),
+    }
+}
+
+/// The ceremony that meets `step_up`, or why none does.
+fn satisfying<'a>(
+    step_up: &StepUp,
+    rule: &Rule,
+    view: &'a AppView,
+    now: Timestamp,
+) -> Result<&'a Verification, StepUpReason> {
+    let candidates: Vec<&Verification> = match step_up.scope {
+        Scope::Rule => view
+            .grants
+            .iter()
+            .filter(|g| g.rule == rule.name)
+            .map(|g| &g.verification)
+            .collect(),
+        Scope::Session => view
+            .grants
+            .iter()
+            .map(|g| &g.verification)
+            .chain(view.portal.last_uv.as_ref())
+            .collect(),
+    };
+    if candidates.is_empty() {
+        return Err(StepUpReason::Missing);
+    }
+    let mut reason = StepUpReason::Missing;
+    let mut best: Option<&Verification> = None;
+    for v in candidates {
+        let fresh = step_up
+            .max_age
+            .is_none_or(|age| v.at <= now && now - v.at <= age.as_secs() as i64);
+        let model_ok = step_up.authenticators.is_empty()
+            || step_up
+                .authenticators
+                .iter()
+                .any(|s| v.attested_sets.contains(s));
+        let bound_ok = !step_up.device_bound || !v.backup_eligible;
+        if fresh && model_ok && bound_ok {
+            if best.is_none_or(|b| v.at > b.at) {
+                best = Some(v);
+            }
+            continue;
+        }
+        // Report the most fundamental unmet need: model, then binding, then age.
+        let r = if !model_ok {
+            StepUpReason::WrongAuthenticator
+        } else if !bound_ok {
+            StepUpReason::NotDeviceBound
+        } else {
+            StepUpReason::TooOld
+        };
+        if reason == StepUpReason::Missing || rank(r) > rank(reason) {
+            reason = r;
+        }
+    }
+    best.ok_or(reason)
+}
+
+fn rank(r: StepUpReason) -> u8 {
+    match r {
+        StepUpReason::Missing => 0,
+        StepUpReason::WrongAuthenticator => 1,
+        StepUpReason::NotDeviceBound => 2,
+        StepUpReason::TooOld => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests;

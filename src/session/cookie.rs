@@ -1,0 +1,1 @@
+//! Cookie codec (signed random ids); built with the stores issue.

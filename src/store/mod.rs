@@ -1,0 +1,121 @@
+//! The `Store` trait: every durable or short-lived record the gateway keeps.
+//!
+//! Two backends implement it and pass one conformance suite: `sqlite`
+//! (embedded default) and `redis` (several gateway instances). Any backend
+//! failure surfaces as [`StoreError::Unavailable`], which the gateway turns into
+//! 503: a store in doubt never lets a request through.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::session::{
+    AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+};
+
+/// What can go wrong talking to a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend did not answer (down, timed out, I/O error): fail closed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key is taken (e.g. a credential id already registered).
+    #[error("already exists")]
+    Conflict,
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Result of recording a credential's use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterCheck {
+    /// Stored counter moved forward (or both are 0, for authenticators without counters).
+    Accepted,
+    /// The new counter is not above the stored one: the credential is now flagged.
+    Regressed,
+    /// No such credential.
+    Missing,
+}
+
+/// Everything stepgate stores. All methods are atomic on their own.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Is the backend answering?
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- credentials (durable) ---
+    /// Add a credential; `Conflict` when its id is registered anywhere.
+    async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError>;
+    async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError>;
+    /// All credentials, or one user's.
+    async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError>;
+    async fn count_credentials(&self) -> Result<u64, StoreError>;
+    /// Atomically compare and store the sign counter and backup state after a ceremony.
+    async fn record_use(
+        &self,
+        id: &str,
+        counter: u32,
+        backup_state: bool,
+        now: Timestamp,
+    ) -> Result<CounterCheck, StoreError>;
+    async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError>;
+    /// Remove a credential and end every session whose grants or last ceremony rest on it.
+    async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError>;
+
+    // --- invites (single use, TTL) ---
+    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError>;
+    /// Take an invite: a second take, or one after `expires_at`, gets `None`.
+    async fn take_invite(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Invite>, StoreError>;
+
+    // --- single-read items: ceremony states (≤ 5 min), callback codes (≤ 60 s) ---
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    /// Read and delete in one step; of many concurrent takers exactly one gets the value.
+    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // --- portal sessions ---
+    async fn add_portal_session(
+        &self,
+        token_hash: &str,
+        session: &PortalSession,
+    ) -> Result<(), StoreError>;
+    /// The session for a cookie token; `None` if unknown (expiry is judged by the caller).
+    async fn portal_session(&self, token_hash: &str) -> Result<Option<PortalSession>, StoreError>;
+    /// Give a portal session a new token (the old one stops working at once) and
+    /// optionally record a new ceremony as its `last_uv`. `None` if the old token is unknown.
+    async fn rotate_portal_session(
+        &self,
+        old_token_hash: &str,
+        new_token_hash: &str,
+        last_uv: Option<&Verification>,
+    ) -> Result<Option<PortalSession>, StoreError>;
+    async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    // --- app sessions and grants ---
+    /// Add an app session with its grants.
+    async fn add_app_session(
+        &self,
+        token_hash: &str,
+        session: &AppSession,
+        grants: &[Grant],
+    ) -> Result<(), StoreError>;
+    /// The app session for a cookie token with its portal session and grants;
+    /// `None` if either session is gone.
+    async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError>;
+    async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// End one app session (e.g. replaced by a newer one on the same host).
+    async fn remove_app_session(&self, id: &str) -> Result<(), StoreError>;
+
+    // --- listing and revocation ---
+    /// Portal sessions, all or one user's.
+    async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError>;
+    async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError>;
+    /// End a portal session (by public id) and all its app sessions.
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
+    /// End every session of a user; returns how many portal sessions ended.
+    async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+}
