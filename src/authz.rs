@@ -89,7 +89,7 @@ pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpo
             "403 Forbidden: forward-auth is only answered to trusted_proxies\n",
         );
     }
-    let judged = match original_request(&rt, arrived, endpoint) {
+    let judged = match original_request(&rt, arrived, peer, endpoint) {
         Ok(f) => f,
         Err(why) => {
             tracing::info!(%why, "forward-auth request does not describe a valid request");
@@ -120,7 +120,12 @@ pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpo
 }
 
 /// The request the front proxy asks about, rebuilt from its headers.
-fn original_request(rt: &Runtime, arrived: &Facts, endpoint: Endpoint) -> Result<Facts, String> {
+fn original_request(
+    rt: &Runtime,
+    arrived: &Facts,
+    peer: IpAddr,
+    endpoint: Endpoint,
+) -> Result<Facts, String> {
     let h = |name: &str| {
         arrived
             .header(name)
@@ -168,7 +173,7 @@ fn original_request(rt: &Runtime, arrived: &Facts, endpoint: Endpoint) -> Result
         path,
         query,
         https,
-        client_ip: client_ip(rt, arrived.client_ip, &arrived.headers),
+        client_ip: client_ip(rt, peer, &arrived.headers),
         headers,
     })
 }
