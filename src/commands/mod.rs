@@ -5,9 +5,11 @@
 
 mod config;
 mod keys;
+mod serve;
 
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;
+pub use serve::serve;
 
 /// Exit codes shared by the commands.
 pub mod exit {
