@@ -2,5 +2,7 @@
 //! SQLite and a private Redis), the CLI commands that work on the store.
 
 mod cli;
+mod gateway;
+mod gateway_util;
 mod store;
 mod util;
