@@ -9,12 +9,16 @@
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`webauthn`]: passkey ceremonies at the portal origin; attestation trust anchors.
+//! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
 
 pub mod commands;
 pub mod config;
 pub mod gateway;
 pub mod policy;
+pub mod portal;
 pub mod routing;
 pub mod session;
 pub mod store;
+pub mod webauthn;
