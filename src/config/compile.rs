@@ -538,14 +538,14 @@ fn rules(
             }
             out
         });
-        if let Some(u) = &r.upstream {
-            if !upstreams.contains_key(u) {
-                let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
-                diags.error(
-                    &format!("{p}.upstream"),
-                    format!("unknown upstream \"{u}\" (known: {})", known.join(", ")),
-                );
-            }
+        if let Some(u) = &r.upstream
+            && !upstreams.contains_key(u)
+        {
+            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+            diags.error(
+                &format!("{p}.upstream"),
+                format!("unknown upstream \"{u}\" (known: {})", known.join(", ")),
+            );
         }
         let policy = match r.policy {
             PolicyFile::Bypass => Policy::Bypass,
@@ -565,16 +565,16 @@ fn rules(
             if policy != Policy::Passkey {
                 diags.error(&sp, "step_up is only allowed on policy: passkey rules");
             }
-            if let Some(age) = s.max_age {
-                if age < MIN_MAX_AGE {
-                    diags.error(
-                        &format!("{sp}.max_age"),
-                        format!(
-                            "{} is too short: the minimum is 10s",
-                            humantime::format_duration(age)
-                        ),
-                    );
-                }
+            if let Some(age) = s.max_age
+                && age < MIN_MAX_AGE
+            {
+                diags.error(
+                    &format!("{sp}.max_age"),
+                    format!(
+                        "{} is too short: the minimum is 10s",
+                        humantime::format_duration(age)
+                    ),
+                );
             }
             for (j, a) in s.authenticators.iter().enumerate() {
                 if !sets.contains_key(a) {

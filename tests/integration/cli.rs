@@ -1,0 +1,1 @@
+//! The admin CLI (`invite`, `credentials`, `sessions`) run as a real process.
