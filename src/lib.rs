@@ -9,6 +9,8 @@
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`webauthn`]: passkey ceremonies at the portal origin; attestation trust anchors.
+//! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
@@ -22,9 +24,11 @@ pub mod commands;
 pub mod config;
 pub mod gateway;
 pub mod policy;
+pub mod portal;
 pub mod proxy;
 pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod webauthn;
 pub mod telemetry;

@@ -85,9 +85,7 @@ pub async fn dispatch(gw: &Gateway, arrival: &Arrival) -> Action {
 
 /// A portal page (everything under `/.stepgate/` but `authz/`).
 pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
-    let _ = (gw, body);
-    tracing::debug!(path = %facts.path, "portal path (portal not built in yet)");
-    Reply::new(StatusCode::NOT_FOUND).body("text/plain; charset=utf-8", "404 Not Found\n")
+    crate::portal::handle(gw, facts, body).await
 }
 
 async fn resolve(address: &str) -> Option<SocketAddr> {
