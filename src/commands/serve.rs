@@ -4,8 +4,6 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
 use crate::config;
 use crate::gateway::{Gateway, SystemClock};
 use crate::server::{self, ServeOptions, Stop};
@@ -38,11 +36,20 @@ pub fn serve(path: &Path, err: &mut dyn Write) -> std::io::Result<u8> {
             return Ok(exit::FAILED);
         }
     };
-    let gw = Arc::new(Gateway {
-        config: ArcSwap::from_pointee(rt),
-        store,
-        clock: Arc::new(SystemClock),
-    });
+    let built = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(tokio_rt) => tokio_rt.block_on(Gateway::build(rt, store, Arc::new(SystemClock))),
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(exit::FAILED);
+        }
+    };
+    let gw = match built {
+        Ok(gw) => Arc::new(gw),
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            return Ok(exit::FAILED);
+        }
+    };
     match server::run(gw, ServeOptions::default(), Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {

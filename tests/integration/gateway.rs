@@ -536,6 +536,9 @@ fn forward_auth_from_a_trusted_proxy() {
         Some(uv(g.now(), &[], false)),
         vec![],
     );
+    // Over https the app cookie carries the `__Host-` prefix.
+    assert_eq!(ask("/home", &[("Cookie", &c)]).status, 401);
+    let c = format!("__Host-{c}");
     let r = ask("/home", &[("Cookie", &c)]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("remote-user"), Some("alice"));

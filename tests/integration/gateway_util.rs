@@ -9,7 +9,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use stepgate::config::{Runtime, check_str};
 use stepgate::gateway::{Gateway, OffsetClock};
 use stepgate::server::{self, ServeOptions, ServerHandle};
@@ -49,6 +48,9 @@ impl TestGateway {
     pub fn start_in(dir: tempfile::TempDir, rest: &str) -> TestGateway {
         let d = dir.path().display().to_string();
         write_key(&dir);
+        if rest.contains("{DIR}/yubico.pem") {
+            self_signed(dir.path(), "yubico");
+        }
         let store_yaml = if rest.contains("\nstore:") {
             String::new()
         } else {
@@ -69,11 +71,10 @@ impl TestGateway {
                 Err(e) => panic!("store: {e}"),
             };
             let clock = Arc::new(OffsetClock::default());
-            let gw = Arc::new(Gateway {
-                config: ArcSwap::from_pointee(rt),
-                store: store.clone(),
-                clock: clock.clone(),
-            });
+            let gw = match tokio_rt().block_on(Gateway::build(rt, store.clone(), clock.clone())) {
+                Ok(gw) => Arc::new(gw),
+                Err(e) => panic!("gateway: {e}"),
+            };
             let opts = ServeOptions {
                 threads: 1,
                 grace_period: Duration::from_secs(0),
@@ -180,6 +181,34 @@ pub fn runtime(yaml: &str) -> Runtime {
     }
 }
 
+/// A self-signed certificate `dir/NAME.pem` with its key `dir/NAME.key` (openssl CLI).
+pub fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => (cert, key),
+        other => panic!("openssl req failed (is the openssl CLI installed?): {other:?}"),
+    }
+}
+
 /// Write a cookie key into `dir/cookie.key`.
 pub fn write_key(dir: &tempfile::TempDir) {
     let mut out = Vec::new();
@@ -259,9 +288,12 @@ pub fn sign_in(
     app_cookie(gw, &app_token)
 }
 
-/// The `Cookie` header value carrying an app token.
+/// The `Cookie` header value carrying an app token (over plain http).
 pub fn app_cookie(_gw: &Gateway, token: &str) -> String {
-    format!("stepgate_app={token}")
+    format!(
+        "{}={token}",
+        stepgate::portal::cookies::Kind::App.name(false)
+    )
 }
 
 pub fn tokio_rt() -> tokio::runtime::Runtime {
