@@ -2,6 +2,7 @@
 //! SQLite and a private Redis), the CLI commands that work on the store.
 
 mod cli;
+mod front_proxies;
 mod gateway;
 mod gateway_util;
 mod store;
