@@ -2,5 +2,6 @@
 //! SQLite and a private Redis), the CLI commands that work on the store.
 
 mod cli;
+mod session;
 mod store;
 mod util;
