@@ -96,12 +96,14 @@ pub struct BadToken;
 /// The cookie signing keys: the first signs, all verify.
 #[derive(Clone)]
 pub struct CookieKeys {
-    keys: Vec<Vec<u8>>,
+    /// Keyed HMAC states, ready to clone; the first one signs.
+    signer: HmacSha256,
+    verifiers: Vec<HmacSha256>,
 }
 
 impl std::fmt::Debug for CookieKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CookieKeys({} keys)", self.keys.len())
+        write!(f, "CookieKeys({} keys)", self.verifiers.len())
     }
 }
 
@@ -145,37 +147,50 @@ impl CookieKeys {
 
     /// Keys from raw bytes (tests, benches); `None` if empty or any key is shorter than 32 bytes.
     pub fn from_keys(keys: Vec<Vec<u8>>) -> Option<Self> {
-        if keys.is_empty() || keys.iter().any(|k| k.len() < MIN_KEY_LEN) {
-            None
-        } else {
-            Some(CookieKeys { keys })
+        if keys.iter().any(|k| k.len() < MIN_KEY_LEN) {
+            return None;
         }
+        let verifiers = keys
+            .iter()
+            .map(|k| HmacSha256::new_from_slice(k).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let signer = verifiers.first()?.clone();
+        Some(CookieKeys { signer, verifiers })
     }
 
-    fn mac(key: &[u8], kind: CookieKind, token: &[u8]) -> Option<HmacSha256> {
-        let mut mac = HmacSha256::new_from_slice(key).ok()?;
+    fn mac(base: &HmacSha256, kind: CookieKind, token: &[u8]) -> HmacSha256 {
+        let mut mac = base.clone();
         mac.update(CONTEXT);
         mac.update(kind.base_name().as_bytes());
         mac.update(b"\0");
         mac.update(token);
-        Some(mac)
+        mac
+    }
+
+    fn seal_raw(&self, kind: CookieKind, raw: &[u8; TOKEN_LEN]) -> String {
+        let tag = Self::mac(&self.signer, kind, raw).finalize().into_bytes();
+        let mut out = Vec::with_capacity(TOKEN_LEN + TAG_LEN);
+        out.extend_from_slice(raw);
+        out.extend_from_slice(&tag);
+        URL_SAFE_NO_PAD.encode(out)
     }
 
     /// The cookie value for `token` (a [`super::new_token`]), signed with the first key.
     pub fn seal(&self, kind: CookieKind, token: &str) -> Result<String, BadToken> {
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| BadToken)?;
-        if raw.len() != TOKEN_LEN {
-            return Err(BadToken);
+        let raw: [u8; TOKEN_LEN] = raw.try_into().map_err(|_| BadToken)?;
+        Ok(self.seal_raw(kind, &raw))
+    }
+
+    /// A fresh random token for a new session: the hash the store keys it by and
+    /// the signed cookie value. The token itself is not kept anywhere else.
+    pub fn mint(&self, kind: CookieKind) -> Minted {
+        let raw: [u8; TOKEN_LEN] = rand::random();
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        Minted {
+            token_hash: super::token_hash(&token),
+            cookie_value: self.seal_raw(kind, &raw),
         }
-        let key = self.keys.first().ok_or(BadToken)?;
-        let tag = Self::mac(key, kind, &raw)
-            .ok_or(BadToken)?
-            .finalize()
-            .into_bytes();
-        let mut out = Vec::with_capacity(TOKEN_LEN + TAG_LEN);
-        out.extend_from_slice(&raw);
-        out.extend_from_slice(&tag);
-        Ok(URL_SAFE_NO_PAD.encode(out))
     }
 
     /// The token inside a cookie value, if any key signed it for this kind of cookie.
@@ -195,10 +210,8 @@ impl CookieKeys {
         let (token, tag) = raw.split_at(TOKEN_LEN);
         // Try every key, without stopping early, so timing says nothing about which one matched.
         let mut ok = false;
-        for key in &self.keys {
-            if let Some(mac) = Self::mac(key, kind, token) {
-                ok |= mac.verify_slice(tag).is_ok();
-            }
+        for key in &self.verifiers {
+            ok |= Self::mac(key, kind, token).verify_slice(tag).is_ok();
         }
         ok.then(|| URL_SAFE_NO_PAD.encode(token))
     }
@@ -213,6 +226,23 @@ impl CookieKeys {
     ) -> Option<String> {
         let value = find_cookie(headers, kind.name(secure))?;
         self.open_bytes(kind, value)
+    }
+}
+
+/// A new session's cookie: store the session under `token_hash`, send
+/// `cookie_value` in [`set_cookie`]. `Debug` does not show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Minted {
+    pub token_hash: String,
+    pub cookie_value: String,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("token_hash", &self.token_hash)
+            .field("cookie_value", &"<redacted>")
+            .finish()
     }
 }
 

@@ -1,9 +1,11 @@
 //! The one integration-test binary: the store conformance suite (run against
-//! SQLite and a private Redis), the CLI commands that work on the store.
+//! SQLite and a private Redis), the CLI commands that work on the store, the
+//! session lifecycle, the gateway end to end and real front proxies.
 
 mod cli;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
+mod session;
 mod store;
 mod util;

@@ -298,3 +298,16 @@ proptest! {
         prop_assert_eq!(k.open_bytes(CookieKind::App, &b), None);
     }
 }
+
+#[test]
+fn minted_cookies_open_to_the_stored_hash() {
+    let k = keys(&[4]);
+    let m = k.mint(CookieKind::Portal);
+    let token = k.open(CookieKind::Portal, &m.cookie_value);
+    assert_eq!(
+        token.as_deref().map(crate::session::token_hash),
+        Some(m.token_hash.clone())
+    );
+    assert_ne!(k.mint(CookieKind::Portal), m);
+    assert!(!format!("{m:?}").contains(&m.cookie_value));
+}
