@@ -30,5 +30,5 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;
-pub mod webauthn;
 pub mod telemetry;
+pub mod webauthn;

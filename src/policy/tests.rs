@@ -152,7 +152,10 @@ fn check(rt: &Runtime, row: usize, rule: &str, session: SessionState<'_>, now: i
         (Decision::Unavailable, Want::Unavailable) => true,
         _ => false,
     };
-    assert!(ok, "row {row}: rule {rule} at {now}: got {got:?}, want {want:?}");
+    assert!(
+        ok,
+        "row {row}: rule {rule} at {now}: got {got:?}, want {want:?}"
+    );
 }
 
 #[test]
@@ -174,7 +177,11 @@ fn decision_table() {
     let alice_pin_old = view("alice", None, &[("pin", old.clone())]);
     let alice_other_grant = view("alice", Some(fresh.clone()), &[("sess", fresh.clone())]);
     let alice_grant_for_other = view("alice", None, &[("anyage", fresh.clone())]);
-    let alice_yk = view("alice", Some(yk_bound.clone()), &[("strict", yk_bound.clone())]);
+    let alice_yk = view(
+        "alice",
+        Some(yk_bound.clone()),
+        &[("strict", yk_bound.clone())],
+    );
     let alice_yk_old = view("alice", None, &[("strict", yk_old.clone())]);
     let alice_titan = view("alice", Some(titan_synced.clone()), &[]);
     let alice_two = view(
@@ -195,61 +202,266 @@ fn decision_table() {
         ("open", SessionState::Unavailable, NOW, Want::Allow(None)),
         ("open", SessionState::Live(&ghost), NOW, Want::Allow(None)),
         ("closed", SessionState::None, NOW, Want::Deny(D::RuleDenies)),
-        ("closed", SessionState::Unavailable, NOW, Want::Deny(D::RuleDenies)),
-        ("closed", SessionState::Live(&alice_signed), NOW, Want::Deny(D::RuleDenies)),
+        (
+            "closed",
+            SessionState::Unavailable,
+            NOW,
+            Want::Deny(D::RuleDenies),
+        ),
+        (
+            "closed",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::Deny(D::RuleDenies),
+        ),
         // plain passkey
         ("plain", SessionState::None, NOW, Want::Login),
         ("plain", SessionState::Unavailable, NOW, Want::Unavailable),
-        ("plain", SessionState::Live(&alice_signed), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("plain", SessionState::Live(&alice_old), NOW, Want::Allow(Some(Some(NOW - 400)))),
-        ("plain", SessionState::Live(&alice_none), NOW, Want::Allow(Some(None))),
+        (
+            "plain",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "plain",
+            SessionState::Live(&alice_old),
+            NOW,
+            Want::Allow(Some(Some(NOW - 400))),
+        ),
+        (
+            "plain",
+            SessionState::Live(&alice_none),
+            NOW,
+            Want::Allow(Some(None)),
+        ),
         ("plain", SessionState::Live(&ghost), NOW, Want::Login),
         // user status: guest before and after expiry
-        ("plain", SessionState::Live(&guest), expiry - 1, Want::Allow(Some(Some(NOW - 10)))),
-        ("plain", SessionState::Live(&guest), expiry, Want::Deny(D::UserExpired)),
-        ("plain", SessionState::Live(&guest), expiry + 86400, Want::Deny(D::UserExpired)),
+        (
+            "plain",
+            SessionState::Live(&guest),
+            expiry - 1,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "plain",
+            SessionState::Live(&guest),
+            expiry,
+            Want::Deny(D::UserExpired),
+        ),
+        (
+            "plain",
+            SessionState::Live(&guest),
+            expiry + 86400,
+            Want::Deny(D::UserExpired),
+        ),
         // allow lists are checked before step-up
-        ("admins", SessionState::Live(&alice_signed), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("admins", SessionState::Live(&bob), NOW, Want::Deny(D::NotAllowed)),
+        (
+            "admins",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "admins",
+            SessionState::Live(&bob),
+            NOW,
+            Want::Deny(D::NotAllowed),
+        ),
         ("admins", SessionState::None, NOW, Want::Login),
-        ("bobonly", SessionState::Live(&bob), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("bobonly", SessionState::Live(&alice_signed), NOW, Want::Deny(D::NotAllowed)),
-        ("strict", SessionState::Live(&bob), NOW, Want::Deny(D::NotAllowed)),
+        (
+            "bobonly",
+            SessionState::Live(&bob),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "bobonly",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::Deny(D::NotAllowed),
+        ),
+        (
+            "strict",
+            SessionState::Live(&bob),
+            NOW,
+            Want::Deny(D::NotAllowed),
+        ),
         // scope: rule with max_age 5m
-        ("pin", SessionState::Live(&alice_signed), NOW, Want::StepUp(S::Missing)),
-        ("pin", SessionState::Live(&alice_other_grant), NOW, Want::StepUp(S::Missing)),
-        ("pin", SessionState::Live(&alice_pin), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("pin", SessionState::Live(&alice_pin), NOW + 290, Want::Allow(Some(Some(NOW - 10)))),
-        ("pin", SessionState::Live(&alice_pin), NOW + 291, Want::StepUp(S::TooOld)),
-        ("pin", SessionState::Live(&alice_pin_old), NOW, Want::StepUp(S::TooOld)),
-        ("pin", SessionState::Live(&alice_two), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("pin", SessionState::Live(&alice_future), NOW, Want::StepUp(S::TooOld)),
+        (
+            "pin",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_other_grant),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_pin),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_pin),
+            NOW + 290,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_pin),
+            NOW + 291,
+            Want::StepUp(S::TooOld),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_pin_old),
+            NOW,
+            Want::StepUp(S::TooOld),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_two),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "pin",
+            SessionState::Live(&alice_future),
+            NOW,
+            Want::StepUp(S::TooOld),
+        ),
         ("pin", SessionState::Unavailable, NOW, Want::Unavailable),
-        ("pin", SessionState::Live(&guest), expiry, Want::Deny(D::UserExpired)),
+        (
+            "pin",
+            SessionState::Live(&guest),
+            expiry,
+            Want::Deny(D::UserExpired),
+        ),
         // scope: rule without max_age: any grant for this rule, but only for this rule
-        ("anyage", SessionState::Live(&alice_grant_for_other), NOW + 86400, Want::Allow(Some(Some(NOW - 10)))),
-        ("anyage", SessionState::Live(&alice_pin), NOW, Want::StepUp(S::Missing)),
+        (
+            "anyage",
+            SessionState::Live(&alice_grant_for_other),
+            NOW + 86400,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "anyage",
+            SessionState::Live(&alice_pin),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
         // scope: session: the portal's newest ceremony or any grant counts
-        ("sess", SessionState::Live(&alice_signed), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("sess", SessionState::Live(&alice_old), NOW, Want::StepUp(S::TooOld)),
-        ("sess", SessionState::Live(&alice_pin), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("sess", SessionState::Live(&alice_none), NOW, Want::StepUp(S::Missing)),
-        ("sess", SessionState::Live(&alice_signed), NOW + 291, Want::StepUp(S::TooOld)),
+        (
+            "sess",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "sess",
+            SessionState::Live(&alice_old),
+            NOW,
+            Want::StepUp(S::TooOld),
+        ),
+        (
+            "sess",
+            SessionState::Live(&alice_pin),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "sess",
+            SessionState::Live(&alice_none),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
+        (
+            "sess",
+            SessionState::Live(&alice_signed),
+            NOW + 291,
+            Want::StepUp(S::TooOld),
+        ),
         // authenticators: attested sets
-        ("yubi", SessionState::Live(&alice_signed), NOW, Want::StepUp(S::WrongAuthenticator)),
-        ("yubi", SessionState::Live(&alice_yk), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("yubi", SessionState::Live(&alice_titan), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("yubi", SessionState::Live(&alice_none), NOW, Want::StepUp(S::Missing)),
+        (
+            "yubi",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::StepUp(S::WrongAuthenticator),
+        ),
+        (
+            "yubi",
+            SessionState::Live(&alice_yk),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "yubi",
+            SessionState::Live(&alice_titan),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "yubi",
+            SessionState::Live(&alice_none),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
         // device_bound: backup-eligible credentials do not count
-        ("bound", SessionState::Live(&alice_signed), NOW, Want::StepUp(S::NotDeviceBound)),
-        ("bound", SessionState::Live(&alice_yk), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("bound", SessionState::Live(&bob_yk_synced), NOW, Want::StepUp(S::NotDeviceBound)),
+        (
+            "bound",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::StepUp(S::NotDeviceBound),
+        ),
+        (
+            "bound",
+            SessionState::Live(&alice_yk),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "bound",
+            SessionState::Live(&bob_yk_synced),
+            NOW,
+            Want::StepUp(S::NotDeviceBound),
+        ),
         // everything at once
-        ("strict", SessionState::Live(&alice_yk), NOW, Want::Allow(Some(Some(NOW - 10)))),
-        ("strict", SessionState::Live(&alice_yk), NOW + 51, Want::StepUp(S::TooOld)),
-        ("strict", SessionState::Live(&alice_yk_old), NOW, Want::StepUp(S::TooOld)),
-        ("strict", SessionState::Live(&alice_signed), NOW, Want::StepUp(S::Missing)),
-        ("strict", SessionState::Live(&alice_titan), NOW, Want::StepUp(S::Missing)),
+        (
+            "strict",
+            SessionState::Live(&alice_yk),
+            NOW,
+            Want::Allow(Some(Some(NOW - 10))),
+        ),
+        (
+            "strict",
+            SessionState::Live(&alice_yk),
+            NOW + 51,
+            Want::StepUp(S::TooOld),
+        ),
+        (
+            "strict",
+            SessionState::Live(&alice_yk_old),
+            NOW,
+            Want::StepUp(S::TooOld),
+        ),
+        (
+            "strict",
+            SessionState::Live(&alice_signed),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
+        (
+            "strict",
+            SessionState::Live(&alice_titan),
+            NOW,
+            Want::StepUp(S::Missing),
+        ),
         ("strict", SessionState::None, NOW, Want::Login),
     ];
     assert!(rows.len() >= 40, "{} rows", rows.len());

@@ -1,6 +1,10 @@
 //! The one integration-test binary: the store conformance suite (run against
-//! SQLite and a private Redis), the CLI commands that work on the store.
+//! SQLite and a private Redis), the CLI commands that work on the store, and
+//! the portal ceremonies with software authenticators.
 
+mod attestation;
 mod cli;
+mod portal;
+mod portal_util;
 mod store;
 mod util;
