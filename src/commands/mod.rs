@@ -3,9 +3,14 @@
 //! Commands write their normal output to the given writer and return the
 //! process exit code, so tests can run them without spawning a process.
 
+mod admin;
 mod config;
 mod keys;
 
+pub use admin::{
+    InviteArgs, credentials_list, credentials_revoke, invite, sessions_list, sessions_revoke,
+    sessions_revoke_user,
+};
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;
 

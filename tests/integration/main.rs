@@ -6,5 +6,6 @@ mod attestation;
 mod cli;
 mod portal;
 mod portal_util;
+mod session;
 mod store;
 mod util;
