@@ -12,8 +12,9 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::config::{Policy, Runtime};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{self, Decision, Identity, SessionState};
+use crate::portal::cookies::Kind;
 use crate::routing::RouteRequest;
-use crate::session::AppView;
+use crate::session::{AppView, is_live, needs_touch, token_hash};
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 
@@ -236,52 +237,40 @@ pub fn canonical_name(name: &str) -> String {
 }
 
 /// The cookie's app session, if it is live and belongs to this host.
-///
-/// Provisional until the store branch's cookie codec and session helpers land.
 async fn resolve_app_session(
     gw: &Gateway,
     rt: &Runtime,
     facts: &Facts,
 ) -> Result<Option<AppView>, StoreError> {
-    let Some(token) = cookie_value(facts, APP_COOKIE) else {
+    let Some(token) = crate::portal::cookies::get(facts, Kind::App, facts.https) else {
         return Ok(None);
     };
-    let Some(view) = gw
-        .store
-        .app_session(&crate::session::token_hash(&token))
-        .await?
-    else {
+    let Some(view) = gw.store.app_session(&token_hash(&token)).await? else {
         return Ok(None);
     };
     let now = gw.now();
+    let alive = |created, seen, expires| is_live(created, seen, expires, &rt.session, now);
     let live = view.app.host == facts.host
-        && crate::session::is_live(
+        && view.app.user == view.portal.user
+        && alive(
             view.app.created_at,
             view.app.last_seen_at,
             view.app.expires_at,
-            &rt.session,
-            now,
         )
-        && crate::session::is_live(
+        && alive(
             view.portal.created_at,
             view.portal.last_seen_at,
             view.portal.expires_at,
-            &rt.session,
-            now,
         );
-    Ok(live.then_some(view))
-}
-
-const APP_COOKIE: &str = "stepgate_app";
-
-fn cookie_value(facts: &Facts, name: &str) -> Option<String> {
-    facts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+    if !live {
+        return Ok(None);
+    }
+    // Keep the idle clocks running, at most once a minute per session.
+    if needs_touch(view.app.last_seen_at, now) {
+        gw.store.touch_app_session(&view.app.id, now).await?;
+    }
+    if needs_touch(view.portal.last_seen_at, now) {
+        gw.store.touch_portal_session(&view.portal.id, now).await?;
+    }
+    Ok(Some(view))
 }

@@ -31,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the gateway (proxy, portal, forward-auth, admin listener) until SIGTERM/SIGINT.
+    Serve,
     /// Validate the config; exit 1 listing every error.
     Check,
     /// Show the rule a URL falls under and what it needs.
@@ -118,6 +120,7 @@ fn run() -> Result<u8> {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match cli.command {
+        Command::Serve => commands::serve(&cli.config, &mut err)?,
         Command::Check => commands::check(&cli.config, &mut out, &mut err)?,
         Command::Explain {
             url,

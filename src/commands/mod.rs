@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod keys;
+mod serve;
 
 pub use admin::{
     InviteArgs, credentials_list, credentials_revoke, invite, sessions_list, sessions_revoke,
@@ -13,6 +14,7 @@ pub use admin::{
 };
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;
+pub use serve::serve;
 
 /// Exit codes shared by the commands.
 pub mod exit {

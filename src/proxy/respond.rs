@@ -22,10 +22,16 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Write `reply` as the complete response; `close` forces `Connection: close`.
 pub async fn write(session: &mut Session, reply: Reply, close: bool) -> pingora::Result<()> {
-    if close || !drainable(session) {
+    // Drain a small unread body before answering, so the connection can be
+    // reused; anything else (or a drain that fails) closes it.
+    let keep = !close
+        && drainable(session)
+        && matches!(
+            tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body()).await,
+            Ok(Ok(()))
+        );
+    if !keep {
         session.set_keepalive(None);
-    } else {
-        session.set_total_drain_timeout(Some(DRAIN_TIMEOUT));
     }
     let head = session.req_header().method == http::Method::HEAD;
     let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;

@@ -4,6 +4,8 @@
 
 mod attestation;
 mod cli;
+mod gateway;
+mod gateway_util;
 mod portal;
 mod portal_util;
 mod session;
