@@ -9,7 +9,7 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::cookies::{self, Kind};
-use super::login::{CodeRecord, code_key};
+use super::login::{CODE_TTL, CodeRecord, code_key};
 use super::{Failure, Result, html, pages, redirect};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::{AppSession, Grant, new_public_id, new_token, token_hash};
@@ -45,7 +45,8 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     };
     let record: CodeRecord = serde_json::from_slice(&bytes)
         .map_err(|_| Failure::Bad("The sign-in link was damaged.".into()))?;
-    if record.host != facts.host {
+    let age = now - record.at;
+    if record.host != facts.host || !(0..=CODE_TTL.as_secs() as i64).contains(&age) {
         return expired();
     }
     // The portal session the code came from must still be alive.

@@ -23,7 +23,7 @@ impl Kind {
     fn base(self) -> &'static str {
         match self {
             Kind::Portal => "stepgate-portal",
-            Kind::App => "stepgate",
+            Kind::App => "stepgate_app",
             Kind::Ceremony => "stepgate-ceremony",
         }
     }
@@ -82,8 +82,8 @@ mod tests {
 
     #[test]
     fn names_and_attributes() {
-        assert_eq!(Kind::App.name(true), "__Host-stepgate");
-        assert_eq!(Kind::App.name(false), "stepgate");
+        assert_eq!(Kind::App.name(true), "__Host-stepgate_app");
+        assert_eq!(Kind::App.name(false), "stepgate_app");
         let c = set(Kind::Portal, true, "tok", Some(60));
         assert!(c.starts_with("__Host-stepgate-portal=tok; Path=/; HttpOnly"));
         assert!(c.contains("Secure") && c.contains("Max-Age=60"));

@@ -93,7 +93,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         invite: invite.clone(),
         state,
     };
-    let begun = match pending::put(gw, facts, &pending).await {
+    let begun = match pending::put(gw, facts, pending).await {
         Ok(b) => b,
         Err(e) => {
             put_back(gw, &invite_hash, &invite).await;

@@ -31,6 +31,8 @@ pub const CODE_TTL: Duration = Duration::from_secs(60);
 /// What the callback code stands for.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CodeRecord {
+    /// When the code was made (gateway clock).
+    pub at: i64,
     pub portal_id: String,
     pub user: String,
     /// The app host (normalised) the code is for.
@@ -252,7 +254,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         user,
         state,
     };
-    let begun = pending::put(gw, facts, &pending).await?;
+    let begun = pending::put(gw, facts, pending).await?;
     let mut reply = json(&serde_json::json!({
         "ceremony": begun.ceremony,
         "publicKey": options,
@@ -396,6 +398,7 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         Some(t) => {
             let code = new_token();
             let record = CodeRecord {
+                at: now,
                 portal_id: portal.id.clone(),
                 user: stored.user.clone(),
                 host: t.host.clone(),

@@ -14,7 +14,7 @@ use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 use super::cookies::{self, Kind};
 use super::{Failure, Result};
 use crate::gateway::{Facts, Gateway};
-use crate::session::{Invite, new_token, token_hash};
+use crate::session::{Invite, Timestamp, new_token, token_hash};
 
 /// Lifetime of a ceremony state.
 pub const TTL: Duration = Duration::from_secs(300);
@@ -40,6 +40,14 @@ pub enum Pending {
     },
 }
 
+/// What is stored: the state and when it began (judged by the gateway's clock
+/// as well as by the store's TTL).
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    at: Timestamp,
+    pending: Pending,
+}
+
 /// A stored ceremony: its id for the page, and the cookie to set if the browser had none.
 pub struct Begun {
     pub ceremony: String,
@@ -51,7 +59,7 @@ fn key(binding: &str, ceremony: &str) -> String {
 }
 
 /// Store `pending` for this browser.
-pub async fn put(gw: &Gateway, facts: &Facts, pending: &Pending) -> Result<Begun> {
+pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun> {
     let secure = gw.config.load().portal.secure;
     let (binding, set_cookie) = match cookies::get(facts, Kind::Ceremony, secure) {
         Some(b) if b.len() >= 16 => (b, None),
@@ -62,7 +70,11 @@ pub async fn put(gw: &Gateway, facts: &Facts, pending: &Pending) -> Result<Begun
         }
     };
     let ceremony = new_token();
-    let bytes = serde_json::to_vec(pending)
+    let stored = Stored {
+        at: gw.now(),
+        pending,
+    };
+    let bytes = serde_json::to_vec(&stored)
         .map_err(|_| Failure::Bad("The ceremony could not be started.".into()))?;
     gw.store
         .put_once(&key(&binding, &ceremony), &bytes, TTL)
@@ -85,7 +97,14 @@ pub async fn take(gw: &Gateway, facts: &Facts, ceremony: &str) -> Result<Option<
     let Some(bytes) = gw.store.take_once(&key(&binding, ceremony)).await? else {
         return Ok(None);
     };
-    Ok(serde_json::from_slice(&bytes).ok())
+    let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
+        return Ok(None);
+    };
+    let age = gw.now() - stored.at;
+    if !(0..=TTL.as_secs() as i64).contains(&age) {
+        return Ok(None);
+    }
+    Ok(Some(stored.pending))
 }
 
 /// The answer when no ceremony state is found.

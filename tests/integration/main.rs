@@ -1,11 +1,15 @@
 //! The one integration-test binary: the store conformance suite (run against
 //! SQLite and a private Redis), the CLI commands that work on the store, the
-//! session lifecycle, the gateway end to end and real front proxies.
+//! session lifecycle, the portal ceremonies with software authenticators, the
+//! gateway end to end and real front proxies.
 
+mod attestation;
 mod cli;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
+mod portal;
+mod portal_util;
 mod session;
 mod store;
 mod util;
