@@ -14,6 +14,7 @@
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
+//! - [`reload`]: SIGHUP config reload (a bad file keeps the running config).
 //! - [`server`]: building and running the pingora server and the admin listener.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
@@ -26,6 +27,7 @@ pub mod gateway;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod session;

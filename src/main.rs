@@ -117,10 +117,14 @@ fn main() -> ExitCode {
 
 fn run() -> Result<u8> {
     let cli = Cli::parse();
+    if let Command::Serve = cli.command {
+        // Never hold the stderr lock while serving: every thread logs there.
+        return Ok(commands::serve(&cli.config, &mut std::io::stderr())?);
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match cli.command {
-        Command::Serve => commands::serve(&cli.config, &mut err)?,
+        Command::Serve => commands::exit::FAILED,
         Command::Check => commands::check(&cli.config, &mut out, &mut err)?,
         Command::Explain {
             url,

@@ -50,7 +50,11 @@ pub fn serve(path: &Path, err: &mut dyn Write) -> std::io::Result<u8> {
             return Ok(exit::FAILED);
         }
     };
-    match server::run(gw, ServeOptions::default(), Stop::Signals) {
+    let opts = ServeOptions {
+        reload_from: Some(path.to_path_buf()),
+        ..ServeOptions::default()
+    };
+    match server::run(gw, opts, Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {
             writeln!(err, "error: {e}")?;

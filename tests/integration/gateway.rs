@@ -739,17 +739,7 @@ fn serve_binary_finishes_in_flight_requests_on_sigterm() {
     );
     let file = dir.path().join("stepgate.yaml");
     assert!(std::fs::write(&file, yaml).is_ok());
-    let mut child = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
-        .arg("serve")
-        .arg("-c")
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
+    let mut child = crate::gateway_util::serve_binary(&file);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     crate::gateway_util::wait_for_port(addr);
     crate::gateway_util::wait_for_port(([127, 0, 0, 1], admin).into());
@@ -762,7 +752,7 @@ fn serve_binary_finishes_in_flight_requests_on_sigterm() {
     std::thread::sleep(Duration::from_millis(300));
     let killed = std::process::Command::new("kill")
         .arg("-TERM")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status();
     assert!(killed.is_ok_and(|s| s.success()));
     let r = match in_flight.join() {
@@ -773,17 +763,98 @@ fn serve_binary_finishes_in_flight_requests_on_sigterm() {
     assert_eq!(r.body, "slow");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        match child.try_wait() {
+        match child.0.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             _ => break None,
         }
     };
-    if status.is_none() {
-        let _ = child.kill();
-    }
     assert!(
         status.is_some_and(|s| s.success()),
         "stepgate exits 0 after SIGTERM: {status:?}"
     );
+}
+
+#[test]
+fn sighup_reloads_the_config_and_a_bad_file_keeps_the_running_one() {
+    use std::time::{Duration, Instant};
+    let dir = crate::util::temp_dir();
+    crate::gateway_util::write_key(&dir);
+    let d = dir.path().display().to_string();
+    let port = crate::util::free_port();
+    let admin = crate::util::free_port();
+    let head = format!(
+        "{}store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\nupstreams: {{ who: builtin:whoami }}\n",
+        crate::gateway_util::BASE
+            .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("{ADMIN}", &format!("127.0.0.1:{admin}"))
+            .replace("{DIR}", &d),
+    );
+    let with_policy = |p: &str| {
+        format!("{head}rules:\n  - {{ name: x, hosts: [\"*\"], upstream: who, policy: {p} }}\n")
+    };
+    let file = dir.path().join("stepgate.yaml");
+    assert!(std::fs::write(&file, with_policy("bypass")).is_ok());
+    let child = crate::gateway_util::serve_binary(&file);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let admin_addr: std::net::SocketAddr = ([127, 0, 0, 1], admin).into();
+    crate::gateway_util::wait_for_port(addr);
+    crate::gateway_util::wait_for_port(admin_addr);
+    let status = || {
+        crate::gateway_util::raw_request(
+            addr,
+            "GET / HTTP/1.1\nHost: a.test\nConnection: close\n\n",
+        )
+        .status
+    };
+    let hup = || {
+        let s = std::process::Command::new("kill")
+            .arg("-HUP")
+            .arg(child.0.id().to_string())
+            .status();
+        assert!(s.is_ok_and(|s| s.success()));
+    };
+    let wait_for = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if status() == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert_eq!(status(), 200);
+    assert!(std::fs::write(&file, with_policy("deny")).is_ok());
+    hup();
+    assert!(wait_for(403), "SIGHUP applied the new rule");
+    assert!(std::fs::write(&file, with_policy("sometimes")).is_ok());
+    hup();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let m = crate::gateway_util::raw_request(
+            admin_addr,
+            "GET /metrics HTTP/1.1\nHost: admin\nConnection: close\n\n",
+        );
+        if m.body
+            .contains("stepgate_config_reloads_total{result=\"error\"} 1")
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics
+            .body
+            .contains("stepgate_config_reloads_total{result=\"error\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("stepgate_config_reloads_total{result=\"ok\"} 1")
+    );
+    assert_eq!(status(), 403, "a bad file keeps the running config");
 }

@@ -89,6 +89,7 @@ impl TestGateway {
             let opts = ServeOptions {
                 threads: 1,
                 grace_period: Duration::from_secs(0),
+                reload_from: None,
             };
             let handle = match server::spawn(gw.clone(), opts) {
                 Ok(h) => h,
@@ -656,4 +657,29 @@ fn parse_one(data: &[u8]) -> Option<(Response, usize)> {
     }
     let r = parse_responses(&data[..end + 4 + len]).into_iter().next()?;
     Some((r, end + 4 + len))
+}
+
+/// A child process that is killed when the test ends, even on a failed assert.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start the built `stepgate serve -c FILE`.
+pub fn serve_binary(file: &std::path::Path) -> ChildGuard {
+    match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .arg("serve")
+        .arg("-c")
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => ChildGuard(c),
+        Err(e) => panic!("cannot start stepgate: {e}"),
+    }
 }
