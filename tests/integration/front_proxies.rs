@@ -259,3 +259,30 @@ fn nginx_auth_request_with_the_deploy_config() {
     let front = nginx(&sg, &echo);
     carry(&sg, &front, "nginx");
 }
+
+#[test]
+fn every_yaml_in_config_and_deploy_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for dir in ["config", "deploy"] {
+        let entries = match std::fs::read_dir(root.join(dir)) {
+            Ok(e) => e,
+            Err(e) => panic!("{dir}: {e}"),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let (mut out, mut err) = (Vec::new(), Vec::new());
+                let code = stepgate::commands::check(&path, &mut out, &mut err);
+                assert!(
+                    matches!(code, Ok(0)),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&err)
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2);
+}
