@@ -3,6 +3,7 @@
 //! the portal ceremonies with software authenticators.
 
 mod attestation;
+mod browser;
 mod cli;
 mod gateway;
 mod gateway_util;
