@@ -232,7 +232,7 @@ mod handmade {
                     ca: false,
                     path_len_constraint: None,
                 }
-                .to_extension(&tbs.subject(), &ext)?,
+                .to_extension(tbs.subject(), &ext)?,
             );
             // extnValue = DER OCTET STRING holding the 16 AAGUID bytes.
             let mut inner = vec![0x04, 0x10];
