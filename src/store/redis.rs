@@ -21,6 +21,7 @@
 //! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`]. The
 //! [`ConnectionManager`] reconnects by itself once Redis is back.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -302,11 +303,49 @@ impl Scripts {
 }
 
 /// The Redis store; share it behind an `Arc`.
+///
+/// It owns a one-thread tokio runtime on which the connection lives and every
+/// call runs, so it works from any caller runtime (pingora's, a test's, the
+/// CLI's) and keeps working when the runtime that first used it goes away.
 pub struct RedisStore {
-    client: redis::Client,
+    shared: Arc<Shared>,
     prefix: String,
-    conn: OnceCell<ConnectionManager>,
     scripts: Scripts,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+struct Shared {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+}
+
+impl Shared {
+    /// The connection manager, made on first use (it needs a runtime).
+    async fn manager(&self) -> Result<ConnectionManager, StoreError> {
+        let m = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(OP_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(200));
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(m.clone())
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // Never blocks, so dropping the store inside async code is fine.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -390,59 +429,64 @@ impl RedisStore {
     pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
         let client =
             redis::Client::open(url).map_err(|e| unavailable(format!("bad redis url: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("stepgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| unavailable(format!("cannot start the redis runtime: {e}")))?;
         Ok(RedisStore {
-            client,
+            shared: Arc::new(Shared {
+                client,
+                conn: OnceCell::new(),
+            }),
             prefix: prefix.to_string(),
-            conn: OnceCell::new(),
             scripts: Scripts::new(),
+            runtime: Some(runtime),
         })
     }
 
-    async fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        let m = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(500)))
-                    .set_response_timeout(Some(OP_TIMEOUT))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(200));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok(m.clone())
-    }
-
-    /// Run one operation against Redis, bounded by [`OP_TIMEOUT`].
+    /// Run one operation against Redis on the store's runtime, bounded by [`OP_TIMEOUT`].
     async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
+        T: Send + 'static,
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
-        let op = async {
-            let conn = self.manager().await?;
-            f(conn).await.map_err(unavailable)
+        let shared = Arc::clone(&self.shared);
+        let task = async move {
+            let op = async {
+                let conn = shared.manager().await?;
+                f(conn).await.map_err(unavailable)
+            };
+            tokio::time::timeout(OP_TIMEOUT, op)
+                .await
+                .map_err(|_| unavailable("redis did not answer in time"))?
         };
-        tokio::time::timeout(OP_TIMEOUT, op)
-            .await
-            .map_err(|_| unavailable("redis did not answer in time"))?
+        let Some(rt) = &self.runtime else {
+            return Err(unavailable("the redis store is closed"));
+        };
+        rt.spawn(task).await.map_err(unavailable)?
     }
 
     /// Invoke a script with the prefix as ARGV[1] followed by `args`.
-    async fn eval<T: redis::FromRedisValue>(
+    async fn eval<T: redis::FromRedisValue + Send + 'static>(
         &self,
         script: &Script,
         args: &[&str],
     ) -> Result<T, StoreError> {
-        let mut inv = script.prepare_invoke();
-        inv.arg(&self.prefix);
-        for a in args {
-            inv.arg(*a);
-        }
-        self.with(|mut c| async move { inv.invoke_async(&mut c).await })
-            .await
+        let script = script.clone();
+        let mut argv: Vec<String> = Vec::with_capacity(args.len() + 1);
+        argv.push(self.prefix.clone());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        self.with(move |mut c| async move {
+            let mut inv = script.prepare_invoke();
+            for a in &argv {
+                inv.arg(a);
+            }
+            inv.invoke_async(&mut c).await
+        })
+        .await
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -459,7 +503,7 @@ fn rows(v: Vec<String>, width: usize) -> Vec<Vec<String>> {
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self
-            .with(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .with(move |mut c| async move { redis::cmd("PING").query_async(&mut c).await })
             .await?;
         if pong == "PONG" {
             Ok(())
@@ -497,7 +541,7 @@ impl Store for RedisStore {
     async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
         let key = self.key("cred", id);
         let f: Vec<Option<String>> = self
-            .with(|mut c| async move {
+            .with(move |mut c| async move {
                 redis::cmd("HMGET")
                     .arg(key)
                     .arg(&["data", "counter", "bs", "last_used", "label", "flagged"])
@@ -528,7 +572,8 @@ impl Store for RedisStore {
 
     async fn count_credentials(&self) -> Result<u64, StoreError> {
         let key = format!("{}creds", self.prefix);
-        self.with(|mut c| async move { c.scard(key).await }).await
+        self.with(move |mut c| async move { c.scard(key).await })
+            .await
     }
 
     async fn record_use(
@@ -569,7 +614,7 @@ impl Store for RedisStore {
         let key = self.key("invite", token_hash);
         let data = to_json(invite)?;
         let at = invite.expires_at;
-        self.with(|mut c| async move {
+        self.with(move |mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(data)
@@ -588,7 +633,7 @@ impl Store for RedisStore {
     ) -> Result<Option<Invite>, StoreError> {
         let key = self.key("invite", token_hash);
         let raw: Option<String> = self
-            .with(|mut c| async move { c.get_del(key).await })
+            .with(move |mut c| async move { c.get_del(key).await })
             .await?;
         match raw {
             None => Ok(None),
@@ -606,7 +651,7 @@ impl Store for RedisStore {
         }
         let key = self.key("once", key);
         let value = value.to_vec();
-        self.with(|mut c| async move {
+        self.with(move |mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -620,7 +665,8 @@ impl Store for RedisStore {
 
     async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key("once", key);
-        self.with(|mut c| async move { c.get_del(key).await }).await
+        self.with(move |mut c| async move { c.get_del(key).await })
+            .await
     }
 
     async fn add_portal_session(

@@ -634,3 +634,156 @@ fn store_down_fails_closed_with_503() {
     assert_eq!(g.admin_get("/readyz").status, 503);
     assert_eq!(g.admin_get("/healthz").status, 200);
 }
+
+#[test]
+fn tls_listener_serves_https_and_says_so_upstream() {
+    use pingora::tls::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use std::io::{Read, Write};
+    let echo = EchoUpstream::start();
+    let dir = crate::util::temp_dir();
+    let (cert, key) = crate::gateway_util::self_signed(dir.path(), "tls");
+    crate::gateway_util::self_signed(dir.path(), "yubico");
+    let d = dir.path().display().to_string();
+    let tls_port = crate::util::free_port();
+    let rest = rules(&echo).replace("{DIR}", &d);
+    let g = TestGateway::start_with(dir, &|listen, admin| {
+        format!(
+            "{}tls: {{ listen: 127.0.0.1:{tls_port}, cert: {}, key: {} }}\nstore: {{ sqlite: {{ path: {d}/stepgate.db }} }}\n{rest}",
+            crate::gateway_util::BASE
+                .replace("{LISTEN}", &listen.to_string())
+                .replace("{ADMIN}", &admin.to_string())
+                .replace("{DIR}", &d),
+            cert.display(),
+            key.display()
+        )
+    });
+    crate::gateway_util::wait_for_port(([127, 0, 0, 1], tls_port).into());
+    let https_get = |path: &str, extra: &str| -> crate::gateway_util::Response {
+        let mut b = match SslConnector::builder(SslMethod::tls()) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        b.set_verify(SslVerifyMode::NONE);
+        let connector = b.build();
+        let tcp = match std::net::TcpStream::connect(("127.0.0.1", tls_port)) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let mut s = match connector.connect("app.home.lab", tcp) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: app.home.lab\r\nConnection: close\r\n{extra}\r\n"
+        );
+        assert!(s.write_all(req.as_bytes()).is_ok());
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        match crate::gateway_util::parse_responses(&all)
+            .into_iter()
+            .next()
+        {
+            Some(r) => r,
+            None => panic!("no response over TLS: {:?}", String::from_utf8_lossy(&all)),
+        }
+    };
+    let r = https_get("/public/x", "X-Forwarded-Proto: http\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("x-forwarded-proto"), vec!["https"]);
+    let r = https_get("/home", "Accept: text/html\r\n");
+    assert_eq!(r.status, 302);
+    assert!(
+        r.header("location")
+            .unwrap_or_default()
+            .ends_with("rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome")
+    );
+    // The plain listener keeps working beside it.
+    assert_eq!(g.get("app.home.lab", "/public/x", &[]).status, 200);
+}
+
+#[test]
+fn serve_binary_finishes_in_flight_requests_on_sigterm() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+    // An upstream that takes 1.5 s to answer.
+    let slow = match TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let slow_addr = slow.local_addr().ok();
+    std::thread::spawn(move || {
+        for mut c in slow.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                std::thread::sleep(Duration::from_millis(1500));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
+                );
+            });
+        }
+    });
+    let dir = crate::util::temp_dir();
+    crate::gateway_util::write_key(&dir);
+    let d = dir.path().display().to_string();
+    let port = crate::util::free_port();
+    let admin = crate::util::free_port();
+    let yaml = format!(
+        "{}store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\nupstreams: {{ slow: \"http://{}\" }}\nrules:\n  - {{ name: slow, hosts: [\"*\"], upstream: slow, policy: bypass }}\n",
+        crate::gateway_util::BASE
+            .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("{ADMIN}", &format!("127.0.0.1:{admin}"))
+            .replace("{DIR}", &d),
+        slow_addr.map(|a| a.to_string()).unwrap_or_default()
+    );
+    let file = dir.path().join("stepgate.yaml");
+    assert!(std::fs::write(&file, yaml).is_ok());
+    let mut child = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .arg("serve")
+        .arg("-c")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    crate::gateway_util::wait_for_port(addr);
+    crate::gateway_util::wait_for_port(([127, 0, 0, 1], admin).into());
+    let in_flight = std::thread::spawn(move || {
+        crate::gateway_util::raw_request(
+            addr,
+            "GET /x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let r = match in_flight.join() {
+        Ok(r) => r,
+        Err(_) => panic!("request thread panicked"),
+    };
+    assert_eq!(r.status, 200, "the in-flight request finished: {r:?}");
+    assert_eq!(r.body, "slow");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "stepgate exits 0 after SIGTERM: {status:?}"
+    );
+}

@@ -47,7 +47,6 @@ impl TestGateway {
 
     pub fn start_in(dir: tempfile::TempDir, rest: &str) -> TestGateway {
         let d = dir.path().display().to_string();
-        write_key(&dir);
         if rest.contains("{DIR}/yubico.pem") {
             self_signed(dir.path(), "yubico");
         }
@@ -56,15 +55,27 @@ impl TestGateway {
         } else {
             format!("store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\n")
         };
-        for _attempt in 0..5 {
-            let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-            let yaml = BASE
-                .replace("{LISTEN}", &listen.to_string())
+        let rest = rest.replace("{DIR}", &d);
+        Self::start_with(dir, &|listen, admin| {
+            BASE.replace("{LISTEN}", &listen.to_string())
                 .replace("{ADMIN}", &admin.to_string())
                 .replace("{DIR}", &d)
                 + &store_yaml
-                + &rest.replace("{DIR}", &d);
+                + &rest
+        })
+    }
+
+    /// Start a gateway on free ports with the config `make(listen, admin)`
+    /// returns; `dir/cookie.key` exists by then.
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        make: &dyn Fn(SocketAddr, SocketAddr) -> String,
+    ) -> TestGateway {
+        write_key(&dir);
+        for _attempt in 0..5 {
+            let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let yaml = make(listen, admin);
             let rt = runtime(&yaml);
             let store = match stepgate::store::open(&rt.store) {
                 Ok(s) => s,

@@ -1,10 +1,12 @@
 //! The one integration-test binary: the store conformance suite (run against
-//! SQLite and a private Redis), the CLI commands that work on the store, and
-//! the portal ceremonies with software authenticators.
+//! SQLite and a private Redis), the CLI commands that work on the store, the
+//! session lifecycle, the portal ceremonies with software authenticators, the
+//! gateway end to end and real front proxies.
 
 mod attestation;
 mod browser;
 mod cli;
+mod front_proxies;
 mod gateway;
 mod gateway_util;
 mod portal;

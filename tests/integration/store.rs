@@ -763,3 +763,26 @@ async fn sqlite_reopen_keeps_data() {
     };
     assert_eq!((v, mode.as_str()), (1, "wal"));
 }
+
+/// The Redis store runs its I/O on its own runtime: the runtime that first used
+/// it may go away (a start-up `block_on`) and other runtimes keep using it.
+#[test]
+fn redis_store_outlives_the_runtime_that_first_used_it() {
+    let server = RedisServer::start();
+    let s = redis_store(&server.url(), "rt:");
+    let p = portal("p", "alice", None);
+    let first = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => panic!("{e}"),
+    };
+    ok(first.block_on(s.add_portal_session("tok", &p)));
+    drop(first);
+    let second = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(ok(second.block_on(s.portal_session("tok"))), Some(p));
+}
