@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{CounterCheck, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
@@ -563,7 +563,8 @@ impl Store for SqliteStore {
 
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_vec());
-        let expires = now_ms().saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        let ttl = ttl.min(MAX_ONCE_TTL);
+        let expires = now_ms().saturating_add(ttl.as_millis() as i64);
         self.run(move |conn| {
             sweep(conn)?;
             conn.execute(
