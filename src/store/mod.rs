@@ -70,7 +70,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<CounterCheck, StoreError>;
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError>;
-    /// Remove a credential and end every session whose grants or last ceremony rest on it.
+    /// Remove a credential and end every portal session (with its app sessions)
+    /// that any ceremony with it touched: its sign-in, a later step-up (`last_uv`,
+    /// even if since superseded) or a grant of one of its app sessions.
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError>;
 
     // --- invites (single use, TTL) ---
