@@ -204,13 +204,14 @@ async fn register(
         attested_sets,
         backup_eligible: cred.backup_eligible,
     };
-    let (token, _) = sessions::after_ceremony(gw, facts, user, &verification).await?;
+    let (cookie_value, portal) =
+        sessions::after_ceremony(gw, facts, user, &verification, cred.expires_at).await?;
     let rt = gw.config.load();
     Ok(json(&serde_json::json!({
         "redirect": rt.portal.url("/.stepgate/account"),
         "credential": cred.id,
     }))
-    .header(SET_COOKIE, sessions::cookie(gw, &token)))
+    .header(SET_COOKIE, sessions::cookie(gw, &cookie_value, &portal)))
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,6 @@ use base64::Engine;
 use http::StatusCode;
 use serde_json::Value;
 use stepgate::policy::{Decision, SessionState, decide};
-use stepgate::session::token_hash;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
 use crate::portal_util::*;
@@ -65,7 +64,7 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
         .unwrap_or_default();
     let view =
         h.gw.store
-            .app_session(&token_hash(&cookie))
+            .app_session(&h.hash_of(&cookie))
             .await
             .ok()
             .flatten();

@@ -5,7 +5,6 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 use stepgate::policy::{Decision, SessionState, decide};
-use stepgate::session::token_hash;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
@@ -51,7 +50,7 @@ async fn enroll_sign_in_and_reach_the_app() {
         creds[0].attestation_root.is_none(),
         "self attestation proves nothing"
     );
-    assert!(b.cookie("auth.test", "__Host-stepgate-portal").is_some());
+    assert!(b.cookie("auth.test", "__Host-stepgate_portal").is_some());
 
     // The invite worked once.
     let mut other = SoftPasskey::new(true);
@@ -85,7 +84,7 @@ async fn enroll_sign_in_and_reach_the_app() {
     // The app session carries a grant for the rule; policy lets it in.
     let view =
         h.gw.store
-            .app_session(&token_hash(&app_cookie))
+            .app_session(&h.hash_of(&app_cookie))
             .await
             .ok()
             .flatten();
@@ -130,17 +129,17 @@ async fn sign_in_rotates_the_portal_session() {
     let mut b = h.browser();
     let mut key = enrolled(&h, &mut b, "alice", "laptop").await;
     let before = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     let (s, _) = login(&mut b, &mut key, APP, None, &Client::default()).await;
     assert_eq!(s, StatusCode::OK);
     let after = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     assert_ne!(before, after);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&before))
+            .portal_session(&h.hash_of(&before))
             .await
             .ok()
             .flatten()
@@ -148,7 +147,7 @@ async fn sign_in_rotates_the_portal_session() {
     );
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&after))
+            .portal_session(&h.hash_of(&after))
             .await
             .ok()
             .flatten()
@@ -194,7 +193,7 @@ async fn uv_zero_is_refused_at_sign_in() {
     let (s, v) = login(&mut b2, &mut key, APP, Some("alice"), &no_uv).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"], "user_not_verified");
-    assert!(b2.cookie("auth.test", "__Host-stepgate-portal").is_none());
+    assert!(b2.cookie("auth.test", "__Host-stepgate_portal").is_none());
 }
 
 #[tokio::test]
@@ -246,7 +245,7 @@ async fn a_challenge_from_another_browser_is_refused() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         thief
-            .cookie("auth.test", "__Host-stepgate-portal")
+            .cookie("auth.test", "__Host-stepgate_portal")
             .is_none()
     );
 }
@@ -321,7 +320,7 @@ async fn another_users_credential_is_refused() {
     cred["response"]["userHandle"] = bob_handle.into();
     let (s, v) = login_finish(&mut b, &begun["ceremony"], &cred).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert!(b.cookie("auth.test", "__Host-stepgate-portal").is_none());
+    assert!(b.cookie("auth.test", "__Host-stepgate_portal").is_none());
 }
 
 #[tokio::test]
@@ -433,20 +432,20 @@ async fn logout_needs_the_csrf_token() {
     let mut b = h.browser();
     let _key = enrolled(&h, &mut b, "alice", "laptop").await;
     let portal = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     let url = format!("{PORTAL}/.stepgate/logout");
     let r = b.post_form(&url, &[("csrf", "nope")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&portal))
+            .portal_session(&h.hash_of(&portal))
             .await
             .ok()
             .flatten()
             .is_some()
     );
-    let csrf = stepgate::portal::guard::csrf_token(&portal);
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
     b.origin = Some("https://evil.test".into());
     let r = b.post_form(&url, &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -455,7 +454,7 @@ async fn logout_needs_the_csrf_token() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&portal))
+            .portal_session(&h.hash_of(&portal))
             .await
             .ok()
             .flatten()
@@ -478,9 +477,9 @@ async fn revoking_a_passkey_needs_a_recent_ceremony() {
         k
     };
     let portal = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
-    let csrf = stepgate::portal::guard::csrf_token(&portal);
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
     let creds =
         h.gw.store
             .credentials(Some("alice"))

@@ -30,7 +30,7 @@ pub fn config_yaml(db: &Path, authenticators: &str, rate: (u32, u32)) -> String 
         r#"
 listen: 127.0.0.1:0
 portal: {{ url: "{PORTAL}", rp_name: Test }}
-secrets: {{ cookie_keys: [/dev/null] }}
+secrets: {{ cookie_keys: ["{keys}"] }}
 store: {{ sqlite: {{ path: "{db}" }} }}
 users:
   alice: {{ name: Alice, groups: [admins] }}
@@ -54,6 +54,7 @@ rules:
   - {{ name: admins-only, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
 "#,
         db = db.display(),
+        keys = db.with_file_name("cookie.key").display(),
         ip = rate.0,
         user = rate.1,
     )
@@ -85,6 +86,7 @@ impl Harness {
     /// `authenticators` gets the temp dir (to write CA files into) and returns the YAML section.
     pub async fn with(authenticators: impl FnOnce(&Path) -> String, rate: (u32, u32)) -> Harness {
         let dir = crate::util::temp_dir();
+        crate::gateway_util::write_key(&dir);
         let section = authenticators(dir.path());
         let yaml = config_yaml(&dir.path().join("stepgate.db"), &section, rate);
         let runtime = match stepgate::config::check_str("test.yaml", &yaml, 0) {
@@ -109,6 +111,18 @@ impl Harness {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The store key of a signed session cookie value (portal or app).
+    pub fn hash_of(&self, cookie_value: &str) -> String {
+        use stepgate::session::cookie::CookieKind;
+        let keys = self.gw.cookie_keys.load();
+        for kind in [CookieKind::Portal, CookieKind::App] {
+            if let Some(t) = keys.open(kind, cookie_value) {
+                return token_hash(&t);
+            }
+        }
+        panic!("not a signed session cookie")
     }
 
     /// An invite token for `user` (what `stepgate invite` prints in its URL).
