@@ -625,3 +625,103 @@ async fn portal_pages_on_an_app_host_bounce_to_the_portal() {
     let r = b.get("https://app.test/.stepgate/assets/portal.js").await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn account_rename_revoke_and_sign_out_everywhere() {
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let _laptop = enrolled(&h, &mut b, "alice", "laptop").await;
+    let mut phone = enrolled(&h, &mut b, "alice", "phone").await;
+    let portal = b
+        .cookie("auth.test", "__Host-stepgate_portal")
+        .unwrap_or_default();
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let creds =
+        h.gw.store
+            .credentials(Some("alice"))
+            .await
+            .unwrap_or_default();
+    let laptop = creds
+        .iter()
+        .find(|c| c.label == "laptop")
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+
+    // Rename.
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/rename"),
+            &[("csrf", &csrf), ("id", &laptop), ("label", "work laptop")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let c = h.gw.store.credential(&laptop).await.ok().flatten();
+    assert_eq!(c.map(|c| c.label), Some("work laptop".to_string()));
+
+    // Another user's credential cannot be renamed from this session.
+    let mut bb = h.browser();
+    let _bob = enrolled(&h, &mut bb, "bob", "bob key").await;
+    let bob_id =
+        h.gw.store
+            .credentials(Some("bob"))
+            .await
+            .unwrap_or_default()[0]
+            .id
+            .clone();
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/rename"),
+            &[("csrf", &csrf), ("id", &bob_id), ("label", "mine now")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Revoke (the last ceremony is fresh: the phone enrollment just now).
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/revoke"),
+            &[("csrf", &csrf), ("id", &laptop)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        h.gw.store
+            .credential(&laptop)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
+
+    // Sign in again (revoking may end the sessions that rest on the passkey),
+    // plus a second browser, then sign out everywhere from the first.
+    let (s, v) = login(&mut b, &mut phone, APP, Some("alice"), &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut b2 = h.browser();
+    let (s, v) = login(&mut b2, &mut phone, APP, Some("alice"), &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let portal = b
+        .cookie("auth.test", "__Host-stepgate_portal")
+        .unwrap_or_default();
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/end-all"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let live =
+        h.gw.store
+            .portal_sessions(Some("alice"))
+            .await
+            .unwrap_or_default();
+    assert!(
+        live.iter().all(|s| s.expires_at <= h.now()) || live.is_empty(),
+        "{live:?}"
+    );
+    for br in [&mut b, &mut b2] {
+        let acct = br.get(&format!("{PORTAL}/.stepgate/account")).await;
+        assert_eq!(acct.status, StatusCode::SEE_OTHER);
+    }
+}
