@@ -94,6 +94,16 @@ impl Gateway {
         })
     }
 
+    /// Swap in a reloaded config: the attestation roots and cookie keys it
+    /// names are loaded first; on any error nothing changes.
+    pub fn apply(&self, runtime: Runtime) -> Result<(), BuildError> {
+        let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
+        self.portal.reload(&runtime)?;
+        self.cookie_keys.store(Arc::new(keys));
+        self.config.store(Arc::new(runtime));
+        Ok(())
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
