@@ -725,3 +725,38 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
         assert_eq!(acct.status, StatusCode::SEE_OTHER);
     }
 }
+
+#[tokio::test]
+async fn an_expired_user_is_refused() {
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let mut key = enrolled(&h, &mut b, "temp", "key").await;
+    let (s, v) = login(&mut b, &mut key, APP, None, &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.clock.advance(7200);
+    // The portal session no longer counts, and a new ceremony is refused.
+    let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
+    assert_eq!(acct.status, StatusCode::SEE_OTHER);
+    let mut b2 = h.browser();
+    let (s, v) = login_begin(&mut b2, APP, Some("temp")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let id =
+        h.gw.store
+            .credentials(Some("temp"))
+            .await
+            .unwrap_or_default()[0]
+            .id
+            .clone();
+    let (_, begun) = login_begin(&mut b2, APP, None).await;
+    let mut opts = begun["publicKey"].clone();
+    opts["allowCredentials"] = json!([{"type": "public-key", "id": id}]);
+    let mut cred = get(&mut key, &opts, &Client::default());
+    cred["response"]["userHandle"] =
+        stepgate::webauthn::b64url(&stepgate::webauthn::user_handle("temp")).into();
+    let (s, v) = login_finish(&mut b2, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("expired"),
+        "{v}"
+    );
+}

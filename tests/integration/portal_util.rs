@@ -36,6 +36,7 @@ users:
   alice: {{ name: Alice, groups: [admins] }}
   bob: {{ name: Bob }}
   carol: {{ name: Carol }}
+  temp: {{ name: Temporary, expires: "{temp_expires}" }}
 {authenticators}
 rate_limit: {{ per_ip_per_minute: {ip}, per_user_per_minute: {user} }}
 upstreams: {{ demo: "builtin:whoami" }}
@@ -54,6 +55,7 @@ rules:
   - {{ name: admins-only, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
 "#,
         db = db.display(),
+        temp_expires = in_one_hour(),
         keys = db.with_file_name("cookie.key").display(),
         ip = rate.0,
         user = rate.1,
@@ -422,4 +424,11 @@ pub fn unrelated_softkey_set(dir: &Path) -> String {
     let path = dir.join("unrelated-ca.pem");
     write_pem(&path, &ca);
     softkey_set(&path)
+}
+
+/// RFC 3339 time one hour from now (for a user that expires during a test).
+pub fn in_one_hour() -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
