@@ -50,13 +50,19 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             let sets = rp
                 .trust
                 .attested_sets(c.attestation_root.as_deref(), c.aaguid);
-            let model = if sets.is_empty() {
-                None
-            } else {
+            let claimed = rp.trust.sets_listing(c.aaguid);
+            let model = if !sets.is_empty() {
                 Some(format!(
                     "{} (attested)",
                     rt.authenticator_names(&sets).join(", ")
                 ))
+            } else if !claimed.is_empty() {
+                Some(format!(
+                    "says it is {} (not proven)",
+                    rt.authenticator_names(&claimed).join(", ")
+                ))
+            } else {
+                None
             };
             pages::PasskeyRow {
                 id: c.id.clone(),
