@@ -141,6 +141,8 @@ async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
         "it claims the model"
     );
     assert!(cred.attestation_root.is_none(), "but proves nothing");
+    let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
+    assert!(body_text(&acct).contains("says it is softkey (not proven)"));
 
     // The admin rule wants a proven softkey: nothing to offer.
     let (s, v) = login_begin(&mut b, ADMIN, None).await;
