@@ -415,3 +415,76 @@ async fn a_certificate_aaguid_differing_from_the_authenticator_data_is_refused()
     assert_eq!(v["error"], "bad_attestation", "{v}");
     assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
 }
+
+/// An offline MDS3 blob (JWT) whose one entry lists `ca` for the SoftToken AAGUID.
+fn mds_blob(ca: &crypto_glue::x509::Certificate, status: &str) -> String {
+    use crypto_glue::traits::EncodeDer;
+    let der = ca.to_der().unwrap_or_default();
+    let payload = serde_json::json!({
+        "no": 1, "nextUpdate": "2099-01-01",
+        "entries": [{
+            "aaguid": SOFTTOKEN_AAGUID,
+            "metadataStatement": {
+                "description": "Soft Token",
+                "attestationRootCertificates": [base64::engine::general_purpose::STANDARD.encode(der)],
+            },
+            "statusReports": [{"status": status, "effectiveDate": "2024-01-01"}],
+        }],
+    });
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.{}",
+        e.encode(r#"{"alg":"ES256","typ":"JWT"}"#),
+        e.encode(payload.to_string()),
+        e.encode(b"unchecked")
+    )
+}
+
+async fn with_mds(ca: &crypto_glue::x509::Certificate, status: &str) -> Harness {
+    let blob = mds_blob(ca, status);
+    Harness::with(
+        move |dir| {
+            let path = dir.join("mds.jwt");
+            if let Err(e) = std::fs::write(&path, &blob) {
+                panic!("write mds: {e}");
+            }
+            format!(
+                "authenticators:\n  softkey:\n    aaguids: [{SOFTTOKEN_AAGUID}]\n    mds_file: \"{}\"\n",
+                path.display()
+            )
+        },
+        (1000, 1000),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_offline_mds_blob_proves_a_model() {
+    let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
+    let h = with_mds(&ca, "FIDO_CERTIFIED_L1").await;
+    let mut b = h.browser();
+    let invite = h.invite("alice", None).await;
+    let (s, v) = enroll(&mut b, &mut token, &invite, "soft key", &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = login(&mut b, &mut token, ADMIN, None, &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn a_revoked_mds_entry_proves_nothing() {
+    let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
+    let h = with_mds(&ca, "REVOKED").await;
+    let mut b = h.browser();
+    let invite = h.invite("alice", None).await;
+    let (s, v) = enroll(&mut b, &mut token, &invite, "soft key", &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cred = &h
+        .gw
+        .store
+        .credentials(Some("alice"))
+        .await
+        .unwrap_or_default()[0];
+    assert!(cred.attestation_root.is_none());
+    let (s, v) = login_begin(&mut b, ADMIN, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
