@@ -142,7 +142,7 @@ impl TrustStore {
             source,
         })?;
         let mut fps = Vec::new();
-        for der in mds_roots(&text, aaguids).map_err(|r| err(r))? {
+        for der in mds_roots(&text, aaguids).map_err(&err)? {
             let pem = der_to_pem(&der);
             let one = AttestationCaList::try_from(pem.as_bytes())
                 .map_err(|e| err(&format!("bad root certificate: {e}")))?;
