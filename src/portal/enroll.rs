@@ -63,7 +63,10 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
                 .into(),
         ));
     };
-    limit_user(gw, &invite.user)?;
+    if let Err(e) = limit_user(gw, &invite.user) {
+        put_back(gw, &invite_hash, &invite).await;
+        return Err(e);
+    }
     let rt = gw.config.load();
     let Some(user) = rt.users.get(&invite.user).filter(|u| u.is_active(now)) else {
         return Err(Failure::Bad(
