@@ -7,6 +7,9 @@
 //! across connections *and* across processes (the CLI and `serve` share the file).
 //! The schema is versioned with `PRAGMA user_version`.
 //!
+//! `synchronous=FULL`: a committed ceremony (credential, counter, flag) survives
+//! a power cut, not only a crash.
+//!
 //! Records whose absolute expiry has passed are treated as gone (like Redis's
 //! native TTLs) and swept now and then.
 
@@ -153,7 +156,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql)?;
     Ok(conn)
 }
