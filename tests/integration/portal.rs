@@ -760,3 +760,33 @@ async fn an_expired_user_is_refused() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn the_whole_flow_works_on_redis_too() {
+    let redis = crate::util::RedisServer::start();
+    let h = Harness::on_redis(&redis.url()).await;
+    let mut b = h.browser();
+    let mut key = enrolled(&h, &mut b, "alice", "laptop").await;
+    let (s, begun) = login_begin(&mut b, APP, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let cred = get(&mut key, &begun["publicKey"], &Client::default());
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The ceremony state was consumed (GETDEL): a replay finds nothing.
+    let (s, _) = login_finish(&mut b, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let redirect = v["redirect"].as_str().unwrap_or("").to_string();
+    let cb = b.get(&redirect).await;
+    assert_eq!(cb.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&redirect).await.status, StatusCode::BAD_REQUEST);
+    let cookie = b
+        .cookie("app.test", "__Host-stepgate_app")
+        .unwrap_or_default();
+    let view =
+        h.gw.store
+            .app_session(&h.hash_of(&cookie))
+            .await
+            .ok()
+            .flatten();
+    assert_eq!(view.map(|v| v.grants.len()), Some(1));
+}
