@@ -78,3 +78,6 @@ pub fn check_file(path: &Path, now: i64) -> Result<Checked, ConfigError> {
         }])),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -62,14 +62,13 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
         }
         (name.to_ascii_lowercase(), port)
     };
-    if let Some(p) = port {
-        if p.is_empty()
+    if let Some(p) = port
+        && (p.is_empty()
             || p.len() > 5
             || !p.bytes().all(|b| b.is_ascii_digit())
-            || p.parse::<u16>().is_err()
-        {
-            return Err(HostError::BadPort);
-        }
+            || p.parse::<u16>().is_err())
+    {
+        return Err(HostError::BadPort);
     }
     Ok(name)
 }

@@ -149,18 +149,18 @@ impl Router {
         loop {
             let mut best: Option<(usize, u32)> = None;
             for (li, l) in lists.iter().enumerate() {
-                if let Some(&first) = l.first() {
-                    if best.is_none_or(|(_, b)| first < b) {
-                        best = Some((li, first));
-                    }
+                if let Some(&first) = l.first()
+                    && best.is_none_or(|(_, b)| first < b)
+                {
+                    best = Some((li, first));
                 }
             }
             let (li, idx) = best?;
             lists[li] = &lists[li][1..];
-            if let Some(m) = self.matchers.get(idx as usize) {
-                if m.takes(req) {
-                    return Some(idx as usize);
-                }
+            if let Some(m) = self.matchers.get(idx as usize)
+                && m.takes(req)
+            {
+                return Some(idx as usize);
             }
         }
     }

@@ -155,12 +155,12 @@ impl PathPattern {
             return Err(format!("bad path pattern \"{raw}\": must start with \"/\""));
         }
         let has_glob = raw.contains(['*', '?', '[', '{']);
-        if let Some(prefix) = raw.strip_suffix("/**") {
-            if !prefix.contains(['*', '?', '[', '{']) {
-                let canon = normalize_path(&format!("{prefix}/"))
-                    .map_err(|e| format!("bad path pattern \"{raw}\": {e}"))?;
-                return Ok(Self::Subtree(canon));
-            }
+        if let Some(prefix) = raw.strip_suffix("/**")
+            && !prefix.contains(['*', '?', '[', '{'])
+        {
+            let canon = normalize_path(&format!("{prefix}/"))
+                .map_err(|e| format!("bad path pattern \"{raw}\": {e}"))?;
+            return Ok(Self::Subtree(canon));
         }
         if !has_glob {
             let canon =
