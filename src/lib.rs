@@ -9,8 +9,10 @@
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
 
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod gateway;
