@@ -58,9 +58,34 @@ pub struct Gateway {
     pub config: ArcSwap<Runtime>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// The portal's relying party (WebAuthn core, attestation trust anchors)
+    /// and its rate limiters. Call `portal.reload(&runtime)` after a config swap.
+    pub portal: crate::portal::PortalState,
+}
+
+/// Why a [`Gateway`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Portal(#[from] crate::portal::PortalError),
 }
 
 impl Gateway {
+    /// Build the shared state: loads the attestation roots named in the config.
+    pub async fn build(
+        runtime: Runtime,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, BuildError> {
+        let portal = crate::portal::PortalState::new(&runtime)?;
+        Ok(Gateway {
+            config: ArcSwap::from_pointee(runtime),
+            store,
+            clock,
+            portal,
+        })
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }

@@ -9,14 +9,28 @@
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`webauthn`]: passkey ceremonies at the portal origin; attestation trust anchors.
+//! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
+//! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
+//! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
+//! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
+//! - [`server`]: building and running the pingora server and the admin listener.
+//! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
 
+pub mod access;
 pub mod audit;
+pub mod authz;
 pub mod commands;
 pub mod config;
 pub mod gateway;
 pub mod policy;
+pub mod portal;
+pub mod proxy;
 pub mod routing;
+pub mod server;
 pub mod session;
 pub mod store;
+pub mod telemetry;
+pub mod webauthn;

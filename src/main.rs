@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the gateway (proxy, portal, forward-auth, admin listener) until SIGTERM/SIGINT.
+    Serve,
     /// Validate the config; exit 1 listing every error.
     Check,
     /// Show the rule a URL falls under and what it needs.
@@ -47,6 +50,59 @@ enum Command {
     },
     /// Print a new cookie signing key (base64) to stdout.
     GenKey,
+    /// Print a single-use enrollment URL for a configured user.
+    Invite {
+        /// A user named under `users:` in the config.
+        user: String,
+        /// How long the link works.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Lifetime of the passkey enrolled with it (default: until revoked).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        credential_ttl: Option<Duration>,
+    },
+    /// List or revoke passkeys.
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
+    /// List or revoke sign-in sessions.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CredentialsAction {
+    /// List passkeys, all or one user's.
+    List {
+        /// Only this user's.
+        user: Option<String>,
+    },
+    /// Revoke a passkey; sessions that used it end.
+    Revoke {
+        /// The credential id, as listed.
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SessionsAction {
+    /// List portal sessions, all or one user's.
+    List {
+        /// Only this user's.
+        user: Option<String>,
+    },
+    /// Revoke a session (and its app sessions) by id, or every session of a user.
+    Revoke {
+        /// The session id, as listed.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Revoke every session of this user instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +120,7 @@ fn run() -> Result<u8> {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     let code = match cli.command {
+        Command::Serve => commands::serve(&cli.config, &mut err)?,
         Command::Check => commands::check(&cli.config, &mut out, &mut err)?,
         Command::Explain {
             url,
@@ -80,6 +137,63 @@ fn run() -> Result<u8> {
             commands::explain(&cli.config, &args, &mut out, &mut err)?
         }
         Command::GenKey => commands::gen_key(&mut out)?,
+        Command::Invite {
+            user,
+            ttl,
+            credential_ttl,
+        } => {
+            let args = commands::InviteArgs {
+                user,
+                ttl,
+                credential_ttl,
+            };
+            block_on(commands::invite(&cli.config, &args, &mut out, &mut err))??
+        }
+        Command::Credentials { action } => match action {
+            CredentialsAction::List { user } => block_on(commands::credentials_list(
+                &cli.config,
+                user.as_deref(),
+                &mut out,
+                &mut err,
+            ))??,
+            CredentialsAction::Revoke { id } => block_on(commands::credentials_revoke(
+                &cli.config,
+                &id,
+                &mut out,
+                &mut err,
+            ))??,
+        },
+        Command::Sessions { action } => match action {
+            SessionsAction::List { user } => block_on(commands::sessions_list(
+                &cli.config,
+                user.as_deref(),
+                &mut out,
+                &mut err,
+            ))??,
+            SessionsAction::Revoke { id, user } => match (id, user) {
+                (_, Some(user)) => block_on(commands::sessions_revoke_user(
+                    &cli.config,
+                    &user,
+                    &mut out,
+                    &mut err,
+                ))??,
+                (Some(id), None) => block_on(commands::sessions_revoke(
+                    &cli.config,
+                    &id,
+                    &mut out,
+                    &mut err,
+                ))??,
+                (None, None) => anyhow::bail!("sessions revoke: give a session ID or --user USER"),
+            },
+        },
     };
     Ok(code)
+}
+
+/// Run an admin command on a small tokio runtime of its own.
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(fut))
 }

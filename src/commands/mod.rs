@@ -3,11 +3,18 @@
 //! Commands write their normal output to the given writer and return the
 //! process exit code, so tests can run them without spawning a process.
 
+mod admin;
 mod config;
 mod keys;
+mod serve;
 
+pub use admin::{
+    InviteArgs, credentials_list, credentials_revoke, invite, sessions_list, sessions_revoke,
+    sessions_revoke_user,
+};
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;
+pub use serve::serve;
 
 /// Exit codes shared by the commands.
 pub mod exit {

@@ -7,6 +7,12 @@
 //! ([`token_hash`]), so a leaked database yields no usable cookie.
 
 pub mod cookie;
+pub mod lifecycle;
+
+pub use cookie::{CookieKeys, CookieKind, Minted};
+pub use lifecycle::{
+    PortalLookup, new_app_session, new_portal_session, resolve_app, resolve_portal,
+};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

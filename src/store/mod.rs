@@ -5,9 +5,15 @@
 //! failure surfaces as [`StoreError::Unavailable`], which the gateway turns into
 //! 503: a store in doubt never lets a request through.
 
+pub mod redis;
+pub mod sqlite;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::config::StoreSettings;
 
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
@@ -96,7 +102,8 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
 
     // --- app sessions and grants ---
-    /// Add an app session with its grants.
+    /// Add an app session with its grants. If its portal session is already
+    /// gone, nothing is stored (a lookup would find nothing anyway).
     async fn add_app_session(
         &self,
         token_hash: &str,
@@ -118,4 +125,15 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
     /// End every session of a user; returns how many portal sessions ended.
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+}
+
+/// Open the configured store: the SQLite file (created with its directory if
+/// missing, schema migrated) or a Redis handle. Redis connects lazily, so a Redis
+/// that is down at start-up shows as `Unavailable` on the first call (and in
+/// `/readyz`), not here; a malformed URL or an unusable SQLite file is an error here.
+pub fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    match settings {
+        StoreSettings::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStore::open(path)?)),
+        StoreSettings::Redis { url, prefix } => Ok(Arc::new(redis::RedisStore::open(url, prefix)?)),
+    }
 }

@@ -1,3 +1,16 @@
-//! The one integration-test binary; each module tests one area end to end.
+//! The one integration-test binary: the store conformance suite (run against
+//! SQLite and a private Redis), the CLI commands that work on the store, the
+//! session lifecycle, the portal ceremonies with software authenticators, the
+//! gateway end to end, real front proxies, and config files as users write them.
 
+mod attestation;
+mod cli;
 mod config;
+mod front_proxies;
+mod gateway;
+mod gateway_util;
+mod portal;
+mod portal_util;
+mod session;
+mod store;
+mod util;

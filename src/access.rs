@@ -1,0 +1,276 @@
+//! The one access check shared by the inline proxy and the forward-auth endpoints:
+//! facts → route → session lookup → [`policy::decide`] → [`Verdict`], and the
+//! answers stepgate writes itself when a request is not let through.
+//!
+//! Nothing here knows about pingora; the proxy and `authz` only translate.
+
+use std::time::Instant;
+
+use http::{HeaderName, StatusCode, header};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::{Policy, Runtime};
+use crate::gateway::{Facts, Gateway, Reply};
+use crate::policy::{self, Decision, Identity, SessionState};
+use crate::portal::cookies::Kind;
+use crate::routing::RouteRequest;
+use crate::session::{AppView, is_live, needs_touch, token_hash};
+use crate::store::StoreError;
+use crate::telemetry::metrics;
+
+/// What the access check found for one request.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The rule that matched, if any.
+    pub rule: Option<String>,
+    /// The rule's upstream name (inline mode), if any.
+    pub upstream: Option<String>,
+    pub decision: Decision,
+}
+
+impl Verdict {
+    /// The label used in metrics and logs.
+    pub fn rule_label(&self) -> &str {
+        self.rule.as_deref().unwrap_or("-")
+    }
+
+    /// A short, fixed outcome name for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match &self.decision {
+            Decision::Allow { .. } => "allow",
+            Decision::Login => "login",
+            Decision::StepUp { .. } => "step_up",
+            Decision::Deny(_) => "deny",
+            Decision::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Judge a request: route it, look its session up (only for passkey rules),
+/// and ask [`policy::decide`]. Counts the outcome in the metrics.
+pub async fn judge(gw: &Gateway, facts: &Facts) -> Verdict {
+    let rt = gw.config.load();
+    let req = RouteRequest {
+        host: &facts.host,
+        path: &facts.path,
+        method: &facts.method,
+        client_ip: facts.client_ip,
+    };
+    let rule = rt.route(&req).map(|(_, r)| r);
+    let now = gw.now();
+    let looked_up = match rule {
+        Some(r) if r.policy == Policy::Passkey => Some(lookup(gw, &rt, facts).await),
+        _ => None,
+    };
+    let state = match &looked_up {
+        None | Some(Ok(None)) => SessionState::None,
+        Some(Ok(Some(view))) => SessionState::Live(view),
+        Some(Err(_)) => SessionState::Unavailable,
+    };
+    let decision = policy::decide(&rt, rule, state, now);
+    let verdict = Verdict {
+        rule: rule.map(|r| r.name.clone()),
+        upstream: rule.and_then(|r| r.upstream.clone()),
+        decision,
+    };
+    metrics().request(verdict.rule_label(), verdict.outcome());
+    tracing::debug!(
+        host = %facts.host,
+        path = %facts.path,
+        method = %facts.method,
+        client = %facts.client_ip,
+        rule = verdict.rule_label(),
+        outcome = verdict.outcome(),
+        "judged"
+    );
+    verdict
+}
+
+/// Resolve the request's app cookie to a live app session on this host.
+async fn lookup(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Option<AppView>, StoreError> {
+    let started = Instant::now();
+    let result = resolve_app_session(gw, rt, facts).await;
+    metrics().store_call("app_session", result.is_ok(), started.elapsed());
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "session lookup failed; failing closed");
+    }
+    result
+}
+
+/// How the answer is delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// stepgate is the reverse proxy.
+    Inline,
+    /// Traefik / Caddy forward-auth: a 302 reaches the browser as is.
+    ForwardAuth,
+    /// nginx `auth_request`: only 2xx/401/403 make sense; a browser gets 401
+    /// with a `Location` the nginx config turns into a redirect.
+    AuthRequest,
+}
+
+/// The absolute URL the request was for, as the browser would write it.
+pub fn original_url(facts: &Facts) -> String {
+    let scheme = if facts.https { "https" } else { "http" };
+    let authority = facts
+        .header("host")
+        .filter(|h| !h.is_empty())
+        .unwrap_or(&facts.host);
+    match &facts.query {
+        Some(q) => format!("{scheme}://{authority}{}?{q}", facts.path),
+        None => format!("{scheme}://{authority}{}", facts.path),
+    }
+}
+
+/// The portal's login page for a ceremony that returns to `rd`.
+pub fn login_url(rt: &Runtime, rd: &str) -> String {
+    format!(
+        "{}?rd={}",
+        rt.portal.url("/.stepgate/login"),
+        utf8_percent_encode(rd, NON_ALPHANUMERIC)
+    )
+}
+
+/// The answer for anything but `Allow`: 302 or 401 for a needed ceremony, 403, 503.
+pub fn refusal(rt: &Runtime, facts: &Facts, decision: &Decision, mode: Mode) -> Reply {
+    match decision {
+        Decision::Allow { .. } => Reply::new(StatusCode::OK),
+        Decision::Deny(reason) => {
+            tracing::info!(host = %facts.host, path = %facts.path, ?reason, "denied");
+            text(StatusCode::FORBIDDEN, "403 Forbidden\n")
+        }
+        Decision::Unavailable => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: the session store is not answering\n",
+        )
+        .header(header::RETRY_AFTER, "5"),
+        Decision::Login | Decision::StepUp { .. } => {
+            let max_age = match decision {
+                Decision::StepUp {
+                    max_age: Some(age), ..
+                } => Some(age.as_secs()),
+                _ => None,
+            };
+            let login = login_url(rt, &original_url(facts));
+            let browser = facts.wants_html();
+            if browser && mode != Mode::AuthRequest {
+                return Reply::redirect(StatusCode::FOUND, &login);
+            }
+            let mut challenge = String::from("StepUp error=\"insufficient_user_authentication\"");
+            if let Some(age) = max_age {
+                challenge.push_str(&format!(", max_age={age}"));
+            }
+            challenge.push_str(&format!(", login=\"{login}\""));
+            let mut reply = text(
+                StatusCode::UNAUTHORIZED,
+                "401 Unauthorized: a passkey verification is needed\n",
+            )
+            .header(header::WWW_AUTHENTICATE, challenge)
+            .header(header::CACHE_CONTROL, "no-store");
+            if browser {
+                // nginx turns this into the redirect others send directly.
+                reply = reply.header(header::LOCATION, &login);
+            }
+            reply
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    Reply::new(status).body("text/plain; charset=utf-8", body)
+}
+
+/// The identity header names, in the order they are sent.
+pub const IDENTITY_HEADERS: [&str; 6] = [
+    "remote-user",
+    "remote-groups",
+    "remote-name",
+    "remote-email",
+    "stepgate-verified-at",
+    "stepgate-rule",
+];
+
+/// The identity headers for an allowed request: all six, empty where there is
+/// no value (so a front proxy overwrites any client-sent copy). Values that are
+/// not valid header text are sent empty.
+pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)> {
+    let values: [String; 6] = match identity {
+        None => Default::default(),
+        Some(id) => [
+            id.user.clone(),
+            id.groups.join(","),
+            id.name.clone().unwrap_or_default(),
+            id.email.clone().unwrap_or_default(),
+            id.verified_at.map(|t| t.to_string()).unwrap_or_default(),
+            id.rule.clone(),
+        ],
+    };
+    IDENTITY_HEADERS
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let value = if http::HeaderValue::from_str(&value).is_ok() {
+                value
+            } else {
+                String::new()
+            };
+            (HeaderName::from_static(name), value)
+        })
+        .collect()
+}
+
+/// Is `name` one of the identity headers, in any case and with `_` or `.` for `-`?
+pub fn is_identity_header(name: &str) -> bool {
+    let canon = canonical_name(name);
+    IDENTITY_HEADERS.iter().any(|h| *h == canon)
+}
+
+/// A header name lower-cased with `_` and `.` read as `-`: how many servers
+/// and frameworks (CGI, PHP, Django, …) fold them.
+pub fn canonical_name(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The cookie's app session, if it is live and belongs to this host.
+async fn resolve_app_session(
+    gw: &Gateway,
+    rt: &Runtime,
+    facts: &Facts,
+) -> Result<Option<AppView>, StoreError> {
+    let Some(token) = crate::portal::cookies::get(facts, Kind::App, facts.https) else {
+        return Ok(None);
+    };
+    let Some(view) = gw.store.app_session(&token_hash(&token)).await? else {
+        return Ok(None);
+    };
+    let now = gw.now();
+    let alive = |created, seen, expires| is_live(created, seen, expires, &rt.session, now);
+    let live = view.app.host == facts.host
+        && view.app.user == view.portal.user
+        && alive(
+            view.app.created_at,
+            view.app.last_seen_at,
+            view.app.expires_at,
+        )
+        && alive(
+            view.portal.created_at,
+            view.portal.last_seen_at,
+            view.portal.expires_at,
+        );
+    if !live {
+        return Ok(None);
+    }
+    // Keep the idle clocks running, at most once a minute per session.
+    if needs_touch(view.app.last_seen_at, now) {
+        gw.store.touch_app_session(&view.app.id, now).await?;
+    }
+    if needs_touch(view.portal.last_seen_at, now) {
+        gw.store.touch_portal_session(&view.portal.id, now).await?;
+    }
+    Ok(Some(view))
+}

@@ -1,0 +1,350 @@
+//! `stepgate invite`, `stepgate credentials …` and `stepgate sessions …`: admin
+//! commands on the store named in the config, safe to run while `serve` runs.
+//!
+//! Each loads the config with [`config::check_file`], opens the configured store
+//! and prints a result. Normal output goes to `out`, problems to `err`; the
+//! return value is the exit code. No token or cookie value is ever printed,
+//! except the enrollment URL of `invite`, which is its whole point.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Runtime};
+use crate::session::{Invite, Timestamp, new_token, token_hash};
+use crate::store::{self, Store};
+
+use super::exit;
+
+fn now() -> Timestamp {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Arguments of `stepgate invite`.
+#[derive(Debug, Clone)]
+pub struct InviteArgs {
+    pub user: String,
+    /// How long the enrollment link works.
+    pub ttl: Duration,
+    /// Lifetime of the passkey enrolled with it (`None`: until revoked).
+    pub credential_ttl: Option<Duration>,
+}
+
+/// The config and its store, or the exit code after reporting why not.
+async fn open(
+    config_path: &Path,
+    err: &mut dyn Write,
+) -> std::io::Result<Result<(Runtime, Arc<dyn Store>), u8>> {
+    let runtime = match config::check_file(config_path, now()) {
+        Ok(c) => c.runtime,
+        Err(e) => {
+            for d in e.errors() {
+                writeln!(err, "error: {d}")?;
+            }
+            return Ok(Err(exit::FAILED));
+        }
+    };
+    match store::open(&runtime.store) {
+        Ok(s) => Ok(Ok((runtime, s))),
+        Err(e) => {
+            writeln!(err, "error: {e}")?;
+            Ok(Err(exit::FAILED))
+        }
+    }
+}
+
+macro_rules! open_or_exit {
+    ($path:expr, $err:expr) => {
+        match open($path, $err).await? {
+            Ok(x) => x,
+            Err(code) => return Ok(code),
+        }
+    };
+}
+
+macro_rules! store_or_exit {
+    ($call:expr, $err:expr) => {
+        match $call.await {
+            Ok(x) => x,
+            Err(e) => {
+                writeln!($err, "error: {e}")?;
+                return Ok(exit::FAILED);
+            }
+        }
+    };
+}
+
+/// Unix seconds as `2026-11-28T14:00:00Z`.
+fn when(t: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// `stepgate invite USER`: print the enrollment URL, nothing else, on `out`.
+pub async fn invite(
+    config_path: &Path,
+    args: &InviteArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (rt, store) = open_or_exit!(config_path, err);
+    let t = now();
+    match rt.users.get(&args.user) {
+        None => {
+            writeln!(
+                err,
+                "error: no user \"{}\" in {} (add it under users: first)",
+                args.user,
+                config_path.display()
+            )?;
+            return Ok(exit::FAILED);
+        }
+        Some(u) if !u.is_active(t) => {
+            writeln!(
+                err,
+                "error: user \"{}\" has expired (users.{}.expires)",
+                args.user, args.user
+            )?;
+            return Ok(exit::FAILED);
+        }
+        Some(_) => {}
+    }
+    if args.ttl.as_secs() == 0 {
+        writeln!(err, "error: --ttl must be at least one second")?;
+        return Ok(exit::FAILED);
+    }
+    if args.credential_ttl.is_some_and(|d| d.as_secs() == 0) {
+        writeln!(err, "error: --credential-ttl must be at least one second")?;
+        return Ok(exit::FAILED);
+    }
+    let token = new_token();
+    let invite = Invite {
+        user: args.user.clone(),
+        credential_ttl: args.credential_ttl.map(|d| d.as_secs()),
+        expires_at: t.saturating_add(secs(args.ttl)),
+    };
+    store_or_exit!(store.add_invite(&token_hash(&token), &invite), err);
+    writeln!(
+        out,
+        "{}",
+        rt.portal.url(&format!("/.stepgate/enroll?token={token}"))
+    )?;
+    let lifetime = match args.credential_ttl {
+        Some(d) => format!(
+            "the passkey will work for {}",
+            humantime::format_duration(d)
+        ),
+        None => "the passkey will work until revoked".to_string(),
+    };
+    writeln!(
+        err,
+        "invite for {} valid until {} (single use); {lifetime}",
+        args.user,
+        when(invite.expires_at)
+    )?;
+    Ok(exit::OK)
+}
+
+/// Print rows as left-aligned columns under a header.
+fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// `stepgate credentials list [USER]`.
+pub async fn credentials_list(
+    config_path: &Path,
+    user: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let creds = store_or_exit!(store.credentials(user), err);
+    let t = now();
+    let rows: Vec<Vec<String>> = creds
+        .iter()
+        .map(|c| {
+            let status = if c.flagged {
+                "flagged (counter went back)"
+            } else if !c.is_usable(t) {
+                "expired"
+            } else {
+                "ok"
+            };
+            vec![
+                c.id.clone(),
+                c.user.clone(),
+                c.label.clone(),
+                c.aaguid.to_string(),
+                if c.attestation_root.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_string(),
+                if c.backup_eligible {
+                    "synced"
+                } else {
+                    "device-bound"
+                }
+                .to_string(),
+                when(c.created_at),
+                c.last_used_at.map_or("never".to_string(), when),
+                c.expires_at.map_or("never".to_string(), when),
+                status.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(err, "no credentials")?;
+        return Ok(exit::OK);
+    }
+    table(
+        out,
+        &[
+            "ID",
+            "USER",
+            "LABEL",
+            "AAGUID",
+            "ATTESTED",
+            "KIND",
+            "CREATED",
+            "LAST USED",
+            "EXPIRES",
+            "STATUS",
+        ],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+/// `stepgate credentials revoke ID`: the credential and every session resting on it end.
+pub async fn credentials_revoke(
+    config_path: &Path,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    if store_or_exit!(store.revoke_credential(id), err) {
+        writeln!(
+            out,
+            "revoked credential {id}; sessions signed in or stepped up with it have ended"
+        )?;
+        Ok(exit::OK)
+    } else {
+        writeln!(err, "error: no credential {id}")?;
+        Ok(exit::FAILED)
+    }
+}
+
+/// `stepgate sessions list [USER]`: portal sessions with their app hosts.
+pub async fn sessions_list(
+    config_path: &Path,
+    user: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let sessions = store_or_exit!(store.portal_sessions(user), err);
+    let mut rows = Vec::with_capacity(sessions.len());
+    for s in &sessions {
+        let apps = store_or_exit!(store.app_sessions(&s.id), err);
+        let mut hosts: Vec<&str> = apps.iter().map(|a| a.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        rows.push(vec![
+            s.id.clone(),
+            s.user.clone(),
+            when(s.created_at),
+            when(s.last_seen_at),
+            when(s.expires_at),
+            s.last_uv.as_ref().map_or("-".to_string(), |v| {
+                format!("{} ({})", when(v.at), v.credential_label)
+            }),
+            if hosts.is_empty() {
+                "-".to_string()
+            } else {
+                hosts.join(",")
+            },
+        ]);
+    }
+    if rows.is_empty() {
+        writeln!(err, "no sessions")?;
+        return Ok(exit::OK);
+    }
+    table(
+        out,
+        &[
+            "ID",
+            "USER",
+            "CREATED",
+            "LAST SEEN",
+            "EXPIRES",
+            "LAST VERIFIED",
+            "APPS",
+        ],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+/// `stepgate sessions revoke ID`: a portal session and its app sessions end.
+pub async fn sessions_revoke(
+    config_path: &Path,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    if store_or_exit!(store.revoke_session(id), err) {
+        writeln!(out, "revoked session {id} and its app sessions")?;
+        Ok(exit::OK)
+    } else {
+        writeln!(err, "error: no session {id}")?;
+        Ok(exit::FAILED)
+    }
+}
+
+/// `stepgate sessions revoke --user USER`: every session of the user ends.
+pub async fn sessions_revoke_user(
+    config_path: &Path,
+    user: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let n = store_or_exit!(store.revoke_user_sessions(user), err);
+    writeln!(out, "revoked {n} session(s) of {user}")?;
+    Ok(exit::OK)
+}

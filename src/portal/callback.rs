@@ -1,0 +1,106 @@
+//! `/.stepgate/callback?code=…&rd=…` on any app host: trade a one-time code
+//! for a host-only app session cookie, then 303 to `rd`.
+//!
+//! The new app session replaces the one this browser held on the host, and
+//! carries over that session's grants (same user) except the one the new
+//! ceremony renews.
+
+use http::StatusCode;
+use http::header::SET_COOKIE;
+
+use super::cookies::{self, Kind};
+use super::login::{CODE_TTL, CodeRecord, code_key};
+use super::{Failure, Result, html, pages, redirect};
+use crate::gateway::{Facts, Gateway, Reply};
+use crate::session::{AppSession, Grant, new_public_id, new_token, token_hash};
+
+pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
+    let rt = gw.config.load();
+    let now = gw.now();
+    let rd = facts.query_param("rd");
+    let retry = rt.portal.url(&format!(
+        "/.stepgate/login?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rd", rd.as_deref().unwrap_or(""))
+            .finish()
+    ));
+    let expired = || {
+        Ok(html(
+            StatusCode::BAD_REQUEST,
+            pages::message(
+                "Sign-in link expired",
+                "This sign-in link has expired or was already used. Please sign in again.",
+                Some((&retry, "Sign in again")),
+            ),
+        ))
+    };
+    let Some(code) = facts
+        .query_param("code")
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+    else {
+        return expired();
+    };
+    let Some(bytes) = gw.store.take_once(&code_key(&code)).await? else {
+        return expired();
+    };
+    let record: CodeRecord = serde_json::from_slice(&bytes)
+        .map_err(|_| Failure::Bad("The sign-in link was damaged.".into()))?;
+    let age = now - record.at;
+    if record.host != facts.host || !(0..=CODE_TTL.as_secs() as i64).contains(&age) {
+        return expired();
+    }
+    // The portal session the code came from must still be alive.
+    let Some(portal) = gw
+        .store
+        .portal_sessions(Some(&record.user))
+        .await?
+        .into_iter()
+        .find(|p| p.id == record.portal_id && now < p.expires_at)
+    else {
+        return expired();
+    };
+    let secure = facts.https;
+    let mut grants: Vec<Grant> = Vec::new();
+    if let Some(old) = cookies::get(facts, Kind::App, secure)
+        && let Some(view) = gw.store.app_session(&token_hash(&old)).await?
+    {
+        if view.app.host == record.host && view.app.user == record.user {
+            grants.extend(
+                view.grants
+                    .into_iter()
+                    .filter(|g| Some(&g.rule) != record.rule.as_ref()),
+            );
+        }
+        gw.store.remove_app_session(&view.app.id).await?;
+    }
+    if let Some(rule) = &record.rule {
+        grants.push(Grant {
+            rule: rule.clone(),
+            verification: record.verification.clone(),
+        });
+    }
+    let token = new_token();
+    let app = AppSession {
+        id: new_public_id(),
+        portal_id: portal.id.clone(),
+        user: record.user.clone(),
+        host: record.host.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: portal.expires_at,
+    };
+    gw.store
+        .add_app_session(&token_hash(&token), &app, &grants)
+        .await?;
+    // Only ever back to this host.
+    let location = rd
+        .as_deref()
+        .and_then(|r| redirect::validate(&rt, r))
+        .filter(|t| t.host == facts.host)
+        .map_or_else(|| "/".to_string(), |t| t.url.to_string());
+    let max_age = (portal.expires_at - now).max(0);
+    Ok(Reply::redirect(StatusCode::SEE_OTHER, &location).header(
+        SET_COOKIE,
+        cookies::set(Kind::App, secure, &token, Some(max_age)),
+    ))
+}

@@ -1,0 +1,425 @@
+//! Sign-in and step-up: `/.stepgate/login?rd=` and its JSON API.
+//!
+//! What the ceremony must prove is learnt by routing `rd` (never from a client
+//! parameter). Only credentials that satisfy the rule's `step_up` are offered;
+//! when the signed-in user has none, the page says so. A successful ceremony
+//! rotates the portal session, records the verification, and sends the
+//! browser through the app host's `/.stepgate/callback` with a one-time code.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use http::header::SET_COOKIE;
+use serde::{Deserialize, Serialize};
+use webauthn_rs_core::proto::{Credential as CoreCredential, PublicKeyCredential};
+
+use super::pending::{self, Pending};
+use super::redirect::{self, Target};
+use super::{
+    Failure, Result, html, json, limit_ip, limit_user, pages, require_same_origin, sessions,
+};
+use crate::config::{Rule, Runtime, StepUp};
+use crate::gateway::{Facts, Gateway, Reply};
+use crate::routing::{RouteRequest, normalize_path};
+use crate::session::{Credential, Verification, new_token, token_hash};
+use crate::store::CounterCheck;
+use crate::webauthn::{self, CeremonyError, RelyingParty};
+
+/// Lifetime of a callback code.
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+
+/// What the callback code stands for.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// When the code was made (gateway clock).
+    pub at: i64,
+    pub portal_id: String,
+    pub user: String,
+    /// The app host (normalised) the code is for.
+    pub host: String,
+    /// The rule the ceremony was done for.
+    pub rule: Option<String>,
+    pub verification: Verification,
+}
+
+/// The store key of a callback code.
+pub fn code_key(code: &str) -> String {
+    format!("code:{}", token_hash(code))
+}
+
+/// The rule `target` routes to (a GET from this client), if any.
+pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&'a Rule> {
+    if target.host == rt.portal.host {
+        return None;
+    }
+    let path = normalize_path(target.url.path()).ok()?;
+    let req = RouteRequest {
+        host: &target.host,
+        path: &path,
+        method: "GET",
+        client_ip: facts.client_ip,
+    };
+    rt.route(&req).map(|(_, r)| r)
+}
+
+/// Does `cred` satisfy `step_up` (model and binding; age is the ceremony's own)?
+pub fn satisfies(rp: &RelyingParty, cred: &Credential, step_up: Option<&StepUp>) -> bool {
+    let Some(s) = step_up else { return true };
+    let model_ok = s.authenticators.is_empty() || {
+        let sets = rp
+            .trust
+            .attested_sets(cred.attestation_root.as_deref(), cred.aaguid);
+        s.authenticators.iter().any(|a| sets.contains(a))
+    };
+    model_ok && (!s.device_bound || !cred.backup_eligible)
+}
+
+/// Sentences describing what a rule's step-up needs.
+fn needs_text(rt: &Runtime, s: &StepUp) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(age) = s.max_age {
+        out.push(format!(
+            "This page asks for a fresh check with your PIN or fingerprint (at most {} old).",
+            humantime::format_duration(age)
+        ));
+    }
+    if !s.authenticators.is_empty() {
+        out.push(format!(
+            "It accepts only these authenticators: {}.",
+            rt.authenticator_names(&s.authenticators).join(", ")
+        ));
+    }
+    if s.device_bound {
+        out.push("It accepts only device-bound passkeys (not synced ones).".into());
+    }
+    out
+}
+
+/// "this page needs your YubiKey 5; your passkeys: laptop (synced)".
+fn no_match_text(rt: &Runtime, s: Option<&StepUp>, creds: &[Credential]) -> String {
+    let what = match s {
+        Some(s) if !s.authenticators.is_empty() => {
+            let names = rt.authenticator_names(&s.authenticators).join(" or ");
+            if s.device_bound {
+                format!("a device-bound {names}")
+            } else {
+                format!("your {names}")
+            }
+        }
+        Some(s) if s.device_bound => "a device-bound passkey (not a synced one)".into(),
+        _ => "a passkey".into(),
+    };
+    let list = if creds.is_empty() {
+        "none".to_string()
+    } else {
+        creds
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({})",
+                    c.label,
+                    if c.backup_eligible {
+                        "synced"
+                    } else {
+                        "device-bound"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("This page needs {what}; your passkeys: {list}.")
+}
+
+/// The user's usable credentials, and those that satisfy `step_up`.
+async fn user_credentials(
+    gw: &Gateway,
+    user: &str,
+    step_up: Option<&StepUp>,
+) -> Result<(Vec<Credential>, Vec<Credential>)> {
+    let now = gw.now();
+    let rp = gw.portal.rp.load();
+    let all: Vec<Credential> = gw
+        .store
+        .credentials(Some(user))
+        .await?
+        .into_iter()
+        .filter(|c| c.is_usable(now))
+        .collect();
+    let ok = all
+        .iter()
+        .filter(|c| satisfies(&rp, c, step_up))
+        .cloned()
+        .collect();
+    Ok((all, ok))
+}
+
+/// `GET /.stepgate/login?rd=`
+pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
+    let rt = gw.config.load();
+    let rd = facts.query_param("rd");
+    let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
+    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
+    let step_up = rule.and_then(|r| r.step_up.as_ref());
+    let current = sessions::current(gw, facts).await?;
+    let user = current.as_ref().map(|(_, s)| s.user.clone());
+    let mut no_match = None;
+    if let Some(u) = &user {
+        if let (Some(rule), Some(cfg)) = (rule, rt.users.get(u))
+            && !rule.allows(u, cfg)
+        {
+            return Ok(html(
+                StatusCode::FORBIDDEN,
+                pages::message(
+                    "Not allowed",
+                    &format!("Your account ({u}) may not open this page."),
+                    None,
+                ),
+            ));
+        }
+        let (all, ok) = user_credentials(gw, u, step_up).await?;
+        if ok.is_empty() {
+            no_match = Some(no_match_text(&rt, step_up, &all));
+        }
+    }
+    let destination = target
+        .as_ref()
+        .map_or(rt.portal.host.clone(), |t| t.authority.clone());
+    let rd_text = target.as_ref().map_or(String::new(), |t| t.url.to_string());
+    let body = pages::login(&pages::Login {
+        rd: &rd_text,
+        destination: &destination,
+        needs: step_up.map(|s| needs_text(&rt, s)).unwrap_or_default(),
+        user: user.as_deref(),
+        no_match,
+    });
+    Ok(html(StatusCode::OK, body))
+}
+
+#[derive(Deserialize)]
+struct BeginRequest {
+    #[serde(default)]
+    rd: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// `POST /.stepgate/api/login/begin` `{rd, username?}`
+pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
+    require_same_origin(gw, facts)?;
+    limit_ip(gw, facts)?;
+    let req: BeginRequest = super::parse_json(body)?;
+    let rt = gw.config.load();
+    let target = req.rd.as_deref().and_then(|r| redirect::validate(&rt, r));
+    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
+    let step_up = rule.and_then(|r| r.step_up.as_ref());
+    let session_user = sessions::current(gw, facts).await?.map(|(_, s)| s.user);
+    let named = req
+        .username
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty());
+    let user = session_user.or(named);
+    let allow: Vec<CoreCredential> = match &user {
+        None => Vec::new(),
+        Some(u) => {
+            limit_user(gw, u)?;
+            let now = gw.now();
+            let Some(cfg) = rt.users.get(u).filter(|c| c.is_active(now)) else {
+                return Err(Failure::Bad(
+                    "There is no usable passkey for that user name.".into(),
+                ));
+            };
+            if let Some(rule) = rule
+                && !rule.allows(u, cfg)
+            {
+                return Err(Failure::Forbidden(format!(
+                    "Your account ({u}) may not open this page."
+                )));
+            }
+            let (all, ok) = user_credentials(gw, u, step_up).await?;
+            if ok.is_empty() {
+                return Err(Failure::Bad(if all.is_empty() {
+                    "There is no usable passkey for that user name.".into()
+                } else {
+                    no_match_text(&rt, step_up, &all)
+                }));
+            }
+            ok.iter().filter_map(core_credential).collect()
+        }
+    };
+    let rp = gw.portal.rp.load();
+    let (options, state) = rp.begin_login(allow)?;
+    let pending = Pending::Login {
+        rd: target.map(|t| t.url.to_string()),
+        user,
+        state,
+    };
+    let begun = pending::put(gw, facts, pending).await?;
+    let mut reply = json(&serde_json::json!({
+        "ceremony": begun.ceremony,
+        "publicKey": options,
+    }));
+    if let Some(c) = begun.set_cookie {
+        reply = reply.header(SET_COOKIE, c);
+    }
+    Ok(reply)
+}
+
+/// The webauthn-rs credential of a stored one, with the stored counter and flags.
+pub fn core_credential(c: &Credential) -> Option<CoreCredential> {
+    let mut core = webauthn::decode_passkey(&c.passkey)?;
+    core.counter = c.counter;
+    core.backup_eligible = c.backup_eligible;
+    Some(core)
+}
+
+#[derive(Deserialize)]
+struct FinishRequest {
+    ceremony: String,
+    credential: serde_json::Value,
+}
+
+fn refuse(msg: &str) -> Failure {
+    Failure::Forbidden(msg.to_string())
+}
+
+/// `POST /.stepgate/api/login/finish` `{ceremony, credential}`
+pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
+    require_same_origin(gw, facts)?;
+    limit_ip(gw, facts)?;
+    let req: FinishRequest = super::parse_json(body)?;
+    let Some(Pending::Login { rd, user, state }) = pending::take(gw, facts, &req.ceremony).await?
+    else {
+        return Err(pending::expired());
+    };
+    let rsp: PublicKeyCredential = serde_json::from_value(req.credential)
+        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
+    let rt = gw.config.load();
+    let now = gw.now();
+    let cred_id = webauthn::b64url(&rsp.raw_id);
+    let Some(stored) = gw.store.credential(&cred_id).await? else {
+        return Err(refuse("This passkey is not registered here."));
+    };
+    limit_user(gw, &stored.user)?;
+    if user.as_deref().is_some_and(|u| u != stored.user) {
+        return Err(refuse("This passkey belongs to another account."));
+    }
+    match rsp.response.user_handle.as_deref() {
+        Some(h) if h != webauthn::user_handle(&stored.user).as_slice() => {
+            return Err(refuse("This passkey belongs to another account."));
+        }
+        None if user.is_none() => {
+            return Err(refuse(
+                "Your authenticator did not say whose passkey this is. Enter your user name and try again.",
+            ));
+        }
+        _ => {}
+    }
+    let Some(cfg) = rt.users.get(&stored.user) else {
+        return Err(refuse("This account no longer exists."));
+    };
+    if !cfg.is_active(now) {
+        return Err(refuse("This account has expired."));
+    }
+    if stored.flagged {
+        return Err(refuse(
+            "This passkey has been blocked because it looked copied. Use another passkey.",
+        ));
+    }
+    if !stored.is_usable(now) {
+        return Err(refuse("This passkey has expired."));
+    }
+    let Some(core) = core_credential(&stored) else {
+        return Err(Failure::Bad("This passkey's record is damaged.".into()));
+    };
+    let rp = gw.portal.rp.load();
+    let asserted = match rp.finish_login(&rsp, &state, &core) {
+        Ok(a) => a,
+        Err(CeremonyError::CounterRegressed) => {
+            // Flag the credential: the store compares and flags atomically.
+            let counter =
+                webauthn::auth_data_counter(&rsp.response.authenticator_data).unwrap_or(0);
+            gw.store
+                .record_use(&stored.id, counter, stored.backup_state, now)
+                .await?;
+            tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
+            return Err(CeremonyError::CounterRegressed.into());
+        }
+        Err(e) => {
+            tracing::info!(user = %stored.user, error = %e, "sign-in refused");
+            return Err(e.into());
+        }
+    };
+    match gw
+        .store
+        .record_use(&stored.id, asserted.counter, asserted.backup_state, now)
+        .await?
+    {
+        CounterCheck::Accepted => {}
+        CounterCheck::Regressed => {
+            tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
+            return Err(CeremonyError::CounterRegressed.into());
+        }
+        CounterCheck::Missing => return Err(refuse("This passkey was just removed.")),
+    }
+    // What the rule needs, learnt again from the (already validated) target.
+    let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
+    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
+    if let Some(rule) = rule {
+        if !rule.allows(&stored.user, cfg) {
+            return Err(refuse(&format!(
+                "Your account ({}) may not open this page.",
+                stored.user
+            )));
+        }
+        if !satisfies(&rp, &stored, rule.step_up.as_ref()) {
+            let (all, _) = user_credentials(gw, &stored.user, rule.step_up.as_ref()).await?;
+            return Err(refuse(&format!(
+                "Wrong authenticator. {}",
+                no_match_text(&rt, rule.step_up.as_ref(), &all)
+            )));
+        }
+    }
+    let verification = Verification {
+        at: now,
+        credential_id: stored.id.clone(),
+        credential_label: stored.label.clone(),
+        aaguid: stored.aaguid,
+        attested_sets: rp
+            .trust
+            .attested_sets(stored.attestation_root.as_deref(), stored.aaguid),
+        backup_eligible: stored.backup_eligible,
+    };
+    let (token, portal) = sessions::after_ceremony(gw, facts, &stored.user, &verification).await?;
+    tracing::info!(user = %stored.user, credential = %stored.id, rule = rule.map_or("", |r| r.name.as_str()), "passkey ceremony succeeded");
+    let redirect = match &target {
+        None => redirect::fallback(&rt),
+        Some(t) if t.host == rt.portal.host => t.url.to_string(),
+        Some(t) => {
+            let code = new_token();
+            let record = CodeRecord {
+                at: now,
+                portal_id: portal.id.clone(),
+                user: stored.user.clone(),
+                host: t.host.clone(),
+                rule: rule.map(|r| r.name.clone()),
+                verification,
+            };
+            let bytes = serde_json::to_vec(&record)
+                .map_err(|_| Failure::Bad("Could not finish signing in.".into()))?;
+            gw.store
+                .put_once(&code_key(&code), &bytes, CODE_TTL)
+                .await?;
+            let mut url = format!("{}/.stepgate/callback?", t.origin());
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("code", &code)
+                    .append_pair("rd", t.url.as_str())
+                    .finish(),
+            );
+            url
+        }
+    };
+    Ok(json(&serde_json::json!({ "redirect": redirect }))
+        .header(SET_COOKIE, sessions::cookie(gw, &token)))
+}

@@ -1,0 +1,116 @@
+//! Ceremony state between begin and finish, kept in the store and bound to one browser.
+//!
+//! The browser holds only a random *binding* id in a short-lived cookie; each
+//! begin returns a random *ceremony* id. The state is stored with `put_once`
+//! (5 minutes) under a hash of both, so a finish from another browser (which
+//! lacks the cookie) finds nothing, and the first finish consumes it whether
+//! it succeeds or fails.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
+
+use super::cookies::{self, Kind};
+use super::{Failure, Result};
+use crate::gateway::{Facts, Gateway};
+use crate::session::{Invite, Timestamp, new_token, token_hash};
+
+/// Lifetime of a ceremony state.
+pub const TTL: Duration = Duration::from_secs(300);
+/// Lifetime of the binding cookie (longer than one ceremony).
+const COOKIE_AGE: i64 = 600;
+
+/// What a begun ceremony remembers.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Pending {
+    Enroll {
+        user: String,
+        label: String,
+        invite_hash: String,
+        invite: Invite,
+        state: RegistrationState,
+    },
+    Login {
+        /// The validated target, if any.
+        rd: Option<String>,
+        /// The user named before the ceremony (session or user name), if any.
+        user: Option<String>,
+        state: AuthenticationState,
+    },
+}
+
+/// What is stored: the state and when it began (judged by the gateway's clock
+/// as well as by the store's TTL).
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    at: Timestamp,
+    pending: Pending,
+}
+
+/// A stored ceremony: its id for the page, and the cookie to set if the browser had none.
+pub struct Begun {
+    pub ceremony: String,
+    pub set_cookie: Option<String>,
+}
+
+fn key(binding: &str, ceremony: &str) -> String {
+    format!("ceremony:{}", token_hash(&format!("{binding}\0{ceremony}")))
+}
+
+/// Store `pending` for this browser.
+pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun> {
+    let secure = gw.config.load().portal.secure;
+    let (binding, set_cookie) = match cookies::get(facts, Kind::Ceremony, secure) {
+        Some(b) if b.len() >= 16 => (b, None),
+        _ => {
+            let b = new_token();
+            let c = cookies::set(Kind::Ceremony, secure, &b, Some(COOKIE_AGE));
+            (b, Some(c))
+        }
+    };
+    let ceremony = new_token();
+    let stored = Stored {
+        at: gw.now(),
+        pending,
+    };
+    let bytes = serde_json::to_vec(&stored)
+        .map_err(|_| Failure::Bad("The ceremony could not be started.".into()))?;
+    gw.store
+        .put_once(&key(&binding, &ceremony), &bytes, TTL)
+        .await?;
+    Ok(Begun {
+        ceremony,
+        set_cookie,
+    })
+}
+
+/// Take (and so consume) the ceremony `ceremony` of this browser.
+pub async fn take(gw: &Gateway, facts: &Facts, ceremony: &str) -> Result<Option<Pending>> {
+    let secure = gw.config.load().portal.secure;
+    let Some(binding) = cookies::get(facts, Kind::Ceremony, secure) else {
+        return Ok(None);
+    };
+    if ceremony.is_empty() || ceremony.len() > 64 {
+        return Ok(None);
+    }
+    let Some(bytes) = gw.store.take_once(&key(&binding, ceremony)).await? else {
+        return Ok(None);
+    };
+    let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
+        return Ok(None);
+    };
+    let age = gw.now() - stored.at;
+    if !(0..=TTL.as_secs() as i64).contains(&age) {
+        return Ok(None);
+    }
+    Ok(Some(stored.pending))
+}
+
+/// The answer when no ceremony state is found.
+pub fn expired() -> Failure {
+    Failure::Bad(
+        "This attempt timed out, was already used, or was started in another browser. Please start again."
+            .into(),
+    )
+}

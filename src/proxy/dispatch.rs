@@ -1,0 +1,100 @@
+//! The one function the request hook calls: what to do with an arrived request.
+//!
+//! Reserved `/.stepgate/` paths go to forward-auth or the portal; everything
+//! else is judged by [`access::judge`] and either proxied, answered by
+//! `builtin:whoami`, or refused with the answer [`access::refusal`] builds.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::access::{self, Mode};
+use crate::authz::{self, Endpoint};
+use crate::config::Upstream;
+use crate::gateway::{Facts, Gateway, Reply};
+use crate::policy::{Decision, Identity};
+
+use super::facts::Arrival;
+
+/// The reserved path prefix served by stepgate on every host.
+pub const RESERVED: &str = "/.stepgate/";
+
+/// Where an allowed request goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+}
+
+/// What the hook does next.
+#[derive(Debug)]
+pub enum Action {
+    /// Write this answer; nothing is proxied.
+    Reply(Reply),
+    /// A portal page: read the body, then call [`portal`].
+    Portal,
+    /// Answer as `builtin:whoami` with what an upstream would receive.
+    Whoami { identity: Option<Identity> },
+    /// Proxy to the upstream with these identity headers.
+    Proxy {
+        target: Target,
+        identity: Option<Identity>,
+    },
+}
+
+/// Decide what happens to `arrival`.
+pub async fn dispatch(gw: &Gateway, arrival: &Arrival) -> Action {
+    let facts = &arrival.facts;
+    if facts.path == "/.stepgate" || facts.path.starts_with(RESERVED) {
+        return match Endpoint::for_path(&facts.path) {
+            Some(endpoint) => Action::Reply(authz::handle(gw, facts, arrival.peer, endpoint).await),
+            None => Action::Portal,
+        };
+    }
+    let verdict = access::judge(gw, facts).await;
+    let identity = match verdict.decision {
+        Decision::Allow { identity } => identity,
+        other => {
+            let rt = gw.config.load();
+            return Action::Reply(access::refusal(&rt, facts, &other, Mode::Inline));
+        }
+    };
+    let rt = gw.config.load();
+    let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
+    match upstream {
+        None => Action::Reply(bad_gateway("this rule has no upstream (forward-auth only)")),
+        Some(Upstream::Whoami) => Action::Whoami { identity },
+        Some(Upstream::Http { address, tls, sni }) => match resolve(address).await {
+            Some(addr) => Action::Proxy {
+                target: Target {
+                    addr,
+                    tls: *tls,
+                    sni: sni.clone(),
+                },
+                identity,
+            },
+            None => {
+                tracing::warn!(upstream = %address, "upstream address does not resolve");
+                Action::Reply(bad_gateway("the upstream address does not resolve"))
+            }
+        },
+    }
+}
+
+/// A portal page (everything under `/.stepgate/` but `authz/`).
+pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
+    crate::portal::handle(gw, facts, body).await
+}
+
+async fn resolve(address: &str) -> Option<SocketAddr> {
+    tokio::net::lookup_host(address).await.ok()?.next()
+}
+
+fn bad_gateway(why: &str) -> Reply {
+    Reply::new(StatusCode::BAD_GATEWAY).body(
+        "text/plain; charset=utf-8",
+        format!("502 Bad Gateway: {why}\n"),
+    )
+}

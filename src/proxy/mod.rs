@@ -1,0 +1,116 @@
+//! The pingora side of the inline proxy: a thin [`ProxyHttp`] implementation.
+//!
+//! Hooks only translate: [`facts::gather`] reads what arrived,
+//! [`dispatch::dispatch`] decides, and the hook writes the answer out or hands
+//! the request to pingora with [`hygiene::prepare`] applied. No matching,
+//! crypto or store calls happen in a hook body.
+
+pub mod dispatch;
+pub mod facts;
+pub mod hygiene;
+pub mod respond;
+pub mod whoami;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::{Error, ErrorType};
+
+use crate::gateway::Gateway;
+use crate::policy::Identity;
+
+use dispatch::{Action, Target};
+use facts::Arrival;
+
+/// The inline proxy.
+pub struct Proxy {
+    gw: Arc<Gateway>,
+}
+
+impl Proxy {
+    pub fn new(gw: Arc<Gateway>) -> Self {
+        Proxy { gw }
+    }
+}
+
+/// Per-request state carried from `request_filter` to the upstream hooks.
+#[derive(Default)]
+pub struct Ctx {
+    arrival: Option<Arrival>,
+    target: Option<Target>,
+    identity: Option<Identity>,
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        let arrival = match facts::gather(session, &self.gw.config.load()) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(error = %e, "bad request");
+                respond::write(session, respond::bad_request(&e.to_string()), true).await?;
+                return Ok(true);
+            }
+        };
+        match dispatch::dispatch(&self.gw, &arrival).await {
+            Action::Reply(reply) => respond::write(session, reply, false).await?,
+            Action::Portal => {
+                let reply = match respond::read_body(session).await {
+                    Ok(body) => dispatch::portal(&self.gw, &arrival.facts, body).await,
+                    Err(reply) => reply,
+                };
+                respond::write(session, reply, false).await?;
+            }
+            Action::Whoami { identity } => {
+                let mut upstream_req = session.req_header().clone();
+                hygiene::prepare(&mut upstream_req, &arrival, identity.as_ref())?;
+                respond::write(session, whoami::reply(&upstream_req), false).await?;
+            }
+            Action::Proxy { target, identity } => {
+                ctx.arrival = Some(arrival);
+                ctx.target = Some(target);
+                ctx.identity = identity;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        match &ctx.target {
+            Some(t) => Ok(Box::new(HttpPeer::new(t.addr, t.tls, t.sni.clone()))),
+            None => Err(Error::explain(
+                ErrorType::InternalError,
+                "no upstream chosen",
+            )),
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        match &ctx.arrival {
+            Some(arrival) => hygiene::prepare(upstream_request, arrival, ctx.identity.as_ref()),
+            None => Err(Error::explain(
+                ErrorType::InternalError,
+                "request not judged",
+            )),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Building and running the pingora server: the proxy listener (HTTP, plus
+//! TLS when configured) and the admin listener (`/metrics`, `/healthz`, `/readyz`).
+//!
+//! [`run`] blocks until shutdown. `stepgate serve` stops on signals (SIGTERM:
+//! graceful, in-flight requests finish; SIGINT: fast); tests start a server in
+//! a thread with [`spawn`] and stop it with [`ServerHandle::stop`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+use tokio::sync::Notify;
+
+use crate::gateway::Gateway;
+use crate::proxy::Proxy;
+use crate::telemetry::metrics;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS listener on {addr}: {message}")]
+    Tls { addr: SocketAddr, message: String },
+    #[error("cannot start the server thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How a running server is told to stop.
+pub enum Stop {
+    /// Unix signals: SIGTERM graceful, SIGINT fast, SIGQUIT graceful upgrade.
+    Signals,
+    /// A notification from [`ServerHandle::stop`] (fast shutdown).
+    Notify(Arc<Notify>),
+}
+
+/// Tuning that differs between production and tests.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Worker threads per listener service.
+    pub threads: usize,
+    /// After SIGTERM: how long in-flight requests get before runtimes stop.
+    pub grace_period: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            threads: 2,
+            grace_period: Duration::from_secs(3),
+        }
+    }
+}
+
+struct NotifyStop(Arc<Notify>);
+
+#[async_trait]
+impl ShutdownSignalWatch for NotifyStop {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.notified().await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// Run the gateway until it is told to stop.
+pub fn run(gw: Arc<Gateway>, opts: ServeOptions, stop: Stop) -> Result<(), ServeError> {
+    let server = build(gw, opts)?;
+    let args = match stop {
+        Stop::Signals => RunArgs::default(),
+        Stop::Notify(n) => RunArgs {
+            shutdown_signal: Box::new(NotifyStop(n)),
+        },
+    };
+    server.run(args);
+    Ok(())
+}
+
+/// A server running in a background thread.
+pub struct ServerHandle {
+    stop: Arc<Notify>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl ServerHandle {
+    /// Stop the server and wait for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Start the gateway in a background thread; listeners are bound (or the
+/// error reported) before this returns.
+pub fn spawn(gw: Arc<Gateway>, opts: ServeOptions) -> Result<ServerHandle, ServeError> {
+    let stop = Arc::new(Notify::new());
+    let server = build(gw, opts)?;
+    let n = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("stepgate-server".into())
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(NotifyStop(n)),
+            });
+            Ok(())
+        })
+        .map_err(ServeError::Thread)?;
+    Ok(ServerHandle {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// Check that an address can be bound, so a taken port is a clear error
+/// rather than a failure inside pingora's listener setup.
+fn probe(addr: SocketAddr) -> Result<(), ServeError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn build(gw: Arc<Gateway>, opts: ServeOptions) -> Result<Server, ServeError> {
+    let rt = gw.config.load_full();
+    let conf = ServerConf {
+        threads: opts.threads.max(1),
+        grace_period_seconds: Some(opts.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    probe(rt.listen)?;
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Proxy::new(gw.clone()),
+        "stepgate proxy",
+    );
+    proxy.add_tcp(&rt.listen.to_string());
+    if let Some(tls) = &rt.tls {
+        probe(tls.listen)?;
+        let cert = tls.cert.to_string_lossy();
+        let key = tls.key.to_string_lossy();
+        proxy
+            .add_tls(&tls.listen.to_string(), &cert, &key)
+            .map_err(|e| ServeError::Tls {
+                addr: tls.listen,
+                message: e.to_string(),
+            })?;
+    }
+    server.add_service(proxy);
+
+    if let Some(admin_addr) = rt.admin_listen {
+        probe(admin_addr)?;
+        let mut admin = Service::new("stepgate admin".to_string(), Admin { gw });
+        admin.add_tcp(&admin_addr.to_string());
+        server.add_service(admin);
+    }
+    tracing::info!(listen = %rt.listen, tls = ?rt.tls.as_ref().map(|t| t.listen), admin = ?rt.admin_listen, "stepgate serving");
+    Ok(server)
+}
+
+/// The admin listener.
+struct Admin {
+    gw: Arc<Gateway>,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        let (status, content_type, body) = match path.as_str() {
+            "/metrics" => (
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics().render().into_bytes(),
+            ),
+            "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
+            "/readyz" => {
+                let started = std::time::Instant::now();
+                let ping = tokio::time::timeout(READY_TIMEOUT, self.gw.store.ping()).await;
+                let ok = matches!(ping, Ok(Ok(())));
+                metrics().store_call("ping", ok, started.elapsed());
+                if ok {
+                    (200, "text/plain", b"ready\n".to_vec())
+                } else {
+                    (503, "text/plain", b"store unavailable\n".to_vec())
+                }
+            }
+            _ => (404, "text/plain", b"not found\n".to_vec()),
+        };
+        let len = body.len();
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, len)
+            .header(http::header::CACHE_CONTROL, "no-store")
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Vec::new()))
+    }
+}

@@ -1,0 +1,846 @@
+//! The Redis backend: several gateway instances share one Redis.
+//!
+//! Every key lives under the configured prefix `P`:
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `P cred:ID` | hash | a credential: `data` (JSON) + mutable `counter`, `bs`, `last_used`, `label`, `flagged`, `user` |
+//! | `P creds`, `P creds:user:U` | set | credential ids |
+//! | `P invite:HASH` | string | an invite (JSON), TTL to its expiry, taken with GETDEL |
+//! | `P once:KEY` | string | a single-read item, TTL, taken with GETDEL |
+//! | `P ptok:HASH` → id | string | portal cookie token → session id |
+//! | `P portal:ID` | hash | `data` (JSON) + `seen`, `uv`, `tok`, `user`, `exp` |
+//! | `P portals`, `P portals:user:U` | set | portal session ids (stale ids pruned on listing) |
+//! | `P atok:HASH` → id | string | app cookie token → app session id |
+//! | `P app:ID` | hash | `data` (JSON) + `seen`, `grants` (JSON), `tok`, `portal` |
+//! | `P apps:PORTAL` | set | the app sessions of a portal session |
+//! | `P credsess:CRED` | set | portal sessions whose ceremonies used the credential |
+//!
+//! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
+//! multi-key change is one Lua script, so it is atomic. Every call is bounded by
+//! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`]. The
+//! [`ConnectionManager`] reconnects by itself once Redis is back.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use tokio::sync::OnceCell;
+
+use super::{CounterCheck, Store, StoreError};
+use crate::session::{
+    AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+};
+
+/// The most any store call may take before it reports `Unavailable`.
+pub const OP_TIMEOUT: Duration = Duration::from_millis(900);
+
+/// Shared Lua: end one portal session and its app sessions. Needs `P` defined.
+const LUA_END_PORTAL: &str = r#"
+local function end_portal(id)
+  local k = P .. 'portal:' .. id
+  local f = redis.call('HMGET', k, 'tok', 'user')
+  redis.call('SREM', P .. 'portals', id)
+  if not f[1] then return 0 end
+  redis.call('DEL', P .. 'ptok:' .. f[1], k)
+  local apps = P .. 'apps:' .. id
+  for _, a in ipairs(redis.call('SMEMBERS', apps)) do
+    local ak = P .. 'app:' .. a
+    local t = redis.call('HGET', ak, 'tok')
+    if t then redis.call('DEL', P .. 'atok:' .. t) end
+    redis.call('DEL', ak)
+  end
+  redis.call('DEL', apps)
+  if f[2] then redis.call('SREM', P .. 'portals:user:' .. f[2], id) end
+  return 1
+end
+local function now()
+  return tonumber(redis.call('TIME')[1])
+end
+-- Let an index key live at least until `at`.
+local function extend(k, at)
+  local ttl = redis.call('TTL', k)
+  if ttl == -1 or now() + ttl < at then redis.call('EXPIREAT', k, at) end
+end
+"#;
+
+const LUA_ADD_PORTAL: &str = r#"
+local id, tok, user, data, seen, uv, exp, cred = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+if exp <= now() then return 0 end
+local k = P .. 'portal:' .. id
+redis.call('HSET', k, 'data', data, 'seen', seen, 'uv', uv, 'tok', tok, 'user', user, 'exp', exp)
+redis.call('EXPIREAT', k, exp)
+redis.call('SET', P .. 'ptok:' .. tok, id, 'EXAT', exp)
+redis.call('SADD', P .. 'portals', id)
+redis.call('SADD', P .. 'portals:user:' .. user, id)
+extend(P .. 'portals:user:' .. user, exp)
+if cred ~= '' then
+  redis.call('SADD', P .. 'credsess:' .. cred, id)
+  extend(P .. 'credsess:' .. cred, exp)
+end
+return 1
+"#;
+
+const LUA_PORTAL_BY_TOKEN: &str = r#"
+local id = redis.call('GET', P .. 'ptok:' .. ARGV[2])
+if not id then return false end
+local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
+if not f[1] then return false end
+return {f[1], f[2] or '0', f[3] or ''}
+"#;
+
+const LUA_ROTATE_PORTAL: &str = r#"
+local old, new, uv, cred = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local id = redis.call('GET', P .. 'ptok:' .. old)
+if not id then return false end
+local k = P .. 'portal:' .. id
+local f = redis.call('HMGET', k, 'data', 'seen', 'uv', 'exp')
+if not f[1] then return false end
+local exp = tonumber(f[4])
+if exp <= now() then return false end
+redis.call('DEL', P .. 'ptok:' .. old)
+redis.call('SET', P .. 'ptok:' .. new, id, 'EXAT', exp)
+redis.call('HSET', k, 'tok', new)
+local cur = f[3] or ''
+if uv ~= '' then
+  redis.call('HSET', k, 'uv', uv)
+  cur = uv
+  redis.call('SADD', P .. 'credsess:' .. cred, id)
+  extend(P .. 'credsess:' .. cred, exp)
+end
+return {f[1], f[2] or '0', cur}
+"#;
+
+const LUA_TOUCH: &str = r#"
+local k, t = P .. ARGV[2], tonumber(ARGV[3])
+local s = redis.call('HGET', k, 'seen')
+if s and tonumber(s) < t then redis.call('HSET', k, 'seen', t) end
+return 1
+"#;
+
+const LUA_ADD_APP: &str = r#"
+local id, tok, portal, data, seen, grants, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+if exp <= now() then return 0 end
+if redis.call('EXISTS', P .. 'portal:' .. portal) == 0 then return 0 end
+local k = P .. 'app:' .. id
+redis.call('HSET', k, 'data', data, 'seen', seen, 'grants', grants, 'tok', tok, 'portal', portal)
+redis.call('EXPIREAT', k, exp)
+redis.call('SET', P .. 'atok:' .. tok, id, 'EXAT', exp)
+redis.call('SADD', P .. 'apps:' .. portal, id)
+extend(P .. 'apps:' .. portal, exp)
+for i = 9, #ARGV do
+  redis.call('SADD', P .. 'credsess:' .. ARGV[i], portal)
+  extend(P .. 'credsess:' .. ARGV[i], exp)
+end
+return 1
+"#;
+
+const LUA_APP_VIEW: &str = r#"
+local id = redis.call('GET', P .. 'atok:' .. ARGV[2])
+if not id then return false end
+local a = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen', 'grants', 'portal')
+if not a[1] or not a[4] then return false end
+local p = redis.call('HMGET', P .. 'portal:' .. a[4], 'data', 'seen', 'uv')
+if not p[1] then return false end
+return {a[1], a[2] or '0', a[3] or '[]', p[1], p[2] or '0', p[3] or ''}
+"#;
+
+const LUA_REMOVE_APP: &str = r#"
+local k = P .. 'app:' .. ARGV[2]
+local f = redis.call('HMGET', k, 'tok', 'portal')
+if f[1] then redis.call('DEL', P .. 'atok:' .. f[1]) end
+if f[2] then redis.call('SREM', P .. 'apps:' .. f[2], ARGV[2]) end
+return redis.call('DEL', k)
+"#;
+
+const LUA_LIST_PORTALS: &str = r#"
+local set = P .. ARGV[2]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', set)) do
+  local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
+  if f[1] then
+    table.insert(out, f[1]); table.insert(out, f[2] or '0'); table.insert(out, f[3] or '')
+  else
+    redis.call('SREM', set, id)
+  end
+end
+return out
+"#;
+
+const LUA_LIST_APPS: &str = r#"
+local set = P .. 'apps:' .. ARGV[2]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', set)) do
+  local f = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen')
+  if f[1] then
+    table.insert(out, f[1]); table.insert(out, f[2] or '0')
+  else
+    redis.call('SREM', set, id)
+  end
+end
+return out
+"#;
+
+const LUA_REVOKE_SESSION: &str = r#"
+return end_portal(ARGV[2])
+"#;
+
+const LUA_REVOKE_USER: &str = r#"
+local set = P .. 'portals:user:' .. ARGV[2]
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', set)) do n = n + end_portal(id) end
+redis.call('DEL', set)
+return n
+"#;
+
+const CRED_FIELDS: &str = "'data', 'counter', 'bs', 'last_used', 'label', 'flagged'";
+
+const LUA_ADD_CRED: &str = r#"
+local k = P .. 'cred:' .. ARGV[2]
+if redis.call('EXISTS', k) == 1 then return 0 end
+redis.call('HSET', k, 'data', ARGV[4], 'counter', ARGV[5], 'bs', ARGV[6], 'last_used', ARGV[7], 'label', ARGV[8], 'flagged', ARGV[9], 'user', ARGV[3])
+redis.call('SADD', P .. 'creds', ARGV[2])
+redis.call('SADD', P .. 'creds:user:' .. ARGV[3], ARGV[2])
+return 1
+"#;
+
+const LUA_LIST_CREDS: &str = r#"
+local set = P .. ARGV[2]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', set)) do
+  local f = redis.call('HMGET', P .. 'cred:' .. id, FIELDS)
+  if f[1] then
+    for i = 1, 6 do table.insert(out, f[i] or '') end
+  else
+    redis.call('SREM', set, id)
+  end
+end
+return out
+"#;
+
+const LUA_RECORD_USE: &str = r#"
+local k = P .. 'cred:' .. ARGV[2]
+local stored = redis.call('HGET', k, 'counter')
+if not stored then return 'missing' end
+stored = tonumber(stored)
+local new = tonumber(ARGV[3])
+if new > stored or (new == 0 and stored == 0) then
+  redis.call('HSET', k, 'counter', ARGV[3], 'bs', ARGV[4], 'last_used', ARGV[5])
+  return 'accepted'
+end
+redis.call('HSET', k, 'flagged', '1')
+return 'regressed'
+"#;
+
+const LUA_RENAME_CRED: &str = r#"
+local k = P .. 'cred:' .. ARGV[2]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'label', ARGV[3])
+return 1
+"#;
+
+const LUA_REVOKE_CRED: &str = r#"
+local id = ARGV[2]
+local k = P .. 'cred:' .. id
+local user = redis.call('HGET', k, 'user')
+local existed = redis.call('DEL', k)
+redis.call('SREM', P .. 'creds', id)
+if user then redis.call('SREM', P .. 'creds:user:' .. user, id) end
+local idx = P .. 'credsess:' .. id
+for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
+redis.call('DEL', idx)
+return existed
+"#;
+
+/// All scripts, compiled once (their SHA-1s are computed here; Redis loads them on demand).
+struct Scripts {
+    add_portal: Script,
+    portal_by_token: Script,
+    rotate_portal: Script,
+    touch: Script,
+    add_app: Script,
+    app_view: Script,
+    remove_app: Script,
+    list_portals: Script,
+    list_apps: Script,
+    revoke_session: Script,
+    revoke_user: Script,
+    add_cred: Script,
+    list_creds: Script,
+    record_use: Script,
+    rename_cred: Script,
+    revoke_cred: Script,
+}
+
+fn script(body: &str) -> Script {
+    let src = format!("local P = ARGV[1]\n{LUA_END_PORTAL}\n{body}").replace("FIELDS", CRED_FIELDS);
+    Script::new(&src)
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            add_portal: script(LUA_ADD_PORTAL),
+            portal_by_token: script(LUA_PORTAL_BY_TOKEN),
+            rotate_portal: script(LUA_ROTATE_PORTAL),
+            touch: script(LUA_TOUCH),
+            add_app: script(LUA_ADD_APP),
+            app_view: script(LUA_APP_VIEW),
+            remove_app: script(LUA_REMOVE_APP),
+            list_portals: script(LUA_LIST_PORTALS),
+            list_apps: script(LUA_LIST_APPS),
+            revoke_session: script(LUA_REVOKE_SESSION),
+            revoke_user: script(LUA_REVOKE_USER),
+            add_cred: script(LUA_ADD_CRED),
+            list_creds: script(LUA_LIST_CREDS),
+            record_use: script(LUA_RECORD_USE),
+            rename_cred: script(LUA_RENAME_CRED),
+            revoke_cred: script(LUA_REVOKE_CRED),
+        }
+    }
+}
+
+/// The Redis store; share it behind an `Arc`.
+///
+/// It owns a one-thread tokio runtime on which the connection lives and every
+/// call runs, so it works from any caller runtime (pingora's, a test's, the
+/// CLI's) and keeps working when the runtime that first used it goes away.
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    prefix: String,
+    scripts: Scripts,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+struct Shared {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+}
+
+impl Shared {
+    /// The connection manager, made on first use (it needs a runtime).
+    async fn manager(&self) -> Result<ConnectionManager, StoreError> {
+        let m = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(500)))
+                    .set_response_timeout(Some(OP_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_millis(200));
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(m.clone())
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // Never blocks, so dropping the store inside async code is fine.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn now_secs() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(corrupt)
+}
+
+fn num<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse()
+        .map_err(|_| corrupt(format!("not a number: {s:?}")))
+}
+
+/// A portal session from its stored `data`, `seen` and `uv` fields.
+fn portal_from(data: &str, seen: &str, uv: &str) -> Result<PortalSession, StoreError> {
+    let mut p: PortalSession = from_json(data)?;
+    p.last_seen_at = num(seen)?;
+    p.last_uv = if uv.is_empty() {
+        None
+    } else {
+        Some(from_json(uv)?)
+    };
+    Ok(p)
+}
+
+fn app_from(data: &str, seen: &str) -> Result<AppSession, StoreError> {
+    let mut a: AppSession = from_json(data)?;
+    a.last_seen_at = num(seen)?;
+    Ok(a)
+}
+
+/// A credential from `data`, `counter`, `bs`, `last_used`, `label`, `flagged`.
+fn credential_from(f: &[String]) -> Result<Credential, StoreError> {
+    let [data, counter, bs, last_used, label, flagged] = f else {
+        return Err(corrupt("credential: wrong number of fields"));
+    };
+    let mut c: Credential = from_json(data)?;
+    c.counter = num(counter)?;
+    c.backup_state = bs == "1";
+    c.last_used_at = if last_used.is_empty() {
+        None
+    } else {
+        Some(num(last_used)?)
+    };
+    c.label = label.clone();
+    c.flagged = flagged == "1";
+    Ok(c)
+}
+
+fn flag(b: bool) -> &'static str {
+    if b { "1" } else { "0" }
+}
+
+impl RedisStore {
+    /// A store for `url` with every key under `prefix`. Connects lazily: a Redis
+    /// that is down now makes calls fail with `Unavailable`, not this.
+    pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| unavailable(format!("bad redis url: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("stepgate-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| unavailable(format!("cannot start the redis runtime: {e}")))?;
+        Ok(RedisStore {
+            shared: Arc::new(Shared {
+                client,
+                conn: OnceCell::new(),
+            }),
+            prefix: prefix.to_string(),
+            scripts: Scripts::new(),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Run one operation against Redis on the store's runtime, bounded by [`OP_TIMEOUT`].
+    async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let task = async move {
+            let op = async {
+                let conn = shared.manager().await?;
+                f(conn).await.map_err(unavailable)
+            };
+            tokio::time::timeout(OP_TIMEOUT, op)
+                .await
+                .map_err(|_| unavailable("redis did not answer in time"))?
+        };
+        let Some(rt) = &self.runtime else {
+            return Err(unavailable("the redis store is closed"));
+        };
+        rt.spawn(task).await.map_err(unavailable)?
+    }
+
+    /// Invoke a script with the prefix as ARGV[1] followed by `args`.
+    async fn eval<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        script: &Script,
+        args: &[&str],
+    ) -> Result<T, StoreError> {
+        let script = script.clone();
+        let mut argv: Vec<String> = Vec::with_capacity(args.len() + 1);
+        argv.push(self.prefix.clone());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        self.with(move |mut c| async move {
+            let mut inv = script.prepare_invoke();
+            for a in &argv {
+                inv.arg(a);
+            }
+            inv.invoke_async(&mut c).await
+        })
+        .await
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+}
+
+/// Turn a script's flat reply into rows of `width` strings.
+fn rows(v: Vec<String>, width: usize) -> Vec<Vec<String>> {
+    v.chunks(width).map(<[String]>::to_vec).collect()
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self
+            .with(move |mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(unavailable(format!("unexpected PING reply {pong:?}")))
+        }
+    }
+
+    async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
+        let data = to_json(cred)?;
+        let counter = cred.counter.to_string();
+        let last_used = cred.last_used_at.map(|t| t.to_string()).unwrap_or_default();
+        let added: i64 = self
+            .eval(
+                &self.scripts.add_cred,
+                &[
+                    &cred.id,
+                    &cred.user,
+                    &data,
+                    &counter,
+                    flag(cred.backup_state),
+                    &last_used,
+                    &cred.label,
+                    flag(cred.flagged),
+                ],
+            )
+            .await?;
+        if added == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
+        let key = self.key("cred", id);
+        let f: Vec<Option<String>> = self
+            .with(move |mut c| async move {
+                redis::cmd("HMGET")
+                    .arg(key)
+                    .arg(&["data", "counter", "bs", "last_used", "label", "flagged"])
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if f.first().is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        let f: Vec<String> = f.into_iter().map(Option::unwrap_or_default).collect();
+        credential_from(&f).map(Some)
+    }
+
+    async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
+        let set = match user {
+            Some(u) => format!("creds:user:{u}"),
+            None => "creds".to_string(),
+        };
+        let flat: Vec<String> = self.eval(&self.scripts.list_creds, &[&set]).await?;
+        let mut out = rows(flat, 6)
+            .iter()
+            .map(|r| credential_from(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn count_credentials(&self) -> Result<u64, StoreError> {
+        let key = format!("{}creds", self.prefix);
+        self.with(move |mut c| async move { c.scard(key).await })
+            .await
+    }
+
+    async fn record_use(
+        &self,
+        id: &str,
+        counter: u32,
+        backup_state: bool,
+        now: Timestamp,
+    ) -> Result<CounterCheck, StoreError> {
+        let (counter, now) = (counter.to_string(), now.to_string());
+        let r: String = self
+            .eval(
+                &self.scripts.record_use,
+                &[id, &counter, flag(backup_state), &now],
+            )
+            .await?;
+        match r.as_str() {
+            "accepted" => Ok(CounterCheck::Accepted),
+            "regressed" => Ok(CounterCheck::Regressed),
+            _ => Ok(CounterCheck::Missing),
+        }
+    }
+
+    async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.eval(&self.scripts.rename_cred, &[id, label]).await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.eval(&self.scripts.revoke_cred, &[id]).await?;
+        Ok(n == 1)
+    }
+
+    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        if invite.expires_at <= now_secs() {
+            return Ok(());
+        }
+        let key = self.key("invite", token_hash);
+        let data = to_json(invite)?;
+        let at = invite.expires_at;
+        self.with(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(data)
+                .arg("EXAT")
+                .arg(at)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_invite(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Invite>, StoreError> {
+        let key = self.key("invite", token_hash);
+        let raw: Option<String> = self
+            .with(move |mut c| async move { c.get_del(key).await })
+            .await?;
+        match raw {
+            None => Ok(None),
+            Some(s) => {
+                let inv: Invite = from_json(&s)?;
+                Ok((now < inv.expires_at).then_some(inv))
+            }
+        }
+    }
+
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let ms = ttl.as_millis().min(u64::MAX as u128) as u64;
+        if ms == 0 {
+            return Ok(());
+        }
+        let key = self.key("once", key);
+        let value = value.to_vec();
+        self.with(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key("once", key);
+        self.with(move |mut c| async move { c.get_del(key).await })
+            .await
+    }
+
+    async fn add_portal_session(
+        &self,
+        token_hash: &str,
+        session: &PortalSession,
+    ) -> Result<(), StoreError> {
+        let data = to_json(session)?;
+        let uv = session.last_uv.as_ref().map(to_json).transpose()?;
+        let cred = session
+            .last_uv
+            .as_ref()
+            .map(|v| v.credential_id.as_str())
+            .unwrap_or_default();
+        let (seen, exp) = (
+            session.last_seen_at.to_string(),
+            session.expires_at.to_string(),
+        );
+        let _: i64 = self
+            .eval(
+                &self.scripts.add_portal,
+                &[
+                    &session.id,
+                    token_hash,
+                    &session.user,
+                    &data,
+                    &seen,
+                    uv.as_deref().unwrap_or_default(),
+                    &exp,
+                    cred,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn portal_session(&self, token_hash: &str) -> Result<Option<PortalSession>, StoreError> {
+        let f: Option<Vec<String>> = self
+            .eval(&self.scripts.portal_by_token, &[token_hash])
+            .await?;
+        match f.as_deref() {
+            Some([data, seen, uv]) => portal_from(data, seen, uv).map(Some),
+            Some(_) => Err(corrupt("portal session: wrong number of fields")),
+            None => Ok(None),
+        }
+    }
+
+    async fn rotate_portal_session(
+        &self,
+        old_token_hash: &str,
+        new_token_hash: &str,
+        last_uv: Option<&Verification>,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let uv = last_uv.map(to_json).transpose()?;
+        let cred = last_uv
+            .map(|v| v.credential_id.as_str())
+            .unwrap_or_default();
+        let f: Option<Vec<String>> = self
+            .eval(
+                &self.scripts.rotate_portal,
+                &[
+                    old_token_hash,
+                    new_token_hash,
+                    uv.as_deref().unwrap_or_default(),
+                    cred,
+                ],
+            )
+            .await?;
+        match f.as_deref() {
+            Some([data, seen, uv]) => portal_from(data, seen, uv).map(Some),
+            Some(_) => Err(corrupt("portal session: wrong number of fields")),
+            None => Ok(None),
+        }
+    }
+
+    async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let key = format!("portal:{id}");
+        let _: i64 = self
+            .eval(&self.scripts.touch, &[&key, &now.to_string()])
+            .await?;
+        Ok(())
+    }
+
+    async fn add_app_session(
+        &self,
+        token_hash: &str,
+        session: &AppSession,
+        grants: &[Grant],
+    ) -> Result<(), StoreError> {
+        let data = to_json(session)?;
+        let grants_json = to_json(&grants)?;
+        let (seen, exp) = (
+            session.last_seen_at.to_string(),
+            session.expires_at.to_string(),
+        );
+        let mut args: Vec<&str> = vec![
+            &session.id,
+            token_hash,
+            &session.portal_id,
+            &data,
+            &seen,
+            &grants_json,
+            &exp,
+        ];
+        args.extend(grants.iter().map(|g| g.verification.credential_id.as_str()));
+        let _: i64 = self.eval(&self.scripts.add_app, &args).await?;
+        Ok(())
+    }
+
+    async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError> {
+        let f: Option<Vec<String>> = self.eval(&self.scripts.app_view, &[token_hash]).await?;
+        match f.as_deref() {
+            Some([adata, aseen, grants, pdata, pseen, uv]) => Ok(Some(AppView {
+                app: app_from(adata, aseen)?,
+                portal: portal_from(pdata, pseen, uv)?,
+                grants: from_json(grants)?,
+            })),
+            Some(_) => Err(corrupt("app session: wrong number of fields")),
+            None => Ok(None),
+        }
+    }
+
+    async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let key = format!("app:{id}");
+        let _: i64 = self
+            .eval(&self.scripts.touch, &[&key, &now.to_string()])
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_app_session(&self, id: &str) -> Result<(), StoreError> {
+        let _: i64 = self.eval(&self.scripts.remove_app, &[id]).await?;
+        Ok(())
+    }
+
+    async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
+        let set = match user {
+            Some(u) => format!("portals:user:{u}"),
+            None => "portals".to_string(),
+        };
+        let flat: Vec<String> = self.eval(&self.scripts.list_portals, &[&set]).await?;
+        let mut out = rows(flat, 3)
+            .iter()
+            .map(|r| match r.as_slice() {
+                [data, seen, uv] => portal_from(data, seen, uv),
+                _ => Err(corrupt("portal session: wrong number of fields")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = now_secs();
+        out.retain(|p| p.expires_at > now);
+        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError> {
+        let flat: Vec<String> = self.eval(&self.scripts.list_apps, &[portal_id]).await?;
+        let mut out = rows(flat, 2)
+            .iter()
+            .map(|r| match r.as_slice() {
+                [data, seen] => app_from(data, seen),
+                _ => Err(corrupt("app session: wrong number of fields")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.eval(&self.scripts.revoke_session, &[id]).await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.eval(&self.scripts.revoke_user, &[user]).await?;
+        Ok(n.max(0) as u64)
+    }
+}

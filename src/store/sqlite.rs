@@ -1,0 +1,901 @@
+//! The embedded SQLite backend (the default): one file, WAL, shared by the
+//! server and the CLI.
+//!
+//! Every call runs on tokio's blocking pool with a connection taken from a small
+//! pool. Multi-statement changes run in `BEGIN IMMEDIATE` transactions and
+//! single-read items are taken with one `DELETE … RETURNING`, so they stay atomic
+//! across connections *and* across processes (the CLI and `serve` share the file).
+//! The schema is versioned with `PRAGMA user_version`.
+//!
+//! Records whose absolute expiry has passed are treated as gone (like Redis's
+//! native TTLs) and swept now and then.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{CounterCheck, Store, StoreError};
+use crate::session::{
+    AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+};
+
+/// How long a statement waits for another writer (CLI or server) before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept for reuse.
+const POOL_MAX_IDLE: usize = 8;
+
+/// The schema, one entry per version; `user_version` says how many have been applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        label TEXT NOT NULL,
+        passkey TEXT NOT NULL,
+        counter INTEGER NOT NULL,
+        aaguid TEXT NOT NULL,
+        attestation_root TEXT,
+        backup_eligible INTEGER NOT NULL,
+        backup_state INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        expires_at INTEGER,
+        flagged INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX credentials_user ON credentials(user);
+
+    CREATE TABLE invites (
+        token_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        credential_ttl INTEGER,
+        expires_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE once_items (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    );
+
+    CREATE TABLE portal_sessions (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        user TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        last_uv TEXT
+    );
+    CREATE INDEX portal_sessions_user ON portal_sessions(user);
+
+    -- Every credential a portal session's ceremonies (sign-in, step-ups, grants) used.
+    CREATE TABLE session_credentials (
+        portal_id TEXT NOT NULL REFERENCES portal_sessions(id) ON DELETE CASCADE,
+        credential_id TEXT NOT NULL,
+        PRIMARY KEY (portal_id, credential_id)
+    );
+    CREATE INDEX session_credentials_credential ON session_credentials(credential_id);
+
+    CREATE TABLE app_sessions (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        portal_id TEXT NOT NULL REFERENCES portal_sessions(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        host TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX app_sessions_portal ON app_sessions(portal_id);
+
+    CREATE TABLE grants (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL REFERENCES app_sessions(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        verification TEXT NOT NULL
+    );
+    CREATE INDEX grants_app ON grants(app_id);
+    ",
+];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
+        _ => unavailable(e),
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn now_secs() -> Timestamp {
+    now_ms() / 1000
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sql)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sql)?;
+    Ok(conn)
+}
+
+/// Bring the schema up to date; safe when several processes start at once.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(sql)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(unavailable(format!(
+            "cannot switch the database to WAL (journal_mode is {mode})"
+        )));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(unavailable(format!(
+            "the database schema is version {version}, newer than this stepgate knows ({known})"
+        )));
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        tx.execute_batch(step).map_err(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(sql)?;
+    }
+    tx.commit().map_err(sql)
+}
+
+impl SqliteStore {
+    /// Open (creating the file and its parent directory if needed) and migrate.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut conn = connect(path)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                idle: Mutex::new(vec![conn]),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` with a pooled connection on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.idle.lock().map_err(unavailable)?.pop();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let out = f(&mut conn);
+            if let Ok(mut idle) = inner.idle.lock()
+                && idle.len() < POOL_MAX_IDLE
+            {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+// --- row mapping ---
+
+const CREDENTIAL_COLUMNS: &str = "id, user, label, passkey, counter, aaguid, attestation_root, \
+     backup_eligible, backup_state, created_at, last_used_at, expires_at, flagged";
+
+fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Credential, String)> {
+    Ok((
+        Credential {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            label: r.get(2)?,
+            passkey: r.get(3)?,
+            counter: r.get(4)?,
+            aaguid: uuid::Uuid::nil(),
+            attestation_root: r.get(6)?,
+            backup_eligible: r.get(7)?,
+            backup_state: r.get(8)?,
+            created_at: r.get(9)?,
+            last_used_at: r.get(10)?,
+            expires_at: r.get(11)?,
+            flagged: r.get(12)?,
+        },
+        r.get(5)?,
+    ))
+}
+
+fn finish_credential((mut c, aaguid): (Credential, String)) -> Result<Credential, StoreError> {
+    c.aaguid = uuid::Uuid::parse_str(&aaguid).map_err(corrupt)?;
+    Ok(c)
+}
+
+const PORTAL_COLUMNS: &str = "id, user, created_at, last_seen_at, expires_at, last_uv";
+
+fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> {
+    Ok((
+        PortalSession {
+            id: r.get(0)?,
+            user: r.get(1)?,
+            created_at: r.get(2)?,
+            last_seen_at: r.get(3)?,
+            expires_at: r.get(4)?,
+            last_uv: None,
+        },
+        r.get(5)?,
+    ))
+}
+
+fn finish_portal(
+    (mut p, uv): (PortalSession, Option<String>),
+) -> Result<PortalSession, StoreError> {
+    p.last_uv = match uv {
+        Some(json) => Some(serde_json::from_str(&json).map_err(corrupt)?),
+        None => None,
+    };
+    Ok(p)
+}
+
+const APP_COLUMNS: &str = "id, portal_id, user, host, created_at, last_seen_at, expires_at";
+
+fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
+    Ok(AppSession {
+        id: r.get(0)?,
+        portal_id: r.get(1)?,
+        user: r.get(2)?,
+        host: r.get(3)?,
+        created_at: r.get(4)?,
+        last_seen_at: r.get(5)?,
+        expires_at: r.get(6)?,
+    })
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+/// Drop every record whose absolute expiry has passed.
+fn sweep(conn: &Connection) -> Result<(), StoreError> {
+    let now = now_secs();
+    conn.execute("DELETE FROM portal_sessions WHERE expires_at <= ?1", [now])
+        .map_err(sql)?;
+    conn.execute("DELETE FROM app_sessions WHERE expires_at <= ?1", [now])
+        .map_err(sql)?;
+    conn.execute("DELETE FROM invites WHERE expires_at <= ?1", [now])
+        .map_err(sql)?;
+    conn.execute(
+        "DELETE FROM once_items WHERE expires_at_ms <= ?1",
+        [now_ms()],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// End portal sessions (and, by cascade, their app sessions and grants).
+fn end_portal_sessions(conn: &Connection, where_sql: &str, arg: &str) -> Result<u64, StoreError> {
+    let n = conn
+        .execute(
+            &format!("DELETE FROM portal_sessions WHERE {where_sql}"),
+            [arg],
+        )
+        .map_err(sql)?;
+    Ok(n as u64)
+}
+
+fn note_credential(conn: &Connection, portal_id: &str, credential: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO session_credentials (portal_id, credential_id) VALUES (?1, ?2)",
+        params![portal_id, credential],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.query_row("SELECT count(*) FROM credentials", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
+        let c = cred.clone();
+        self.run(move |conn| {
+            conn.execute(
+                &format!(
+                    "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ),
+                params![
+                    c.id,
+                    c.user,
+                    c.label,
+                    c.passkey,
+                    c.counter,
+                    c.aaguid.to_string(),
+                    c.attestation_root,
+                    c.backup_eligible,
+                    c.backup_state,
+                    c.created_at,
+                    c.last_used_at,
+                    c.expires_at,
+                    c.flagged,
+                ],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            let row = conn
+                .query_row(
+                    &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1"),
+                    [id],
+                    credential_row,
+                )
+                .optional()
+                .map_err(sql)?;
+            row.map(finish_credential).transpose()
+        })
+        .await
+    }
+
+    async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
+        let user = user.map(str::to_string);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+                     WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at, id"
+                ))
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([user], credential_row)
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            rows.into_iter().map(finish_credential).collect()
+        })
+        .await
+    }
+
+    async fn count_credentials(&self) -> Result<u64, StoreError> {
+        self.run(|conn| {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM credentials", [], |r| r.get(0))
+                .map_err(sql)?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn record_use(
+        &self,
+        id: &str,
+        counter: u32,
+        backup_state: bool,
+        now: Timestamp,
+    ) -> Result<CounterCheck, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let stored: Option<u32> = tx
+                .query_row(
+                    "SELECT counter FROM credentials WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(stored) = stored else {
+                return Ok(CounterCheck::Missing);
+            };
+            let check = if counter > stored || (counter == 0 && stored == 0) {
+                tx.execute(
+                    "UPDATE credentials SET counter = ?2, backup_state = ?3, last_used_at = ?4 \
+                     WHERE id = ?1",
+                    params![id, counter, backup_state, now],
+                )
+                .map_err(sql)?;
+                CounterCheck::Accepted
+            } else {
+                tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])
+                    .map_err(sql)?;
+                CounterCheck::Regressed
+            };
+            tx.commit().map_err(sql)?;
+            Ok(check)
+        })
+        .await
+    }
+
+    async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError> {
+        let (id, label) = (id.to_string(), label.to_string());
+        self.run(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE credentials SET label = ?2 WHERE id = ?1",
+                    params![id, label],
+                )
+                .map_err(sql)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let n = tx
+                .execute("DELETE FROM credentials WHERE id = ?1", [&id])
+                .map_err(sql)?;
+            end_portal_sessions(
+                &tx,
+                "id IN (SELECT portal_id FROM session_credentials WHERE credential_id = ?1)",
+                &id,
+            )?;
+            tx.commit().map_err(sql)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        let (h, inv) = (token_hash.to_string(), invite.clone());
+        self.run(move |conn| {
+            sweep(conn)?;
+            conn.execute(
+                "INSERT INTO invites (token_hash, user, credential_ttl, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    h,
+                    inv.user,
+                    inv.credential_ttl.map(|t| t.min(i64::MAX as u64) as i64),
+                    inv.expires_at
+                ],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_invite(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Invite>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn| {
+            let row = conn
+                .query_row(
+                    "DELETE FROM invites WHERE token_hash = ?1 \
+                     RETURNING user, credential_ttl, expires_at",
+                    [h],
+                    |r| {
+                        Ok(Invite {
+                            user: r.get(0)?,
+                            credential_ttl: r.get::<_, Option<i64>>(1)?.map(|t| t.max(0) as u64),
+                            expires_at: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(sql)?;
+            // Judged by the caller's clock and by the wall clock (as Redis's TTL would).
+            Ok(row.filter(|i| now < i.expires_at && now_secs() < i.expires_at))
+        })
+        .await
+    }
+
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_vec());
+        let expires = now_ms().saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        self.run(move |conn| {
+            sweep(conn)?;
+            conn.execute(
+                "INSERT OR REPLACE INTO once_items (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![key, value, expires],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.run(move |conn| {
+            let row: Option<(Vec<u8>, i64)> = conn
+                .query_row(
+                    "DELETE FROM once_items WHERE key = ?1 RETURNING value, expires_at_ms",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sql)?;
+            Ok(row.filter(|(_, exp)| now_ms() < *exp).map(|(v, _)| v))
+        })
+        .await
+    }
+
+    async fn add_portal_session(
+        &self,
+        token_hash: &str,
+        session: &PortalSession,
+    ) -> Result<(), StoreError> {
+        let (h, s) = (token_hash.to_string(), session.clone());
+        self.run(move |conn| {
+            let uv = s.last_uv.as_ref().map(to_json).transpose()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            sweep(&tx)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO portal_sessions (token_hash, {PORTAL_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                params![
+                    h,
+                    s.id,
+                    s.user,
+                    s.created_at,
+                    s.last_seen_at,
+                    s.expires_at,
+                    uv
+                ],
+            )
+            .map_err(sql)?;
+            if let Some(v) = &s.last_uv {
+                note_credential(&tx, &s.id, &v.credential_id)?;
+            }
+            tx.commit().map_err(sql)
+        })
+        .await
+    }
+
+    async fn portal_session(&self, token_hash: &str) -> Result<Option<PortalSession>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn| {
+            let row = conn
+                .query_row(
+                    &format!(
+                        "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
+                         WHERE token_hash = ?1 AND expires_at > ?2"
+                    ),
+                    params![h, now_secs()],
+                    portal_row,
+                )
+                .optional()
+                .map_err(sql)?;
+            row.map(finish_portal).transpose()
+        })
+        .await
+    }
+
+    async fn rotate_portal_session(
+        &self,
+        old_token_hash: &str,
+        new_token_hash: &str,
+        last_uv: Option<&Verification>,
+    ) -> Result<Option<PortalSession>, StoreError> {
+        let (old, new) = (old_token_hash.to_string(), new_token_hash.to_string());
+        let uv = last_uv.cloned();
+        self.run(move |conn| {
+            let uv_json = uv.as_ref().map(to_json).transpose()?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let row = tx
+                .query_row(
+                    &format!(
+                        "UPDATE portal_sessions SET token_hash = ?2, last_uv = coalesce(?3, last_uv) \
+                         WHERE token_hash = ?1 AND expires_at > ?4 RETURNING {PORTAL_COLUMNS}"
+                    ),
+                    params![old, new, uv_json, now_secs()],
+                    portal_row,
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let session = finish_portal(row)?;
+            if let Some(v) = &uv {
+                note_credential(&tx, &session.id, &v.credential_id)?;
+            }
+            tx.commit().map_err(sql)?;
+            Ok(Some(session))
+        })
+        .await
+    }
+
+    async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE portal_sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_app_session(
+        &self,
+        token_hash: &str,
+        session: &AppSession,
+        grants: &[Grant],
+    ) -> Result<(), StoreError> {
+        let (h, s, grants) = (token_hash.to_string(), session.clone(), grants.to_vec());
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let portal_exists = tx
+                .query_row(
+                    "SELECT 1 FROM portal_sessions WHERE id = ?1 AND expires_at > ?2",
+                    params![s.portal_id, now_secs()],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(sql)?
+                .is_some();
+            if !portal_exists || s.expires_at <= now_secs() {
+                return Ok(());
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO app_sessions (token_hash, {APP_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
+                params![
+                    h,
+                    s.id,
+                    s.portal_id,
+                    s.user,
+                    s.host,
+                    s.created_at,
+                    s.last_seen_at,
+                    s.expires_at
+                ],
+            )
+            .map_err(sql)?;
+            for g in &grants {
+                tx.execute(
+                    "INSERT INTO grants (app_id, rule, verification) VALUES (?1, ?2, ?3)",
+                    params![s.id, g.rule, to_json(&g.verification)?],
+                )
+                .map_err(sql)?;
+                note_credential(&tx, &s.portal_id, &g.verification.credential_id)?;
+            }
+            tx.commit().map_err(sql)
+        })
+        .await
+    }
+
+    async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn| {
+            let now = now_secs();
+            // One read transaction: the app, its portal and its grants as of one moment.
+            let tx = conn.transaction().map_err(sql)?;
+            let app = tx
+                .query_row(
+                    &format!(
+                        "SELECT {APP_COLUMNS} FROM app_sessions \
+                         WHERE token_hash = ?1 AND expires_at > ?2"
+                    ),
+                    params![h, now],
+                    app_row,
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(app) = app else { return Ok(None) };
+            let portal = tx
+                .query_row(
+                    &format!(
+                        "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
+                         WHERE id = ?1 AND expires_at > ?2"
+                    ),
+                    params![app.portal_id, now],
+                    portal_row,
+                )
+                .optional()
+                .map_err(sql)?;
+            let Some(portal) = portal else {
+                return Ok(None);
+            };
+            let portal = finish_portal(portal)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT rule, verification FROM grants WHERE app_id = ?1 ORDER BY seq",
+                )
+                .map_err(sql)?;
+            let raw = stmt
+                .query_map([&app.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            drop(stmt);
+            let grants = raw
+                .into_iter()
+                .map(|(rule, v)| {
+                    Ok(Grant {
+                        rule,
+                        verification: serde_json::from_str(&v).map_err(corrupt)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            tx.commit().map_err(sql)?;
+            Ok(Some(AppView {
+                app,
+                portal,
+                grants,
+            }))
+        })
+        .await
+    }
+
+    async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE app_sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
+                params![id, now],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_app_session(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM app_sessions WHERE id = ?1", [id])
+                .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
+        let user = user.map(str::to_string);
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
+                     WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
+                     ORDER BY user, created_at, id"
+                ))
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![user, now_secs()], portal_row)
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            rows.into_iter().map(finish_portal).collect()
+        })
+        .await
+    }
+
+    async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError> {
+        let id = portal_id.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {APP_COLUMNS} FROM app_sessions \
+                     WHERE portal_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
+                ))
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![id, now_secs()], app_row)
+                .map_err(sql)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| Ok(end_portal_sessions(conn, "id = ?1", &id)? > 0))
+            .await
+    }
+
+    async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
+        let user = user.to_string();
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            let n = end_portal_sessions(&tx, "user = ?1", &user)?;
+            // App sessions always belong to a portal session of the same user; be thorough anyway.
+            tx.execute("DELETE FROM app_sessions WHERE user = ?1", [&user])
+                .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            Ok(n)
+        })
+        .await
+    }
+}

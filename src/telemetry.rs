@@ -1,0 +1,165 @@
+//! Logging setup and the Prometheus metrics the admin listener serves.
+//!
+//! Metrics live in one process-wide [`Metrics`] (see [`metrics`]) so that any
+//! part of the gateway (proxy, forward-auth, portal ceremonies, config reload)
+//! can count without threading a handle through. Label values are bounded:
+//! rule names come from the config, outcomes and results from fixed lists.
+//! Nothing here ever records a token or cookie value.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Set up `tracing` output on stderr: JSON lines when `json`, text otherwise.
+/// The filter comes from `RUST_LOG` (default `info`). Calling it twice is harmless.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Every counter and histogram stepgate exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    ceremonies: IntCounterVec,
+    store_latency: HistogramVec,
+    reloads: IntCounterVec,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "stepgate_requests_total",
+                "Requests judged, by rule and outcome",
+            ),
+            &["rule", "outcome"],
+        )
+        .unwrap_or_else(|_| unreachable_counter());
+        let ceremonies = IntCounterVec::new(
+            Opts::new(
+                "stepgate_ceremonies_total",
+                "Passkey ceremonies, by kind (login, step_up, enroll) and result",
+            ),
+            &["kind", "result"],
+        )
+        .unwrap_or_else(|_| unreachable_counter());
+        let store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "stepgate_store_latency_seconds",
+                "Latency of store calls made while judging requests",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+            &["op", "result"],
+        )
+        .unwrap_or_else(|_| unreachable_histogram());
+        let reloads = IntCounterVec::new(
+            Opts::new("stepgate_config_reloads_total", "Config reloads, by result"),
+            &["result"],
+        )
+        .unwrap_or_else(|_| unreachable_counter());
+        for c in [&requests, &ceremonies, &reloads] {
+            let _ = registry.register(Box::new(c.clone()));
+        }
+        let _ = registry.register(Box::new(store_latency.clone()));
+        Metrics {
+            registry,
+            requests,
+            ceremonies,
+            store_latency,
+            reloads,
+        }
+    }
+
+    /// Count one request judged under `rule` (`"-"` when none matched).
+    pub fn request(&self, rule: &str, outcome: &str) {
+        self.requests.with_label_values(&[rule, outcome]).inc();
+    }
+
+    /// Count one passkey ceremony; `kind` e.g. `login`, `step_up`, `enroll`;
+    /// `result` e.g. `ok`, `failed`, `no_uv`.
+    pub fn ceremony(&self, kind: &str, result: &str) {
+        self.ceremonies.with_label_values(&[kind, result]).inc();
+    }
+
+    /// Record how long a store call took.
+    pub fn store_call(&self, op: &str, ok: bool, took: Duration) {
+        self.store_latency
+            .with_label_values(&[op, if ok { "ok" } else { "error" }])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Count a config reload.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+// The metric definitions above are constant and valid; these fallbacks only
+// exist so that construction has no panicking path.
+fn unreachable_counter() -> IntCounterVec {
+    IntCounterVec::new(Opts::new("stepgate_invalid_metric", "invalid"), &["x"]).unwrap_or_else(
+        |_| IntCounterVec::new(Opts::new("x", "x"), &[]).unwrap_or_else(|_| std::process::abort()),
+    )
+}
+
+fn unreachable_histogram() -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new("stepgate_invalid_histogram", "invalid"),
+        &["x"],
+    )
+    .unwrap_or_else(|_| std::process::abort())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counted_series() {
+        let m = metrics();
+        m.request("telemetry-test", "allow");
+        m.ceremony("step_up", "ok");
+        m.store_call("app_session", true, Duration::from_millis(2));
+        m.reload(true);
+        let text = m.render();
+        assert!(
+            text.contains("stepgate_requests_total{outcome=\"allow\",rule=\"telemetry-test\"}")
+        );
+        assert!(text.contains("stepgate_ceremonies_total"));
+        assert!(text.contains("stepgate_store_latency_seconds_bucket"));
+        assert!(text.contains("stepgate_config_reloads_total{result=\"ok\"}"));
+    }
+}

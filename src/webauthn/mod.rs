@@ -1,0 +1,269 @@
+//! Passkey ceremonies at the portal origin, on top of `webauthn-rs-core`.
+//!
+//! [`RelyingParty`] wraps one `WebauthnCore` configured for exactly the
+//! portal's origin (no subdomains, no other port) plus the attestation
+//! [`trust::TrustStore`]. Every ceremony demands user verification: the
+//! options ask for `required`, and the library and [`client_data`] refuse a
+//! response whose UV flag is clear whatever the page asked for. Ceremony
+//! state never leaves the server; the portal keeps it in the store.
+
+pub mod client_data;
+pub mod trust;
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use webauthn_rs_core::WebauthnCore;
+use webauthn_rs_core::error::WebauthnError;
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, AuthenticationState, Credential as CoreCredential,
+    PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+};
+
+use crate::config::Portal;
+pub use trust::{TrustError, TrustStore};
+
+/// How long the browser gives the user for one ceremony.
+pub const CEREMONY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why a ceremony was refused. Each variant maps to a message a person understands.
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    #[error("the authenticator did not verify the user (UV flag clear)")]
+    UserNotVerified,
+    #[error("the authenticator did not report user presence (UP flag clear)")]
+    UserNotPresent,
+    #[error("the response came from another origin")]
+    WrongOrigin,
+    #[error("the ceremony ran in a cross-origin frame")]
+    CrossOrigin,
+    #[error("the response does not answer this challenge")]
+    ChallengeMismatch,
+    #[error("the sign counter went backwards: possible cloned authenticator")]
+    CounterRegressed,
+    #[error("the backup-eligible flag differs from the registered one")]
+    BackupEligibilityChanged,
+    #[error("the attestation statement is invalid: {0}")]
+    BadAttestation(String),
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
+    #[error("the portal URL is not a valid WebAuthn origin")]
+    BadOrigin,
+    #[error("ceremony refused: {0}")]
+    Rejected(String),
+}
+
+impl From<WebauthnError> for CeremonyError {
+    fn from(e: WebauthnError) -> Self {
+        use WebauthnError as W;
+        match e {
+            W::UserNotVerified => Self::UserNotVerified,
+            W::UserNotPresent => Self::UserNotPresent,
+            W::InvalidRPOrigin | W::InvalidRPIDHash => Self::WrongOrigin,
+            W::CredentialCrossOrigin => Self::CrossOrigin,
+            W::MismatchedChallenge => Self::ChallengeMismatch,
+            W::CredentialPossibleCompromise => Self::CounterRegressed,
+            W::CredentialBackupEligibilityInconsistent => Self::BackupEligibilityChanged,
+            W::AttestationCertificateAAGUIDMismatch
+            | W::AttestationStatementSigInvalid
+            | W::AttestationCredentialSubjectKeyMismatch
+            | W::AttestationCertificateRequirementsNotMet
+            | W::AttestationStatementX5CInvalid
+            | W::AttestationNotSupported => Self::BadAttestation(format!("{e:?}")),
+            other => Self::Rejected(format!("{other:?}")),
+        }
+    }
+}
+
+/// A verified registration, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The credential id, base64url without padding.
+    pub id: String,
+    /// The webauthn-rs credential as JSON.
+    pub passkey: String,
+    pub aaguid: Uuid,
+    /// Fingerprint of the configured root the attestation chained to.
+    pub attestation_root: Option<String>,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub counter: u32,
+}
+
+/// A verified assertion.
+#[derive(Debug, Clone, Copy)]
+pub struct Asserted {
+    pub counter: u32,
+    pub backup_state: bool,
+    pub backup_eligible: bool,
+}
+
+/// base64url without padding.
+pub fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The WebAuthn user handle of a user: stable, opaque, 16 bytes.
+pub fn user_handle(user: &str) -> Vec<u8> {
+    let d = Sha256::digest(format!("stepgate user handle\0{user}").as_bytes());
+    d[..16].to_vec()
+}
+
+/// The sign counter in raw authenticator data (bytes 33..37).
+pub fn auth_data_counter(auth_data: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = auth_data.get(33..37)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// The relying party of the portal.
+#[derive(Debug, Clone)]
+pub struct RelyingParty {
+    core: WebauthnCore,
+    origin: String,
+    pub trust: TrustStore,
+}
+
+impl RelyingParty {
+    pub fn new(portal: &Portal, trust: TrustStore) -> Result<Self, CeremonyError> {
+        let url = url::Url::parse(&portal.origin).map_err(|_| CeremonyError::BadOrigin)?;
+        let core = WebauthnCore::new_unsafe_experts_only(
+            &portal.rp_name,
+            &portal.rp_id,
+            vec![url],
+            CEREMONY_TIMEOUT,
+            Some(false),
+            Some(false),
+        );
+        Ok(RelyingParty {
+            core,
+            origin: portal.origin.clone(),
+            trust,
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Options for `navigator.credentials.create()` and the state to keep.
+    pub fn begin_register(
+        &self,
+        user: &str,
+        display_name: &str,
+        exclude: Vec<Vec<u8>>,
+    ) -> Result<(Value, RegistrationState), CeremonyError> {
+        let builder = self
+            .core
+            .new_challenge_register_builder(&user_handle(user), user, display_name)?
+            .attestation(AttestationConveyancePreference::Direct)
+            .user_verification_policy(UserVerificationPolicy::Required)
+            .require_resident_key(false)
+            .exclude_credentials((!exclude.is_empty()).then(|| {
+                exclude
+                    .into_iter()
+                    .collect::<Vec<webauthn_rs_core::proto::CredentialID>>()
+            }));
+        let (ccr, state) = self.core.generate_challenge_register(builder)?;
+        let mut options = serde_json::to_value(&ccr.public_key)
+            .map_err(|_| CeremonyError::Malformed("cannot encode options"))?;
+        // Resident key *preferred*: discoverable where the authenticator can.
+        if let Some(sel) = options
+            .get_mut("authenticatorSelection")
+            .and_then(Value::as_object_mut)
+        {
+            sel.insert("residentKey".into(), Value::from("preferred"));
+        }
+        Ok((options, state))
+    }
+
+    /// Verify a registration response.
+    pub fn finish_register(
+        &self,
+        reg: &RegisterPublicKeyCredential,
+        state: &RegistrationState,
+    ) -> Result<Registered, CeremonyError> {
+        client_data::check(
+            &reg.response.client_data_json,
+            &self.origin,
+            "webauthn.create",
+        )?;
+        let aaguid = client_data::attestation_aaguid(&reg.response.attestation_object)?;
+        let cred = self.core.register_credential(reg, state, None)?;
+        if !cred.user_verified {
+            return Err(CeremonyError::UserNotVerified);
+        }
+        let attestation_root = self.ca_root(&cred);
+        let passkey = serde_json::to_string(&cred)
+            .map_err(|_| CeremonyError::Malformed("cannot encode credential"))?;
+        Ok(Registered {
+            id: b64url(cred.cred_id.as_slice()),
+            passkey,
+            aaguid,
+            attestation_root,
+            backup_eligible: cred.backup_eligible,
+            backup_state: cred.backup_state,
+            counter: cred.counter,
+        })
+    }
+
+    /// The fingerprint of the configured root this credential's attestation chains to.
+    fn ca_root(&self, cred: &CoreCredential) -> Option<String> {
+        let list = self.trust.ca_list()?;
+        match cred.verify_attestation(list) {
+            Ok(Some(ca)) => trust::fingerprint(ca),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = ?e, "attestation does not chain to a configured root");
+                None
+            }
+        }
+    }
+
+    /// Options for `navigator.credentials.get()`: `allow` empty means discoverable.
+    pub fn begin_login(
+        &self,
+        allow: Vec<CoreCredential>,
+    ) -> Result<(Value, AuthenticationState), CeremonyError> {
+        let builder = self
+            .core
+            .new_challenge_authenticate_builder(allow, Some(UserVerificationPolicy::Required))?;
+        let (rcr, state) = self.core.generate_challenge_authenticate(builder)?;
+        let options = serde_json::to_value(&rcr.public_key)
+            .map_err(|_| CeremonyError::Malformed("cannot encode options"))?;
+        Ok((options, state))
+    }
+
+    /// Verify an assertion made with `cred` (whose counter is the stored one).
+    pub fn finish_login(
+        &self,
+        rsp: &PublicKeyCredential,
+        state: &AuthenticationState,
+        cred: &CoreCredential,
+    ) -> Result<Asserted, CeremonyError> {
+        client_data::check(&rsp.response.client_data_json, &self.origin, "webauthn.get")?;
+        // UV is demanded here whatever the state says.
+        let flags = rsp
+            .response
+            .authenticator_data
+            .get(32)
+            .copied()
+            .ok_or(CeremonyError::Malformed("authenticatorData too short"))?;
+        let r = self.core.authenticate_single_credential(rsp, state, cred)?;
+        if flags & 0x04 == 0 || !r.user_verified() {
+            return Err(CeremonyError::UserNotVerified);
+        }
+        Ok(Asserted {
+            counter: r.counter(),
+            backup_state: r.backup_state(),
+            backup_eligible: r.backup_eligible(),
+        })
+    }
+}
+
+/// Decode a stored webauthn-rs credential.
+pub fn decode_passkey(json: &str) -> Option<CoreCredential> {
+    serde_json::from_str(json).ok()
+}

@@ -1,0 +1,284 @@
+//! The admin CLI (`invite`, `credentials`, `sessions`) run as a real process on
+//! a temp config and SQLite file, while the test holds the same store open (as a
+//! running `serve` would).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use stepgate::session::token_hash;
+use stepgate::store::Store;
+use stepgate::store::sqlite::SqliteStore;
+
+use crate::store::{app, credential, portal};
+use crate::util;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    db: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = util::temp_dir();
+    let db = dir.path().join("data").join("stepgate.db");
+    let key = dir.path().join("cookie.key");
+    let config = dir.path().join("stepgate.yaml");
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+portal: {{ url: "https://auth.home.lab" }}
+secrets: {{ cookie_keys: ["{key}"] }}
+store:
+  sqlite: {{ path: "{db}" }}
+users:
+  alice: {{ groups: [admins] }}
+  bob: {{}}
+  old: {{ expires: 2020-01-01T00:00:00Z }}
+upstreams:
+  demo: builtin:whoami
+rules:
+  - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}
+"#,
+        key = key.display(),
+        db = db.display()
+    );
+    if let Err(e) = std::fs::write(&config, yaml) {
+        panic!("{e}");
+    }
+    Setup { dir, config, db }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn stepgate(dir: &Path, args: &[&str]) -> Run {
+    let out = match Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("STEPGATE_CONFIG")
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!("cannot run stepgate: {e}"),
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn open(db: &Path) -> SqliteStore {
+    match SqliteStore::open(db) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn ok<T>(r: Result<T, stepgate::store::StoreError>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn invite_prints_only_the_enrollment_url() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let r = stepgate(
+        s.dir.path(),
+        &[
+            "invite",
+            "alice",
+            "-c",
+            &cfg,
+            "--ttl",
+            "1h",
+            "--credential-ttl",
+            "24h",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout: {:?}", r.stdout);
+    let prefix = "https://auth.home.lab/.stepgate/enroll?token=";
+    let Some(token) = lines[0].strip_prefix(prefix) else {
+        panic!("not an enrollment URL: {}", lines[0])
+    };
+    assert_eq!(token.len(), 22);
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert!(!r.stderr.contains(token), "the token is only on stdout");
+
+    // The store (created by the CLI, directory included) holds it, single use.
+    let store = open(&s.db);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let inv = ok(store.take_invite(&token_hash(token), now).await);
+    let Some(inv) = inv else {
+        panic!("invite not stored")
+    };
+    assert_eq!(inv.user, "alice");
+    assert_eq!(inv.credential_ttl, Some(86_400));
+    assert!((inv.expires_at - (now + 3600)).abs() <= 5);
+    assert_eq!(ok(store.take_invite(&token_hash(token), now).await), None);
+
+    // Defaults: 1 h link, passkey until revoked; -c before the subcommand works too.
+    let r = stepgate(s.dir.path(), &["-c", &cfg, "invite", "bob"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let token = r.stdout.trim().trim_start_matches(prefix).to_string();
+    let inv = ok(store.take_invite(&token_hash(&token), now).await);
+    assert_eq!(
+        inv.map(|i| (i.user, i.credential_ttl)),
+        Some(("bob".to_string(), None))
+    );
+}
+
+#[test]
+fn invite_refuses_unknown_and_expired_users() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    for user in ["mallory", "old"] {
+        let r = stepgate(s.dir.path(), &["invite", user, "-c", &cfg]);
+        assert_eq!(r.code, 1);
+        assert!(r.stdout.is_empty(), "{}", r.stdout);
+        assert!(r.stderr.contains(user), "{}", r.stderr);
+    }
+    let r = stepgate(
+        s.dir.path(),
+        &["invite", "alice", "-c", &cfg, "--ttl", "soon"],
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.is_empty());
+    // A broken config: its errors, exit 1.
+    let bad = s.dir.path().join("bad.yaml");
+    if let Err(e) = std::fs::write(&bad, "listen: [\n") {
+        panic!("{e}");
+    }
+    let r = stepgate(
+        s.dir.path(),
+        &["invite", "alice", "-c", &bad.to_string_lossy()],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("error"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn credentials_list_and_revoke() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    ok(store
+        .add_credential(&credential("cred-alice-1", "alice"))
+        .await);
+    ok(store
+        .add_credential(&credential("cred-alice-2", "alice"))
+        .await);
+    ok(store.add_credential(&credential("cred-bob-1", "bob")).await);
+    let p = portal("sess-a", "alice", Some("cred-alice-1"));
+    ok(store.add_portal_session("tok-a", &p).await);
+    ok(store
+        .add_app_session("atok-a", &app("app-a", &p, "app.home.lab"), &[])
+        .await);
+
+    let r = stepgate(s.dir.path(), &["credentials", "list", "-c", &cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for id in ["cred-alice-1", "cred-alice-2", "cred-bob-1"] {
+        assert!(r.stdout.contains(id), "{}", r.stdout);
+    }
+    assert!(r.stdout.starts_with("ID "));
+    let r = stepgate(s.dir.path(), &["credentials", "list", "bob", "-c", &cfg]);
+    assert!(
+        r.stdout.contains("cred-bob-1") && !r.stdout.contains("cred-alice"),
+        "{}",
+        r.stdout
+    );
+
+    let r = stepgate(
+        s.dir.path(),
+        &["credentials", "revoke", "cred-alice-1", "-c", &cfg],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("cred-alice-1"));
+    // The running server's handle sees it at once: credential gone, its session ended.
+    assert_eq!(ok(store.credential("cred-alice-1").await), None);
+    assert_eq!(ok(store.portal_session("tok-a").await), None);
+    assert_eq!(ok(store.app_session("atok-a").await), None);
+    assert!(ok(store.credential("cred-alice-2").await).is_some());
+
+    let r = stepgate(
+        s.dir.path(),
+        &["credentials", "revoke", "cred-alice-1", "-c", &cfg],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no credential"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn sessions_list_and_revoke() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    let a1 = portal("aaaa000000000001", "alice", Some("k1"));
+    let a2 = portal("aaaa000000000002", "alice", None);
+    let b1 = portal("bbbb000000000001", "bob", None);
+    ok(store.add_portal_session("secret-token-hash-a1", &a1).await);
+    ok(store.add_portal_session("secret-token-hash-a2", &a2).await);
+    ok(store.add_portal_session("secret-token-hash-b1", &b1).await);
+    ok(store
+        .add_app_session("secret-app-hash-1", &app("app1", &a1, "git.home.lab"), &[])
+        .await);
+    ok(store
+        .add_app_session("secret-app-hash-2", &app("app2", &a1, "wiki.home.lab"), &[])
+        .await);
+
+    let r = stepgate(s.dir.path(), &["sessions", "list", "-c", &cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for id in [&a1.id, &a2.id, &b1.id] {
+        assert!(r.stdout.contains(id.as_str()), "{}", r.stdout);
+    }
+    assert!(
+        r.stdout.contains("git.home.lab,wiki.home.lab"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("secret"),
+        "no token hash is printed: {}",
+        r.stdout
+    );
+    let r = stepgate(s.dir.path(), &["sessions", "list", "bob", "-c", &cfg]);
+    assert!(
+        r.stdout.contains(&b1.id) && !r.stdout.contains(&a1.id),
+        "{}",
+        r.stdout
+    );
+
+    let r = stepgate(s.dir.path(), &["sessions", "revoke", &a1.id, "-c", &cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ok(store.portal_session("secret-token-hash-a1").await), None);
+    assert_eq!(ok(store.app_session("secret-app-hash-1").await), None);
+    assert!(ok(store.portal_session("secret-token-hash-a2").await).is_some());
+    let r = stepgate(s.dir.path(), &["sessions", "revoke", &a1.id, "-c", &cfg]);
+    assert_eq!(r.code, 1);
+
+    let r = stepgate(
+        s.dir.path(),
+        &["-c", &cfg, "sessions", "revoke", "--user", "alice"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "revoked 1 session(s) of alice");
+    assert_eq!(ok(store.portal_session("secret-token-hash-a2").await), None);
+    assert!(ok(store.portal_session("secret-token-hash-b1").await).is_some());
+
+    let r = stepgate(s.dir.path(), &["sessions", "list", "alice", "-c", &cfg]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("no sessions"));
+}

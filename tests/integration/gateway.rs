@@ -1,0 +1,789 @@
+//! The gateway end to end: a real pingora server on 127.0.0.1 ports, the real
+//! SQLite store (sessions made through the Store API), `builtin:whoami` and an
+//! echoing upstream showing what an app receives.
+
+use crate::gateway_util::{Conn, EchoUpstream, TestGateway, exchange, grant, parse_responses, uv};
+
+const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
+
+fn rules(echo: &EchoUpstream) -> String {
+    format!(
+        r#"
+trusted_proxies: [10.255.255.0/24]
+users:
+  alice: {{ name: Alice, email: alice@home.lab, groups: [admins, staff] }}
+  bob: {{ groups: [staff] }}
+  guest: {{ groups: [staff], expires: 2020-01-01T00:00:00Z }}
+authenticators:
+  yubikey5:
+    aaguids: [cb69481e-8ff7-4039-93ec-0a2729a154a8]
+    ca_files: [{{DIR}}/yubico.pem]
+upstreams:
+  who: builtin:whoami
+  echo: http://{echo}
+rules:
+  - {{ name: public, hosts: [app.home.lab], paths: [/public, /public/**], upstream: who, policy: bypass }}
+  - {{ name: closed, hosts: [app.home.lab], paths: [/closed, /closed/**], upstream: who, policy: deny }}
+  - name: admin
+    hosts: [app.home.lab]
+    paths: [/admin, /admin/**]
+    allow: [group:admins]
+    upstream: who
+    policy: passkey
+    step_up: {{ max_age: 5m, scope: rule }}
+  - name: billing
+    hosts: [app.home.lab]
+    paths: [/billing/**]
+    upstream: who
+    policy: passkey
+    step_up: {{ max_age: 10m, scope: session }}
+  - name: keys
+    hosts: [app.home.lab]
+    paths: [/keys/**]
+    upstream: who
+    policy: passkey
+    step_up: {{ scope: session, authenticators: [yubikey5] }}
+  - name: bound
+    hosts: [app.home.lab]
+    paths: [/bound/**]
+    upstream: who
+    policy: passkey
+    step_up: {{ scope: session, device_bound: true }}
+  - {{ name: lan, hosts: [app.home.lab], paths: [/lan/**], networks: [10.0.0.0/8], upstream: who, policy: bypass }}
+  - {{ name: proxied, hosts: [echo.home.lab], paths: [/open/**], upstream: echo, policy: bypass }}
+  - {{ name: proxied-login, hosts: [echo.home.lab], upstream: echo, policy: passkey }}
+  - {{ name: app, hosts: [app.home.lab], upstream: who, policy: passkey }}
+"#,
+        echo = echo.addr
+    )
+}
+
+fn start() -> (TestGateway, EchoUpstream) {
+    let echo = EchoUpstream::start();
+    let g = TestGateway::start(&rules(&echo));
+    (g, echo)
+}
+
+#[test]
+fn bypass_passes_without_identity_and_deny_refuses() {
+    let (g, _e) = start();
+    let r = g.get("app.home.lab", "/public/page?x=1", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed_request_line(), "GET /public/page?x=1 HTTP/1.1");
+    assert!(r.echoed("remote-user").is_empty());
+    let r = g.get("app.home.lab", "/closed/x", &[HTML]);
+    assert_eq!(r.status, 403);
+    // No rule for this host at all.
+    let r = g.get("other.home.lab", "/", &[HTML]);
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn passkey_rule_sends_browsers_to_the_portal_and_api_clients_401() {
+    let (g, _e) = start();
+    let r = g.get("app.home.lab", "/dashboard?tab=a&b=c", &[HTML]);
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(
+        r.header("location"),
+        Some(
+            "http://auth.home.lab/.stepgate/login?rd=http%3A%2F%2Fapp%2Ehome%2Elab%2Fdashboard%3Ftab%3Da%26b%3Dc"
+        )
+    );
+    // A POST is never redirected (its body would be lost).
+    let r = g.request("POST", "app.home.lab", "/dashboard", &[HTML], "a=1");
+    assert_eq!(r.status, 401);
+    let www = r.header("www-authenticate").unwrap_or_default().to_string();
+    assert!(
+        www.starts_with("StepUp error=\"insufficient_user_authentication\""),
+        "{www}"
+    );
+    assert!(
+        www.contains("login=\"http://auth.home.lab/.stepgate/login?rd="),
+        "{www}"
+    );
+    // An API GET (no text/html) gets 401 too.
+    let r = g.get("app.home.lab", "/api/v1", &[("Accept", "application/json")]);
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn signed_in_user_reaches_the_app_with_identity_headers_and_without_our_cookie() {
+    let (g, _e) = start();
+    let now = g.now();
+    let cookie = g.sign_in("alice", "app.home.lab", Some(uv(now, &[], true)), vec![]);
+    let both = format!("theme=dark; {cookie}; other=1");
+    let r = g.get(
+        "app.home.lab",
+        "/home",
+        &[
+            ("Cookie", &both),
+            ("Remote-User", "mallory"),
+            ("remote_user", "mallory"),
+            ("Remote.Groups", "admins"),
+            ("STEPGATE-RULE", "admin"),
+            ("Stepgate_Verified_At", "9999999999"),
+            ("X-Other", "kept"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("remote-user"), vec!["alice"]);
+    assert_eq!(r.echoed("remote-groups"), vec!["admins,staff"]);
+    assert_eq!(r.echoed("remote-name"), vec!["Alice"]);
+    assert_eq!(r.echoed("remote-email"), vec!["alice@home.lab"]);
+    assert_eq!(r.echoed("stepgate-rule"), vec!["app"]);
+    assert_eq!(r.echoed("stepgate-verified-at"), vec![now.to_string()]);
+    assert!(r.echoed("remote_user").is_empty());
+    assert!(r.echoed("remote.groups").is_empty());
+    assert!(r.echoed("stepgate_verified_at").is_empty());
+    assert_eq!(r.echoed("x-other"), vec!["kept"]);
+    assert_eq!(r.echoed("cookie"), vec!["theme=dark; other=1"]);
+    // The same cookie on another host is no session.
+    let r = g.get("echo.home.lab", "/x", &[("Cookie", &cookie), HTML]);
+    assert_eq!(r.status, 302);
+}
+
+#[test]
+fn allow_list_refuses_signed_in_users_outside_it_and_expired_users() {
+    let (g, _e) = start();
+    let now = g.now();
+    let bob = g.sign_in("bob", "app.home.lab", Some(uv(now, &[], false)), vec![]);
+    let r = g.get("app.home.lab", "/admin/panel", &[("Cookie", &bob), HTML]);
+    assert_eq!(r.status, 403, "allow is checked before any step-up");
+    let guest = g.sign_in("guest", "app.home.lab", Some(uv(now, &[], false)), vec![]);
+    let r = g.get("app.home.lab", "/home", &[("Cookie", &guest), HTML]);
+    assert_eq!(r.status, 403, "an expired user grants nothing");
+    let ghost = g.sign_in("ghost", "app.home.lab", Some(uv(now, &[], false)), vec![]);
+    let r = g.get("app.home.lab", "/home", &[("Cookie", &ghost), HTML]);
+    assert_eq!(
+        r.status, 302,
+        "a user removed from the config signs in again"
+    );
+}
+
+#[test]
+fn step_up_scope_rule_needs_a_ceremony_for_this_rule() {
+    let (g, _e) = start();
+    let now = g.now();
+    // A fresh sign-in and a grant for another rule do not count for `admin`.
+    let c = g.sign_in(
+        "alice",
+        "app.home.lab",
+        Some(uv(now, &[], false)),
+        vec![grant("billing", uv(now, &[], false))],
+    );
+    let r = g.get("app.home.lab", "/admin/x", &[("Cookie", &c)]);
+    assert_eq!(r.status, 401);
+    let www = r.header("www-authenticate").unwrap_or_default();
+    assert!(www.contains("max_age=300"), "{www}");
+    let r = g.get("app.home.lab", "/admin/x", &[("Cookie", &c), HTML]);
+    assert_eq!(r.status, 302);
+    // A grant for `admin` does.
+    let c = g.sign_in(
+        "alice",
+        "app.home.lab",
+        None,
+        vec![grant("admin", uv(now - 10, &[], true))],
+    );
+    let r = g.get("app.home.lab", "/admin/x", &[("Cookie", &c)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("stepgate-rule"), vec!["admin"]);
+    assert_eq!(
+        r.echoed("stepgate-verified-at"),
+        vec![(now - 10).to_string()]
+    );
+}
+
+#[test]
+fn step_up_scope_session_takes_any_recent_ceremony() {
+    let (g, _e) = start();
+    let now = g.now();
+    let c = g.sign_in("bob", "app.home.lab", Some(uv(now - 60, &[], true)), vec![]);
+    let r = g.get("app.home.lab", "/billing/invoices", &[("Cookie", &c)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.echoed("stepgate-verified-at"),
+        vec![(now - 60).to_string()]
+    );
+    // A ceremony done for another rule counts as well.
+    let c = g.sign_in(
+        "bob",
+        "app.home.lab",
+        None,
+        vec![grant("app", uv(now - 5, &[], true))],
+    );
+    let r = g.get("app.home.lab", "/billing/invoices", &[("Cookie", &c)]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn max_age_expires_with_the_clock() {
+    let (g, _e) = start();
+    let now = g.now();
+    let c = g.sign_in(
+        "alice",
+        "app.home.lab",
+        None,
+        vec![grant("admin", uv(now, &[], false))],
+    );
+    assert_eq!(
+        g.get("app.home.lab", "/admin/x", &[("Cookie", &c)]).status,
+        200
+    );
+    g.clock.advance(299);
+    assert_eq!(
+        g.get("app.home.lab", "/admin/x", &[("Cookie", &c)]).status,
+        200
+    );
+    g.clock.advance(2);
+    let r = g.get("app.home.lab", "/admin/x", &[("Cookie", &c)]);
+    assert_eq!(
+        r.status, 401,
+        "a 301 s old ceremony is too old for max_age 5m"
+    );
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or_default()
+            .contains("max_age=300")
+    );
+    // Plain passkey rules do not care about age.
+    assert_eq!(
+        g.get("app.home.lab", "/home", &[("Cookie", &c)]).status,
+        200
+    );
+}
+
+#[test]
+fn authenticators_and_device_bound_are_enforced() {
+    let (g, _e) = start();
+    let now = g.now();
+    let any = g.sign_in("bob", "app.home.lab", Some(uv(now, &[], true)), vec![]);
+    let yubi = g.sign_in(
+        "bob",
+        "app.home.lab",
+        Some(uv(now, &["yubikey5"], false)),
+        vec![],
+    );
+    assert_eq!(
+        g.get("app.home.lab", "/keys/x", &[("Cookie", &any)]).status,
+        401
+    );
+    assert_eq!(
+        g.get("app.home.lab", "/keys/x", &[("Cookie", &yubi)])
+            .status,
+        200
+    );
+    // Synced (backup-eligible) passkeys do not satisfy device_bound.
+    assert_eq!(
+        g.get("app.home.lab", "/bound/x", &[("Cookie", &any)])
+            .status,
+        401
+    );
+    assert_eq!(
+        g.get("app.home.lab", "/bound/x", &[("Cookie", &yubi)])
+            .status,
+        200
+    );
+}
+
+#[test]
+fn forwarded_headers_from_an_untrusted_peer_have_no_effect() {
+    let (g, _e) = start();
+    let spoof = [
+        ("X-Forwarded-For", "10.1.2.3"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "admin.evil.test"),
+        ("X_Forwarded_For", "10.9.9.9"),
+        ("X-Real-IP", "10.1.2.3"),
+        ("Forwarded", "for=10.1.2.3"),
+        ("X-Original-URL", "http://app.home.lab/public/x"),
+    ];
+    // `lan` is a bypass for 10.0.0.0/8 only: a spoofed XFF must not reach it.
+    let r = g.get("app.home.lab", "/lan/x", &[&spoof[..], &[HTML]].concat());
+    assert_eq!(r.status, 302, "judged as 127.0.0.1: {r:?}");
+    let rd = r.header("location").unwrap_or_default();
+    assert!(
+        rd.contains("rd=http%3A%2F%2Fapp"),
+        "the scheme is what arrived: {rd}"
+    );
+    // What an upstream gets: the truth.
+    let r = g.get("app.home.lab", "/public/x", &spoof);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.echoed("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(r.echoed("x-forwarded-proto"), vec!["http"]);
+    assert_eq!(r.echoed("x-forwarded-host"), vec!["app.home.lab"]);
+    assert!(r.echoed("x_forwarded_for").is_empty());
+    assert!(r.echoed("x-real-ip").is_empty());
+    assert!(r.echoed("forwarded").is_empty());
+    assert!(r.echoed("x-original-url").is_empty());
+    assert_eq!(r.echoed_request_line(), "GET /public/x HTTP/1.1");
+    // Forward-auth answers only trusted proxies.
+    let r = g.get(
+        "auth.home.lab",
+        "/.stepgate/authz/forward-auth",
+        &[
+            ("X-Forwarded-Host", "app.home.lab"),
+            ("X-Forwarded-Uri", "/public/x"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Method", "GET"),
+        ],
+    );
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn requests_are_normalised_and_proxied_upstream_with_the_original_query() {
+    let (g, echo) = start();
+    let r = g.get(
+        "Echo.Home.Lab.:8080",
+        "/open/a/./b//c/../d?q=%2F..%2F&x",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.echoed_request_line(),
+        "GET /open/a/b/d?q=%2F..%2F&x HTTP/1.1"
+    );
+    assert_eq!(r.echoed("host"), vec!["Echo.Home.Lab.:8080"]);
+    // Streamed (chunked) bodies pass through; the upstream connection is reused.
+    let before = echo.connections.load(std::sync::atomic::Ordering::SeqCst);
+    let chunk = "x".repeat(10_000);
+    let mut req = String::from(
+        "POST /open/upload HTTP/1.1\r\nHost: echo.home.lab\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for _ in 0..20 {
+        req.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    req.push_str("0\r\n\r\n");
+    let mut conn = Conn::open(g.addr);
+    conn.send(req.as_bytes());
+    let first = conn.read_response();
+    assert_eq!(
+        first.as_ref().map(|r| r.echoed("x-echo-body-length")),
+        Some(vec!["200000".to_string()]),
+        "{first:?}"
+    );
+    conn.send(b"GET /open/second HTTP/1.1\r\nHost: echo.home.lab\r\n\r\n");
+    let second = conn.read_response();
+    assert_eq!(
+        second.as_ref().map(|r| r.echoed_request_line().to_string()),
+        Some("GET /open/second HTTP/1.1".to_string())
+    );
+    let after = echo.connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        after - before <= 1,
+        "upstream keep-alive: {before} → {after}"
+    );
+}
+
+#[test]
+fn websocket_upgrades_pass_through() {
+    use std::io::{Read, Write};
+    let (g, _echo) = start();
+    let mut s = match std::net::TcpStream::connect(g.addr) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let req = "GET /open/ws HTTP/1.1\r\nHost: echo.home.lab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert!(s.write_all(req.as_bytes()).is_ok());
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(s.write_all(b"ping-frame-bytes").is_ok());
+    let mut echoed = Vec::new();
+    while echoed.len() < 16 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => echoed.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert_eq!(&echoed[..], b"ping-frame-bytes");
+}
+
+#[test]
+fn malformed_requests_get_400() {
+    let (g, _e) = start();
+    let cases = [
+        (
+            "bad host",
+            "GET / HTTP/1.1\nHost: app home.lab\nConnection: close\n\n",
+        ),
+        ("no host", "GET /public/x HTTP/1.1\nConnection: close\n\n"),
+        (
+            "encoded slash",
+            "GET /public/a%2Fb HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        ),
+        (
+            "encoded dot-dot escape",
+            "GET /%2e%2e/etc HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        ),
+        (
+            "dot-dot escape",
+            "GET /public/../../x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        ),
+        (
+            "backslash",
+            "GET /public\\..\\x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        ),
+        (
+            "NUL",
+            "GET /public/%00 HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        ),
+        (
+            "CL and TE",
+            "POST /public/x HTTP/1.1\nHost: app.home.lab\nContent-Length: 5\nTransfer-Encoding: chunked\nConnection: close\n\n0\n\n",
+        ),
+        (
+            "repeated Host",
+            "GET /public/x HTTP/1.1\nHost: app.home.lab\nHost: evil.test\nConnection: close\n\n",
+        ),
+        (
+            "Host differs from absolute target",
+            "GET http://app.home.lab/public/x HTTP/1.1\nHost: evil.test\nConnection: close\n\n",
+        ),
+    ];
+    for (what, req) in cases {
+        let r = g.raw(req);
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+    }
+    // An absolute-form target that agrees with Host is fine.
+    let r = g.raw(
+        "GET http://app.home.lab/public/x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn a_refused_request_body_is_never_read_as_a_request() {
+    let (g, _e) = start();
+    // The body of a denied POST looks like a request for a bypass path.
+    let smuggled = "GET /public/smuggled HTTP/1.1\r\nHost: app.home.lab\r\n\r\n";
+    let req = format!(
+        "POST /closed/x HTTP/1.1\r\nHost: app.home.lab\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let mut conn = Conn::open(g.addr);
+    conn.send(req.as_bytes());
+    let first = conn.read_response();
+    assert_eq!(first.as_ref().map(|r| r.status), Some(403), "{first:?}");
+    assert_eq!(
+        first.as_ref().and_then(|r| r.header("connection")),
+        Some("keep-alive")
+    );
+    // Drained and kept alive: the next request is answered, not the smuggled one.
+    conn.send(b"GET /public/next HTTP/1.1\r\nHost: app.home.lab\r\n\r\n");
+    let next = conn.read_response();
+    assert_eq!(
+        next.as_ref().map(|r| r.echoed_request_line().to_string()),
+        Some("GET /public/next HTTP/1.1".to_string()),
+        "{next:?}"
+    );
+    // A large body is not drained: the connection closes after the answer.
+    let req = "POST /closed/x HTTP/1.1\r\nHost: app.home.lab\r\nContent-Length: 10000000\r\n\r\nGET /public/smuggled HTTP/1.1\r\nHost: app.home.lab\r\n\r\n";
+    let rs = parse_responses(&exchange(g.addr, req.as_bytes()));
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status, 403);
+    assert_eq!(rs[0].header("connection"), Some("close"));
+}
+
+#[test]
+fn forward_auth_from_a_trusted_proxy() {
+    let echo = EchoUpstream::start();
+    let g = TestGateway::start(&rules(&echo).replace("10.255.255.0/24", "127.0.0.1/32"));
+    let ask = |uri: &str, extra: &[(&str, &str)]| {
+        let mut h = vec![
+            ("X-Forwarded-Host", "app.home.lab"),
+            ("X-Forwarded-Uri", uri),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-For", "192.0.2.7"),
+        ];
+        h.extend_from_slice(extra);
+        g.get("auth.home.lab", "/.stepgate/authz/forward-auth", &h)
+    };
+    let r = ask("/public/x", &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    for h in [
+        "remote-user",
+        "remote-groups",
+        "remote-name",
+        "remote-email",
+        "stepgate-verified-at",
+        "stepgate-rule",
+    ] {
+        assert_eq!(r.header(h), Some(""), "{h} is sent empty for a bypass");
+    }
+    assert_eq!(ask("/closed/x", &[]).status, 403);
+    let r = ask("/home?a=b", &[HTML]);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some(
+            "http://auth.home.lab/.stepgate/login?rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome%3Fa%3Db"
+        )
+    );
+    assert_eq!(ask("/home", &[]).status, 401);
+    let c = g.sign_in(
+        "alice",
+        "app.home.lab",
+        Some(uv(g.now(), &[], false)),
+        vec![],
+    );
+    // Over https the app cookie carries the `__Host-` prefix.
+    assert_eq!(ask("/home", &[("Cookie", &c)]).status, 401);
+    let c = format!("__Host-{c}");
+    let r = ask("/home", &[("Cookie", &c)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("remote-user"), Some("alice"));
+    assert_eq!(r.header("stepgate-rule"), Some("app"));
+    // nginx: 401 (with a Location for browsers) where others redirect.
+    let r = g.get(
+        "auth.home.lab",
+        "/.stepgate/authz/auth-request",
+        &[
+            ("X-Original-URL", "https://app.home.lab/home"),
+            ("X-Original-Method", "GET"),
+            HTML,
+        ],
+    );
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("location")
+            .unwrap_or_default()
+            .contains("rd=https%3A%2F%2Fapp")
+    );
+    let r = g.get(
+        "auth.home.lab",
+        "/.stepgate/authz/auth-request",
+        &[
+            ("X-Original-URL", "https://app.home.lab/admin/x"),
+            ("Cookie", &c),
+        ],
+    );
+    assert_eq!(r.status, 401, "step-up needed: {r:?}");
+    // XFF from a trusted proxy is believed: `lan` matches 10.0.0.0/8 only.
+    let r = ask("/lan/x", &[]);
+    assert_eq!(r.status, 401, "192.0.2.7 is not on the LAN");
+    let r = g.get(
+        "auth.home.lab",
+        "/.stepgate/authz/forward-auth",
+        &[
+            ("X-Forwarded-Host", "app.home.lab"),
+            ("X-Forwarded-Uri", "/lan/x"),
+            ("X-Forwarded-For", "10.1.1.1"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    // Malformed forwarded paths: 400.
+    assert_eq!(ask("/public/%2e%2e/%2e%2e/x", &[]).status, 400);
+}
+
+#[test]
+fn admin_listener_reports_health_and_metrics() {
+    let (g, _e) = start();
+    assert_eq!(g.admin_get("/healthz").status, 200);
+    assert_eq!(g.admin_get("/readyz").status, 200);
+    let _ = g.get("app.home.lab", "/closed/x", &[]);
+    let m = g.admin_get("/metrics");
+    assert_eq!(m.status, 200);
+    assert!(
+        m.body
+            .contains("stepgate_requests_total{outcome=\"deny\",rule=\"closed\"}"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("stepgate_store_latency_seconds"));
+}
+
+#[test]
+fn store_down_fails_closed_with_503() {
+    let mut redis = crate::util::RedisServer::start();
+    let echo = EchoUpstream::start();
+    let yaml = format!(
+        "store: {{ redis: {{ url: \"{}\", prefix: \"t:\" }} }}\n{}",
+        redis.url(),
+        rules(&echo)
+    );
+    let g = TestGateway::start(&format!("\n{yaml}"));
+    let c = g.sign_in(
+        "alice",
+        "app.home.lab",
+        Some(uv(g.now(), &[], false)),
+        vec![],
+    );
+    assert_eq!(
+        g.get("app.home.lab", "/home", &[("Cookie", &c)]).status,
+        200
+    );
+    assert_eq!(g.admin_get("/readyz").status, 200);
+    redis.kill();
+    let r = g.get("app.home.lab", "/home", &[("Cookie", &c), HTML]);
+    assert_eq!(r.status, 503, "{r:?}");
+    // Without a cookie there is nothing to look up: sign in first.
+    assert_eq!(g.get("app.home.lab", "/home", &[HTML]).status, 302);
+    // Bypass and deny rules need no store.
+    assert_eq!(g.get("app.home.lab", "/public/x", &[]).status, 200);
+    assert_eq!(g.get("app.home.lab", "/closed/x", &[]).status, 403);
+    assert_eq!(g.admin_get("/readyz").status, 503);
+    assert_eq!(g.admin_get("/healthz").status, 200);
+}
+
+#[test]
+fn tls_listener_serves_https_and_says_so_upstream() {
+    use pingora::tls::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use std::io::{Read, Write};
+    let echo = EchoUpstream::start();
+    let dir = crate::util::temp_dir();
+    let (cert, key) = crate::gateway_util::self_signed(dir.path(), "tls");
+    crate::gateway_util::self_signed(dir.path(), "yubico");
+    let d = dir.path().display().to_string();
+    let tls_port = crate::util::free_port();
+    let rest = rules(&echo).replace("{DIR}", &d);
+    let g = TestGateway::start_with(dir, &|listen, admin| {
+        format!(
+            "{}tls: {{ listen: 127.0.0.1:{tls_port}, cert: {}, key: {} }}\nstore: {{ sqlite: {{ path: {d}/stepgate.db }} }}\n{rest}",
+            crate::gateway_util::BASE
+                .replace("{LISTEN}", &listen.to_string())
+                .replace("{ADMIN}", &admin.to_string())
+                .replace("{DIR}", &d),
+            cert.display(),
+            key.display()
+        )
+    });
+    crate::gateway_util::wait_for_port(([127, 0, 0, 1], tls_port).into());
+    let https_get = |path: &str, extra: &str| -> crate::gateway_util::Response {
+        let mut b = match SslConnector::builder(SslMethod::tls()) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        b.set_verify(SslVerifyMode::NONE);
+        let connector = b.build();
+        let tcp = match std::net::TcpStream::connect(("127.0.0.1", tls_port)) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let mut s = match connector.connect("app.home.lab", tcp) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: app.home.lab\r\nConnection: close\r\n{extra}\r\n"
+        );
+        assert!(s.write_all(req.as_bytes()).is_ok());
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        match crate::gateway_util::parse_responses(&all)
+            .into_iter()
+            .next()
+        {
+            Some(r) => r,
+            None => panic!("no response over TLS: {:?}", String::from_utf8_lossy(&all)),
+        }
+    };
+    let r = https_get("/public/x", "X-Forwarded-Proto: http\r\n");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.echoed("x-forwarded-proto"), vec!["https"]);
+    let r = https_get("/home", "Accept: text/html\r\n");
+    assert_eq!(r.status, 302);
+    assert!(
+        r.header("location")
+            .unwrap_or_default()
+            .ends_with("rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome")
+    );
+    // The plain listener keeps working beside it.
+    assert_eq!(g.get("app.home.lab", "/public/x", &[]).status, 200);
+}
+
+#[test]
+fn serve_binary_finishes_in_flight_requests_on_sigterm() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+    // An upstream that takes 1.5 s to answer.
+    let slow = match TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let slow_addr = slow.local_addr().ok();
+    std::thread::spawn(move || {
+        for mut c in slow.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                std::thread::sleep(Duration::from_millis(1500));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
+                );
+            });
+        }
+    });
+    let dir = crate::util::temp_dir();
+    crate::gateway_util::write_key(&dir);
+    let d = dir.path().display().to_string();
+    let port = crate::util::free_port();
+    let admin = crate::util::free_port();
+    let yaml = format!(
+        "{}store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\nupstreams: {{ slow: \"http://{}\" }}\nrules:\n  - {{ name: slow, hosts: [\"*\"], upstream: slow, policy: bypass }}\n",
+        crate::gateway_util::BASE
+            .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
+            .replace("{ADMIN}", &format!("127.0.0.1:{admin}"))
+            .replace("{DIR}", &d),
+        slow_addr.map(|a| a.to_string()).unwrap_or_default()
+    );
+    let file = dir.path().join("stepgate.yaml");
+    assert!(std::fs::write(&file, yaml).is_ok());
+    let mut child = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .arg("serve")
+        .arg("-c")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    crate::gateway_util::wait_for_port(addr);
+    crate::gateway_util::wait_for_port(([127, 0, 0, 1], admin).into());
+    let in_flight = std::thread::spawn(move || {
+        crate::gateway_util::raw_request(
+            addr,
+            "GET /x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let r = match in_flight.join() {
+        Ok(r) => r,
+        Err(_) => panic!("request thread panicked"),
+    };
+    assert_eq!(r.status, 200, "the in-flight request finished: {r:?}");
+    assert_eq!(r.body, "slow");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "stepgate exits 0 after SIGTERM: {status:?}"
+    );
+}

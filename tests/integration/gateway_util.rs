@@ -1,0 +1,659 @@
+//! Helpers for the gateway tests: a real stepgate server on free 127.0.0.1
+//! ports (in a thread, with an injectable clock), a raw HTTP/1.1 client, a
+//! small echoing upstream, and sessions created through the real SQLite store.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stepgate::config::{Runtime, check_str};
+use stepgate::gateway::{Gateway, OffsetClock};
+use stepgate::server::{self, ServeOptions, ServerHandle};
+use stepgate::session::{AppSession, Grant, PortalSession, Verification};
+use stepgate::store::Store;
+
+use crate::util::{free_port, temp_dir};
+
+/// A running gateway and everything a test needs to poke it.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub gw: Arc<Gateway>,
+    pub clock: Arc<OffsetClock>,
+    pub store: Arc<dyn Store>,
+    pub dir: tempfile::TempDir,
+    handle: Option<ServerHandle>,
+}
+
+/// The config head every test shares; `{LISTEN}`, `{ADMIN}` and `{DIR}` are filled in.
+pub const BASE: &str = r#"
+listen: {LISTEN}
+admin_listen: {ADMIN}
+portal: { url: http://auth.home.lab, rp_name: Test }
+secrets: { cookie_keys: [{DIR}/cookie.key] }
+session: { idle_timeout: 8h, max_lifetime: 7d }
+"#;
+
+impl TestGateway {
+    /// Start a gateway whose config is [`BASE`] + `rest` (which must name a
+    /// store only if it is not the default SQLite file in the temp dir).
+    pub fn start(rest: &str) -> TestGateway {
+        let dir = temp_dir();
+        Self::start_in(dir, rest)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, rest: &str) -> TestGateway {
+        let d = dir.path().display().to_string();
+        if rest.contains("{DIR}/yubico.pem") {
+            self_signed(dir.path(), "yubico");
+        }
+        let store_yaml = if rest.contains("\nstore:") {
+            String::new()
+        } else {
+            format!("store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\n")
+        };
+        let rest = rest.replace("{DIR}", &d);
+        Self::start_with(dir, &|listen, admin| {
+            BASE.replace("{LISTEN}", &listen.to_string())
+                .replace("{ADMIN}", &admin.to_string())
+                .replace("{DIR}", &d)
+                + &store_yaml
+                + &rest
+        })
+    }
+
+    /// Start a gateway on free ports with the config `make(listen, admin)`
+    /// returns; `dir/cookie.key` exists by then.
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        make: &dyn Fn(SocketAddr, SocketAddr) -> String,
+    ) -> TestGateway {
+        write_key(&dir);
+        for _attempt in 0..5 {
+            let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let yaml = make(listen, admin);
+            let rt = runtime(&yaml);
+            let store = match stepgate::store::open(&rt.store) {
+                Ok(s) => s,
+                Err(e) => panic!("store: {e}"),
+            };
+            let clock = Arc::new(OffsetClock::default());
+            let gw = match tokio_rt().block_on(Gateway::build(rt, store.clone(), clock.clone())) {
+                Ok(gw) => Arc::new(gw),
+                Err(e) => panic!("gateway: {e}"),
+            };
+            let opts = ServeOptions {
+                threads: 1,
+                grace_period: Duration::from_secs(0),
+            };
+            let handle = match server::spawn(gw.clone(), opts) {
+                Ok(h) => h,
+                Err(server::ServeError::Bind { .. }) => continue,
+                Err(e) => panic!("server: {e}"),
+            };
+            wait_for_port(listen);
+            wait_for_port(admin);
+            return TestGateway {
+                addr: listen,
+                admin,
+                gw,
+                clock,
+                store,
+                dir,
+                handle: Some(handle),
+            };
+        }
+        panic!("could not start a gateway on free ports");
+    }
+
+    /// Send a raw request (its text, `\n` line ends are turned into CRLF) and read one response.
+    pub fn raw(&self, request: &str) -> Response {
+        raw_request(self.addr, request)
+    }
+
+    /// `GET path` on `host` with extra header lines.
+    pub fn get(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", host, path, headers, "")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        send_bytes(self.addr, req.as_bytes())
+    }
+
+    /// A GET on the admin listener.
+    pub fn admin_get(&self, path: &str) -> Response {
+        send_bytes(
+            self.admin,
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    /// Sign `user` in on `host` through the store: a portal session whose last
+    /// ceremony is `last_uv` and an app session holding `grants`. Returns the
+    /// `Cookie` header value a browser would send to `host`.
+    pub fn sign_in(
+        &self,
+        user: &str,
+        host: &str,
+        last_uv: Option<Verification>,
+        grants: Vec<Grant>,
+    ) -> String {
+        sign_in(&self.gw, user, host, last_uv, grants)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.gw.now()
+    }
+
+    pub fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.stop();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.stop();
+        }
+    }
+}
+
+/// Compile config text or fail the test with every diagnostic.
+pub fn runtime(yaml: &str) -> Runtime {
+    match check_str(
+        "test.yaml",
+        yaml,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    ) {
+        Ok(c) => c.runtime,
+        Err(e) => panic!("config does not compile:\n{e}\n---\n{yaml}"),
+    }
+}
+
+/// A self-signed certificate `dir/NAME.pem` with its key `dir/NAME.key` (openssl CLI).
+pub fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => (cert, key),
+        other => panic!("openssl req failed (is the openssl CLI installed?): {other:?}"),
+    }
+}
+
+/// Write a cookie key into `dir/cookie.key`.
+pub fn write_key(dir: &tempfile::TempDir) {
+    let mut out = Vec::new();
+    if let Err(e) = stepgate::commands::gen_key(&mut out) {
+        panic!("gen-key: {e}");
+    }
+    if let Err(e) = std::fs::write(dir.path().join("cookie.key"), out) {
+        panic!("write key: {e}");
+    }
+}
+
+/// A UV ceremony at `at` with a credential of the given traits.
+pub fn uv(at: i64, sets: &[&str], backup_eligible: bool) -> Verification {
+    Verification {
+        at,
+        credential_id: "cred-1".into(),
+        credential_label: "test key".into(),
+        aaguid: uuid::Uuid::nil(),
+        attested_sets: sets.iter().map(|s| s.to_string()).collect(),
+        backup_eligible,
+    }
+}
+
+pub fn grant(rule: &str, v: Verification) -> Grant {
+    Grant {
+        rule: rule.into(),
+        verification: v,
+    }
+}
+
+/// Create the sessions of a signed-in user directly in the store.
+pub fn sign_in(
+    gw: &Gateway,
+    user: &str,
+    host: &str,
+    last_uv: Option<Verification>,
+    grants: Vec<Grant>,
+) -> String {
+    let now = gw.now();
+    let portal_token = stepgate::session::new_token();
+    let app_token = stepgate::session::new_token();
+    let portal = PortalSession {
+        id: stepgate::session::new_public_id(),
+        user: user.into(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + 7 * 86400,
+        last_uv,
+    };
+    let app = AppSession {
+        id: stepgate::session::new_public_id(),
+        portal_id: portal.id.clone(),
+        user: user.into(),
+        host: host.into(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + 7 * 86400,
+    };
+    // A store handle of its own, living in this runtime (as the CLI would):
+    // the server's handle belongs to the server's runtime.
+    let store = match stepgate::store::open(&gw.config.load().store) {
+        Ok(s) => s,
+        Err(e) => panic!("store: {e}"),
+    };
+    let rt = tokio_rt();
+    let result = rt.block_on(async {
+        store
+            .add_portal_session(&stepgate::session::token_hash(&portal_token), &portal)
+            .await?;
+        store
+            .add_app_session(&stepgate::session::token_hash(&app_token), &app, &grants)
+            .await
+    });
+    if let Err(e) = result {
+        panic!("store: {e}");
+    }
+    app_cookie(gw, &app_token)
+}
+
+/// The `Cookie` header value carrying an app token (over plain http).
+pub fn app_cookie(_gw: &Gateway, token: &str) -> String {
+    format!(
+        "{}={token}",
+        stepgate::portal::cookies::Kind::App.name(false)
+    )
+}
+
+pub fn tokio_rt() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("tokio: {e}"),
+    }
+}
+
+/// Wait until something accepts connections on `addr` (at most 10 s).
+pub fn wait_for_port(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {addr}");
+}
+
+/// One parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The first value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Lines of a whoami / echo body whose header name matches `name` (case-insensitively).
+    pub fn echoed(&self, name: &str) -> Vec<String> {
+        self.body
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
+    /// The request line an echoing upstream saw.
+    pub fn echoed_request_line(&self) -> &str {
+        self.body.lines().next().unwrap_or("")
+    }
+}
+
+/// Send raw text (`\n` turned into CRLF) and read one response; the connection is closed after.
+pub fn raw_request(addr: SocketAddr, text: &str) -> Response {
+    let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    send_bytes(addr, text.as_bytes())
+}
+
+/// Send bytes, read until the server closes, parse the first response.
+pub fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Response {
+    let all = exchange(addr, bytes);
+    match parse_responses(&all).into_iter().next() {
+        Some(r) => r,
+        None => panic!(
+            "no response from {addr}; got {:?}",
+            String::from_utf8_lossy(&all)
+        ),
+    }
+}
+
+/// Send bytes and read everything until the server closes (or 5 s of silence).
+pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = match TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => panic!("connect {addr}: {e}"),
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if let Err(e) = s.write_all(bytes) {
+        panic!("write: {e}");
+    }
+    let mut all = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+    all
+}
+
+/// Parse every complete response in `data` (Content-Length or chunked bodies).
+pub fn parse_responses(mut data: &[u8]) -> Vec<Response> {
+    let mut out = Vec::new();
+    while let Some(end) = find(data, b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&data[..end]).to_string();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let mut rest = &data[end + 4..];
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        let body: Vec<u8>;
+        if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+            let mut b = Vec::new();
+            while let Some(le) = find(rest, b"\r\n") {
+                let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..le]).trim(), 16)
+                    .unwrap_or(0);
+                rest = &rest[le + 2..];
+                if size == 0 {
+                    rest = rest.get(2..).unwrap_or(&[]);
+                    break;
+                }
+                let take = size.min(rest.len());
+                b.extend_from_slice(&rest[..take]);
+                rest = rest.get(take + 2..).unwrap_or(&[]);
+            }
+            body = b;
+        } else {
+            let n = get("content-length")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(if status == 304 || status == 204 {
+                    0
+                } else {
+                    rest.len()
+                });
+            let n = n.min(rest.len());
+            body = rest[..n].to_vec();
+            rest = &rest[n..];
+        }
+        out.push(Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).to_string(),
+        });
+        data = rest;
+    }
+    out
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// A small HTTP/1.1 upstream on 127.0.0.1:0 that answers every request with
+/// its request line, headers and body length (keep-alive, Content-Length).
+/// `101` is answered to WebSocket upgrades, then bytes are echoed.
+pub struct EchoUpstream {
+    pub addr: SocketAddr,
+    /// How many TCP connections it accepted (to see upstream keep-alive).
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl EchoUpstream {
+    pub fn start() -> EchoUpstream {
+        let listener = match TcpListener::bind("127.0.0.1:0") {
+            Ok(l) => l,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("addr: {e}"),
+        };
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || serve_echo(conn));
+            }
+        });
+        EchoUpstream { addr, connections }
+    }
+}
+
+fn serve_echo(mut conn: TcpStream) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        // Read a request head.
+        let end = loop {
+            if let Some(e) = find(&buf, b"\r\n\r\n") {
+                break e;
+            }
+            match conn.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.drain(..end + 4);
+        let lower = head.to_ascii_lowercase();
+        let content_length = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let chunked = lower
+            .lines()
+            .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+        let upgrade = lower
+            .lines()
+            .any(|l| l.starts_with("upgrade:") && l.contains("websocket"));
+        // Read the body.
+        let mut body_len = 0usize;
+        if let Some(n) = content_length {
+            while buf.len() < n {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            buf.drain(..n);
+            body_len = n;
+        } else if chunked {
+            loop {
+                let Some(le) = find(&buf, b"\r\n") else {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                    continue;
+                };
+                let size = usize::from_str_radix(
+                    String::from_utf8_lossy(&buf[..le])
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim(),
+                    16,
+                )
+                .unwrap_or(0);
+                while buf.len() < le + 2 + size + 2 {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                buf.drain(..le + 2 + size + 2);
+                body_len += size;
+                if size == 0 {
+                    break;
+                }
+            }
+        }
+        if upgrade {
+            let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n";
+            if conn.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+            if !buf.is_empty() && conn.write_all(&buf).is_err() {
+                return;
+            }
+            loop {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if conn.write_all(&chunk[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        let body = format!("{head}\r\nx-echo-body-length: {body_len}\r\n");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+            body.len()
+        );
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A kept-alive client connection: send a request, read exactly one response.
+pub struct Conn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => panic!("connect {addr}: {e}"),
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        Conn {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.stream.write_all(bytes) {
+            panic!("write: {e}");
+        }
+    }
+
+    /// The next complete response, or `None` when the server closed first.
+    pub fn read_response(&mut self) -> Option<Response> {
+        let mut buf = [0u8; 16384];
+        loop {
+            if let Some((r, used)) = parse_one(&self.pending) {
+                self.pending.drain(..used);
+                return Some(r);
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+}
+
+/// One complete response with a Content-Length body at the start of `data`.
+fn parse_one(data: &[u8]) -> Option<(Response, usize)> {
+    let end = find(data, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&data[..end]).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    if data.len() < end + 4 + len {
+        return None;
+    }
+    let r = parse_responses(&data[..end + 4 + len]).into_iter().next()?;
+    Some((r, end + 4 + len))
+}

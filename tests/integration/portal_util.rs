@@ -1,0 +1,411 @@
+//! Helpers for the portal tests: a gateway on a real SQLite store in a temp
+//! dir, a browser-like client that calls `portal::handle` in-process (cookie
+//! jar per host, `Origin` on POSTs), and a software-authenticator driver that
+//! writes `clientDataJSON` itself so tests control origin, `crossOrigin`,
+//! `topOrigin` and the UV request.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use stepgate::gateway::{Clock, Facts, Gateway, OffsetClock, Reply};
+use stepgate::session::{Invite, new_token, token_hash};
+use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
+use webauthn_rs_core::proto::{
+    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
+};
+
+pub const PORTAL: &str = "https://auth.test";
+
+/// A config with a portal at `https://auth.test`; `extra` is appended (more
+/// `authenticators:` etc.), `rules` replaces the default rules.
+pub fn config_yaml(db: &Path, authenticators: &str, rate: (u32, u32)) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+portal: {{ url: "{PORTAL}", rp_name: Test }}
+secrets: {{ cookie_keys: [/dev/null] }}
+store: {{ sqlite: {{ path: "{db}" }} }}
+users:
+  alice: {{ name: Alice, groups: [admins] }}
+  bob: {{ name: Bob }}
+  carol: {{ name: Carol }}
+{authenticators}
+rate_limit: {{ per_ip_per_minute: {ip}, per_user_per_minute: {user} }}
+upstreams: {{ demo: "builtin:whoami" }}
+rules:
+  - {{ name: app, hosts: [app.test], upstream: demo, policy: passkey }}
+  - name: admin
+    hosts: [admin.test]
+    upstream: demo
+    policy: passkey
+    step_up: {{ max_age: 5m, scope: rule, authenticators: [softkey] }}
+  - name: bound
+    hosts: [bound.test]
+    upstream: demo
+    policy: passkey
+    step_up: {{ max_age: 5m, device_bound: true }}
+  - {{ name: admins-only, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
+"#,
+        db = db.display(),
+        ip = rate.0,
+        user = rate.1,
+    )
+}
+
+/// The AAGUID of webauthn-authenticator-rs's SoftToken.
+pub const SOFTTOKEN_AAGUID: &str = "0fb9bcbc-a0d4-4042-bbb0-559bc1631e28";
+
+/// `authenticators:` listing the SoftToken model with `ca` as its root.
+pub fn softkey_set(ca: &Path) -> String {
+    format!(
+        "authenticators:\n  softkey:\n    aaguids: [{SOFTTOKEN_AAGUID}]\n    ca_files: [\"{}\"]\n",
+        ca.display()
+    )
+}
+
+pub struct Harness {
+    pub gw: Arc<Gateway>,
+    pub clock: Arc<OffsetClock>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A harness whose `softkey` set trusts an unrelated test CA.
+    pub async fn new() -> Harness {
+        Self::with(unrelated_softkey_set, (1000, 1000)).await
+    }
+
+    /// `authenticators` gets the temp dir (to write CA files into) and returns the YAML section.
+    pub async fn with(authenticators: impl FnOnce(&Path) -> String, rate: (u32, u32)) -> Harness {
+        let dir = crate::util::temp_dir();
+        let section = authenticators(dir.path());
+        let yaml = config_yaml(&dir.path().join("stepgate.db"), &section, rate);
+        let runtime = match stepgate::config::check_str("test.yaml", &yaml, 0) {
+            Ok(c) => c.runtime,
+            Err(e) => panic!("test config: {e}"),
+        };
+        let store = match stepgate::store::open(&runtime.store) {
+            Ok(s) => s,
+            Err(e) => panic!("store: {e}"),
+        };
+        let clock = Arc::new(OffsetClock::default());
+        let gw = match Gateway::build(runtime, store, clock.clone()).await {
+            Ok(g) => g,
+            Err(e) => panic!("gateway: {e}"),
+        };
+        Harness {
+            gw: Arc::new(gw),
+            clock,
+            dir,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// An invite token for `user` (what `stepgate invite` prints in its URL).
+    pub async fn invite(&self, user: &str, credential_ttl: Option<u64>) -> String {
+        let token = new_token();
+        let invite = Invite {
+            user: user.into(),
+            credential_ttl,
+            expires_at: self.now() + 3600,
+        };
+        if let Err(e) = self.gw.store.add_invite(&token_hash(&token), &invite).await {
+            panic!("add_invite: {e}");
+        }
+        token
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            gw: self.gw.clone(),
+            jar: HashMap::new(),
+            origin: Some(PORTAL.into()),
+        }
+    }
+}
+
+/// A browser: one cookie jar per host.
+pub struct Browser {
+    gw: Arc<Gateway>,
+    pub jar: HashMap<String, HashMap<String, String>>,
+    /// The `Origin` header sent on POSTs (`None`: none).
+    pub origin: Option<String>,
+}
+
+impl Browser {
+    pub async fn request(&mut self, method: &str, url: &str, body: &[u8], ct: &str) -> Reply {
+        let u = match url::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => panic!("bad test url {url}: {e}"),
+        };
+        let host = u.host_str().unwrap_or("").to_string();
+        let mut headers = HeaderMap::new();
+        if let Some(jar) = self.jar.get(&host) {
+            let c: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if !c.is_empty() {
+                headers.insert("cookie", hv(&c.join("; ")));
+            }
+        }
+        headers.insert("accept", hv("text/html,application/json"));
+        if method == "POST" {
+            headers.insert("content-type", hv(ct));
+            if let Some(o) = &self.origin {
+                headers.insert("origin", hv(o));
+            }
+        }
+        let facts = Facts {
+            method: method.into(),
+            host: host.clone(),
+            path: u.path().into(),
+            query: u.query().map(String::from),
+            https: u.scheme() == "https",
+            client_ip: "127.0.0.1"
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+            headers,
+        };
+        let reply = stepgate::portal::handle(&self.gw, &facts, Bytes::copy_from_slice(body)).await;
+        for (name, value) in &reply.headers {
+            if name == http::header::SET_COOKIE {
+                let v = value.to_str().unwrap_or("");
+                let first = v.split(';').next().unwrap_or("");
+                if let Some((k, val)) = first.split_once('=') {
+                    let jar = self.jar.entry(host.clone()).or_default();
+                    if val.is_empty() || v.contains("Max-Age=0") {
+                        jar.remove(k);
+                    } else {
+                        jar.insert(k.into(), val.into());
+                    }
+                }
+            }
+        }
+        reply
+    }
+
+    pub async fn get(&mut self, url: &str) -> Reply {
+        self.request("GET", url, b"", "").await
+    }
+
+    pub async fn post_form(&mut self, url: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.request(
+            "POST",
+            url,
+            body.as_bytes(),
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    /// POST JSON to `/.stepgate/api/{path}` on the portal.
+    pub async fn api(&mut self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let url = format!("{PORTAL}/.stepgate/api/{path}");
+        let r = self
+            .request(
+                "POST",
+                &url,
+                body.to_string().as_bytes(),
+                "application/json",
+            )
+            .await;
+        let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    }
+
+    pub fn cookie(&self, host: &str, name: &str) -> Option<String> {
+        self.jar.get(host).and_then(|j| j.get(name)).cloned()
+    }
+}
+
+fn hv(s: &str) -> HeaderValue {
+    match HeaderValue::from_str(s) {
+        Ok(v) => v,
+        Err(e) => panic!("header value {s:?}: {e}"),
+    }
+}
+
+pub fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k.as_str() == name)
+        .and_then(|(_, v)| v.to_str().ok())
+}
+
+pub fn body_text(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// How the "browser" builds `clientDataJSON`, and what it asks the authenticator.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub origin: String,
+    /// Raw JSON members appended to clientData (e.g. `,"crossOrigin":true`).
+    pub extra: String,
+    /// Ask the authenticator for UV (false: `discouraged`, the authenticator answers UV=0).
+    pub uv: bool,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            origin: PORTAL.into(),
+            extra: String::new(),
+            uv: true,
+        }
+    }
+}
+
+fn client_data(kind: &str, challenge: &str, c: &Client) -> Vec<u8> {
+    format!(
+        r#"{{"type":"{kind}","challenge":"{challenge}","origin":"{}"{}}}"#,
+        c.origin, c.extra
+    )
+    .into_bytes()
+}
+
+/// Run `navigator.credentials.create()` on a software authenticator.
+pub fn create(
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    options: &Value,
+    c: &Client,
+) -> Value {
+    let mut options = options.clone();
+    if !c.uv {
+        options["authenticatorSelection"]["userVerification"] = "discouraged".into();
+    }
+    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
+    let opts: PublicKeyCredentialCreationOptions = match serde_json::from_value(options) {
+        Ok(o) => o,
+        Err(e) => panic!("creation options: {e}"),
+    };
+    let cdj = client_data("webauthn.create", &challenge, c);
+    let hash = Sha256::digest(&cdj).to_vec();
+    let mut reg = match auth.perform_register(hash, opts, 60_000) {
+        Ok(r) => r,
+        Err(e) => panic!("authenticator register: {e:?}"),
+    };
+    reg.response.client_data_json = cdj;
+    serde_json::to_value(&reg).unwrap_or(Value::Null)
+}
+
+/// Run `navigator.credentials.get()` on a software authenticator.
+pub fn get(
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    options: &Value,
+    c: &Client,
+) -> Value {
+    let mut options = options.clone();
+    if !c.uv {
+        options["userVerification"] = "discouraged".into();
+    }
+    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
+    let opts: PublicKeyCredentialRequestOptions = match serde_json::from_value(options) {
+        Ok(o) => o,
+        Err(e) => panic!("request options: {e}"),
+    };
+    let cdj = client_data("webauthn.get", &challenge, c);
+    let hash = Sha256::digest(&cdj).to_vec();
+    let mut a = match auth.perform_auth(hash, opts, 60_000) {
+        Ok(r) => r,
+        Err(e) => panic!("authenticator get: {e:?}"),
+    };
+    a.response.client_data_json = cdj;
+    serde_json::to_value(&a).unwrap_or(Value::Null)
+}
+
+/// Enroll through the API; returns the finish status and body.
+pub async fn enroll(
+    b: &mut Browser,
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    token: &str,
+    label: &str,
+    c: &Client,
+) -> (StatusCode, Value) {
+    let (s, begun) = b
+        .api(
+            "enroll/begin",
+            &serde_json::json!({"token": token, "label": label}),
+        )
+        .await;
+    if s != StatusCode::OK {
+        return (s, begun);
+    }
+    let cred = create(auth, &begun["publicKey"], c);
+    b.api(
+        "enroll/finish",
+        &serde_json::json!({"ceremony": begun["ceremony"], "credential": cred}),
+    )
+    .await
+}
+
+/// Begin a sign-in; returns (status, body).
+pub async fn login_begin(b: &mut Browser, rd: &str, username: Option<&str>) -> (StatusCode, Value) {
+    b.api(
+        "login/begin",
+        &serde_json::json!({"rd": rd, "username": username}),
+    )
+    .await
+}
+
+/// Finish a sign-in with `credential`.
+pub async fn login_finish(
+    b: &mut Browser,
+    ceremony: &Value,
+    credential: &Value,
+) -> (StatusCode, Value) {
+    b.api(
+        "login/finish",
+        &serde_json::json!({"ceremony": ceremony, "credential": credential}),
+    )
+    .await
+}
+
+/// A whole sign-in with user name; returns the finish answer.
+pub async fn login(
+    b: &mut Browser,
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    rd: &str,
+    username: Option<&str>,
+    c: &Client,
+) -> (StatusCode, Value) {
+    let (s, begun) = login_begin(b, rd, username).await;
+    if s != StatusCode::OK {
+        return (s, begun);
+    }
+    let cred = get(auth, &begun["publicKey"], c);
+    login_finish(b, &begun["ceremony"], &cred).await
+}
+
+/// Write a certificate as PEM.
+pub fn write_pem(path: &std::path::Path, cert: &crypto_glue::x509::Certificate) {
+    use crypto_glue::traits::{EncodePem, LineEndingPem};
+    let pem = cert
+        .to_pem(LineEndingPem::LF)
+        .unwrap_or_else(|e| panic!("pem: {e}"));
+    if let Err(e) = std::fs::write(path, pem) {
+        panic!("write {}: {e}", path.display());
+    }
+}
+
+/// A `softkey` set whose root no test authenticator chains to.
+pub fn unrelated_softkey_set(dir: &Path) -> String {
+    let (_t, ca) = match webauthn_authenticator_rs::softtoken::SoftToken::new(true) {
+        Ok(x) => x,
+        Err(e) => panic!("{e:?}"),
+    };
+    let path = dir.join("unrelated-ca.pem");
+    write_pem(&path, &ca);
+    softkey_set(&path)
+}

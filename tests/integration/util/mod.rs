@@ -1,0 +1,132 @@
+//! Test helpers: temp dirs and a private `redis-server` on a free port.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    match tempfile::Builder::new().prefix("stepgate-test-").tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("cannot create a temp dir: {e}"),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => panic!("cannot find a free port: {e}"),
+    }
+}
+
+/// A private `redis-server` on 127.0.0.1, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    appendonly: bool,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// Start one with no persistence in a temp dir.
+    pub fn start() -> RedisServer {
+        let tmp = temp_dir();
+        let dir = tmp.path().to_path_buf();
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            appendonly: false,
+            _tmp: Some(tmp),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Start one that writes an append-only file (fsync always) in a temp dir,
+    /// so that it can be killed and restarted with its data.
+    pub fn start_persistent() -> RedisServer {
+        let tmp = temp_dir();
+        let dir = tmp.path().to_path_buf();
+        let mut s = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            appendonly: true,
+            _tmp: Some(tmp),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--save")
+            .arg("")
+            .arg("--protected-mode")
+            .arg("yes")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if self.appendonly {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("redis-server not found: apt-get install redis-server")
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
+            if Instant::now() > deadline {
+                panic!("redis-server did not listen on {addr} within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT/0`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Kill it hard (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
