@@ -17,9 +17,11 @@
 //! - [`reload`]: SIGHUP config reload (a bad file keeps the running config).
 //! - [`server`]: building and running the pingora server and the admin listener.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
+//! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
 
 pub mod access;
+pub mod audit;
 pub mod authz;
 pub mod commands;
 pub mod config;

@@ -520,11 +520,8 @@ fn rules(
                 let ap = format!("{p}.allow[{j}]");
                 if let Some(u) = a.strip_prefix("user:") {
                     if !users.contains_key(u) {
-                        let known: Vec<&str> = users.keys().map(String::as_str).collect();
-                        diags.error(
-                            &ap,
-                            format!("unknown user \"{u}\" (known: {})", known.join(", ")),
-                        );
+                        let known = known_list(users.keys());
+                        diags.error(&ap, format!("unknown user \"{u}\" ({known})"));
                     }
                     out.push(Principal::User(u.to_string()));
                 } else if let Some(g) = a.strip_prefix("group:") {
@@ -541,10 +538,10 @@ fn rules(
         if let Some(u) = &r.upstream
             && !upstreams.contains_key(u)
         {
-            let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+            let known = known_list(upstreams.keys());
             diags.error(
                 &format!("{p}.upstream"),
-                format!("unknown upstream \"{u}\" (known: {})", known.join(", ")),
+                format!("unknown upstream \"{u}\" ({known})"),
             );
         }
         let policy = match r.policy {
@@ -578,13 +575,10 @@ fn rules(
             }
             for (j, a) in s.authenticators.iter().enumerate() {
                 if !sets.contains_key(a) {
-                    let known: Vec<&str> = sets.keys().map(String::as_str).collect();
+                    let known = known_list(sets.keys());
                     diags.error(
                         &format!("{sp}.authenticators[{j}]"),
-                        format!(
-                            "unknown authenticator set \"{a}\" (known: {})",
-                            known.join(", ")
-                        ),
+                        format!("unknown authenticator set \"{a}\" ({known})"),
                     );
                 }
             }
@@ -666,4 +660,14 @@ fn shadows(earlier: &Matcher, later: &Matcher) -> bool {
         && paths_covered
         && methods_covered
         && nets_covered
+}
+
+/// "known: a, b" or "none are configured".
+fn known_list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "none are configured".to_string()
+    } else {
+        format!("known: {}", names.join(", "))
+    }
 }

@@ -152,7 +152,7 @@ fn report(diags: &mut Diagnostics, base: &str, e: serde_path_to_error::Error<ser
             Segment::Enum { .. } | Segment::Unknown => {}
         }
     }
-    let message = strip_location(&e.inner().to_string());
+    let message = friendly(&strip_location(&e.inner().to_string()));
     if let Some(field) = unknown_field(&message) {
         let mut key_path = path.clone();
         if !key_path.ends_with(&format!(".{field}")) && key_path != field {
@@ -171,10 +171,26 @@ fn push_key(path: &mut String, key: &str) {
     path.push_str(key);
 }
 
-/// `unknown field `x`, expected ...` → `x`.
+/// `unknown key "x" (...)` → `x`.
 fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next().map(str::to_owned)
+    let rest = message.strip_prefix("unknown key \"")?;
+    rest.split('"').next().map(str::to_owned)
+}
+
+/// Reword serde's messages in the terms the config reference uses.
+fn friendly(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = expected
+            .trim_start_matches(", expected ")
+            .replace("one of ", "one of: ")
+            .replace('`', "");
+        return format!("unknown key \"{field}\" (expected {expected})");
+    }
+    if message.ends_with("expected a duration") {
+        return format!("{message} such as 90s, 5m, 8h or 7d");
+    }
+    message.to_string()
 }
 
 /// serde_norway appends " at line L column C"; we print our own place.

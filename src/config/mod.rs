@@ -8,6 +8,7 @@ pub mod compile;
 pub mod diag;
 pub mod file;
 mod load;
+pub mod reload;
 pub mod runtime;
 
 use std::path::Path;
@@ -78,3 +79,6 @@ pub fn check_file(path: &Path, now: i64) -> Result<Checked, ConfigError> {
         }])),
     }
 }
+
+#[cfg(test)]
+mod tests;

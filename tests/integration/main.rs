@@ -1,10 +1,12 @@
 //! The one integration-test binary: the store conformance suite (run against
 //! SQLite and a private Redis), the CLI commands that work on the store, the
 //! session lifecycle, the portal ceremonies with software authenticators, the
-//! gateway end to end and real front proxies.
+//! gateway end to end, real front proxies, and config files as users write them.
 
 mod attestation;
+mod browser;
 mod cli;
+mod config;
 mod front_proxies;
 mod gateway;
 mod gateway_util;

@@ -1,0 +1,125 @@
+//! Audit events: one structured log event per ceremony, grant, denial,
+//! revocation and reload, under the tracing target `stepgate::audit`.
+//!
+//! Each function takes only what may be logged — user names, rule names,
+//! credential labels, outcomes, client addresses. Tokens, codes and cookie
+//! values never reach these functions, so they can never reach the log.
+
+use std::net::IpAddr;
+
+/// The tracing target every audit event uses (filter on it to get the audit trail).
+pub const TARGET: &str = "stepgate::audit";
+
+/// What a ceremony was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    Enroll,
+    SignIn,
+    StepUp,
+}
+
+impl CeremonyKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Enroll => "enroll",
+            Self::SignIn => "sign-in",
+            Self::StepUp => "step-up",
+        }
+    }
+}
+
+/// A passkey ceremony finished (`outcome` is "ok" or a short reason such as "uv-missing").
+pub fn ceremony(
+    kind: CeremonyKind,
+    user: Option<&str>,
+    rule: Option<&str>,
+    credential: Option<&str>,
+    outcome: &str,
+    client_ip: IpAddr,
+) {
+    tracing::info!(
+        target: TARGET,
+        event = "ceremony",
+        kind = kind.as_str(),
+        user = user.unwrap_or("-"),
+        rule = rule.unwrap_or("-"),
+        credential = credential.unwrap_or("-"),
+        outcome,
+        client_ip = %client_ip,
+        "ceremony {} {}", kind.as_str(), outcome
+    );
+}
+
+/// A grant was recorded for an app session.
+pub fn grant(user: &str, rule: &str, host: &str, credential: &str, client_ip: IpAddr) {
+    tracing::info!(
+        target: TARGET,
+        event = "grant",
+        user,
+        rule,
+        host,
+        credential,
+        outcome = "ok",
+        client_ip = %client_ip,
+        "grant for rule {rule}"
+    );
+}
+
+/// A request was refused (403) or sent to a ceremony (401/302).
+pub fn denial(
+    user: Option<&str>,
+    rule: Option<&str>,
+    host: &str,
+    path: &str,
+    reason: &str,
+    client_ip: IpAddr,
+) {
+    tracing::info!(
+        target: TARGET,
+        event = "denial",
+        user = user.unwrap_or("-"),
+        rule = rule.unwrap_or("-"),
+        host,
+        path,
+        outcome = reason,
+        client_ip = %client_ip,
+        "denied: {reason}"
+    );
+}
+
+/// Credentials or sessions were revoked. `by` is who did it ("cli", "account:alice", "config-reload").
+pub fn revocation(by: &str, target: &str, what: &str, count: u64, ok: bool) {
+    tracing::info!(
+        target: TARGET,
+        event = "revocation",
+        by,
+        user = target,
+        what,
+        count,
+        outcome = if ok { "ok" } else { "failed" },
+        "revoked {count} {what} of {target}"
+    );
+}
+
+/// A config reload was attempted.
+pub fn reload(trigger: &str, ok: bool, changes: &[String], errors: Option<usize>) {
+    if ok {
+        tracing::info!(
+            target: TARGET,
+            event = "reload",
+            trigger,
+            outcome = "ok",
+            changes = %changes.join("; "),
+            "config reloaded ({} changes)", changes.len()
+        );
+    } else {
+        tracing::warn!(
+            target: TARGET,
+            event = "reload",
+            trigger,
+            outcome = "failed",
+            errors = errors.unwrap_or(0),
+            "config reload failed; keeping the running config"
+        );
+    }
+}

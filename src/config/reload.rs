@@ -1,0 +1,328 @@
+//! Live reload: on a file change or SIGHUP, check the file and swap the new
+//! runtime in whole, or keep the running one and log every error.
+//!
+//! What cannot change while running (listen addresses, the store, the portal
+//! origin and RP ID) keeps its old value and is logged as "restart required".
+//! Users removed from the file lose their sessions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use prometheus::IntCounterVec;
+use tokio::sync::mpsc;
+
+use super::{ConfigError, Runtime, Severity, check_file};
+use crate::gateway::Gateway;
+
+/// `stepgate_config_reloads_total{result="ok|failed"}`, in the default registry.
+pub static RELOADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "stepgate_config_reloads_total",
+        "Config reload attempts by result",
+        &["result"]
+    )
+    .ok()
+});
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Human lines: "rule added: x", "user removed: bob", ...
+    pub changes: Vec<String>,
+    /// Settings that differ but only apply at the next start.
+    pub restart_required: Vec<String>,
+    /// Users no longer in the file; their sessions must end.
+    pub removed_users: Vec<String>,
+}
+
+/// The result of one reload attempt.
+#[derive(Debug)]
+pub enum ReloadOutcome {
+    Applied(ReloadReport),
+    Rejected(ConfigError),
+}
+
+/// Keep what cannot change live from `old`, and describe the differences.
+pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
+    let mut r = ReloadReport::default();
+    let mut keep = |what: &str, differs: bool| {
+        if differs {
+            r.restart_required.push(what.to_string());
+        }
+        differs
+    };
+    if keep("listen", old.listen != new.listen) {
+        new.listen = old.listen;
+    }
+    if keep(
+        "tls.listen",
+        old.tls.as_ref().map(|t| t.listen) != new.tls.as_ref().map(|t| t.listen),
+    ) {
+        new.tls = old.tls.clone();
+    }
+    if keep("admin_listen", old.admin_listen != new.admin_listen) {
+        new.admin_listen = old.admin_listen;
+    }
+    if keep("store", old.store != new.store) {
+        new.store = old.store.clone();
+    }
+    if keep(
+        "portal (url, rp_id)",
+        old.portal.origin != new.portal.origin || old.portal.rp_id != new.portal.rp_id,
+    ) {
+        new.portal = old.portal.clone();
+    }
+    for (name, rule) in new.rules.iter().enumerate().map(|(i, r)| (&r.name, (i, r))) {
+        match old.rules.iter().position(|o| &o.name == name) {
+            None => r.changes.push(format!("rule added: {name}")),
+            Some(j) => {
+                let same_rule = old.rules[j] == *rule.1;
+                let same_match = signature(old, j) == signature(&new, rule.0);
+                if !same_rule || !same_match || j != rule.0 {
+                    r.changes.push(format!("rule changed: {name}"));
+                }
+            }
+        }
+    }
+    for o in &old.rules {
+        if !new.rules.iter().any(|n| n.name == o.name) {
+            r.changes.push(format!("rule removed: {}", o.name));
+        }
+    }
+    for (name, user) in &new.users {
+        match old.users.get(name) {
+            None => r.changes.push(format!("user added: {name}")),
+            Some(u) if u != user => r.changes.push(format!("user changed: {name}")),
+            Some(_) => {}
+        }
+    }
+    for name in old.users.keys() {
+        if !new.users.contains_key(name) {
+            r.changes.push(format!("user removed: {name}"));
+            r.removed_users.push(name.clone());
+        }
+    }
+    for (what, differs) in [
+        ("upstreams", old.upstreams != new.upstreams),
+        ("authenticators", old.authenticators != new.authenticators),
+        (
+            "trusted_proxies",
+            old.trusted_proxies != new.trusted_proxies,
+        ),
+        ("session", old.session != new.session),
+        ("rate_limit", old.rate_limit != new.rate_limit),
+        ("secrets.cookie_keys", old.cookie_keys != new.cookie_keys),
+    ] {
+        if differs {
+            r.changes.push(format!("{what} changed"));
+        }
+    }
+    (new, r)
+}
+
+/// A comparable form of rule `i`'s matching half.
+fn signature(rt: &Runtime, i: usize) -> Option<String> {
+    let m = rt.router.matcher(i)?;
+    let paths: Vec<String> = m.paths.iter().map(|p| p.as_written()).collect();
+    Some(format!(
+        "{:?}|{paths:?}|{:?}|{:?}",
+        m.hosts, m.methods, m.networks
+    ))
+}
+
+/// Check `path` and, when it is valid, swap it into `target`.
+pub fn reload_once(path: &Path, target: &ArcSwap<Runtime>, now: i64) -> ReloadOutcome {
+    match check_file(path, now) {
+        Ok(checked) => {
+            for w in &checked.warnings {
+                tracing::warn!("config warning: {w}");
+            }
+            let old = target.load_full();
+            let (runtime, report) = merge(&old, checked.runtime);
+            target.store(Arc::new(runtime));
+            count("ok");
+            ReloadOutcome::Applied(report)
+        }
+        Err(e) => {
+            count("failed");
+            ReloadOutcome::Rejected(e)
+        }
+    }
+}
+
+fn count(result: &str) {
+    if let Some(c) = RELOADS.as_ref() {
+        c.with_label_values(&[result]).inc();
+    }
+}
+
+/// Reload once and act on it: log the outcome, end removed users' sessions, audit.
+pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
+    match reload_once(path, &gw.config, gw.now()) {
+        ReloadOutcome::Applied(report) => {
+            for what in &report.restart_required {
+                tracing::warn!(setting = %what, "config changed but needs a restart to apply; keeping the running value");
+            }
+            crate::audit::reload(trigger, true, &report.changes, None);
+            for user in &report.removed_users {
+                match gw.store.revoke_user_sessions(user).await {
+                    Ok(n) => crate::audit::revocation("config-reload", user, "sessions", n, true),
+                    // The policy already refuses a user who is not configured; the sessions die at their next request.
+                    Err(e) => {
+                        tracing::warn!(%user, error = %e, "could not end a removed user's sessions now; they are refused at their next request")
+                    }
+                }
+            }
+        }
+        ReloadOutcome::Rejected(e) => {
+            let errors: Vec<String> =
+                e.0.iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .map(|d| d.to_string())
+                    .collect();
+            for line in &errors {
+                tracing::error!("config reload: {line}");
+            }
+            crate::audit::reload(trigger, false, &[], Some(errors.len()));
+        }
+    }
+}
+
+/// Watch `path` (through its directory, so editors that replace the file are
+/// seen) and listen for SIGHUP; reload on either until the process ends.
+pub async fn watch(path: PathBuf, gw: Arc<Gateway>) -> Result<(), notify::Error> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
+    let file_name = path.file_name().map(|f| f.to_os_string());
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_tx = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            let ours = ev
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|f| f.to_os_string()) == file_name);
+            if ours && !ev.kind.is_access() {
+                let _ = file_tx.send("file change");
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    #[cfg(unix)]
+    {
+        let hup_tx = tx.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        if hup_tx.send("SIGHUP").is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload on file change only")
+            }
+        }
+    }
+    drop(tx);
+    let mut last_text = std::fs::read(&path).ok();
+    while let Some(trigger) = rx.recv().await {
+        // Editors write in several steps: let them finish, then take every queued event at once.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        while rx.try_recv().is_ok() {}
+        let text = std::fs::read(&path).ok();
+        if trigger != "SIGHUP" && text.is_some() && text == last_text {
+            continue;
+        }
+        last_text = text;
+        reload_and_apply(&path, &gw, trigger).await;
+    }
+    drop(watcher);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::check_str;
+
+    fn rt(extra: &str) -> Runtime {
+        let text = format!(
+            "listen: 127.0.0.1:8080\nportal: {{ url: https://auth.home.lab }}\nsecrets: {{ cookie_keys: [k] }}\n{extra}"
+        );
+        check_str("t.yaml", &text, 0)
+            .map(|c| c.runtime)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn merge_reports_rules_and_users() {
+        let old = rt(
+            "users: { alice: {}, bob: {} }\nrules:\n  - { name: a, hosts: [a.lab], policy: passkey }\n  - { name: b, hosts: [b.lab], policy: passkey }\n",
+        );
+        let new = rt(
+            "users: { alice: { groups: [x] }, carol: {} }\nrules:\n  - { name: a, hosts: [a.lab], paths: [/x], policy: passkey }\n  - { name: c, hosts: [c.lab], policy: deny }\n",
+        );
+        let (_, r) = merge(&old, new);
+        for want in [
+            "rule changed: a",
+            "rule added: c",
+            "rule removed: b",
+            "user changed: alice",
+            "user added: carol",
+            "user removed: bob",
+        ] {
+            assert!(
+                r.changes.iter().any(|c| c == want),
+                "missing {want}: {:?}",
+                r.changes
+            );
+        }
+        assert_eq!(r.removed_users, vec!["bob".to_string()]);
+        assert!(r.restart_required.is_empty());
+    }
+
+    #[test]
+    fn restart_only_settings_keep_their_old_value() {
+        let old = rt("rules: []");
+        let text = "listen: 127.0.0.1:9999\nportal: { url: https://other.home.lab }\nsecrets: { cookie_keys: [k] }\nstore: { redis: { url: \"redis://127.0.0.1:1/0\" } }\nrules: []";
+        let new = check_str("t.yaml", text, 0)
+            .map(|c| c.runtime)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (merged, r) = merge(&old, new);
+        assert_eq!(merged.listen, old.listen);
+        assert_eq!(merged.portal, old.portal);
+        assert_eq!(merged.store, old.store);
+        assert_eq!(
+            r.restart_required,
+            vec!["listen", "store", "portal (url, rp_id)"]
+        );
+    }
+
+    #[test]
+    fn a_bad_file_keeps_the_running_config() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("stepgate.yaml");
+        let old = rt("rules:\n  - { name: a, hosts: [a.lab], policy: bypass }\n");
+        let target = ArcSwap::from_pointee(old);
+        std::fs::write(&path, "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypas }\n").unwrap();
+        let ReloadOutcome::Rejected(e) = reload_once(&path, &target, 0) else {
+            panic!("accepted a bad file")
+        };
+        assert!(e.to_string().contains("rules[0].policy"), "{e}");
+        assert_eq!(target.load().rules[0].name, "a");
+        std::fs::write(&path, "listen: 127.0.0.1:8080\nportal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypass }\n").unwrap();
+        let ReloadOutcome::Applied(r) = reload_once(&path, &target, 0) else {
+            panic!("rejected a good file")
+        };
+        assert_eq!(target.load().rules[0].name, "b");
+        assert!(r.changes.contains(&"rule added: b".to_string()));
+    }
+}
