@@ -6,26 +6,15 @@
 //! Users removed from the file lose their sessions.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use prometheus::IntCounterVec;
 use tokio::sync::mpsc;
 
 use super::{ConfigError, Runtime, Severity, check_file};
 use crate::gateway::Gateway;
-
-/// `stepgate_config_reloads_total{result="ok|failed"}`, in the default registry.
-pub static RELOADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
-    prometheus::register_int_counter_vec!(
-        "stepgate_config_reloads_total",
-        "Config reload attempts by result",
-        &["result"]
-    )
-    .ok()
-});
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -143,19 +132,13 @@ pub fn reload_once(path: &Path, target: &ArcSwap<Runtime>, now: i64) -> ReloadOu
             let old = target.load_full();
             let (runtime, report) = merge(&old, checked.runtime);
             target.store(Arc::new(runtime));
-            count("ok");
+            crate::telemetry::metrics().reload(true);
             ReloadOutcome::Applied(report)
         }
         Err(e) => {
-            count("failed");
+            crate::telemetry::metrics().reload(false);
             ReloadOutcome::Rejected(e)
         }
-    }
-}
-
-fn count(result: &str) {
-    if let Some(c) = RELOADS.as_ref() {
-        c.with_label_values(&[result]).inc();
     }
 }
 

@@ -11,6 +11,7 @@ mod gateway;
 mod gateway_util;
 mod portal;
 mod portal_util;
+mod reload;
 mod session;
 mod store;
 mod util;
