@@ -19,6 +19,10 @@ use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 
+/// The longest a single-read item lives, whatever `put_once` is asked: ceremony
+/// states live at most 5 minutes (DESIGN §7); callback codes should ask for ≤ 60 s.
+pub const MAX_ONCE_TTL: Duration = Duration::from_secs(300);
+
 /// What can go wrong talking to a store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,7 +70,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<CounterCheck, StoreError>;
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError>;
-    /// Remove a credential and end every session whose grants or last ceremony rest on it.
+    /// Remove a credential and end every portal session (with its app sessions)
+    /// that any ceremony with it touched: its sign-in, a later step-up (`last_uv`,
+    /// even if since superseded) or a grant of one of its app sessions.
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError>;
 
     // --- invites (single use, TTL) ---
@@ -79,6 +85,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Invite>, StoreError>;
 
     // --- single-read items: ceremony states (≤ 5 min), callback codes (≤ 60 s) ---
+    /// Store a single-read item for `ttl` (capped at [`MAX_ONCE_TTL`]); an existing
+    /// item under `key` is replaced.
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Read and delete in one step; of many concurrent takers exactly one gets the value.
     async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

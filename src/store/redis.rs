@@ -29,7 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio::sync::OnceCell;
 
-use super::{CounterCheck, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
@@ -645,7 +645,7 @@ impl Store for RedisStore {
     }
 
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let ms = ttl.as_millis().min(u64::MAX as u128) as u64;
+        let ms = ttl.min(MAX_ONCE_TTL).as_millis() as u64;
         if ms == 0 {
             return Ok(());
         }

@@ -7,6 +7,9 @@
 //! across connections *and* across processes (the CLI and `serve` share the file).
 //! The schema is versioned with `PRAGMA user_version`.
 //!
+//! `synchronous=FULL`: a committed ceremony (credential, counter, flag) survives
+//! a power cut, not only a crash.
+//!
 //! Records whose absolute expiry has passed are treated as gone (like Redis's
 //! native TTLs) and swept now and then.
 
@@ -17,15 +20,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{CounterCheck, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 
 /// How long a statement waits for another writer (CLI or server) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle connections kept for reuse.
-const POOL_MAX_IDLE: usize = 8;
+/// Connections in use at once (and kept idle for reuse); more callers wait their turn.
+const POOL_SIZE: usize = 8;
 
 /// The schema, one entry per version; `user_version` says how many have been applied.
 const MIGRATIONS: &[&str] = &[
@@ -111,6 +114,7 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -152,7 +156,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
+    conn.pragma_update(None, "synchronous", "FULL")
         .map_err(sql)?;
     Ok(conn)
 }
@@ -202,6 +206,7 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 idle: Mutex::new(vec![conn]),
+                permits: Arc::new(tokio::sync::Semaphore::new(POOL_SIZE)),
             }),
         })
     }
@@ -218,7 +223,12 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
+        let permit = Arc::clone(&inner.permits)
+            .acquire_owned()
+            .await
+            .map_err(unavailable)?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let pooled = inner.idle.lock().map_err(unavailable)?.pop();
             let mut conn = match pooled {
                 Some(c) => c,
@@ -226,7 +236,7 @@ impl SqliteStore {
             };
             let out = f(&mut conn);
             if let Ok(mut idle) = inner.idle.lock()
-                && idle.len() < POOL_MAX_IDLE
+                && idle.len() < POOL_SIZE
             {
                 idle.push(conn);
             }
@@ -563,7 +573,8 @@ impl Store for SqliteStore {
 
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_vec());
-        let expires = now_ms().saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64);
+        let ttl = ttl.min(MAX_ONCE_TTL);
+        let expires = now_ms().saturating_add(ttl.as_millis() as i64);
         self.run(move |conn| {
             sweep(conn)?;
             conn.execute(

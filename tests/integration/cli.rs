@@ -282,3 +282,94 @@ async fn sessions_list_and_revoke() {
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert!(r.stderr.contains("no sessions"));
 }
+
+/// The same commands on a Redis store: what the CLI writes, a gateway instance
+/// on that Redis reads, and the reverse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_works_on_redis() {
+    let server = util::RedisServer::start();
+    let s = setup();
+    let yaml = match std::fs::read_to_string(&s.config) {
+        Ok(y) => y,
+        Err(e) => panic!("{e}"),
+    };
+    let start = yaml.find("store:").unwrap_or(0);
+    let end = yaml.find("users:").unwrap_or(yaml.len());
+    let yaml = format!(
+        "{}store:\n  redis: {{ url: \"{}\", prefix: \"cli:\" }}\n{}",
+        &yaml[..start],
+        server.url(),
+        &yaml[end..]
+    );
+    if let Err(e) = std::fs::write(&s.config, yaml) {
+        panic!("{e}");
+    }
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = match stepgate::store::redis::RedisStore::open(&server.url(), "cli:") {
+        Ok(st) => st,
+        Err(e) => panic!("{e}"),
+    };
+
+    let r = stepgate(s.dir.path(), &["invite", "alice", "-c", &cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let token = r
+        .stdout
+        .trim()
+        .trim_start_matches("https://auth.home.lab/.stepgate/enroll?token=")
+        .to_string();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let inv = ok(store.take_invite(&token_hash(&token), now).await);
+    assert_eq!(inv.map(|i| i.user), Some("alice".to_string()));
+
+    ok(store
+        .add_credential(&credential("redis-cred", "alice"))
+        .await);
+    let p = portal("redis-sess-0001", "alice", Some("redis-cred"));
+    ok(store.add_portal_session("rtok", &p).await);
+    let r = stepgate(s.dir.path(), &["credentials", "list", "-c", &cfg]);
+    assert!(r.stdout.contains("redis-cred"), "{} {}", r.stdout, r.stderr);
+    let r = stepgate(s.dir.path(), &["sessions", "list", "-c", &cfg]);
+    assert!(
+        r.stdout.contains("redis-sess-0001"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = stepgate(
+        s.dir.path(),
+        &["credentials", "revoke", "redis-cred", "-c", &cfg],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ok(store.portal_session("rtok").await), None);
+    assert_eq!(ok(store.credential("redis-cred").await), None);
+}
+
+/// A store that cannot be reached: a clear error and exit 1, within seconds.
+#[test]
+fn cli_reports_an_unreachable_redis() {
+    let s = setup();
+    let yaml = match std::fs::read_to_string(&s.config) {
+        Ok(y) => y,
+        Err(e) => panic!("{e}"),
+    };
+    let start = yaml.find("store:").unwrap_or(0);
+    let end = yaml.find("users:").unwrap_or(yaml.len());
+    let yaml = format!(
+        "{}store:\n  redis: {{ url: \"redis://127.0.0.1:{}/0\" }}\n{}",
+        &yaml[..start],
+        util::free_port(),
+        &yaml[end..]
+    );
+    if let Err(e) = std::fs::write(&s.config, yaml) {
+        panic!("{e}");
+    }
+    let started = std::time::Instant::now();
+    let r = stepgate(
+        s.dir.path(),
+        &["sessions", "list", "-c", &s.config.to_string_lossy()],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("store unavailable"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
