@@ -12,9 +12,8 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::config::{Policy, Runtime};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{self, Decision, Identity, SessionState};
-use crate::portal::cookies::Kind;
 use crate::routing::RouteRequest;
-use crate::session::{AppView, is_live, needs_touch, token_hash};
+use crate::session::AppView;
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 
@@ -236,41 +235,22 @@ pub fn canonical_name(name: &str) -> String {
         .collect()
 }
 
-/// The cookie's app session, if it is live and belongs to this host.
+/// The cookie's app session, if it is live and belongs to this host (signed
+/// cookie, host binding, idle and absolute limits; idle clocks touched).
 async fn resolve_app_session(
     gw: &Gateway,
     rt: &Runtime,
     facts: &Facts,
 ) -> Result<Option<AppView>, StoreError> {
-    let Some(token) = crate::portal::cookies::get(facts, Kind::App, facts.https) else {
-        return Ok(None);
-    };
-    let Some(view) = gw.store.app_session(&token_hash(&token)).await? else {
-        return Ok(None);
-    };
-    let now = gw.now();
-    let alive = |created, seen, expires| is_live(created, seen, expires, &rt.session, now);
-    let live = view.app.host == facts.host
-        && view.app.user == view.portal.user
-        && alive(
-            view.app.created_at,
-            view.app.last_seen_at,
-            view.app.expires_at,
-        )
-        && alive(
-            view.portal.created_at,
-            view.portal.last_seen_at,
-            view.portal.expires_at,
-        );
-    if !live {
-        return Ok(None);
-    }
-    // Keep the idle clocks running, at most once a minute per session.
-    if needs_touch(view.app.last_seen_at, now) {
-        gw.store.touch_app_session(&view.app.id, now).await?;
-    }
-    if needs_touch(view.portal.last_seen_at, now) {
-        gw.store.touch_portal_session(&view.portal.id, now).await?;
-    }
-    Ok(Some(view))
+    let keys = gw.cookie_keys.load();
+    crate::session::lifecycle::resolve_app(
+        gw.store.as_ref(),
+        &keys,
+        &rt.session,
+        &facts.headers,
+        facts.https,
+        &facts.host,
+        gw.now(),
+    )
+    .await
 }

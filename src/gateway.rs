@@ -61,6 +61,9 @@ pub struct Gateway {
     /// The portal's relying party (WebAuthn core, attestation trust anchors)
     /// and its rate limiters. Call `portal.reload(&runtime)` after a config swap.
     pub portal: crate::portal::PortalState,
+    /// Cookie signing keys (`secrets.cookie_keys`): the first signs, all verify.
+    /// Swap in new keys on reload.
+    pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
 }
 
 /// Why a [`Gateway`] could not be built.
@@ -68,22 +71,37 @@ pub struct Gateway {
 pub enum BuildError {
     #[error(transparent)]
     Portal(#[from] crate::portal::PortalError),
+    #[error(transparent)]
+    Keys(#[from] crate::session::cookie::KeyError),
 }
 
 impl Gateway {
-    /// Build the shared state: loads the attestation roots named in the config.
+    /// Build the shared state: loads the attestation roots and the cookie keys
+    /// named in the config.
     pub async fn build(
         runtime: Runtime,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, BuildError> {
         let portal = crate::portal::PortalState::new(&runtime)?;
+        let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         Ok(Gateway {
             config: ArcSwap::from_pointee(runtime),
             store,
             clock,
             portal,
+            cookie_keys: ArcSwap::from_pointee(keys),
         })
+    }
+
+    /// Swap in a reloaded config: the attestation roots and cookie keys it
+    /// names are loaded first; on any error nothing changes.
+    pub fn apply(&self, runtime: Runtime) -> Result<(), BuildError> {
+        let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
+        self.portal.reload(&runtime)?;
+        self.cookie_keys.store(Arc::new(keys));
+        self.config.store(Arc::new(runtime));
+        Ok(())
     }
 
     pub fn now(&self) -> Timestamp {

@@ -38,7 +38,14 @@ pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::i
         }
     };
     let built = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(tokio_rt) => tokio_rt.block_on(Gateway::build(rt, store, Arc::new(SystemClock))),
+        Ok(tokio_rt) => tokio_rt.block_on(async {
+            let gw = Gateway::build(rt, store, Arc::new(SystemClock)).await?;
+            // No credential at all: log one enrollment link for the first user.
+            if let Err(e) = crate::portal::bootstrap(&gw).await {
+                tracing::warn!(error = %e, "bootstrap invite could not be created");
+            }
+            Ok::<_, crate::gateway::BuildError>(gw)
+        }),
         Err(e) => {
             writeln!(err, "error: {e}")?;
             return Ok(exit::FAILED);

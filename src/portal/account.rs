@@ -7,7 +7,7 @@
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
-use super::cookies::{self, Kind};
+use super::cookies::{CookieKind, clear_cookie};
 use super::{Failure, Result, guard, html, human_time, pages, require_same_origin, sessions};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::PortalSession;
@@ -34,9 +34,10 @@ fn fresh(s: &PortalSession, now: i64) -> bool {
 
 /// `GET /.stepgate/account`
 pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let Some((token, session)) = sessions::current(gw, facts).await? else {
+    let Some(lookup) = sessions::current(gw, facts).await? else {
         return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(gw)));
     };
+    let session = lookup.session;
     let rt = gw.config.load();
     let rp = gw.portal.rp.load();
     let now = gw.now();
@@ -49,13 +50,19 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             let sets = rp
                 .trust
                 .attested_sets(c.attestation_root.as_deref(), c.aaguid);
-            let model = if sets.is_empty() {
-                None
-            } else {
+            let claimed = rp.trust.sets_listing(c.aaguid);
+            let model = if !sets.is_empty() {
                 Some(format!(
                     "{} (attested)",
                     rt.authenticator_names(&sets).join(", ")
                 ))
+            } else if !claimed.is_empty() {
+                Some(format!(
+                    "says it is {} (not proven)",
+                    rt.authenticator_names(&claimed).join(", ")
+                ))
+            } else {
+                None
             };
             pages::PasskeyRow {
                 id: c.id.clone(),
@@ -96,7 +103,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         Some("ended") => Some("Session ended."),
         _ => None,
     };
-    let csrf = guard::csrf_token(&token);
+    let csrf = guard::csrf_token(&lookup.token_hash);
     let user_cfg = rt.users.get(&session.user);
     let body = pages::account(&pages::Account {
         user: &session.user,
@@ -124,17 +131,17 @@ async fn authorised(
     gw: &Gateway,
     facts: &Facts,
     f: &[(String, String)],
-) -> Result<Option<(String, PortalSession)>> {
+) -> Result<Option<PortalSession>> {
     require_same_origin(gw, facts)?;
-    let Some((token, s)) = sessions::current(gw, facts).await? else {
+    let Some(lookup) = sessions::current(gw, facts).await? else {
         return Ok(None);
     };
-    if !guard::csrf_ok(&token, field(f, "csrf").unwrap_or("")) {
+    if !guard::csrf_ok(&lookup.token_hash, field(f, "csrf").unwrap_or("")) {
         return Err(Failure::Forbidden(
             "This form is out of date. Reload the page and try again.".into(),
         ));
     }
-    Ok(Some((token, s)))
+    Ok(Some(lookup.session))
 }
 
 fn signed_out(gw: &Gateway) -> Reply {
@@ -147,13 +154,16 @@ fn signed_out(gw: &Gateway) -> Reply {
             Some((&rt.portal.url("/.stepgate/account"), "Sign in again")),
         ),
     )
-    .header(SET_COOKIE, cookies::clear(Kind::Portal, rt.portal.secure))
+    .header(
+        SET_COOKIE,
+        clear_cookie(CookieKind::Portal, rt.portal.secure),
+    )
 }
 
 /// `POST /.stepgate/logout`
 pub async fn logout(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let f = form(body);
-    if let Some((_, s)) = authorised(gw, facts, &f).await? {
+    if let Some(s) = authorised(gw, facts, &f).await? {
         gw.store.revoke_session(&s.id).await?;
         tracing::info!(user = %s.user, session = %s.id, "signed out");
     }
@@ -163,7 +173,7 @@ pub async fn logout(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
 /// `POST /.stepgate/account/{rename,revoke,end-session,end-all}`
 pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Result<Reply> {
     let f = form(body);
-    let Some((_, session)) = authorised(gw, facts, &f).await? else {
+    let Some(session) = authorised(gw, facts, &f).await? else {
         return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(gw)));
     };
     let rt = gw.config.load();

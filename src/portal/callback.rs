@@ -8,11 +8,12 @@
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
-use super::cookies::{self, Kind};
+use super::cookies::{CookieKind, set_cookie};
 use super::login::{CODE_TTL, CodeRecord, code_key};
 use super::{Failure, Result, html, pages, redirect};
 use crate::gateway::{Facts, Gateway, Reply};
-use crate::session::{AppSession, Grant, new_public_id, new_token, token_hash};
+use crate::session::lifecycle::new_app_session;
+use crate::session::{Grant, token_hash};
 
 pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let rt = gw.config.load();
@@ -61,7 +62,8 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     };
     let secure = facts.https;
     let mut grants: Vec<Grant> = Vec::new();
-    if let Some(old) = cookies::get(facts, Kind::App, secure)
+    let keys = gw.cookie_keys.load();
+    if let Some(old) = keys.token_from_headers(&facts.headers, CookieKind::App, secure)
         && let Some(view) = gw.store.app_session(&token_hash(&old)).await?
     {
         if view.app.host == record.host && view.app.user == record.user {
@@ -79,18 +81,10 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             verification: record.verification.clone(),
         });
     }
-    let token = new_token();
-    let app = AppSession {
-        id: new_public_id(),
-        portal_id: portal.id.clone(),
-        user: record.user.clone(),
-        host: record.host.clone(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: portal.expires_at,
-    };
+    let app = new_app_session(&portal, &record.host, &rt.session, now);
+    let minted = keys.mint(CookieKind::App);
     gw.store
-        .add_app_session(&token_hash(&token), &app, &grants)
+        .add_app_session(&minted.token_hash, &app, &grants)
         .await?;
     // Only ever back to this host.
     let location = rd
@@ -98,9 +92,12 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         .and_then(|r| redirect::validate(&rt, r))
         .filter(|t| t.host == facts.host)
         .map_or_else(|| "/".to_string(), |t| t.url.to_string());
-    let max_age = (portal.expires_at - now).max(0);
-    Ok(Reply::redirect(StatusCode::SEE_OTHER, &location).header(
-        SET_COOKIE,
-        cookies::set(Kind::App, secure, &token, Some(max_age)),
-    ))
+    let cookie = set_cookie(
+        CookieKind::App,
+        secure,
+        &minted.cookie_value,
+        app.expires_at,
+        now,
+    );
+    Ok(Reply::redirect(StatusCode::SEE_OTHER, &location).header(SET_COOKIE, cookie))
 }

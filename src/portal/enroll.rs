@@ -63,7 +63,10 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
                 .into(),
         ));
     };
-    limit_user(gw, &invite.user)?;
+    if let Err(e) = limit_user(gw, &invite.user) {
+        put_back(gw, &invite_hash, &invite).await;
+        return Err(e);
+    }
     let rt = gw.config.load();
     let Some(user) = rt.users.get(&invite.user).filter(|u| u.is_active(now)) else {
         return Err(Failure::Bad(
@@ -204,13 +207,14 @@ async fn register(
         attested_sets,
         backup_eligible: cred.backup_eligible,
     };
-    let (token, _) = sessions::after_ceremony(gw, facts, user, &verification).await?;
+    let (cookie_value, portal) =
+        sessions::after_ceremony(gw, facts, user, &verification, cred.expires_at).await?;
     let rt = gw.config.load();
     Ok(json(&serde_json::json!({
         "redirect": rt.portal.url("/.stepgate/account"),
         "credential": cred.id,
     }))
-    .header(SET_COOKIE, sessions::cookie(gw, &token)))
+    .header(SET_COOKIE, sessions::cookie(gw, &cookie_value, &portal)))
 }
 
 #[derive(Deserialize)]

@@ -20,14 +20,14 @@ pub fn same_origin(facts: &Facts, portal_origin: &str) -> bool {
     origin.is_none_or(|o| o == portal_origin) && site.is_none_or(|s| s == "same-origin")
 }
 
-/// The CSRF token of a portal session token.
-pub fn csrf_token(portal_token: &str) -> String {
-    token_hash(&format!("stepgate csrf\0{portal_token}"))[..32].to_string()
+/// The CSRF token of a portal session, from its cookie token's store key.
+pub fn csrf_token(portal_token_hash: &str) -> String {
+    token_hash(&format!("stepgate csrf\0{portal_token_hash}"))[..32].to_string()
 }
 
 /// Does `given` match the session's CSRF token?
-pub fn csrf_ok(portal_token: &str, given: &str) -> bool {
-    let want = csrf_token(portal_token);
+pub fn csrf_ok(portal_token_hash: &str, given: &str) -> bool {
+    let want = csrf_token(portal_token_hash);
     want.as_bytes().ct_eq(given.as_bytes()).into()
 }
 

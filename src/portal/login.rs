@@ -162,7 +162,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
     let step_up = rule.and_then(|r| r.step_up.as_ref());
     let current = sessions::current(gw, facts).await?;
-    let user = current.as_ref().map(|(_, s)| s.user.clone());
+    let user = current.as_ref().map(|l| l.session.user.clone());
     let mut no_match = None;
     if let Some(u) = &user {
         if let (Some(rule), Some(cfg)) = (rule, rt.users.get(u))
@@ -213,7 +213,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let target = req.rd.as_deref().and_then(|r| redirect::validate(&rt, r));
     let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
     let step_up = rule.and_then(|r| r.step_up.as_ref());
-    let session_user = sessions::current(gw, facts).await?.map(|(_, s)| s.user);
+    let session_user = sessions::current(gw, facts).await?.map(|l| l.session.user);
     let named = req
         .username
         .map(|u| u.trim().to_string())
@@ -390,7 +390,8 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
             .attested_sets(stored.attestation_root.as_deref(), stored.aaguid),
         backup_eligible: stored.backup_eligible,
     };
-    let (token, portal) = sessions::after_ceremony(gw, facts, &stored.user, &verification).await?;
+    let (cookie_value, portal) =
+        sessions::after_ceremony(gw, facts, &stored.user, &verification, stored.expires_at).await?;
     tracing::info!(user = %stored.user, credential = %stored.id, rule = rule.map_or("", |r| r.name.as_str()), "passkey ceremony succeeded");
     let redirect = match &target {
         None => redirect::fallback(&rt),
@@ -421,5 +422,5 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         }
     };
     Ok(json(&serde_json::json!({ "redirect": redirect }))
-        .header(SET_COOKIE, sessions::cookie(gw, &token)))
+        .header(SET_COOKIE, sessions::cookie(gw, &cookie_value, &portal)))
 }

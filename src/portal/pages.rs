@@ -93,7 +93,12 @@ pub fn login(p: &Login<'_>) -> String {
     layout(
         "Sign in",
         &m,
-        Some(&format!("data-page=\"login\" data-rd=\"{}\"", escape(p.rd))),
+        Some(&format!(
+            "data-page=\"login\" data-rd=\"{}\"{}",
+            escape(p.rd),
+            p.user
+                .map_or(String::new(), |u| format!(" data-user=\"{}\"", escape(u)))
+        )),
     )
 }
 

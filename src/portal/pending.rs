@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
-use super::cookies::{self, Kind};
+use super::cookies;
 use super::{Failure, Result};
 use crate::gateway::{Facts, Gateway};
 use crate::session::{Invite, Timestamp, new_token, token_hash};
@@ -61,11 +61,11 @@ fn key(binding: &str, ceremony: &str) -> String {
 /// Store `pending` for this browser.
 pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun> {
     let secure = gw.config.load().portal.secure;
-    let (binding, set_cookie) = match cookies::get(facts, Kind::Ceremony, secure) {
+    let (binding, set_cookie) = match cookies::ceremony(facts, secure) {
         Some(b) if b.len() >= 16 => (b, None),
         _ => {
             let b = new_token();
-            let c = cookies::set(Kind::Ceremony, secure, &b, Some(COOKIE_AGE));
+            let c = cookies::set_ceremony(secure, &b, COOKIE_AGE);
             (b, Some(c))
         }
     };
@@ -88,7 +88,7 @@ pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun>
 /// Take (and so consume) the ceremony `ceremony` of this browser.
 pub async fn take(gw: &Gateway, facts: &Facts, ceremony: &str) -> Result<Option<Pending>> {
     let secure = gw.config.load().portal.secure;
-    let Some(binding) = cookies::get(facts, Kind::Ceremony, secure) else {
+    let Some(binding) = cookies::ceremony(facts, secure) else {
         return Ok(None);
     };
     if ceremony.is_empty() || ceremony.len() > 64 {

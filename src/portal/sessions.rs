@@ -1,85 +1,81 @@
-//! Portal sessions as the portal pages see them: read from the cookie, start
-//! or rotate after a ceremony.
+//! Portal sessions as the portal pages see them: read from the signed portal
+//! cookie, started or rotated after a ceremony (via the session lifecycle).
 
 use super::Result;
-use super::cookies::{self, Kind};
+use super::cookies::{CookieKind, set_cookie};
 use crate::gateway::{Facts, Gateway};
-use crate::session::{
-    PortalSession, Verification, is_live, needs_touch, new_public_id, new_token, token_hash,
-};
+use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};
+use crate::session::{PortalSession, Timestamp, Verification};
 
-/// The live portal session of this request, with its cookie token.
-pub async fn current(gw: &Gateway, facts: &Facts) -> Result<Option<(String, PortalSession)>> {
+/// The live portal session of this request (its user still configured and active).
+pub async fn current(gw: &Gateway, facts: &Facts) -> Result<Option<PortalLookup>> {
     let config = gw.config.load();
-    let Some(token) = cookies::get(facts, Kind::Portal, config.portal.secure) else {
-        return Ok(None);
-    };
-    let Some(s) = gw.store.portal_session(&token_hash(&token)).await? else {
-        return Ok(None);
-    };
+    let keys = gw.cookie_keys.load();
     let now = gw.now();
-    if !is_live(
-        s.created_at,
-        s.last_seen_at,
-        s.expires_at,
+    let Some(lookup) = resolve_portal(
+        gw.store.as_ref(),
+        &keys,
         &config.session,
+        &facts.headers,
+        config.portal.secure,
         now,
-    ) {
+    )
+    .await?
+    else {
         return Ok(None);
+    };
+    match config.users.get(&lookup.session.user) {
+        Some(u) if u.is_active(now) => Ok(Some(lookup)),
+        _ => Ok(None),
     }
-    match config.users.get(&s.user) {
-        Some(u) if u.is_active(now) => {}
-        _ => return Ok(None),
-    }
-    if needs_touch(s.last_seen_at, now) {
-        gw.store.touch_portal_session(&s.id, now).await?;
-    }
-    Ok(Some((token, s)))
 }
 
 /// After a ceremony: rotate the current session of the same user (new token,
-/// new `last_uv`) or start a new one. Returns the new token and the session.
+/// new `last_uv`) or start a new one (never outliving the credential used).
+/// Returns the new cookie value and the session.
 pub async fn after_ceremony(
     gw: &Gateway,
     facts: &Facts,
     user: &str,
     v: &Verification,
+    credential_expires_at: Option<Timestamp>,
 ) -> Result<(String, PortalSession)> {
     let config = gw.config.load();
+    let keys = gw.cookie_keys.load();
     let now = gw.now();
-    let token = new_token();
-    if let Some((old, s)) = current(gw, facts).await? {
-        if s.user == user {
+    let minted = keys.mint(CookieKind::Portal);
+    if let Some(old) = current(gw, facts).await? {
+        if old.session.user == user {
             if let Some(s) = gw
                 .store
-                .rotate_portal_session(&token_hash(&old), &token_hash(&token), Some(v))
+                .rotate_portal_session(&old.token_hash, &minted.token_hash, Some(v))
                 .await?
             {
-                return Ok((token, s));
+                return Ok((minted.cookie_value, s));
             }
         } else {
-            gw.store.revoke_session(&s.id).await?;
+            gw.store.revoke_session(&old.session.id).await?;
         }
     }
-    let s = PortalSession {
-        id: new_public_id(),
-        user: user.to_string(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now.saturating_add(config.session.max_lifetime.as_secs() as i64),
-        last_uv: Some(v.clone()),
-    };
-    gw.store.add_portal_session(&token_hash(&token), &s).await?;
-    Ok((token, s))
+    let s = new_portal_session(
+        user,
+        Some(v.clone()),
+        credential_expires_at,
+        &config.session,
+        now,
+    );
+    gw.store.add_portal_session(&minted.token_hash, &s).await?;
+    Ok((minted.cookie_value, s))
 }
 
-/// The `Set-Cookie` for a portal session token.
-pub fn cookie(gw: &Gateway, token: &str) -> String {
+/// The `Set-Cookie` for a portal session cookie value.
+pub fn cookie(gw: &Gateway, value: &str, session: &PortalSession) -> String {
     let config = gw.config.load();
-    cookies::set(
-        Kind::Portal,
+    set_cookie(
+        CookieKind::Portal,
         config.portal.secure,
-        token,
-        Some(config.session.max_lifetime.as_secs() as i64),
+        value,
+        session.expires_at,
+        gw.now(),
     )
 }

@@ -7,8 +7,12 @@
 //! the credential's AAGUID into the sets it belongs to *now*, so editing the
 //! config takes effect without re-enrolling.
 //!
-//! `mds_file` (an offline FIDO MDS3 blob) is not read yet: a set that names one
-//! gets a warning at load time and only its `ca_files` count.
+//! `mds_file` (an offline FIDO MDS3 blob, the JWT that the FIDO Alliance
+//! publishes) adds, for each of the set's AAGUIDs, the entry's
+//! `attestationRootCertificates`, unless the entry's newest status report says
+//! the model is revoked or its keys compromised. The file is trusted like a
+//! `ca_files` entry, as the operator placed it: the blob's own JWS signature is
+//! not checked.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +32,8 @@ pub enum TrustError {
     },
     #[error("{path}: no usable PEM certificate ({reason})")]
     Pem { path: PathBuf, reason: String },
+    #[error("{path}: not a FIDO MDS3 blob ({reason})")]
+    Mds { path: PathBuf, reason: String },
 }
 
 /// The loaded roots and which sets list them.
@@ -84,8 +90,13 @@ impl TrustStore {
                 }
             }
             if let Some(mds) = &set.mds_file {
-                tracing::warn!(set = %name, file = %mds.display(),
-                    "mds_file is not supported yet; only ca_files prove this set");
+                for fp in store.add_mds(mds, &set.aaguids)? {
+                    store
+                        .sets_by_root
+                        .entry(fp)
+                        .or_default()
+                        .insert(name.clone());
+                }
             }
         }
         Ok(store)
@@ -110,6 +121,31 @@ impl TrustStore {
                     path: path.to_path_buf(),
                     reason: e.to_string(),
                 })?;
+            for ca in one.cas().values() {
+                if let Some(fp) = fingerprint(ca) {
+                    fps.push(fp);
+                }
+            }
+            self.list.union(&one);
+        }
+        Ok(fps)
+    }
+
+    /// Add the roots an MDS3 blob lists for `aaguids`; returns their fingerprints.
+    fn add_mds(&mut self, path: &Path, aaguids: &[Uuid]) -> Result<Vec<String>, TrustError> {
+        let err = |reason: &str| TrustError::Mds {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| TrustError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut fps = Vec::new();
+        for der in mds_roots(&text, aaguids).map_err(&err)? {
+            let pem = der_to_pem(&der);
+            let one = AttestationCaList::try_from(pem.as_bytes())
+                .map_err(|e| err(&format!("bad root certificate: {e}")))?;
             for ca in one.cas().values() {
                 if let Some(fp) = fingerprint(ca) {
                     fps.push(fp);
@@ -149,6 +185,80 @@ impl TrustStore {
     }
 }
 
+/// Statuses after which an MDS entry's roots prove nothing.
+const BAD_STATUSES: &[&str] = &[
+    "REVOKED",
+    "ATTESTATION_KEY_COMPROMISE",
+    "USER_KEY_REMOTE_COMPROMISE",
+    "USER_KEY_PHYSICAL_COMPROMISE",
+    "USER_VERIFICATION_BYPASS",
+];
+
+/// The DER roots an MDS3 blob (JWT text) lists for `aaguids`.
+pub fn mds_roots(jwt: &str, aaguids: &[Uuid]) -> Result<Vec<Vec<u8>>, &'static str> {
+    use base64::Engine;
+    let payload = jwt.trim().split('.').nth(1).ok_or("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| "payload is not base64url")?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| "payload is not JSON")?;
+    let entries = v
+        .get("entries")
+        .and_then(|e| e.as_array())
+        .ok_or("no entries")?;
+    let mut out = Vec::new();
+    for e in entries {
+        let Some(aaguid) = e
+            .get("aaguid")
+            .and_then(|a| a.as_str())
+            .and_then(|a| Uuid::parse_str(a).ok())
+        else {
+            continue;
+        };
+        if !aaguids.contains(&aaguid) {
+            continue;
+        }
+        // Status reports are in date order; the newest one counts.
+        let status = e
+            .get("statusReports")
+            .and_then(|r| r.as_array())
+            .and_then(|r| r.last())
+            .and_then(|r| r.get("status"))
+            .and_then(|s| s.as_str())
+            .unwrap_or("");
+        if BAD_STATUSES.contains(&status) {
+            tracing::warn!(%aaguid, status, "MDS entry is not trusted: its roots are ignored");
+            continue;
+        }
+        let roots = e
+            .pointer("/metadataStatement/attestationRootCertificates")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for r in roots {
+            let Some(b64) = r.as_str() else { continue };
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| "a root certificate is not base64")?;
+            out.push(der);
+        }
+    }
+    Ok(out)
+}
+
+/// PEM text of one DER certificate.
+pub fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +271,33 @@ mod tests {
         assert_eq!(b.len(), 2);
         assert!(b[0].contains("AAA") && b[1].contains("BBB"));
         assert!(pem_blocks("nothing").is_empty());
+    }
+
+    #[test]
+    fn mds_roots_for_listed_aaguids_only_and_not_revoked() {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let a = Uuid::from_u128(1);
+        let b = Uuid::from_u128(2);
+        let c = Uuid::from_u128(3);
+        let payload = serde_json::json!({"entries": [
+            {"aaguid": a.to_string(), "metadataStatement": {"attestationRootCertificates": ["AQID"]},
+             "statusReports": [{"status": "FIDO_CERTIFIED_L1"}]},
+            {"aaguid": b.to_string(), "metadataStatement": {"attestationRootCertificates": ["BAUG"]}},
+            {"aaguid": c.to_string(), "metadataStatement": {"attestationRootCertificates": ["BwgJ"]},
+             "statusReports": [{"status": "FIDO_CERTIFIED"}, {"status": "REVOKED"}]},
+        ]});
+        let jwt = format!("e30.{}.sig", e.encode(payload.to_string()));
+        assert_eq!(mds_roots(&jwt, &[a, c]), Ok(vec![vec![1, 2, 3]]));
+        assert_eq!(mds_roots(&jwt, &[b]), Ok(vec![vec![4, 5, 6]]));
+        assert!(mds_roots("nonsense", &[a]).is_err());
+    }
+
+    #[test]
+    fn der_to_pem_wraps_lines() {
+        let pem = der_to_pem(&[0u8; 100]);
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert!(pem.lines().all(|l| l.len() <= 64));
     }
 
     #[test]

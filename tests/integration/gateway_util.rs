@@ -300,11 +300,12 @@ pub fn sign_in(
 }
 
 /// The `Cookie` header value carrying an app token (over plain http).
-pub fn app_cookie(_gw: &Gateway, token: &str) -> String {
-    format!(
-        "{}={token}",
-        stepgate::portal::cookies::Kind::App.name(false)
-    )
+pub fn app_cookie(gw: &Gateway, token: &str) -> String {
+    use stepgate::session::cookie::CookieKind;
+    match gw.cookie_keys.load().seal(CookieKind::App, token) {
+        Ok(value) => format!("{}={value}", CookieKind::App.name(false)),
+        Err(e) => panic!("seal: {e}"),
+    }
 }
 
 pub fn tokio_rt() -> tokio::runtime::Runtime {

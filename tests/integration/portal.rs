@@ -5,7 +5,6 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 use stepgate::policy::{Decision, SessionState, decide};
-use stepgate::session::token_hash;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
@@ -51,7 +50,7 @@ async fn enroll_sign_in_and_reach_the_app() {
         creds[0].attestation_root.is_none(),
         "self attestation proves nothing"
     );
-    assert!(b.cookie("auth.test", "__Host-stepgate-portal").is_some());
+    assert!(b.cookie("auth.test", "__Host-stepgate_portal").is_some());
 
     // The invite worked once.
     let mut other = SoftPasskey::new(true);
@@ -85,7 +84,7 @@ async fn enroll_sign_in_and_reach_the_app() {
     // The app session carries a grant for the rule; policy lets it in.
     let view =
         h.gw.store
-            .app_session(&token_hash(&app_cookie))
+            .app_session(&h.hash_of(&app_cookie))
             .await
             .ok()
             .flatten();
@@ -130,17 +129,17 @@ async fn sign_in_rotates_the_portal_session() {
     let mut b = h.browser();
     let mut key = enrolled(&h, &mut b, "alice", "laptop").await;
     let before = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     let (s, _) = login(&mut b, &mut key, APP, None, &Client::default()).await;
     assert_eq!(s, StatusCode::OK);
     let after = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     assert_ne!(before, after);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&before))
+            .portal_session(&h.hash_of(&before))
             .await
             .ok()
             .flatten()
@@ -148,7 +147,7 @@ async fn sign_in_rotates_the_portal_session() {
     );
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&after))
+            .portal_session(&h.hash_of(&after))
             .await
             .ok()
             .flatten()
@@ -194,7 +193,7 @@ async fn uv_zero_is_refused_at_sign_in() {
     let (s, v) = login(&mut b2, &mut key, APP, Some("alice"), &no_uv).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"], "user_not_verified");
-    assert!(b2.cookie("auth.test", "__Host-stepgate-portal").is_none());
+    assert!(b2.cookie("auth.test", "__Host-stepgate_portal").is_none());
 }
 
 #[tokio::test]
@@ -246,7 +245,7 @@ async fn a_challenge_from_another_browser_is_refused() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         thief
-            .cookie("auth.test", "__Host-stepgate-portal")
+            .cookie("auth.test", "__Host-stepgate_portal")
             .is_none()
     );
 }
@@ -321,7 +320,7 @@ async fn another_users_credential_is_refused() {
     cred["response"]["userHandle"] = bob_handle.into();
     let (s, v) = login_finish(&mut b, &begun["ceremony"], &cred).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
-    assert!(b.cookie("auth.test", "__Host-stepgate-portal").is_none());
+    assert!(b.cookie("auth.test", "__Host-stepgate_portal").is_none());
 }
 
 #[tokio::test]
@@ -433,20 +432,20 @@ async fn logout_needs_the_csrf_token() {
     let mut b = h.browser();
     let _key = enrolled(&h, &mut b, "alice", "laptop").await;
     let portal = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
     let url = format!("{PORTAL}/.stepgate/logout");
     let r = b.post_form(&url, &[("csrf", "nope")]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&portal))
+            .portal_session(&h.hash_of(&portal))
             .await
             .ok()
             .flatten()
             .is_some()
     );
-    let csrf = stepgate::portal::guard::csrf_token(&portal);
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
     b.origin = Some("https://evil.test".into());
     let r = b.post_form(&url, &[("csrf", &csrf)]).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -455,7 +454,7 @@ async fn logout_needs_the_csrf_token() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(
         h.gw.store
-            .portal_session(&token_hash(&portal))
+            .portal_session(&h.hash_of(&portal))
             .await
             .ok()
             .flatten()
@@ -478,9 +477,9 @@ async fn revoking_a_passkey_needs_a_recent_ceremony() {
         k
     };
     let portal = b
-        .cookie("auth.test", "__Host-stepgate-portal")
+        .cookie("auth.test", "__Host-stepgate_portal")
         .unwrap_or_default();
-    let csrf = stepgate::portal::guard::csrf_token(&portal);
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
     let creds =
         h.gw.store
             .credentials(Some("alice"))
@@ -625,4 +624,169 @@ async fn portal_pages_on_an_app_host_bounce_to_the_portal() {
     );
     let r = b.get("https://app.test/.stepgate/assets/portal.js").await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn account_rename_revoke_and_sign_out_everywhere() {
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let _laptop = enrolled(&h, &mut b, "alice", "laptop").await;
+    let mut phone = enrolled(&h, &mut b, "alice", "phone").await;
+    let portal = b
+        .cookie("auth.test", "__Host-stepgate_portal")
+        .unwrap_or_default();
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let creds =
+        h.gw.store
+            .credentials(Some("alice"))
+            .await
+            .unwrap_or_default();
+    let laptop = creds
+        .iter()
+        .find(|c| c.label == "laptop")
+        .map(|c| c.id.clone())
+        .unwrap_or_default();
+
+    // Rename.
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/rename"),
+            &[("csrf", &csrf), ("id", &laptop), ("label", "work laptop")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let c = h.gw.store.credential(&laptop).await.ok().flatten();
+    assert_eq!(c.map(|c| c.label), Some("work laptop".to_string()));
+
+    // Another user's credential cannot be renamed from this session.
+    let mut bb = h.browser();
+    let _bob = enrolled(&h, &mut bb, "bob", "bob key").await;
+    let bob_id =
+        h.gw.store
+            .credentials(Some("bob"))
+            .await
+            .unwrap_or_default()[0]
+            .id
+            .clone();
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/rename"),
+            &[("csrf", &csrf), ("id", &bob_id), ("label", "mine now")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Revoke (the last ceremony is fresh: the phone enrollment just now).
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/revoke"),
+            &[("csrf", &csrf), ("id", &laptop)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        h.gw.store
+            .credential(&laptop)
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+    );
+
+    // Sign in again (revoking may end the sessions that rest on the passkey),
+    // plus a second browser, then sign out everywhere from the first.
+    let (s, v) = login(&mut b, &mut phone, APP, Some("alice"), &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut b2 = h.browser();
+    let (s, v) = login(&mut b2, &mut phone, APP, Some("alice"), &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let portal = b
+        .cookie("auth.test", "__Host-stepgate_portal")
+        .unwrap_or_default();
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let r = b
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/end-all"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let live =
+        h.gw.store
+            .portal_sessions(Some("alice"))
+            .await
+            .unwrap_or_default();
+    assert!(
+        live.iter().all(|s| s.expires_at <= h.now()) || live.is_empty(),
+        "{live:?}"
+    );
+    for br in [&mut b, &mut b2] {
+        let acct = br.get(&format!("{PORTAL}/.stepgate/account")).await;
+        assert_eq!(acct.status, StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_user_is_refused() {
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let mut key = enrolled(&h, &mut b, "temp", "key").await;
+    let (s, v) = login(&mut b, &mut key, APP, None, &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    h.clock.advance(7200);
+    // The portal session no longer counts, and a new ceremony is refused.
+    let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
+    assert_eq!(acct.status, StatusCode::SEE_OTHER);
+    let mut b2 = h.browser();
+    let (s, v) = login_begin(&mut b2, APP, Some("temp")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let id =
+        h.gw.store
+            .credentials(Some("temp"))
+            .await
+            .unwrap_or_default()[0]
+            .id
+            .clone();
+    let (_, begun) = login_begin(&mut b2, APP, None).await;
+    let mut opts = begun["publicKey"].clone();
+    opts["allowCredentials"] = json!([{"type": "public-key", "id": id}]);
+    let mut cred = get(&mut key, &opts, &Client::default());
+    cred["response"]["userHandle"] =
+        stepgate::webauthn::b64url(&stepgate::webauthn::user_handle("temp")).into();
+    let (s, v) = login_finish(&mut b2, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("expired"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn the_whole_flow_works_on_redis_too() {
+    let redis = crate::util::RedisServer::start();
+    let h = Harness::on_redis(&redis.url()).await;
+    let mut b = h.browser();
+    let mut key = enrolled(&h, &mut b, "alice", "laptop").await;
+    let (s, begun) = login_begin(&mut b, APP, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let cred = get(&mut key, &begun["publicKey"], &Client::default());
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The ceremony state was consumed (GETDEL): a replay finds nothing.
+    let (s, _) = login_finish(&mut b, &begun["ceremony"], &cred).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let redirect = v["redirect"].as_str().unwrap_or("").to_string();
+    let cb = b.get(&redirect).await;
+    assert_eq!(cb.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&redirect).await.status, StatusCode::BAD_REQUEST);
+    let cookie = b
+        .cookie("app.test", "__Host-stepgate_app")
+        .unwrap_or_default();
+    let view =
+        h.gw.store
+            .app_session(&h.hash_of(&cookie))
+            .await
+            .ok()
+            .flatten();
+    assert_eq!(view.map(|v| v.grants.len()), Some(1));
 }

@@ -26,16 +26,27 @@ pub const PORTAL: &str = "https://auth.test";
 /// A config with a portal at `https://auth.test`; `extra` is appended (more
 /// `authenticators:` etc.), `rules` replaces the default rules.
 pub fn config_yaml(db: &Path, authenticators: &str, rate: (u32, u32)) -> String {
+    config_yaml_store(
+        db,
+        &format!("sqlite: {{ path: \"{}\" }}", db.display()),
+        authenticators,
+        rate,
+    )
+}
+
+/// [`config_yaml`] with another `store:` body (e.g. `redis: { url: … }`).
+pub fn config_yaml_store(db: &Path, store: &str, authenticators: &str, rate: (u32, u32)) -> String {
     format!(
         r#"
 listen: 127.0.0.1:0
 portal: {{ url: "{PORTAL}", rp_name: Test }}
-secrets: {{ cookie_keys: [/dev/null] }}
-store: {{ sqlite: {{ path: "{db}" }} }}
+secrets: {{ cookie_keys: ["{keys}"] }}
+store: {{ {store} }}
 users:
   alice: {{ name: Alice, groups: [admins] }}
   bob: {{ name: Bob }}
   carol: {{ name: Carol }}
+  temp: {{ name: Temporary, expires: "{temp_expires}" }}
 {authenticators}
 rate_limit: {{ per_ip_per_minute: {ip}, per_user_per_minute: {user} }}
 upstreams: {{ demo: "builtin:whoami" }}
@@ -53,7 +64,8 @@ rules:
     step_up: {{ max_age: 5m, device_bound: true }}
   - {{ name: admins-only, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
 "#,
-        db = db.display(),
+        temp_expires = in_one_hour(),
+        keys = db.with_file_name("cookie.key").display(),
         ip = rate.0,
         user = rate.1,
     )
@@ -82,12 +94,32 @@ impl Harness {
         Self::with(unrelated_softkey_set, (1000, 1000)).await
     }
 
+    /// A harness on a Redis store at `url`.
+    pub async fn on_redis(url: &str) -> Harness {
+        let dir = crate::util::temp_dir();
+        crate::gateway_util::write_key(&dir);
+        let section = unrelated_softkey_set(dir.path());
+        let store = format!("redis: {{ url: \"{url}\", prefix: \"portaltest:\" }}");
+        let yaml = config_yaml_store(
+            &dir.path().join("stepgate.db"),
+            &store,
+            &section,
+            (1000, 1000),
+        );
+        Self::from_yaml(dir, &yaml).await
+    }
+
     /// `authenticators` gets the temp dir (to write CA files into) and returns the YAML section.
     pub async fn with(authenticators: impl FnOnce(&Path) -> String, rate: (u32, u32)) -> Harness {
         let dir = crate::util::temp_dir();
+        crate::gateway_util::write_key(&dir);
         let section = authenticators(dir.path());
         let yaml = config_yaml(&dir.path().join("stepgate.db"), &section, rate);
-        let runtime = match stepgate::config::check_str("test.yaml", &yaml, 0) {
+        Self::from_yaml(dir, &yaml).await
+    }
+
+    async fn from_yaml(dir: tempfile::TempDir, yaml: &str) -> Harness {
+        let runtime = match stepgate::config::check_str("test.yaml", yaml, 0) {
             Ok(c) => c.runtime,
             Err(e) => panic!("test config: {e}"),
         };
@@ -109,6 +141,18 @@ impl Harness {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The store key of a signed session cookie value (portal or app).
+    pub fn hash_of(&self, cookie_value: &str) -> String {
+        use stepgate::session::cookie::CookieKind;
+        let keys = self.gw.cookie_keys.load();
+        for kind in [CookieKind::Portal, CookieKind::App] {
+            if let Some(t) = keys.open(kind, cookie_value) {
+                return token_hash(&t);
+            }
+        }
+        panic!("not a signed session cookie")
     }
 
     /// An invite token for `user` (what `stepgate invite` prints in its URL).
@@ -408,4 +452,11 @@ pub fn unrelated_softkey_set(dir: &Path) -> String {
     let path = dir.join("unrelated-ca.pem");
     write_pem(&path, &ca);
     softkey_set(&path)
+}
+
+/// RFC 3339 time one hour from now (for a user that expires during a test).
+pub fn in_one_hour() -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -99,20 +99,57 @@
   }
 
   // --- sign-in / step-up ---
+  // Conditional UI (passkeys offered in the user-name field's autofill) runs
+  // while nobody is signed in; pressing a button aborts it first.
+  let conditional = null;
+  function requestOptions(begun) {
+    const pk = begun.publicKey;
+    pk.challenge = b64urlToBuf(pk.challenge);
+    (pk.allowCredentials || []).forEach(c => { c.id = b64urlToBuf(c.id); });
+    return pk;
+  }
+  async function stopConditional() {
+    if (!conditional) return;
+    const c = conditional;
+    conditional = null;
+    c.controller.abort();
+    try { await c.done; } catch (e) { /* aborted */ }
+  }
+  async function startConditional() {
+    if (me.dataset.user || !PublicKeyCredential.isConditionalMediationAvailable) return;
+    let ok = false;
+    try { ok = await PublicKeyCredential.isConditionalMediationAvailable(); } catch (e) { ok = false; }
+    if (!ok) return;
+    let begun;
+    try {
+      begun = await post("login/begin", { rd: me.dataset.rd, username: null });
+    } catch (e) { return; }
+    const controller = new AbortController();
+    const done = navigator.credentials.get({
+      publicKey: requestOptions(begun), mediation: "conditional", signal: controller.signal,
+    });
+    conditional = { controller: controller, done: done };
+    let cred;
+    try { cred = await done; } catch (e) { return; }
+    conditional = null;
+    await finishLogin(begun, cred);
+  }
   async function signin(username) {
+    await stopConditional();
     say("Preparing…");
     let begun;
     try {
       begun = await post("login/begin", { rd: me.dataset.rd, username: username || null });
     } catch (e) { say(explain(e), true); return; }
-    const pk = begun.publicKey;
-    pk.challenge = b64urlToBuf(pk.challenge);
-    (pk.allowCredentials || []).forEach(c => { c.id = b64urlToBuf(c.id); });
+    const pk = requestOptions(begun);
     say("Follow your browser's prompt and confirm with your PIN or fingerprint.");
     let cred;
     try {
       cred = await navigator.credentials.get({ publicKey: pk });
     } catch (e) { say(explain(e), true); return; }
+    await finishLogin(begun, cred);
+  }
+  async function finishLogin(begun, cred) {
     const body = {
       id: cred.id,
       rawId: bufToB64url(cred.rawId),
@@ -144,5 +181,6 @@
       ev.preventDefault();
       signin(document.getElementById("username").value.trim());
     });
+    startConditional();
   }
 })();

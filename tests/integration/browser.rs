@@ -1,0 +1,422 @@
+//! A real browser through the whole flow: headless Chromium (from the distro,
+//! never downloaded) driven over the DevTools protocol with its WebAuthn
+//! virtual authenticator, against a real stepgate server on 127.0.0.1.
+//!
+//! Invite URL → enroll → protected page on `builtin:whoami` showing
+//! `Remote-User: alice`; then with `isUserVerified: false` no access; then
+//! with the page's call swapped to `userVerification: "discouraged"` (the
+//! browser then sends UV=0) the server still refuses. Screenshots of the
+//! account and login pages go to `target/test-artifacts/`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use stepgate::gateway::{Gateway, OffsetClock};
+use stepgate::server::{self, ServeOptions};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::gateway_util::{runtime, wait_for_port, write_key};
+use crate::util::{free_port, temp_dir};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium with a fresh profile and a DevTools websocket; killed on drop.
+struct Chromium {
+    child: Child,
+    ws_url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    fn launch() -> Chromium {
+        if !std::path::Path::new(CHROMIUM).exists() {
+            panic!("{CHROMIUM} not found: apt-get install chromium");
+        }
+        let profile = temp_dir();
+        let mut child = match Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                "--window-size=412,915",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start {CHROMIUM}: {e}"),
+        };
+        let Some(stderr) = child.stderr.take() else {
+            panic!("no stderr from chromium")
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("ws://") {
+                    let _ = tx.send(line[i..].trim().to_string());
+                }
+            }
+        });
+        let ws_url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("chromium did not print its DevTools address within 60 s")
+            }
+        };
+        Chromium {
+            child,
+            ws_url,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A minimal DevTools protocol client on one page session.
+struct Cdp {
+    ws: Ws,
+    next: u64,
+    session: Option<String>,
+}
+
+impl Cdp {
+    async fn connect(url: &str) -> Cdp {
+        let (ws, _) = match tokio_tungstenite::connect_async(url).await {
+            Ok(x) => x,
+            Err(e) => panic!("DevTools websocket: {e}"),
+        };
+        Cdp {
+            ws,
+            next: 1,
+            session: None,
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, String> {
+        let id = self.next;
+        self.next += 1;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = s.clone().into();
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = tokio::time::timeout(left, self.ws.next())
+                .await
+                .map_err(|_| "no answer within 60 s".to_string())?;
+            let Some(Ok(Message::Text(text))) = next else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+            if v["id"].as_u64() == Some(id) {
+                if !v["error"].is_null() {
+                    return Err(v["error"].to_string());
+                }
+                return Ok(v["result"].clone());
+            }
+        }
+    }
+
+    /// Evaluate an expression in the page (promises awaited), by value.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    /// Poll `expr` until it is `true`; on timeout fail with `what` and the page state.
+    async fn wait_for(&mut self, expr: &str, secs: u64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.eval(expr).await == Value::Bool(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let state = self
+            .eval("location.href + ' | status: ' + ((document.getElementById('status')||{}).textContent||'') + ' | body: ' + (document.body ? document.body.innerText.slice(0, 400) : '')")
+            .await;
+        panic!("timed out waiting for {what}: {state}");
+    }
+
+    async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.wait_for("document.readyState === 'complete'", 20, "page load")
+            .await;
+    }
+
+    async fn screenshot(&mut self, name: &str) -> PathBuf {
+        let r = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap_or(""))
+            .unwrap_or_default();
+        assert!(png.len() > 1000, "screenshot {name} is empty");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, png) {
+            panic!("write {}: {e}", path.display());
+        }
+        path
+    }
+
+    /// Names of the cookies the browser holds for `url`.
+    async fn cookie_names(&mut self, url: &str) -> Vec<String> {
+        let r = self
+            .call("Network.getCookies", json!({"urls": [url]}))
+            .await;
+        r["cookies"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A stepgate server whose portal is `http://auth.localhost:PORT`.
+struct Server {
+    addr: SocketAddr,
+    gw: Arc<Gateway>,
+    _handle: server::ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn start_server() -> Server {
+    let dir = temp_dir();
+    write_key(&dir);
+    let d = dir.path().display().to_string();
+    for _ in 0..5 {
+        let port = free_port();
+        let yaml = format!(
+            r#"
+listen: 127.0.0.1:{port}
+portal: {{ url: "http://auth.localhost:{port}", rp_name: Home Lab }}
+secrets: {{ cookie_keys: [{d}/cookie.key] }}
+store: {{ sqlite: {{ path: {d}/stepgate.db }} }}
+users:
+  alice: {{ name: Alice, email: alice@home.lab, groups: [admins] }}
+upstreams: {{ demo: "builtin:whoami" }}
+rules:
+  - {{ name: app, hosts: [app.localhost], upstream: demo, policy: passkey }}
+"#
+        );
+        let rt = runtime(&yaml);
+        let store = match stepgate::store::open(&rt.store) {
+            Ok(s) => s,
+            Err(e) => panic!("store: {e}"),
+        };
+        let built = crate::gateway_util::tokio_rt().block_on(Gateway::build(
+            rt,
+            store,
+            Arc::new(OffsetClock::default()),
+        ));
+        let gw = match built {
+            Ok(g) => Arc::new(g),
+            Err(e) => panic!("gateway: {e}"),
+        };
+        let opts = ServeOptions {
+            threads: 1,
+            grace_period: Duration::from_secs(0),
+        };
+        let handle = match server::spawn(gw.clone(), opts) {
+            Ok(h) => h,
+            Err(server::ServeError::Bind { .. }) => continue,
+            Err(e) => panic!("server: {e}"),
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for_port(addr);
+        return Server {
+            addr,
+            gw,
+            _handle: handle,
+            _dir: dir,
+        };
+    }
+    panic!("no free port for the gateway");
+}
+
+#[test]
+fn chromium_enrolls_signs_in_and_uv_is_enforced() {
+    let srv = start_server();
+    let port = srv.addr.port();
+    let portal = format!("http://auth.localhost:{port}");
+    let app = format!("http://app.localhost:{port}/hello");
+    let invite = crate::gateway_util::tokio_rt()
+        .block_on(stepgate::portal::bootstrap(&srv.gw))
+        .ok()
+        .flatten();
+    let invite = invite.unwrap_or_else(|| panic!("no bootstrap invite"));
+    assert!(invite.starts_with(&format!("{portal}/.stepgate/enroll?token=")));
+
+    let chrome = Chromium::launch();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("runtime: {e}"),
+    };
+    rt.block_on(async {
+        let mut cdp = Cdp::connect(&chrome.ws_url).await;
+        let target = cdp
+            .call("Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let attached = cdp
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        cdp.session = attached["sessionId"].as_str().map(String::from);
+        cdp.call("Page.enable", json!({})).await;
+        cdp.call("Runtime.enable", json!({})).await;
+        cdp.call("Network.enable", json!({})).await;
+        cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+        cdp.call("WebAuthn.enable", json!({"enableUI": false})).await;
+        let added = cdp
+            .call(
+                "WebAuthn.addVirtualAuthenticator",
+                json!({"options": {
+                    "protocol": "ctap2", "transport": "internal",
+                    "hasResidentKey": true, "hasUserVerification": true,
+                    "isUserVerified": true, "automaticPresenceSimulation": true
+                }}),
+            )
+            .await;
+        let auth_id = added["authenticatorId"].clone();
+
+        // 1. Enroll from the invite link.
+        cdp.navigate(&invite).await;
+        cdp.eval("document.getElementById('label').value = 'laptop'; document.getElementById('enroll').requestSubmit(); true")
+            .await;
+        cdp.wait_for(
+            "location.pathname === '/.stepgate/account' && document.readyState === 'complete'",
+            30,
+            "the account page after enrolling",
+        )
+        .await;
+        let text = cdp.eval("document.body.innerText").await;
+        let text = text.as_str().unwrap_or("");
+        assert!(text.contains("laptop") && text.contains("alice"), "{text}");
+        let creds = cdp
+            .call("WebAuthn.getCredentials", json!({"authenticatorId": auth_id}))
+            .await;
+        assert_eq!(creds["credentials"].as_array().map(Vec::len), Some(1));
+        cdp.screenshot("account.png").await;
+
+        // 2. The protected app sends the browser to the portal; sign in; whoami.
+        cdp.navigate(&app).await;
+        cdp.wait_for(
+            "location.pathname === '/.stepgate/login'",
+            10,
+            "the login page",
+        )
+        .await;
+        cdp.screenshot("login.png").await;
+        cdp.eval("document.getElementById('signin').click(); true").await;
+        cdp.wait_for(
+            &format!("location.href === '{app}' && document.body && /remote-user: alice/i.test(document.body.innerText)"),
+            30,
+            "whoami with Remote-User: alice",
+        )
+        .await;
+        let body = cdp.eval("document.body.innerText").await;
+        let body = body.as_str().unwrap_or("").to_ascii_lowercase();
+        assert!(body.contains("remote-user: alice"), "{body}");
+        assert!(body.contains("stepgate-rule: app"), "{body}");
+        assert!(cdp.cookie_names(&app).await.contains(&"stepgate_app".to_string()));
+
+        // 3. An authenticator that does not verify the user: no access.
+        cdp.call("Network.clearBrowserCookies", json!({})).await;
+        cdp.call(
+            "WebAuthn.setUserVerified",
+            json!({"authenticatorId": auth_id, "isUserVerified": false}),
+        )
+        .await;
+        cdp.navigate(&app).await;
+        cdp.wait_for("location.pathname === '/.stepgate/login'", 10, "the login page")
+            .await;
+        cdp.eval("document.getElementById('signin').click(); true").await;
+        cdp.wait_for(
+            "document.getElementById('status').className === 'error'",
+            150,
+            "an error after a ceremony without UV",
+        )
+        .await;
+        assert!(!cdp.cookie_names(&app).await.contains(&"stepgate_app".to_string()));
+        let href = cdp.eval("location.pathname").await;
+        assert_eq!(href, "/.stepgate/login");
+
+        // 4. The page's call swapped to ask for `discouraged`: the browser
+        //    sends UV=0 and the server refuses it.
+        let swapped = "(() => { const get = navigator.credentials.get.bind(navigator.credentials); \
+            navigator.credentials.get = (o) => { o.publicKey.userVerification = 'discouraged'; return get(o); }; \
+            document.getElementById('status').textContent = ''; document.getElementById('status').className = ''; \
+            document.getElementById('signin').click(); return true; })()";
+        cdp.eval(swapped).await;
+        cdp.wait_for(
+            "document.getElementById('status').className === 'error'",
+            30,
+            "the server's refusal of UV=0",
+        )
+        .await;
+        let status = cdp.eval("document.getElementById('status').textContent").await;
+        let status = status.as_str().unwrap_or("");
+        assert!(status.contains("must ask for your PIN or fingerprint"), "{status}");
+        assert!(!cdp.cookie_names(&app).await.contains(&"stepgate_app".to_string()));
+        cdp.screenshot("login-uv-refused.png").await;
+    });
+}
