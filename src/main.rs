@@ -128,8 +128,9 @@ fn main() -> ExitCode {
 
 fn run() -> Result<u8> {
     let cli = Cli::parse();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Unlocked handles: `serve` runs threads that log to stderr while this one waits.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     let code = match cli.command {
         Command::Serve { log_format } => {
             let json = log_format.map(|f| matches!(f, LogFormat::Json));

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{ConfigError, Runtime, Severity, check_file};
+use super::{Runtime, Severity, check_file};
 use crate::gateway::Gateway;
 
 /// What a reload changed.
@@ -31,7 +30,8 @@ pub struct ReloadReport {
 #[derive(Debug)]
 pub enum ReloadOutcome {
     Applied(ReloadReport),
-    Rejected(ConfigError),
+    /// Nothing changed; each line is one error in the `check` format.
+    Rejected(Vec<String>),
 }
 
 /// Keep what cannot change live from `old`, and describe the differences.
@@ -122,29 +122,43 @@ fn signature(rt: &Runtime, i: usize) -> Option<String> {
     ))
 }
 
-/// Check `path` and, when it is valid, swap it into `target`.
-pub fn reload_once(path: &Path, target: &ArcSwap<Runtime>, now: i64) -> ReloadOutcome {
-    match check_file(path, now) {
+/// Check `path` against the running config `current`; when it is valid, hand
+/// the merged runtime to `install` (which loads keys and trust anchors and
+/// swaps it in, or refuses it and changes nothing).
+pub fn reload_once(
+    path: &Path,
+    current: &Runtime,
+    now: i64,
+    install: impl FnOnce(Runtime) -> Result<(), String>,
+) -> ReloadOutcome {
+    let outcome = match check_file(path, now) {
         Ok(checked) => {
             for w in &checked.warnings {
                 tracing::warn!("config warning: {w}");
             }
-            let old = target.load_full();
-            let (runtime, report) = merge(&old, checked.runtime);
-            target.store(Arc::new(runtime));
-            crate::telemetry::metrics().reload(true);
-            ReloadOutcome::Applied(report)
+            let (runtime, report) = merge(current, checked.runtime);
+            match install(runtime) {
+                Ok(()) => ReloadOutcome::Applied(report),
+                Err(e) => ReloadOutcome::Rejected(vec![format!("{}: {e}", path.display())]),
+            }
         }
-        Err(e) => {
-            crate::telemetry::metrics().reload(false);
-            ReloadOutcome::Rejected(e)
-        }
-    }
+        Err(e) => ReloadOutcome::Rejected(
+            e.0.iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| d.to_string())
+                .collect(),
+        ),
+    };
+    crate::telemetry::metrics().reload(matches!(outcome, ReloadOutcome::Applied(_)));
+    outcome
 }
 
 /// Reload once and act on it: log the outcome, end removed users' sessions, audit.
 pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
-    match reload_once(path, &gw.config, gw.now()) {
+    let current = gw.config.load_full();
+    match reload_once(path, &current, gw.now(), |rt| {
+        gw.apply(rt).map_err(|e| e.to_string())
+    }) {
         ReloadOutcome::Applied(report) => {
             for what in &report.restart_required {
                 tracing::warn!(setting = %what, "config changed but needs a restart to apply; keeping the running value");
@@ -160,12 +174,7 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
                 }
             }
         }
-        ReloadOutcome::Rejected(e) => {
-            let errors: Vec<String> =
-                e.0.iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .map(|d| d.to_string())
-                    .collect();
+        ReloadOutcome::Rejected(errors) => {
             for line in &errors {
                 tracing::error!("config reload: {line}");
             }
@@ -235,6 +244,7 @@ pub async fn watch(path: PathBuf, gw: Arc<Gateway>) -> Result<(), notify::Error>
 mod tests {
     use super::*;
     use crate::config::check_str;
+    use arc_swap::ArcSwap;
 
     fn rt(extra: &str) -> Runtime {
         let text = format!(
@@ -295,6 +305,10 @@ mod tests {
         let path = dir.path().join("stepgate.yaml");
         let old = rt("rules:\n  - { name: a, hosts: [a.lab], policy: bypass }\n");
         let target = ArcSwap::from_pointee(old);
+        let install = |rt: Runtime| {
+            target.store(Arc::new(rt));
+            Ok(())
+        };
         std::fs::write(&path, "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypas }\n").unwrap();
         let ReloadOutcome::Rejected(e) = reload_once(&path, &target, 0) else {
             panic!("accepted a bad file")
