@@ -131,6 +131,13 @@ fn run() -> Result<u8> {
     // Unlocked handles: `serve` runs threads that log to stderr while this one waits.
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
+    if matches!(
+        cli.command,
+        Command::Credentials { .. } | Command::Sessions { .. }
+    ) {
+        // Revocations made here are audit events like those made through the portal.
+        stepgate::telemetry::init_tracing(false);
+    }
     let code = match cli.command {
         Command::Serve { log_format } => {
             let json = log_format.map(|f| matches!(f, LogFormat::Json));

@@ -166,7 +166,13 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
             crate::audit::reload(trigger, true, &report.changes, None);
             for user in &report.removed_users {
                 match gw.store.revoke_user_sessions(user).await {
-                    Ok(n) => crate::audit::revocation("config-reload", user, "sessions", n, true),
+                    Ok(n) => crate::audit::revocation(
+                        "config-reload",
+                        Some(user),
+                        "all-sessions",
+                        &format!("{n} session(s)"),
+                        true,
+                    ),
                     // The policy already refuses a user who is not configured; the sessions die at their next request.
                     Err(e) => {
                         tracing::warn!(%user, error = %e, "could not end a removed user's sessions now; they are refused at their next request")
@@ -310,13 +316,13 @@ mod tests {
             Ok(())
         };
         std::fs::write(&path, "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypas }\n").unwrap();
-        let ReloadOutcome::Rejected(e) = reload_once(&path, &target, 0) else {
+        let ReloadOutcome::Rejected(e) = reload_once(&path, &target.load_full(), 0, install) else {
             panic!("accepted a bad file")
         };
-        assert!(e.to_string().contains("rules[0].policy"), "{e}");
+        assert!(e[0].contains("rules[0].policy"), "{e:?}");
         assert_eq!(target.load().rules[0].name, "a");
         std::fs::write(&path, "listen: 127.0.0.1:8080\nportal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypass }\n").unwrap();
-        let ReloadOutcome::Applied(r) = reload_once(&path, &target, 0) else {
+        let ReloadOutcome::Applied(r) = reload_once(&path, &target.load_full(), 0, install) else {
             panic!("rejected a good file")
         };
         assert_eq!(target.load().rules[0].name, "b");

@@ -4,6 +4,7 @@
 //! gateway end to end, real front proxies, and config files as users write them.
 
 mod attestation;
+mod audit;
 mod browser;
 mod cli;
 mod config;

@@ -20,7 +20,7 @@ fn generation(k: u32, port: u16, admin: u16, dir: &Path) -> String {
     let x =
         "  - { name: x-ok, hosts: [app.localhost], paths: [/x], upstream: demo, policy: bypass }\n";
     let y = "  - { name: y-no, hosts: [app.localhost], paths: [/y], policy: deny }\n";
-    let (first, second) = if k % 2 == 0 { (x, y) } else { (y, x) };
+    let (first, second) = if k.is_multiple_of(2) { (x, y) } else { (y, x) };
     format!(
         "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nportal: {{ url: http://auth.localhost:{port} }}\nsecrets: {{ cookie_keys: [{key}] }}\nstore: {{ sqlite: {{ path: {db} }} }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n{first}{second}  - {{ name: gen-{k}, hosts: [app.localhost], paths: [/gen/{k}], upstream: demo, policy: bypass }}\n",
         key = dir.join("cookie.key").display(),
