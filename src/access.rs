@@ -9,6 +9,7 @@ use std::time::Instant;
 use http::{HeaderName, StatusCode, header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::audit;
 use crate::config::{Policy, Runtime};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{self, Decision, Identity, SessionState};
@@ -73,6 +74,20 @@ pub async fn judge(gw: &Gateway, facts: &Facts) -> Verdict {
         decision,
     };
     metrics().request(verdict.rule_label(), verdict.outcome());
+    if let Decision::Deny(reason) = &verdict.decision {
+        let user = match &looked_up {
+            Some(Ok(Some(view))) => Some(view.app.user.as_str()),
+            _ => None,
+        };
+        audit::denial(
+            user,
+            rule.map(|r| r.name.as_str()),
+            &facts.host,
+            &facts.path,
+            reason.as_str(),
+            facts.client_ip,
+        );
+    }
     tracing::debug!(
         host = %facts.host,
         path = %facts.path,
@@ -134,10 +149,7 @@ pub fn login_url(rt: &Runtime, rd: &str) -> String {
 pub fn refusal(rt: &Runtime, facts: &Facts, decision: &Decision, mode: Mode) -> Reply {
     match decision {
         Decision::Allow { .. } => Reply::new(StatusCode::OK),
-        Decision::Deny(reason) => {
-            tracing::info!(host = %facts.host, path = %facts.path, ?reason, "denied");
-            text(StatusCode::FORBIDDEN, "403 Forbidden\n")
-        }
+        Decision::Deny(_) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
         Decision::Unavailable => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "503 Service Unavailable: the session store is not answering\n",

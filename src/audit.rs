@@ -87,17 +87,19 @@ pub fn denial(
     );
 }
 
-/// Credentials or sessions were revoked. `by` is who did it ("cli", "account:alice", "config-reload").
-pub fn revocation(by: &str, target: &str, what: &str, count: u64, ok: bool) {
+/// Something was revoked. `by` is who did it ("cli", "account", "config-reload"),
+/// `what` the kind ("credential", "session", "all-sessions"), `target` its public
+/// id or label; `user` whose it was, when known.
+pub fn revocation(by: &str, user: Option<&str>, what: &str, target: &str, ok: bool) {
     tracing::info!(
         target: TARGET,
         event = "revocation",
         by,
-        user = target,
+        user = user.unwrap_or("-"),
         what,
-        count,
-        outcome = if ok { "ok" } else { "failed" },
-        "revoked {count} {what} of {target}"
+        target,
+        outcome = if ok { "ok" } else { "not-found" },
+        "revoked {what} {target}"
     );
 }
 

@@ -14,7 +14,6 @@
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
-//! - [`reload`]: SIGHUP config reload (a bad file keeps the running config).
 //! - [`server`]: building and running the pingora server and the admin listener.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
@@ -29,7 +28,6 @@ pub mod gateway;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
-pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod session;

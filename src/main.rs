@@ -29,10 +29,21 @@ struct Cli {
     command: Command,
 }
 
+/// `--log-format`
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway (proxy, portal, forward-auth, admin listener) until SIGTERM/SIGINT.
-    Serve,
+    Serve {
+        /// Log format; overrides `log.format` in the config.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
     /// Validate the config; exit 1 listing every error.
     Check,
     /// Show the rule a URL falls under and what it needs.
@@ -117,14 +128,21 @@ fn main() -> ExitCode {
 
 fn run() -> Result<u8> {
     let cli = Cli::parse();
-    if let Command::Serve = cli.command {
-        // Never hold the stderr lock while serving: every thread logs there.
-        return Ok(commands::serve(&cli.config, &mut std::io::stderr())?);
+    // Unlocked handles: `serve` runs threads that log to stderr while this one waits.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    if matches!(
+        cli.command,
+        Command::Credentials { .. } | Command::Sessions { .. }
+    ) {
+        // Revocations made here are audit events like those made through the portal.
+        stepgate::telemetry::init_tracing(false);
     }
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
     let code = match cli.command {
-        Command::Serve => commands::exit::FAILED,
+        Command::Serve { log_format } => {
+            let json = log_format.map(|f| matches!(f, LogFormat::Json));
+            commands::serve(&cli.config, json, &mut err)?
+        }
         Command::Check => commands::check(&cli.config, &mut out, &mut err)?,
         Command::Explain {
             url,

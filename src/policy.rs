@@ -54,6 +54,18 @@ pub enum DenyReason {
     UserExpired,
 }
 
+impl DenyReason {
+    /// A short name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRule => "no-rule",
+            Self::RuleDenies => "rule-denies",
+            Self::NotAllowed => "not-allowed",
+            Self::UserExpired => "user-expired",
+        }
+    }
+}
+
 /// The outcome for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

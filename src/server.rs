@@ -45,14 +45,12 @@ pub enum Stop {
 }
 
 /// Tuning that differs between production and tests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ServeOptions {
     /// Worker threads per listener service.
     pub threads: usize,
     /// After SIGTERM: how long in-flight requests get before runtimes stop.
     pub grace_period: Duration,
-    /// The config file to re-read on SIGHUP; `None`: no reloading.
-    pub reload_from: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -60,7 +58,6 @@ impl Default for ServeOptions {
         ServeOptions {
             threads: 2,
             grace_period: Duration::from_secs(3),
-            reload_from: None,
         }
     }
 }
@@ -179,9 +176,6 @@ fn build(gw: Arc<Gateway>, opts: ServeOptions) -> Result<Server, ServeError> {
         let mut admin = Service::new("stepgate admin".to_string(), Admin { gw: gw.clone() });
         admin.add_tcp(&admin_addr.to_string());
         server.add_service(admin);
-    }
-    if let Some(path) = opts.reload_from {
-        crate::reload::watch_sighup(gw.clone(), path).map_err(ServeError::Thread)?;
     }
     tracing::info!(listen = %rt.listen, tls = ?rt.tls.as_ref().map(|t| t.listen), admin = ?rt.admin_listen, "stepgate serving");
     Ok(server)

@@ -6,6 +6,7 @@
 //! return value is the exit code. No token or cookie value is ever printed,
 //! except the enrollment URL of `invite`, which is its whole point.
 
+use crate::audit;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -256,7 +257,9 @@ pub async fn credentials_revoke(
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
-    if store_or_exit!(store.revoke_credential(id), err) {
+    let ok = store_or_exit!(store.revoke_credential(id), err);
+    audit::revocation("cli", None, "credential", id, ok);
+    if ok {
         writeln!(
             out,
             "revoked credential {id}; sessions signed in or stepped up with it have ended"
@@ -327,7 +330,9 @@ pub async fn sessions_revoke(
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
-    if store_or_exit!(store.revoke_session(id), err) {
+    let ok = store_or_exit!(store.revoke_session(id), err);
+    audit::revocation("cli", None, "session", id, ok);
+    if ok {
         writeln!(out, "revoked session {id} and its app sessions")?;
         Ok(exit::OK)
     } else {
@@ -345,6 +350,13 @@ pub async fn sessions_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_sessions(user), err);
+    audit::revocation(
+        "cli",
+        Some(user),
+        "all-sessions",
+        &format!("{n} session(s)"),
+        true,
+    );
     writeln!(out, "revoked {n} session(s) of {user}")?;
     Ok(exit::OK)
 }

@@ -12,7 +12,8 @@ use crate::telemetry;
 use super::exit;
 
 /// Run the gateway with the config at `path`; returns the exit code once it stopped.
-pub fn serve(path: &Path, err: &mut dyn Write) -> std::io::Result<u8> {
+/// `log_json` overrides the config's `log.format` when given (`--log-format`).
+pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::io::Result<u8> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let checked = match config::check_file(path, now) {
         Ok(c) => c,
@@ -28,7 +29,7 @@ pub fn serve(path: &Path, err: &mut dyn Write) -> std::io::Result<u8> {
         writeln!(err, "warning: {w}")?;
     }
     let rt = checked.runtime;
-    telemetry::init_tracing(rt.log_json);
+    telemetry::init_tracing(log_json.unwrap_or(rt.log_json));
     let store = match crate::store::open(&rt.store) {
         Ok(s) => s,
         Err(e) => {
@@ -57,15 +58,38 @@ pub fn serve(path: &Path, err: &mut dyn Write) -> std::io::Result<u8> {
             return Ok(exit::FAILED);
         }
     };
-    let opts = ServeOptions {
-        reload_from: Some(path.to_path_buf()),
-        ..ServeOptions::default()
-    };
-    match server::run(gw, opts, Stop::Signals) {
+    start_reloader(path, gw.clone());
+    match server::run(gw, ServeOptions::default(), Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {
             writeln!(err, "error: {e}")?;
             Ok(exit::FAILED)
         }
+    }
+}
+
+/// Watch the config file and SIGHUP on a thread of its own; a failure to watch
+/// is logged and the gateway keeps serving its current config.
+fn start_reloader(path: &Path, gw: Arc<Gateway>) {
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name("stepgate-reload".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload disabled: cannot start its runtime");
+                    return;
+                }
+            };
+            if let Err(e) = rt.block_on(config::reload::watch(path, gw)) {
+                tracing::error!(error = %e, "config reload disabled: cannot watch the config file");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "config reload disabled: cannot start its thread");
     }
 }

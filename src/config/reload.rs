@@ -6,26 +6,14 @@
 //! Users removed from the file lose their sessions.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use prometheus::IntCounterVec;
 use tokio::sync::mpsc;
 
-use super::{ConfigError, Runtime, Severity, check_file};
+use super::{Runtime, Severity, check_file};
 use crate::gateway::Gateway;
-
-/// `stepgate_config_reloads_total{result="ok|failed"}`, in the default registry.
-pub static RELOADS: LazyLock<Option<IntCounterVec>> = LazyLock::new(|| {
-    prometheus::register_int_counter_vec!(
-        "stepgate_config_reloads_total",
-        "Config reload attempts by result",
-        &["result"]
-    )
-    .ok()
-});
 
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -42,7 +30,8 @@ pub struct ReloadReport {
 #[derive(Debug)]
 pub enum ReloadOutcome {
     Applied(ReloadReport),
-    Rejected(ConfigError),
+    /// Nothing changed; each line is one error in the `check` format.
+    Rejected(Vec<String>),
 }
 
 /// Keep what cannot change live from `old`, and describe the differences.
@@ -133,35 +122,43 @@ fn signature(rt: &Runtime, i: usize) -> Option<String> {
     ))
 }
 
-/// Check `path` and, when it is valid, swap it into `target`.
-pub fn reload_once(path: &Path, target: &ArcSwap<Runtime>, now: i64) -> ReloadOutcome {
-    match check_file(path, now) {
+/// Check `path` against the running config `current`; when it is valid, hand
+/// the merged runtime to `install` (which loads keys and trust anchors and
+/// swaps it in, or refuses it and changes nothing).
+pub fn reload_once(
+    path: &Path,
+    current: &Runtime,
+    now: i64,
+    install: impl FnOnce(Runtime) -> Result<(), String>,
+) -> ReloadOutcome {
+    let outcome = match check_file(path, now) {
         Ok(checked) => {
             for w in &checked.warnings {
                 tracing::warn!("config warning: {w}");
             }
-            let old = target.load_full();
-            let (runtime, report) = merge(&old, checked.runtime);
-            target.store(Arc::new(runtime));
-            count("ok");
-            ReloadOutcome::Applied(report)
+            let (runtime, report) = merge(current, checked.runtime);
+            match install(runtime) {
+                Ok(()) => ReloadOutcome::Applied(report),
+                Err(e) => ReloadOutcome::Rejected(vec![format!("{}: {e}", path.display())]),
+            }
         }
-        Err(e) => {
-            count("failed");
-            ReloadOutcome::Rejected(e)
-        }
-    }
-}
-
-fn count(result: &str) {
-    if let Some(c) = RELOADS.as_ref() {
-        c.with_label_values(&[result]).inc();
-    }
+        Err(e) => ReloadOutcome::Rejected(
+            e.0.iter()
+                .filter(|d| d.severity == Severity::Error)
+                .map(|d| d.to_string())
+                .collect(),
+        ),
+    };
+    crate::telemetry::metrics().reload(matches!(outcome, ReloadOutcome::Applied(_)));
+    outcome
 }
 
 /// Reload once and act on it: log the outcome, end removed users' sessions, audit.
 pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
-    match reload_once(path, &gw.config, gw.now()) {
+    let current = gw.config.load_full();
+    match reload_once(path, &current, gw.now(), |rt| {
+        gw.apply(rt).map_err(|e| e.to_string())
+    }) {
         ReloadOutcome::Applied(report) => {
             for what in &report.restart_required {
                 tracing::warn!(setting = %what, "config changed but needs a restart to apply; keeping the running value");
@@ -169,7 +166,13 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
             crate::audit::reload(trigger, true, &report.changes, None);
             for user in &report.removed_users {
                 match gw.store.revoke_user_sessions(user).await {
-                    Ok(n) => crate::audit::revocation("config-reload", user, "sessions", n, true),
+                    Ok(n) => crate::audit::revocation(
+                        "config-reload",
+                        Some(user),
+                        "all-sessions",
+                        &format!("{n} session(s)"),
+                        true,
+                    ),
                     // The policy already refuses a user who is not configured; the sessions die at their next request.
                     Err(e) => {
                         tracing::warn!(%user, error = %e, "could not end a removed user's sessions now; they are refused at their next request")
@@ -177,12 +180,7 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
                 }
             }
         }
-        ReloadOutcome::Rejected(e) => {
-            let errors: Vec<String> =
-                e.0.iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .map(|d| d.to_string())
-                    .collect();
+        ReloadOutcome::Rejected(errors) => {
             for line in &errors {
                 tracing::error!("config reload: {line}");
             }
@@ -252,6 +250,7 @@ pub async fn watch(path: PathBuf, gw: Arc<Gateway>) -> Result<(), notify::Error>
 mod tests {
     use super::*;
     use crate::config::check_str;
+    use arc_swap::ArcSwap;
 
     fn rt(extra: &str) -> Runtime {
         let text = format!(
@@ -312,14 +311,18 @@ mod tests {
         let path = dir.path().join("stepgate.yaml");
         let old = rt("rules:\n  - { name: a, hosts: [a.lab], policy: bypass }\n");
         let target = ArcSwap::from_pointee(old);
+        let install = |rt: Runtime| {
+            target.store(Arc::new(rt));
+            Ok(())
+        };
         std::fs::write(&path, "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypas }\n").unwrap();
-        let ReloadOutcome::Rejected(e) = reload_once(&path, &target, 0) else {
+        let ReloadOutcome::Rejected(e) = reload_once(&path, &target.load_full(), 0, install) else {
             panic!("accepted a bad file")
         };
-        assert!(e.to_string().contains("rules[0].policy"), "{e}");
+        assert!(e[0].contains("rules[0].policy"), "{e:?}");
         assert_eq!(target.load().rules[0].name, "a");
         std::fs::write(&path, "listen: 127.0.0.1:8080\nportal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\nrules:\n  - { name: b, hosts: [b.lab], policy: bypass }\n").unwrap();
-        let ReloadOutcome::Applied(r) = reload_once(&path, &target, 0) else {
+        let ReloadOutcome::Applied(r) = reload_once(&path, &target.load_full(), 0, install) else {
             panic!("rejected a good file")
         };
         assert_eq!(target.load().rules[0].name, "b");

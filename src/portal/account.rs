@@ -4,6 +4,7 @@
 //! and the session's CSRF token; revoking a passkey needs a ceremony at most
 //! five minutes old.
 
+use crate::audit;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
@@ -164,8 +165,8 @@ fn signed_out(gw: &Gateway) -> Reply {
 pub async fn logout(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let f = form(body);
     if let Some(s) = authorised(gw, facts, &f).await? {
-        gw.store.revoke_session(&s.id).await?;
-        tracing::info!(user = %s.user, session = %s.id, "signed out");
+        let ok = gw.store.revoke_session(&s.id).await?;
+        audit::revocation("logout", Some(&s.user), "session", &s.id, ok);
     }
     Ok(signed_out(gw))
 }
@@ -217,8 +218,8 @@ pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Re
             if !own_credential.await? {
                 return Err(Failure::NotFound);
             }
-            gw.store.revoke_credential(id).await?;
-            tracing::info!(user = %session.user, credential = %id, "passkey revoked by its owner");
+            let ok = gw.store.revoke_credential(id).await?;
+            audit::revocation("account", Some(&session.user), "credential", id, ok);
             // Revoking may end this very session (if it rests on the passkey).
             back("revoked")
         }
@@ -232,15 +233,22 @@ pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Re
             if !mine {
                 return Err(Failure::NotFound);
             }
-            gw.store.revoke_session(id).await?;
+            let ok = gw.store.revoke_session(id).await?;
+            audit::revocation("account", Some(&session.user), "session", id, ok);
             if id == session.id {
                 return Ok(signed_out(gw));
             }
             back("ended")
         }
         "account/end-all" => {
-            gw.store.revoke_user_sessions(&session.user).await?;
-            tracing::info!(user = %session.user, "signed out everywhere");
+            let n = gw.store.revoke_user_sessions(&session.user).await?;
+            audit::revocation(
+                "account",
+                Some(&session.user),
+                "all-sessions",
+                &format!("{n} session(s)"),
+                true,
+            );
             Ok(signed_out(gw))
         }
         _ => Err(Failure::NotFound),

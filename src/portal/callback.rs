@@ -5,6 +5,7 @@
 //! carries over that session's grants (same user) except the one the new
 //! ceremony renews.
 
+use crate::audit;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
@@ -86,6 +87,15 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     gw.store
         .add_app_session(&minted.token_hash, &app, &grants)
         .await?;
+    if let Some(rule) = &record.rule {
+        audit::grant(
+            &app.user,
+            rule,
+            &app.host,
+            &record.verification.credential_label,
+            facts.client_ip,
+        );
+    }
     // Only ever back to this host.
     let location = rd
         .as_deref()

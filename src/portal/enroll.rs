@@ -5,6 +5,7 @@
 //! can retry, a successful one uses it up. UV is required; attestation is
 //! asked for (`direct`) and proven against the configured roots when offered.
 
+use crate::audit::{self, CeremonyKind};
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use serde::Deserialize;
@@ -148,6 +149,15 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     if result.is_err() {
         put_back(gw, &invite_hash, &invite).await;
     }
+    let outcome = result.as_ref().map_or_else(Failure::code, |_| "ok");
+    audit::ceremony(
+        CeremonyKind::Enroll,
+        Some(&user),
+        None,
+        Some(&label),
+        outcome,
+        facts.client_ip,
+    );
     result
 }
 
@@ -163,9 +173,7 @@ async fn register(
     let reg: RegisterPublicKeyCredential = serde_json::from_value(credential)
         .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
     let rp = gw.portal.rp.load();
-    let registered = rp.finish_register(&reg, state).inspect_err(|e| {
-        tracing::info!(user = %user, error = %e, "enrollment refused");
-    })?;
+    let registered = rp.finish_register(&reg, state)?;
     let now = gw.now();
     let cred = Credential {
         id: registered.id.clone(),

@@ -6,6 +6,7 @@
 //! rotates the portal session, records the verification, and sends the
 //! browser through the app host's `/.stepgate/callback` with a one-time code.
 
+use crate::audit::{self, CeremonyKind};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -283,8 +284,42 @@ fn refuse(msg: &str) -> Failure {
     Failure::Forbidden(msg.to_string())
 }
 
-/// `POST /.stepgate/api/login/finish` `{ceremony, credential}`
+/// What the audit log learns about a sign-in or step-up as it goes.
+#[derive(Default)]
+struct Audited {
+    user: Option<String>,
+    credential: Option<String>,
+    rule: Option<String>,
+    step_up: bool,
+}
+
+/// `POST /.stepgate/api/login/finish` `{ceremony, credential}`: the ceremony, then one audit event.
 pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
+    let mut audited = Audited::default();
+    let result = finish_ceremony(gw, facts, body, &mut audited).await;
+    let kind = if audited.step_up {
+        CeremonyKind::StepUp
+    } else {
+        CeremonyKind::SignIn
+    };
+    let outcome = result.as_ref().map_or_else(Failure::code, |_| "ok");
+    audit::ceremony(
+        kind,
+        audited.user.as_deref(),
+        audited.rule.as_deref(),
+        audited.credential.as_deref(),
+        outcome,
+        facts.client_ip,
+    );
+    result
+}
+
+async fn finish_ceremony(
+    gw: &Gateway,
+    facts: &Facts,
+    body: &[u8],
+    audited: &mut Audited,
+) -> Result<Reply> {
     require_same_origin(gw, facts)?;
     limit_ip(gw, facts)?;
     let req: FinishRequest = super::parse_json(body)?;
@@ -300,6 +335,8 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let Some(stored) = gw.store.credential(&cred_id).await? else {
         return Err(refuse("This passkey is not registered here."));
     };
+    audited.user = Some(stored.user.clone());
+    audited.credential = Some(stored.label.clone());
     limit_user(gw, &stored.user)?;
     if user.as_deref().is_some_and(|u| u != stored.user) {
         return Err(refuse("This passkey belongs to another account."));
@@ -346,7 +383,6 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
             return Err(CeremonyError::CounterRegressed.into());
         }
         Err(e) => {
-            tracing::info!(user = %stored.user, error = %e, "sign-in refused");
             return Err(e.into());
         }
     };
@@ -366,6 +402,8 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
     let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
     if let Some(rule) = rule {
+        audited.rule = Some(rule.name.clone());
+        audited.step_up = rule.step_up.is_some();
         if !rule.allows(&stored.user, cfg) {
             return Err(refuse(&format!(
                 "Your account ({}) may not open this page.",
@@ -392,7 +430,6 @@ pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     };
     let (cookie_value, portal) =
         sessions::after_ceremony(gw, facts, &stored.user, &verification, stored.expires_at).await?;
-    tracing::info!(user = %stored.user, credential = %stored.id, rule = rule.map_or("", |r| r.name.as_str()), "passkey ceremony succeeded");
     let redirect = match &target {
         None => redirect::fallback(&rt),
         Some(t) if t.host == rt.portal.host => t.url.to_string(),

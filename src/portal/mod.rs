@@ -112,8 +112,8 @@ impl Failure {
         }
     }
 
-    /// A short machine-readable code for the JSON API.
-    fn code(&self) -> &'static str {
+    /// A short machine-readable code for the JSON API (and the audit log).
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Failure::Store(_) => "unavailable",
             Failure::Bad(_) => "bad_request",

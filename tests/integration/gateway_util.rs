@@ -89,7 +89,6 @@ impl TestGateway {
             let opts = ServeOptions {
                 threads: 1,
                 grace_period: Duration::from_secs(0),
-                reload_from: None,
             };
             let handle = match server::spawn(gw.clone(), opts) {
                 Ok(h) => h,

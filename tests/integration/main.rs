@@ -4,6 +4,7 @@
 //! gateway end to end, real front proxies, and config files as users write them.
 
 mod attestation;
+mod audit;
 mod browser;
 mod cli;
 mod config;
@@ -12,6 +13,7 @@ mod gateway;
 mod gateway_util;
 mod portal;
 mod portal_util;
+mod reload;
 mod session;
 mod store;
 mod util;

@@ -1,0 +1,189 @@
+//! The audit trail: a sign-in, a step-up, a denial and a revocation each leave
+//! one JSON event with who, what, rule, credential label, outcome and client
+//! address — and no cookie, token or code value anywhere in the log.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+use stepgate::gateway::Facts;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use crate::portal_util::*;
+
+/// A `MakeWriter` that appends to a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default()
+    }
+
+    /// The audit events, parsed.
+    fn events(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == stepgate::audit::TARGET)
+            .collect()
+    }
+}
+
+fn find<'a>(events: &'a [Value], event: &str, kind: Option<&str>) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["fields"]["event"] == event && kind.is_none_or(|k| e["fields"]["kind"] == k))
+        .unwrap_or_else(|| panic!("no {event} {kind:?} event in {events:#?}"))
+}
+
+#[tokio::test]
+async fn audit_events_hold_who_what_and_no_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let mut key = SoftPasskey::new(true);
+    let token = h.invite("alice", None).await;
+    let (s, v) = enroll(&mut b, &mut key, &token, "laptop", &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Sign-in for the app, then the callback (a grant).
+    let mut b2 = h.browser();
+    let (s, v) = login(
+        &mut b2,
+        &mut key,
+        "https://app.test/",
+        Some("alice"),
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let callback = v["redirect"].as_str().unwrap_or_default().to_string();
+    let code = callback
+        .split("code=")
+        .nth(1)
+        .unwrap_or_default()
+        .split('&')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(b2.get(&callback).await.status, StatusCode::SEE_OTHER);
+
+    // A step-up for a rule with step_up.
+    let (s, v) = login(
+        &mut b2,
+        &mut key,
+        "https://bound.test/",
+        None,
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // A denial: no rule covers this host.
+    let facts = Facts {
+        method: "GET".into(),
+        host: "nothing.test".into(),
+        path: "/secret".into(),
+        query: None,
+        https: true,
+        client_ip: [192, 0, 2, 7].into(),
+        headers: HeaderMap::new(),
+    };
+    let verdict = stepgate::access::judge(&h.gw, &facts).await;
+    assert_eq!(verdict.outcome(), "deny");
+
+    // A revocation: sign out everywhere from the account page.
+    let portal = b2
+        .cookie("auth.test", "__Host-stepgate_portal")
+        .unwrap_or_default();
+    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let r = b2
+        .post_form(
+            &format!("{PORTAL}/.stepgate/account/end-all"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert!(
+        r.status.is_redirection() || r.status == StatusCode::OK,
+        "{:?}",
+        r.status
+    );
+
+    let events = captured.events();
+    let enroll = find(&events, "ceremony", Some("enroll"));
+    assert_eq!(enroll["fields"]["user"], "alice");
+    assert_eq!(enroll["fields"]["credential"], "laptop");
+    assert_eq!(enroll["fields"]["outcome"], "ok");
+
+    let sign_in = find(&events, "ceremony", Some("sign-in"));
+    assert_eq!(sign_in["fields"]["user"], "alice");
+    assert_eq!(sign_in["fields"]["rule"], "app");
+    assert_eq!(sign_in["fields"]["credential"], "laptop");
+    assert_eq!(sign_in["fields"]["outcome"], "ok");
+    assert!(
+        sign_in["fields"]["client_ip"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty())
+    );
+
+    let grant = find(&events, "grant", None);
+    assert_eq!(grant["fields"]["user"], "alice");
+    assert_eq!(grant["fields"]["rule"], "app");
+    assert_eq!(grant["fields"]["host"], "app.test");
+
+    let step_up = find(&events, "ceremony", Some("step-up"));
+    assert_eq!(step_up["fields"]["user"], "alice");
+    assert_eq!(step_up["fields"]["rule"], "bound");
+    assert_eq!(step_up["fields"]["credential"], "laptop");
+
+    let denial = find(&events, "denial", None);
+    assert_eq!(denial["fields"]["outcome"], "no-rule");
+    assert_eq!(denial["fields"]["host"], "nothing.test");
+    assert_eq!(denial["fields"]["client_ip"], "192.0.2.7");
+
+    let revocation = find(&events, "revocation", None);
+    assert_eq!(revocation["fields"]["user"], "alice");
+    assert_eq!(revocation["fields"]["what"], "all-sessions");
+    assert_eq!(revocation["fields"]["by"], "account");
+
+    // No secret anywhere in the whole log (audit or not).
+    let log = captured.text();
+    let app_cookie = b2
+        .cookie("app.test", "__Host-stepgate_app")
+        .unwrap_or_default();
+    for (what, secret) in [
+        ("invite token", token.as_str()),
+        ("portal cookie", portal.as_str()),
+        ("app cookie", app_cookie.as_str()),
+        ("callback code", code.as_str()),
+        ("csrf token", csrf.as_str()),
+    ] {
+        assert!(secret.len() >= 16, "{what} too short to check: {secret:?}");
+        assert!(!log.contains(secret), "the log holds the {what}");
+    }
+}

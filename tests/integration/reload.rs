@@ -1,0 +1,191 @@
+//! Live reload under load, against the real `stepgate serve` binary: 50
+//! rewrites while a client loop runs, a broken file in the middle, SIGHUP,
+//! and the reload counters on /metrics.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::gateway_util::{Response, parse_responses, raw_request, write_key};
+use crate::util::{free_port, temp_dir};
+
+/// Generation `k` of the config. Rules `x-ok` and `y-no` swap places every
+/// generation, so a request judged by one generation's router and another's
+/// rule list would get the wrong answer: /x must always pass and /y always be
+/// denied. `/gen/k` passes only in generation k, so the test sees each one land.
+fn generation(k: u32, port: u16, admin: u16, dir: &Path) -> String {
+    let x =
+        "  - { name: x-ok, hosts: [app.localhost], paths: [/x], upstream: demo, policy: bypass }\n";
+    let y = "  - { name: y-no, hosts: [app.localhost], paths: [/y], policy: deny }\n";
+    let (first, second) = if k.is_multiple_of(2) { (x, y) } else { (y, x) };
+    format!(
+        "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nportal: {{ url: http://auth.localhost:{port} }}\nsecrets: {{ cookie_keys: [{key}] }}\nstore: {{ sqlite: {{ path: {db} }} }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n{first}{second}  - {{ name: gen-{k}, hosts: [app.localhost], paths: [/gen/{k}], upstream: demo, policy: bypass }}\n",
+        key = dir.join("cookie.key").display(),
+        db = dir.join("stepgate.db").display(),
+    )
+}
+
+fn get(addr: SocketAddr, path: &str) -> Response {
+    raw_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\nHost: app.localhost\nConnection: close\n\n"),
+    )
+}
+
+fn reload_count(admin: SocketAddr, result: &str) -> u64 {
+    let m = raw_request(
+        admin,
+        "GET /metrics HTTP/1.1\nHost: localhost\nConnection: close\n\n",
+    );
+    let needle = format!("stepgate_config_reloads_total{{result=\"{result}\"}}");
+    m.body
+        .lines()
+        .find(|l| l.starts_with(&needle))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn fifty_rewrites_under_load_never_fail_or_mix() {
+    let dir = temp_dir();
+    write_key(&dir);
+    let (port, admin_port) = (free_port(), free_port());
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let config = dir.path().join("stepgate.yaml");
+    std::fs::write(&config, generation(0, port, admin_port, dir.path())).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["serve", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Killed(child);
+    wait_until("the gateway to serve", || {
+        status_of(addr, "app.localhost", "/x") == 200
+    });
+    wait_until("the admin listener", || {
+        status_of(admin, "localhost", "/healthz") == 200
+    });
+
+    // The client loop: /x always 200 from the upstream, /y always 403.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let client = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let mut bad = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let x = get(addr, "/x");
+                let y = get(addr, "/y");
+                if x.status != 200 || !x.body.starts_with("GET /x") || y.status != 403 {
+                    bad.push((x.status, y.status));
+                }
+                sent.fetch_add(2, Ordering::Relaxed);
+            }
+            bad
+        })
+    };
+
+    let ok_before = reload_count(admin, "ok");
+    for k in 1..=50u32 {
+        if k == 25 {
+            // A broken file: the gateway keeps generation 24.
+            let failed_before = reload_count(admin, "error");
+            std::fs::write(
+                &config,
+                "rules:\n  - { name: broken, hosts: [app.localhost], policy: bypas }\n",
+            )
+            .unwrap();
+            wait_until("the failed reload to be counted", || {
+                reload_count(admin, "error") > failed_before
+            });
+            assert_eq!(
+                get(addr, "/gen/24").status,
+                200,
+                "generation 24 must still serve"
+            );
+        }
+        // Replace the file the way editors do: write a new file, rename it over.
+        let tmp = dir.path().join(".stepgate.yaml.tmp");
+        std::fs::write(&tmp, generation(k, port, admin_port, dir.path())).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+        wait_until(&format!("generation {k}"), || {
+            get(addr, &format!("/gen/{k}")).status == 200
+        });
+        assert_eq!(
+            get(addr, &format!("/gen/{}", k - 1)).status,
+            403,
+            "generation {} is gone",
+            k - 1
+        );
+    }
+    let ok_after_writes = reload_count(admin, "ok");
+    assert!(
+        ok_after_writes - ok_before >= 50,
+        "{ok_before} → {ok_after_writes}"
+    );
+
+    // SIGHUP reloads even an unchanged file.
+    let status = Command::new("kill")
+        .args(["-HUP", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the SIGHUP reload", || {
+        reload_count(admin, "ok") > ok_after_writes
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    let bad = client.join().unwrap();
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent > 100, "the client loop sent only {sent} requests");
+    eprintln!("reload under load: {sent} requests, 50 rewrites, 1 broken file, 1 SIGHUP");
+    assert!(
+        bad.is_empty(),
+        "{} of {sent} requests failed or saw a mix: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert!(reload_count(admin, "error") >= 1);
+}
+
+/// The status of a GET, or 0 when nothing answered (the server is still starting).
+fn status_of(addr: SocketAddr, host: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut data = Vec::new();
+    if conn.write_all(req.as_bytes()).is_err() || conn.read_to_end(&mut data).is_err() {
+        return 0;
+    }
+    parse_responses(&data).first().map_or(0, |r| r.status)
+}
