@@ -37,6 +37,7 @@ pub fn ceremony(
     outcome: &str,
     client_ip: IpAddr,
 ) {
+    crate::telemetry::metrics().ceremony(kind.as_str(), outcome);
     tracing::info!(
         target: TARGET,
         event = "ceremony",

@@ -162,4 +162,22 @@ mod tests {
         assert!(text.contains("stepgate_store_latency_seconds_bucket"));
         assert!(text.contains("stepgate_config_reloads_total{result=\"ok\"}"));
     }
+
+    #[test]
+    fn audited_ceremonies_are_counted() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        crate::audit::ceremony(
+            crate::audit::CeremonyKind::StepUp,
+            Some("alice"),
+            Some("admin"),
+            Some("key"),
+            "uv-missing",
+            ip,
+        );
+        let text = metrics().render();
+        assert!(
+            text.contains("stepgate_ceremonies_total{kind=\"step-up\",result=\"uv-missing\"}"),
+            "{text}"
+        );
+    }
 }
