@@ -202,8 +202,9 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
 ];
 
 /// The identity headers for an allowed request: all six, empty where there is
-/// no value (so a front proxy overwrites any client-sent copy). Values that are
-/// not valid header text are sent empty.
+/// no value (so a front proxy overwrites any client-sent copy). Names and
+/// e-mail addresses go out as UTF-8 bytes (as other gateways do); a value with
+/// a control character is sent empty.
 pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)> {
     let values: [String; 6] = match identity {
         None => Default::default(),
@@ -220,7 +221,7 @@ pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)
         .iter()
         .zip(values)
         .map(|(name, value)| {
-            let value = if http::HeaderValue::from_str(&value).is_ok() {
+            let value = if http::HeaderValue::from_bytes(value.as_bytes()).is_ok() {
                 value
             } else {
                 String::new()
@@ -265,4 +266,45 @@ async fn resolve_app_session(
         gw.now(),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_keep_utf8_and_drop_control_characters() {
+        let id = Identity {
+            user: "zoe".into(),
+            groups: vec!["a".into(), "b".into()],
+            name: Some("Zoë Ünal".into()),
+            email: Some("bad\r\nx: y".into()),
+            verified_at: Some(42),
+            rule: "r".into(),
+        };
+        let h = identity_headers(Some(&id));
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("remote-user"), Some("zoe"));
+        assert_eq!(get("remote-groups"), Some("a,b"));
+        assert_eq!(get("remote-name"), Some("Zoë Ünal"));
+        assert_eq!(get("remote-email"), Some(""));
+        assert_eq!(get("stepgate-verified-at"), Some("42"));
+        assert_eq!(h.len(), 6);
+        assert!(identity_headers(None).iter().all(|(_, v)| v.is_empty()));
+    }
+
+    #[test]
+    fn identity_header_spellings() {
+        for n in [
+            "Remote-User",
+            "REMOTE_USER",
+            "remote.user",
+            "Stepgate_Verified.At",
+        ] {
+            assert!(is_identity_header(n), "{n}");
+        }
+        for n in ["Remote-Userx", "X-Remote-User", "remoteuser"] {
+            assert!(!is_identity_header(n), "{n}");
+        }
+    }
 }

@@ -104,7 +104,8 @@ pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpo
         Decision::Allow { identity } => {
             let mut reply = Reply::new(StatusCode::OK);
             for (name, value) in access::identity_headers(identity.as_ref()) {
-                let v = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(""));
+                let v = HeaderValue::from_bytes(value.as_bytes())
+                    .unwrap_or(HeaderValue::from_static(""));
                 reply.headers.push((name, v));
             }
             reply.header(header::CACHE_CONTROL, "no-store")

@@ -21,6 +21,7 @@ authenticators:
 upstreams:
   who: builtin:whoami
   echo: http://{echo}
+  dead: http://127.0.0.1:1
 rules:
   - {{ name: public, hosts: [app.home.lab], paths: [/public, /public/**], upstream: who, policy: bypass }}
   - {{ name: closed, hosts: [app.home.lab], paths: [/closed, /closed/**], upstream: who, policy: deny }}
@@ -52,6 +53,7 @@ rules:
   - {{ name: lan, hosts: [app.home.lab], paths: [/lan/**], networks: [10.0.0.0/8], upstream: who, policy: bypass }}
   - {{ name: proxied, hosts: [echo.home.lab], paths: [/open/**], upstream: echo, policy: bypass }}
   - {{ name: proxied-login, hosts: [echo.home.lab], upstream: echo, policy: passkey }}
+  - {{ name: dead, hosts: [dead.home.lab], upstream: dead, policy: bypass }}
   - {{ name: app, hosts: [app.home.lab], upstream: who, policy: passkey }}
 "#,
         echo = echo.addr
@@ -373,6 +375,16 @@ fn requests_are_normalised_and_proxied_upstream_with_the_original_query() {
         after - before <= 1,
         "upstream keep-alive: {before} → {after}"
     );
+}
+
+#[test]
+fn an_unreachable_upstream_is_502_and_head_gets_no_body() {
+    let (g, _e) = start();
+    let r = g.get("dead.home.lab", "/", &[]);
+    assert_eq!(r.status, 502, "{r:?}");
+    let r = g.request("HEAD", "app.home.lab", "/closed/x", &[], "");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body, "");
 }
 
 #[test]
