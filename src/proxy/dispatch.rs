@@ -53,6 +53,9 @@ pub async fn dispatch(gw: &Gateway, arrival: &Arrival) -> Action {
             None => Action::Portal,
         };
     }
+    if let Some(reply) = portal_home(gw, facts) {
+        return Action::Reply(reply);
+    }
     let verdict = access::judge(gw, facts).await;
     let identity = match verdict.decision {
         Decision::Allow { identity } => identity,
@@ -86,6 +89,26 @@ pub async fn dispatch(gw: &Gateway, arrival: &Arrival) -> Action {
 /// A portal page (everything under `/.stepgate/` but `authz/`).
 pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
     crate::portal::handle(gw, facts, body).await
+}
+
+/// The portal host's `/`, when no rule claims it, leads to the account page
+/// (which signs the visitor in first) instead of a bare 403.
+fn portal_home(gw: &Gateway, facts: &Facts) -> Option<Reply> {
+    let rt = gw.config.load();
+    let browsing = matches!(facts.method.as_str(), "GET" | "HEAD");
+    if !browsing || facts.path != "/" || facts.host != rt.portal.host {
+        return None;
+    }
+    let req = crate::routing::RouteRequest {
+        host: &facts.host,
+        path: &facts.path,
+        method: &facts.method,
+        client_ip: facts.client_ip,
+    };
+    if rt.route(&req).is_some() {
+        return None;
+    }
+    Some(Reply::redirect(StatusCode::FOUND, "/.stepgate/account"))
 }
 
 async fn resolve(address: &str) -> Option<SocketAddr> {

@@ -78,6 +78,11 @@ fn bypass_passes_without_identity_and_deny_refuses() {
     // No rule for this host at all.
     let r = g.get("other.home.lab", "/", &[HTML]);
     assert_eq!(r.status, 403);
+    // The portal host's root leads to the account page.
+    let r = g.get("auth.home.lab", "/", &[HTML]);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/.stepgate/account"));
+    assert_eq!(g.get("auth.home.lab", "/other", &[HTML]).status, 403);
 }
 
 #[test]
