@@ -28,13 +28,14 @@ pub fn init_tracing(json: bool) {
     };
 }
 
-/// Every counter and histogram stepgate exports.
+/// Every counter and histogram stepgate exports. A metric whose definition
+/// were invalid would be `None` and count nothing; the definitions are constant.
 pub struct Metrics {
     registry: Registry,
-    requests: IntCounterVec,
-    ceremonies: IntCounterVec,
-    store_latency: HistogramVec,
-    reloads: IntCounterVec,
+    requests: Option<IntCounterVec>,
+    ceremonies: Option<IntCounterVec>,
+    store_latency: Option<HistogramVec>,
+    reloads: Option<IntCounterVec>,
 }
 
 /// The process-wide metrics.
@@ -43,25 +44,33 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Option<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).ok()?;
+    registry.register(Box::new(c.clone())).ok()?;
+    Some(c)
+}
+
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "stepgate_requests_total",
-                "Requests judged, by rule and outcome",
-            ),
+        let requests = counter(
+            &registry,
+            "stepgate_requests_total",
+            "Requests judged, by rule and outcome",
             &["rule", "outcome"],
-        )
-        .unwrap_or_else(|_| unreachable_counter());
-        let ceremonies = IntCounterVec::new(
-            Opts::new(
-                "stepgate_ceremonies_total",
-                "Passkey ceremonies, by kind (login, step_up, enroll) and result",
-            ),
+        );
+        let ceremonies = counter(
+            &registry,
+            "stepgate_ceremonies_total",
+            "Passkey ceremonies, by kind (enroll, sign-in, step-up) and result",
             &["kind", "result"],
-        )
-        .unwrap_or_else(|_| unreachable_counter());
+        );
+        let reloads = counter(
+            &registry,
+            "stepgate_config_reloads_total",
+            "Config reloads, by result",
+            &["result"],
+        );
         let store_latency = HistogramVec::new(
             HistogramOpts::new(
                 "stepgate_store_latency_seconds",
@@ -72,16 +81,8 @@ impl Metrics {
             ]),
             &["op", "result"],
         )
-        .unwrap_or_else(|_| unreachable_histogram());
-        let reloads = IntCounterVec::new(
-            Opts::new("stepgate_config_reloads_total", "Config reloads, by result"),
-            &["result"],
-        )
-        .unwrap_or_else(|_| unreachable_counter());
-        for c in [&requests, &ceremonies, &reloads] {
-            let _ = registry.register(Box::new(c.clone()));
-        }
-        let _ = registry.register(Box::new(store_latency.clone()));
+        .ok()
+        .filter(|h| registry.register(Box::new(h.clone())).is_ok());
         Metrics {
             registry,
             requests,
@@ -93,27 +94,33 @@ impl Metrics {
 
     /// Count one request judged under `rule` (`"-"` when none matched).
     pub fn request(&self, rule: &str, outcome: &str) {
-        self.requests.with_label_values(&[rule, outcome]).inc();
+        if let Some(c) = &self.requests {
+            c.with_label_values(&[rule, outcome]).inc();
+        }
     }
 
-    /// Count one passkey ceremony; `kind` e.g. `login`, `step_up`, `enroll`;
-    /// `result` e.g. `ok`, `failed`, `no_uv`.
+    /// Count one passkey ceremony; `kind`: `enroll`, `sign-in`, `step-up`;
+    /// `result`: `ok` or a short fixed reason.
     pub fn ceremony(&self, kind: &str, result: &str) {
-        self.ceremonies.with_label_values(&[kind, result]).inc();
+        if let Some(c) = &self.ceremonies {
+            c.with_label_values(&[kind, result]).inc();
+        }
     }
 
     /// Record how long a store call took.
     pub fn store_call(&self, op: &str, ok: bool, took: Duration) {
-        self.store_latency
-            .with_label_values(&[op, if ok { "ok" } else { "error" }])
-            .observe(took.as_secs_f64());
+        if let Some(h) = &self.store_latency {
+            h.with_label_values(&[op, if ok { "ok" } else { "error" }])
+                .observe(took.as_secs_f64());
+        }
     }
 
     /// Count a config reload.
     pub fn reload(&self, ok: bool) {
-        self.reloads
-            .with_label_values(&[if ok { "ok" } else { "error" }])
-            .inc();
+        if let Some(c) = &self.reloads {
+            c.with_label_values(&[if ok { "ok" } else { "error" }])
+                .inc();
+        }
     }
 
     /// The Prometheus text exposition of everything.
@@ -125,22 +132,6 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
-}
-
-// The metric definitions above are constant and valid; these fallbacks only
-// exist so that construction has no panicking path.
-fn unreachable_counter() -> IntCounterVec {
-    IntCounterVec::new(Opts::new("stepgate_invalid_metric", "invalid"), &["x"]).unwrap_or_else(
-        |_| IntCounterVec::new(Opts::new("x", "x"), &[]).unwrap_or_else(|_| std::process::abort()),
-    )
-}
-
-fn unreachable_histogram() -> HistogramVec {
-    HistogramVec::new(
-        HistogramOpts::new("stepgate_invalid_histogram", "invalid"),
-        &["x"],
-    )
-    .unwrap_or_else(|_| std::process::abort())
 }
 
 #[cfg(test)]
