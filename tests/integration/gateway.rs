@@ -598,6 +598,18 @@ fn forward_auth_from_a_trusted_proxy() {
         ],
     );
     assert_eq!(r.status, 200);
+    // Inline behind a trusted proxy: XFF is appended to and believed, XFP kept.
+    let r = g.get(
+        "app.home.lab",
+        "/lan/x",
+        &[
+            ("X-Forwarded-For", "10.1.1.1"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+    );
+    assert_eq!(r.status, 200, "judged as 10.1.1.1: {r:?}");
+    assert_eq!(r.echoed("x-forwarded-for"), vec!["10.1.1.1, 127.0.0.1"]);
+    assert_eq!(r.echoed("x-forwarded-proto"), vec!["https"]);
     // Malformed forwarded paths: 400.
     assert_eq!(ask("/public/%2e%2e/%2e%2e/x", &[]).status, 400);
 }
