@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod cli;
 mod config;
+mod e2e;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
