@@ -53,7 +53,13 @@ fn drainable(session: &mut Session) -> bool {
         return true;
     }
     let req = session.req_header();
-    if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+    // A client waiting for `100 Continue` will not send its body: don't wait for it.
+    let expects_continue = req
+        .headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue || req.headers.contains_key(http::header::TRANSFER_ENCODING) {
         return false;
     }
     req.headers

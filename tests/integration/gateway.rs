@@ -511,6 +511,21 @@ fn a_refused_request_body_is_never_read_as_a_request() {
 }
 
 #[test]
+fn a_refused_post_expecting_100_continue_is_answered_at_once() {
+    let (g, _e) = start();
+    let started = std::time::Instant::now();
+    let r = g.raw(
+        "POST /closed/x HTTP/1.1\nHost: app.home.lab\nContent-Length: 5000\nExpect: 100-continue\n\n",
+    );
+    assert_eq!(r.status, 403);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered without waiting for the body: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn forward_auth_from_a_trusted_proxy() {
     let echo = EchoUpstream::start();
     let g = TestGateway::start(&rules(&echo).replace("10.255.255.0/24", "127.0.0.1/32"));
