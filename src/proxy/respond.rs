@@ -52,14 +52,12 @@ fn drainable(session: &mut Session) -> bool {
     if session.is_body_done() {
         return true;
     }
-    let req = session.req_header();
     // A client waiting for `100 Continue` will not send its body: don't wait for it.
-    let expects_continue = req
-        .headers
-        .get(http::header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    if expects_continue || req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+    if expects_continue(session) {
+        return false;
+    }
+    let req = session.req_header();
+    if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
         return false;
     }
     req.headers
@@ -69,10 +67,23 @@ fn drainable(session: &mut Session) -> bool {
         .is_some_and(|n| n <= DRAIN_LIMIT)
 }
 
+/// Does the client wait for `100 Continue` before sending its body?
+fn expects_continue(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
 /// Read the whole request body, at most [`BODY_LIMIT`] bytes; too large or
 /// unreadable bodies come back as the answer to send instead.
 pub async fn read_body(session: &mut Session) -> Result<Bytes, Reply> {
     let mut buf = BytesMut::new();
+    if expects_continue(session) && session.write_continue_response().await.is_err() {
+        return Err(Reply::new(StatusCode::BAD_REQUEST));
+    }
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {

@@ -526,6 +526,28 @@ fn a_refused_post_expecting_100_continue_is_answered_at_once() {
 }
 
 #[test]
+fn a_portal_post_expecting_100_continue_gets_it() {
+    let (g, _e) = start();
+    let body = r#"{"rd":"http://app.home.lab/"}"#;
+    let mut conn = Conn::open(g.addr);
+    conn.send(
+        format!(
+            "POST /.stepgate/api/login/begin HTTP/1.1\r\nHost: auth.home.lab\r\nContent-Type: application/json\r\nOrigin: http://auth.home.lab\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let first = conn.read_response();
+    assert_eq!(first.as_ref().map(|r| r.status), Some(100), "{first:?}");
+    conn.send(body.as_bytes());
+    let answer = conn.read_response();
+    assert!(
+        answer.as_ref().is_some_and(|r| r.status >= 200),
+        "{answer:?}"
+    );
+}
+
+#[test]
 fn forward_auth_from_a_trusted_proxy() {
     let echo = EchoUpstream::start();
     let g = TestGateway::start(&rules(&echo).replace("10.255.255.0/24", "127.0.0.1/32"));
