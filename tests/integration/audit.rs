@@ -63,6 +63,12 @@ async fn audit_events_hold_who_what_and_no_secret() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // tracing-core treats "one registered dispatcher" as "the current thread's
+    // default decides": a callsite first hit on another test thread (no
+    // subscriber there) would then be cached as never-enabled, and this
+    // thread would miss it. A second live dispatcher makes registration ask
+    // every dispatcher, this one included.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let h = Harness::new().await;
     let mut b = h.browser();
