@@ -933,3 +933,49 @@ fn counter(text: &str, series: &str) -> u64 {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map_or(0, |v| v as u64)
 }
+
+/// Two gateway instances on one Redis: a session made through one is honoured
+/// by the other, and a revocation ends it on both at once (no cache stretches it).
+#[test]
+fn two_gateways_on_one_redis_share_sessions_and_revocations() {
+    let redis = crate::util::RedisServer::start();
+    let rest = format!(
+        "\nstore: {{ redis: {{ url: \"{}\", prefix: \"multi:\" }} }}\nusers: {{ alice: {{ groups: [admins] }} }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n  - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}\n",
+        redis.url()
+    );
+    let a = TestGateway::start(&rest);
+    let key = a.dir.path().join("cookie.key");
+    let b = TestGateway::start_with(crate::util::temp_dir(), &|listen, admin| {
+        format!(
+            "listen: {listen}\nadmin_listen: {admin}\nportal: {{ url: http://auth.home.lab }}\nsecrets: {{ cookie_keys: [{}] }}\n{rest}",
+            key.display()
+        )
+    });
+    let cookie = a.sign_in(
+        "alice",
+        "app.home.lab",
+        Some(uv(a.now(), &[], false)),
+        vec![],
+    );
+    for (name, gw) in [("a", &a), ("b", &b)] {
+        let r = gw.get("app.home.lab", "/", &[("Cookie", &cookie)]);
+        assert_eq!(r.status, 200, "gateway {name}: {}", r.body);
+        assert_eq!(r.echoed("remote-user"), vec!["alice"], "gateway {name}");
+    }
+    // Revoke through a store handle of b's config, as `stepgate sessions revoke` would.
+    let store = match stepgate::store::open(&b.gw.config.load().store) {
+        Ok(s) => s,
+        Err(e) => panic!("store: {e}"),
+    };
+    let ended = crate::gateway_util::tokio_rt().block_on(store.revoke_user_sessions("alice"));
+    assert!(matches!(ended, Ok(1)), "{ended:?}");
+    let revoked_at = std::time::Instant::now();
+    for (name, gw) in [("a", &a), ("b", &b)] {
+        let r = gw.get("app.home.lab", "/", &[("Cookie", &cookie)]);
+        assert_eq!(
+            r.status, 401,
+            "gateway {name} still lets a revoked session in"
+        );
+    }
+    assert!(revoked_at.elapsed() < std::time::Duration::from_secs(1));
+}
