@@ -64,6 +64,8 @@ pub struct Gateway {
     /// Cookie signing keys (`secrets.cookie_keys`): the first signs, all verify.
     /// Swap in new keys on reload.
     pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
+    /// The HTTPS listener's certificate, read again on reload.
+    pub tls: Arc<crate::tls::CertSlot>,
 }
 
 /// Why a [`Gateway`] could not be built.
@@ -73,6 +75,8 @@ pub enum BuildError {
     Portal(#[from] crate::portal::PortalError),
     #[error(transparent)]
     Keys(#[from] crate::session::cookie::KeyError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Gateway {
@@ -85,20 +89,24 @@ impl Gateway {
     ) -> Result<Gateway, BuildError> {
         let portal = crate::portal::PortalState::new(&runtime)?;
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
+        let tls = Arc::new(crate::tls::CertSlot::new(runtime.tls.as_ref())?);
         Ok(Gateway {
             config: ArcSwap::from_pointee(runtime),
             store,
             clock,
             portal,
             cookie_keys: ArcSwap::from_pointee(keys),
+            tls,
         })
     }
 
-    /// Swap in a reloaded config: the attestation roots and cookie keys it
-    /// names are loaded first; on any error nothing changes.
+    /// Swap in a reloaded config: the attestation roots, cookie keys and TLS
+    /// certificate it names are loaded first; on any error nothing changes.
     pub fn apply(&self, runtime: Runtime) -> Result<(), BuildError> {
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
+        let cert = crate::tls::CertSlot::load(runtime.tls.as_ref())?;
         self.portal.reload(&runtime)?;
+        self.tls.install(cert);
         self.cookie_keys.store(Arc::new(keys));
         self.config.store(Arc::new(runtime));
         Ok(())

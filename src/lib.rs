@@ -16,6 +16,7 @@
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
 //! - [`server`]: building and running the pingora server and the admin listener.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
+//! - [`tls`]: the HTTPS listener's certificate, re-read on reload.
 //! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
 //! - [`commands`]: what the CLI subcommands do (`main.rs` only parses arguments).
 
@@ -33,4 +34,5 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod webauthn;

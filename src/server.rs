@@ -160,14 +160,11 @@ fn build(gw: Arc<Gateway>, opts: ServeOptions) -> Result<Server, ServeError> {
     proxy.add_tcp(&rt.listen.to_string());
     if let Some(tls) = &rt.tls {
         probe(tls.listen)?;
-        let cert = tls.cert.to_string_lossy();
-        let key = tls.key.to_string_lossy();
-        proxy
-            .add_tls(&tls.listen.to_string(), &cert, &key)
-            .map_err(|e| ServeError::Tls {
-                addr: tls.listen,
-                message: e.to_string(),
-            })?;
+        let settings = gw.tls.settings().map_err(|e| ServeError::Tls {
+            addr: tls.listen,
+            message: e.to_string(),
+        })?;
+        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
     }
     server.add_service(proxy);
 

@@ -46,11 +46,18 @@ pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
     if keep("listen", old.listen != new.listen) {
         new.listen = old.listen;
     }
-    if keep(
-        "tls.listen",
-        old.tls.as_ref().map(|t| t.listen) != new.tls.as_ref().map(|t| t.listen),
-    ) {
-        new.tls = old.tls.clone();
+    // The HTTPS listener itself needs a restart; its certificate and key files do not.
+    match (&old.tls, &mut new.tls) {
+        (Some(o), Some(n)) => {
+            if keep("tls.listen", o.listen != n.listen) {
+                n.listen = o.listen;
+            }
+        }
+        (None, None) => {}
+        _ => {
+            keep("tls", true);
+            new.tls = old.tls.clone();
+        }
     }
     if keep("admin_listen", old.admin_listen != new.admin_listen) {
         new.admin_listen = old.admin_listen;

@@ -765,6 +765,53 @@ fn tls_listener_serves_https_and_says_so_upstream() {
     );
     // The plain listener keeps working beside it.
     assert_eq!(g.get("app.home.lab", "/public/x", &[]).status, 200);
+
+    // A renewed certificate applies at the next handshake, without a restart;
+    // a key that does not match its certificate is refused and the old pair stays.
+    let peer_cn = || {
+        let mut b = match SslConnector::builder(SslMethod::tls()) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        };
+        b.set_verify(SslVerifyMode::NONE);
+        let tcp = match std::net::TcpStream::connect(("127.0.0.1", tls_port)) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        let s = match b.build().connect("app.home.lab", tcp) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let cert = s
+            .ssl()
+            .peer_certificate()
+            .unwrap_or_else(|| panic!("no peer certificate"));
+        let cn = cert
+            .subject_name()
+            .entries()
+            .next()
+            .and_then(|e| e.data().as_utf8().ok())
+            .map(|d| d.to_string());
+        cn.unwrap_or_default()
+    };
+    assert_eq!(peer_cn(), "tls");
+    let (cert2, key2) = crate::gateway_util::self_signed(g.dir.path(), "renewed");
+    let current = g.gw.config.load_full();
+    let with_tls = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut rt = (*current).clone();
+        if let Some(t) = rt.tls.as_mut() {
+            t.cert = cert.to_path_buf();
+            t.key = key.to_path_buf();
+        }
+        rt
+    };
+    assert!(
+        g.gw.apply(with_tls(&cert2, &key)).is_err(),
+        "a mismatched key must be refused"
+    );
+    assert_eq!(peer_cn(), "tls");
+    assert!(g.gw.apply(with_tls(&cert2, &key2)).is_ok());
+    assert_eq!(peer_cn(), "renewed");
 }
 
 #[test]
