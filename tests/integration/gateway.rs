@@ -790,8 +790,7 @@ fn tls_listener_serves_https_and_says_so_upstream() {
             .subject_name()
             .entries()
             .next()
-            .and_then(|e| e.data().as_utf8().ok())
-            .map(|d| d.to_string());
+            .map(|e| e.data().to_string());
         cn.unwrap_or_default()
     };
     assert_eq!(peer_cn(), "tls");
