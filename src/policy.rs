@@ -170,12 +170,8 @@ fn satisfying<'a>(
         let fresh = step_up
             .max_age
             .is_none_or(|age| v.at <= now && now - v.at <= age.as_secs() as i64);
-        let model_ok = step_up.authenticators.is_empty()
-            || step_up
-                .authenticators
-                .iter()
-                .any(|s| v.attested_sets.contains(s));
-        let bound_ok = !step_up.device_bound || !v.backup_eligible;
+        let model_ok = model_fits(step_up, &v.attested_sets);
+        let bound_ok = binding_fits(step_up, v.backup_eligible);
         if fresh && model_ok && bound_ok {
             if best.is_none_or(|b| v.at > b.at) {
                 best = Some(v);
@@ -195,6 +191,26 @@ fn satisfying<'a>(
         }
     }
     best.ok_or(reason)
+}
+
+/// Does a credential proven to belong to `attested_sets` meet the rule's `authenticators`?
+fn model_fits(step_up: &StepUp, attested_sets: &[String]) -> bool {
+    step_up.authenticators.is_empty()
+        || step_up
+            .authenticators
+            .iter()
+            .any(|s| attested_sets.contains(s))
+}
+
+/// Does a credential with this backup-eligible flag meet the rule's `device_bound`?
+fn binding_fits(step_up: &StepUp, backup_eligible: bool) -> bool {
+    !step_up.device_bound || !backup_eligible
+}
+
+/// Could a credential with these traits ever meet `step_up` (its age aside)?
+/// The portal uses this to offer only credentials that can satisfy a rule.
+pub fn credential_fits(step_up: &StepUp, attested_sets: &[String], backup_eligible: bool) -> bool {
+    model_fits(step_up, attested_sets) && binding_fits(step_up, backup_eligible)
 }
 
 fn rank(r: StepUpReason) -> u8 {

@@ -66,13 +66,10 @@ pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&
 /// Does `cred` satisfy `step_up` (model and binding; age is the ceremony's own)?
 pub fn satisfies(rp: &RelyingParty, cred: &Credential, step_up: Option<&StepUp>) -> bool {
     let Some(s) = step_up else { return true };
-    let model_ok = s.authenticators.is_empty() || {
-        let sets = rp
-            .trust
-            .attested_sets(cred.attestation_root.as_deref(), cred.aaguid);
-        s.authenticators.iter().any(|a| sets.contains(a))
-    };
-    model_ok && (!s.device_bound || !cred.backup_eligible)
+    let sets = rp
+        .trust
+        .attested_sets(cred.attestation_root.as_deref(), cred.aaguid);
+    crate::policy::credential_fits(s, &sets, cred.backup_eligible)
 }
 
 /// Sentences describing what a rule's step-up needs.
