@@ -121,7 +121,7 @@ fn create(
     let mut reg = auth
         .perform_register(hash, opts, 60_000)
         .unwrap_or_else(|e| panic!("authenticator register: {e:?}"));
-    reg.response.client_data_json = cdj.into();
+    reg.response.client_data_json = cdj;
     serde_json::to_value(&reg).unwrap_or_else(|e| panic!("registration JSON: {e}"))
 }
 
@@ -139,6 +139,6 @@ fn get(
     let mut a = auth
         .perform_auth(hash, opts, 60_000)
         .unwrap_or_else(|e| panic!("authenticator get: {e:?}"));
-    a.response.client_data_json = cdj.into();
+    a.response.client_data_json = cdj;
     serde_json::to_value(&a).unwrap_or_else(|e| panic!("assertion JSON: {e}"))
 }
