@@ -15,7 +15,10 @@
 //! Knobs (environment): `STEPGATE_BENCH_SECONDS` (5), `STEPGATE_BENCH_ROUNDS`
 //! (3), `STEPGATE_BENCH_THREADS` (2), `STEPGATE_BENCH_CONNECTIONS` (64),
 //! `STEPGATE_BENCH_IDLE` (1000), `STEPGATE_BENCH_ONLY` (run only the systems
-//! whose name contains this text, plus plain nginx).
+//! whose name contains this text, plus plain nginx), `STEPGATE_BENCH_BASELINE_BIN`
+//! (another stepgate binary, e.g. an older build, measured inline on the same
+//! store and session), `STEPGATE_BENCH_WRAP` (a command, e.g. valgrind, that
+//! the SQLite stepgate runs under).
 
 #[path = "proxy/load.rs"]
 mod load;
@@ -232,6 +235,15 @@ fn main() {
         t.elapsed()
     );
 
+    // Optionally an older stepgate binary on the same store and session, for before/after.
+    let baseline_bin =
+        std::env::var_os("STEPGATE_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
+    let baseline = baseline_bin.as_ref().map(|b| {
+        let (p, a) = (free_port(), free_port());
+        let conf = systems::stepgate_config(b, &sqlite_dir, p, a, app.port, Store::Sqlite);
+        systems::stepgate(b, &conf, p, "stepgate-baseline")
+    });
+
     // Front proxies asking the SQLite stepgate.
     let nginx_ar = systems::nginx_auth_request(root, sg_sqlite.port, app.port);
     let caddy = systems::caddy(root, sg_sqlite.port, app.port);
@@ -241,6 +253,13 @@ fn main() {
             name: "nginx (plain proxy)",
             port: nginx.port,
             path: "/1k",
+            cookie: None,
+            guarded: false,
+        },
+        System {
+            name: "stepgate inline, bypass rule (no session)",
+            port: sg_sqlite.port,
+            path: "/public/1k",
             cookie: None,
             guarded: false,
         },
@@ -287,6 +306,19 @@ fn main() {
             guarded: true,
         },
     ];
+    let mut all = all;
+    if let Some(b) = &baseline {
+        all.insert(
+            2,
+            System {
+                name: "baseline binary: inline, sqlite, passkey",
+                port: b.port,
+                path: "/1k",
+                cookie: Some(cookie_sqlite.clone()),
+                guarded: true,
+            },
+        );
+    }
     let list: Vec<System> = all
         .into_iter()
         .enumerate()

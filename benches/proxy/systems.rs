@@ -219,6 +219,7 @@ users:
 upstreams:
   app: "http://127.0.0.1:{app}"
 rules:
+  - {{ name: app-public, hosts: [{APP_HOST}], paths: [/public/**], upstream: app, policy: bypass }}
   - name: app-admin
     hosts: [{APP_HOST}]
     paths: [/admin, /admin/**]
@@ -241,11 +242,19 @@ pub fn stepgate(bin: &Path, config: &Path, port: u16, name: &str) -> Server {
         .unwrap_or_else(|| panic!("config has no dir"))
         .to_path_buf();
     let log = dir.join(format!("{name}.log"));
-    let mut proc = spawn(
-        name,
-        Command::new(bin).arg("serve").arg("-c").arg(config),
-        &log,
-    );
+    // STEPGATE_BENCH_WRAP (e.g. "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out")
+    // runs the SQLite instance under a profiler.
+    let wrap = std::env::var("STEPGATE_BENCH_WRAP").unwrap_or_default();
+    let wrap: Vec<&str> = wrap.split_whitespace().collect();
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) if name == "stepgate-sqlite" => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    let mut proc = spawn(name, cmd.arg("serve").arg("-c").arg(config), &log);
     wait_for_port(port, &mut proc, &log);
     Server { port, proc }
 }

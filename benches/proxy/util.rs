@@ -21,7 +21,21 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGINT first (servers stop fast and profilers write their output),
+    /// SIGKILL after 15 s.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(self.child.id().to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -58,9 +72,9 @@ pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// Wait until `port` accepts connections (10 s), checking that `proc` still runs.
+/// Wait until `port` accepts connections (60 s), checking that `proc` still runs.
 pub fn wait_for_port(port: u16, proc: &mut Proc, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect_timeout(&addr(port), Duration::from_millis(100)).is_err() {
         if let Ok(Some(status)) = proc.child.try_wait() {
             let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -68,7 +82,7 @@ pub fn wait_for_port(port: u16, proc: &mut Proc, log: &Path) {
         }
         if Instant::now() > deadline {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("{} not listening on {port} after 10 s:\n{text}", proc.name);
+            panic!("{} not listening on {port} after 60 s:\n{text}", proc.name);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
