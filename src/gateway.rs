@@ -64,6 +64,9 @@ pub struct Gateway {
     /// Cookie signing keys (`secrets.cookie_keys`): the first signs, all verify.
     /// Swap in new keys on reload.
     pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
+    /// App session lookups reused for a moment (`session::cache`); cleared by
+    /// the portal after anything that may end sessions, and on reload.
+    pub sessions: crate::session::SessionCache,
 }
 
 /// Why a [`Gateway`] could not be built.
@@ -91,6 +94,7 @@ impl Gateway {
             clock,
             portal,
             cookie_keys: ArcSwap::from_pointee(keys),
+            sessions: crate::session::SessionCache::new(),
         })
     }
 
@@ -101,6 +105,7 @@ impl Gateway {
         self.portal.reload(&runtime)?;
         self.cookie_keys.store(Arc::new(keys));
         self.config.store(Arc::new(runtime));
+        self.sessions.clear();
         Ok(())
     }
 

@@ -6,12 +6,15 @@
 //! carry only a random token; the store is keyed by the token's SHA-256
 //! ([`token_hash`]), so a leaked database yields no usable cookie.
 
+pub mod cache;
 pub mod cookie;
 pub mod lifecycle;
 
+pub use cache::SessionCache;
 pub use cookie::{CookieKeys, CookieKind, Minted};
 pub use lifecycle::{
-    PortalLookup, new_app_session, new_portal_session, resolve_app, resolve_portal,
+    PortalLookup, new_app_session, new_portal_session, resolve_app, resolve_app_cached,
+    resolve_portal,
 };
 
 use serde::{Deserialize, Serialize};
