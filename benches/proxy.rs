@@ -18,7 +18,8 @@
 //! whose name contains this text, plus plain nginx), `STEPGATE_BENCH_BASELINE_BIN`
 //! (another stepgate binary, e.g. an older build, measured inline on the same
 //! store and session), `STEPGATE_BENCH_WRAP` (a command, e.g. valgrind, that
-//! the SQLite stepgate runs under).
+//! the SQLite stepgate runs under), `STEPGATE_BENCH_BIN` (the stepgate binary
+//! to measure instead of the one Cargo built).
 
 #[path = "proxy/load.rs"]
 mod load;
@@ -183,7 +184,10 @@ fn main() {
     let connections = env_num("STEPGATE_BENCH_CONNECTIONS", 64) as usize;
     let idle = env_num("STEPGATE_BENCH_IDLE", 1000) as usize;
     let only = std::env::var("STEPGATE_BENCH_ONLY").unwrap_or_default();
-    let bin = Path::new(env!("CARGO_BIN_EXE_stepgate"));
+    let bin_override = std::env::var_os("STEPGATE_BENCH_BIN").map(std::path::PathBuf::from);
+    let bin = bin_override
+        .as_deref()
+        .unwrap_or(Path::new(env!("CARGO_BIN_EXE_stepgate")));
 
     println!("{}", machine());
     println!(
