@@ -256,8 +256,9 @@ async fn resolve_app_session(
     facts: &Facts,
 ) -> Result<Option<AppView>, StoreError> {
     let keys = gw.cookie_keys.load();
-    crate::session::lifecycle::resolve_app(
+    crate::session::lifecycle::resolve_app_cached(
         gw.store.as_ref(),
+        Some(&gw.sessions),
         &keys,
         &rt.session,
         &facts.headers,

@@ -66,6 +66,9 @@ pub struct Gateway {
     pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
     /// The HTTPS listener's certificate, read again on reload.
     pub tls: Arc<crate::tls::CertSlot>,
+    /// App session lookups reused for a moment (`session::cache`); cleared by
+    /// the portal after anything that may end sessions, and on reload.
+    pub sessions: crate::session::SessionCache,
 }
 
 /// Why a [`Gateway`] could not be built.
@@ -97,6 +100,7 @@ impl Gateway {
             portal,
             cookie_keys: ArcSwap::from_pointee(keys),
             tls,
+            sessions: crate::session::SessionCache::new(),
         })
     }
 
@@ -109,6 +113,7 @@ impl Gateway {
         self.tls.install(cert);
         self.cookie_keys.store(Arc::new(keys));
         self.config.store(Arc::new(runtime));
+        self.sessions.clear();
         Ok(())
     }
 

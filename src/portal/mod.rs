@@ -224,6 +224,17 @@ fn asset(ct: &str, body: &'static str) -> Reply {
 
 /// Answer one `/.stepgate/…` request (not `/.stepgate/authz/*`).
 pub async fn handle(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
+    let reply = handle_request(gw, facts, body).await;
+    let asset = facts.path.starts_with("/.stepgate/assets/");
+    if !asset {
+        // Sign-in, step-up, callback, sign-out, revocations: sessions may have
+        // ended or been replaced; the access check must not reuse an old answer.
+        gw.sessions.clear();
+    }
+    reply
+}
+
+async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
     let sub = facts.path.strip_prefix("/.stepgate/").unwrap_or("");
     let is_api = sub.starts_with("api/");
     let get = matches!(facts.method.as_str(), "GET" | "HEAD");

@@ -13,6 +13,7 @@
 
 use http::HeaderMap;
 
+use super::cache::SessionCache;
 use super::cookie::{CookieKeys, CookieKind};
 use super::{AppSession, AppView, PortalSession, Timestamp, Verification};
 use super::{is_live, needs_touch, new_public_id, token_hash};
@@ -51,11 +52,37 @@ pub async fn resolve_app(
     host: &str,
     now: Timestamp,
 ) -> Result<Option<AppView>, StoreError> {
+    resolve_app_cached(store, None, keys, limits, headers, secure, host, now).await
+}
+
+/// [`resolve_app`], reusing a store answer from `cache` when it is fresh
+/// (see [`SessionCache`]); every check after the store read still runs.
+#[allow(clippy::too_many_arguments)]
+pub async fn resolve_app_cached(
+    store: &dyn Store,
+    cache: Option<&SessionCache>,
+    keys: &CookieKeys,
+    limits: &SessionLimits,
+    headers: &HeaderMap,
+    secure: bool,
+    host: &str,
+    now: Timestamp,
+) -> Result<Option<AppView>, StoreError> {
     let Some(token) = keys.token_from_headers(headers, CookieKind::App, secure) else {
         return Ok(None);
     };
-    let Some(mut view) = store.app_session(&token_hash(&token)).await? else {
-        return Ok(None);
+    let hash = token_hash(&token);
+    let mut view = match cache.and_then(|c| c.get(&hash)) {
+        Some(view) => view,
+        None => {
+            let Some(view) = store.app_session(&hash).await? else {
+                return Ok(None);
+            };
+            if let Some(c) = cache {
+                c.put(hash.clone(), view.clone());
+            }
+            view
+        }
     };
     let (app, portal) = (&view.app, &view.portal);
     if app.host != host
@@ -78,13 +105,20 @@ pub async fn resolve_app(
     {
         return Ok(None);
     }
+    let mut touched = false;
     if needs_touch(view.app.last_seen_at, now) {
         store.touch_app_session(&view.app.id, now).await?;
         view.app.last_seen_at = now;
+        touched = true;
     }
     if needs_touch(view.portal.last_seen_at, now) {
         store.touch_portal_session(&view.portal.id, now).await?;
         view.portal.last_seen_at = now;
+        touched = true;
+    }
+    if touched && let Some(c) = cache {
+        // The cached copy has the old idle clocks: read afresh next time.
+        c.remove(&hash);
     }
     Ok(Some(view))
 }

@@ -306,6 +306,15 @@ fn finish_portal(
 
 const APP_COLUMNS: &str = "id, portal_id, user, host, created_at, last_seen_at, expires_at";
 
+/// The per-request app session lookup (a literal so it can be a cached statement;
+/// the columns are [`APP_COLUMNS`], checked by a test).
+const APP_BY_TOKEN: &str = "SELECT id, portal_id, user, host, created_at, last_seen_at, expires_at \
+     FROM app_sessions WHERE token_hash = ?1 AND expires_at > ?2";
+
+/// The portal session of an app session, per request (columns: [`PORTAL_COLUMNS`]).
+const PORTAL_BY_ID: &str = "SELECT id, user, created_at, last_seen_at, expires_at, last_uv \
+     FROM portal_sessions WHERE id = ?1 AND expires_at > ?2";
+
 fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
     Ok(AppSession {
         id: r.get(0)?,
@@ -767,28 +776,19 @@ impl Store for SqliteStore {
             let now = now_secs();
             // One read transaction: the app, its portal and its grants as of one moment.
             let tx = conn.transaction().map_err(sql)?;
+            // Cached statements: this runs on every request to a passkey
+            // rule, and parsing the SQL each time cost more than running it.
             let app = tx
-                .query_row(
-                    &format!(
-                        "SELECT {APP_COLUMNS} FROM app_sessions \
-                         WHERE token_hash = ?1 AND expires_at > ?2"
-                    ),
-                    params![h, now],
-                    app_row,
-                )
-                .optional()
+                .prepare_cached(APP_BY_TOKEN)
+                .and_then(|mut st| st.query_row(params![h, now], app_row).optional())
                 .map_err(sql)?;
             let Some(app) = app else { return Ok(None) };
             let portal = tx
-                .query_row(
-                    &format!(
-                        "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
-                         WHERE id = ?1 AND expires_at > ?2"
-                    ),
-                    params![app.portal_id, now],
-                    portal_row,
-                )
-                .optional()
+                .prepare_cached(PORTAL_BY_ID)
+                .and_then(|mut st| {
+                    st.query_row(params![app.portal_id, now], portal_row)
+                        .optional()
+                })
                 .map_err(sql)?;
             let Some(portal) = portal else {
                 return Ok(None);
@@ -908,5 +908,18 @@ impl Store for SqliteStore {
             Ok(n)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_lookups_select_the_mapped_columns() {
+        assert!(APP_BY_TOKEN.starts_with(&format!("SELECT {APP_COLUMNS} FROM app_sessions ")));
+        assert!(
+            PORTAL_BY_ID.starts_with(&format!("SELECT {PORTAL_COLUMNS} FROM portal_sessions "))
+        );
     }
 }

@@ -690,6 +690,9 @@ fn store_down_fails_closed_with_503() {
     );
     assert_eq!(g.admin_get("/readyz").status, 200);
     redis.kill();
+    // A session looked up less than `session::cache::TTL` ago is reused
+    // without asking the store; once that has passed, the store must answer.
+    std::thread::sleep(stepgate::session::cache::TTL);
     let r = g.get("app.home.lab", "/home", &[("Cookie", &c), HTML]);
     assert_eq!(r.status, 503, "{r:?}");
     // Without a cookie there is nothing to look up: sign in first.

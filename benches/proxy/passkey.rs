@@ -1,0 +1,144 @@
+//! A real session for the bench: `stepgate invite`, then enrollment and a
+//! sign-in (with step-up for the `app-admin` rule) through the portal's JSON
+//! API over HTTP, answered by a software authenticator (`SoftPasskey`, UV on),
+//! then the callback on the app host that sets the app cookie.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_core::proto::{
+    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
+};
+
+use crate::util::{Browser, run};
+
+pub const PORTAL_HOST: &str = "auth.home.lab";
+pub const APP_HOST: &str = "app.home.lab";
+
+/// Enroll `alice` and sign in for `rd_path` (on the app host); returns the
+/// `Cookie` header value (`stepgate_app=…`) the app host then accepts.
+pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> String {
+    let out = run(Command::new(bin)
+        .arg("invite")
+        .arg("-c")
+        .arg(config)
+        .arg("alice"));
+    let token = out
+        .split("token=")
+        .nth(1)
+        .map(|t| {
+            t.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| panic!("no token in `stepgate invite` output: {out}"));
+
+    let origin = format!("http://{PORTAL_HOST}:{port}");
+    let mut b = Browser::new(port);
+    let mut key = SoftPasskey::new(true);
+
+    let begun = api(
+        &mut b,
+        &origin,
+        "enroll/begin",
+        &json!({"token": token, "label": "bench"}),
+    );
+    let cred = create(&mut key, &begun["publicKey"], &origin);
+    api(
+        &mut b,
+        &origin,
+        "enroll/finish",
+        &json!({"ceremony": begun["ceremony"], "credential": cred}),
+    );
+
+    let rd = format!("http://{APP_HOST}:{port}{rd_path}");
+    let begun = api(
+        &mut b,
+        &origin,
+        "login/begin",
+        &json!({"rd": rd, "username": "alice"}),
+    );
+    let assertion = get(&mut key, &begun["publicKey"], &origin);
+    let done = api(
+        &mut b,
+        &origin,
+        "login/finish",
+        &json!({"ceremony": begun["ceremony"], "credential": assertion}),
+    );
+    let callback = done["redirect"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login/finish gave no redirect: {done}"))
+        .to_string();
+    let r = b.request("GET", &callback, &[("Accept", "text/html")], b"");
+    if r.status != 303 {
+        panic!("callback {callback}: {} {}", r.status, r.text());
+    }
+    let value = b
+        .cookie(APP_HOST, "stepgate_app")
+        .unwrap_or_else(|| panic!("the callback set no app cookie: {r:?}"));
+    format!("stepgate_app={value}")
+}
+
+fn api(b: &mut Browser, origin: &str, path: &str, body: &Value) -> Value {
+    let url = format!("{origin}/.stepgate/api/{path}");
+    let r = b.request(
+        "POST",
+        &url,
+        &[
+            ("Origin", origin),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    );
+    if r.status != 200 {
+        panic!("POST {url}: {} {}", r.status, r.text());
+    }
+    serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {}", r.text()))
+}
+
+fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
+    format!(r#"{{"type":"{kind}","challenge":"{challenge}","origin":"{origin}"}}"#).into_bytes()
+}
+
+/// `navigator.credentials.create()` on the software authenticator.
+fn create(
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    options: &Value,
+    origin: &str,
+) -> Value {
+    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
+    let opts: PublicKeyCredentialCreationOptions = serde_json::from_value(options.clone())
+        .unwrap_or_else(|e| panic!("creation options: {e}: {options}"));
+    let cdj = client_data("webauthn.create", &challenge, origin);
+    let hash = Sha256::digest(&cdj).to_vec();
+    let mut reg = auth
+        .perform_register(hash, opts, 60_000)
+        .unwrap_or_else(|e| panic!("authenticator register: {e:?}"));
+    reg.response.client_data_json = cdj;
+    serde_json::to_value(&reg).unwrap_or_else(|e| panic!("registration JSON: {e}"))
+}
+
+/// `navigator.credentials.get()` on the software authenticator.
+fn get(
+    auth: &mut impl AuthenticatorBackendHashedClientData,
+    options: &Value,
+    origin: &str,
+) -> Value {
+    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
+    let opts: PublicKeyCredentialRequestOptions = serde_json::from_value(options.clone())
+        .unwrap_or_else(|e| panic!("request options: {e}: {options}"));
+    let cdj = client_data("webauthn.get", &challenge, origin);
+    let hash = Sha256::digest(&cdj).to_vec();
+    let mut a = auth
+        .perform_auth(hash, opts, 60_000)
+        .unwrap_or_else(|e| panic!("authenticator get: {e:?}"));
+    a.response.client_data_json = cdj;
+    serde_json::to_value(&a).unwrap_or_else(|e| panic!("assertion JSON: {e}"))
+}

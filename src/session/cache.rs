@@ -1,0 +1,132 @@
+//! A short-lived, in-process cache of app session lookups.
+//!
+//! Every request to a `passkey` rule resolves its app cookie; without a cache
+//! that is one store round trip per request (a blocking-pool hop and a SQLite
+//! read, or a Redis command), which the benchmark showed to cost about half of
+//! the inline proxy's throughput. A browser sends its requests in bursts (a
+//! page and its assets), so the same session is looked up many times a second.
+//!
+//! What is cached is the store's answer for one token hash (the session, its
+//! portal session and grants), for at most [`TTL`]. Everything else is still
+//! checked on every request: the cookie's signature, the host binding, idle
+//! and absolute lifetimes against the current time, the user in the current
+//! config, and the policy. So a revocation made elsewhere (the CLI, another
+//! instance) takes effect within [`TTL`], inside DESIGN §4's "within 1 s";
+//! anything this process's portal does clears the cache at once (see
+//! `portal::handle`), as does a config reload. Only found sessions are cached
+//! (a forged cookie never gets this far: its signature fails first).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::AppView;
+
+/// How long a looked-up session is reused.
+pub const TTL: Duration = Duration::from_millis(500);
+
+/// At most this many sessions are kept; a full cache drops what has expired,
+/// and everything if that is not enough.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// The cache (one per gateway).
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<String, (Instant, AppView)>>,
+}
+
+impl SessionCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cached view for `token_hash`, if it was stored less than [`TTL`] ago.
+    pub fn get(&self, token_hash: &str) -> Option<AppView> {
+        let entries = self.entries.lock().ok()?;
+        let (at, view) = entries.get(token_hash)?;
+        (at.elapsed() < TTL).then(|| view.clone())
+    }
+
+    /// Remember `view` (just read from the store) for `token_hash`.
+    pub fn put(&self, token_hash: String, view: AppView) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (at, _)| at.elapsed() < TTL);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(token_hash, (Instant::now(), view));
+    }
+
+    /// Forget `token_hash` (its record was just written).
+    pub fn remove(&self, token_hash: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(token_hash);
+        }
+    }
+
+    /// Forget everything (after a write that may end sessions).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{AppSession, PortalSession};
+
+    fn view() -> AppView {
+        AppView {
+            app: AppSession {
+                id: "a".into(),
+                portal_id: "p".into(),
+                user: "alice".into(),
+                host: "app.lab".into(),
+                created_at: 0,
+                last_seen_at: 0,
+                expires_at: 10,
+            },
+            portal: PortalSession {
+                id: "p".into(),
+                user: "alice".into(),
+                created_at: 0,
+                last_seen_at: 0,
+                expires_at: 10,
+                last_uv: None,
+            },
+            grants: vec![],
+        }
+    }
+
+    #[test]
+    fn entries_live_for_the_ttl_and_can_be_dropped() {
+        let c = SessionCache::new();
+        assert_eq!(c.get("h"), None);
+        c.put("h".into(), view());
+        assert_eq!(c.get("h"), Some(view()));
+        c.remove("h");
+        assert_eq!(c.get("h"), None);
+        c.put("h".into(), view());
+        c.clear();
+        assert_eq!(c.get("h"), None);
+        c.put("h".into(), view());
+        std::thread::sleep(TTL + Duration::from_millis(20));
+        assert_eq!(c.get("h"), None, "an entry older than the TTL is not used");
+    }
+
+    #[test]
+    fn a_full_cache_makes_room() {
+        let c = SessionCache::new();
+        for i in 0..MAX_ENTRIES + 5 {
+            c.put(format!("h{i}"), view());
+        }
+        assert!(c.entries.lock().map(|e| e.len()).unwrap_or(0) <= MAX_ENTRIES);
+        assert!(c.get(&format!("h{}", MAX_ENTRIES + 4)).is_some());
+    }
+}
