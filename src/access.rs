@@ -46,10 +46,11 @@ impl Verdict {
     }
 }
 
-/// Judge a request: route it, look its session up (only for passkey rules),
-/// and ask [`policy::decide`]. Counts the outcome in the metrics.
-pub async fn judge(gw: &Gateway, facts: &Facts) -> Verdict {
-    let rt = gw.config.load();
+/// Judge a request against `rt` — the one config snapshot the caller also
+/// uses to act on the verdict, so a reload in between never mixes two configs:
+/// route it, look its session up (only for passkey rules), and ask
+/// [`policy::decide`]. Counts the outcome in the metrics.
+pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Verdict {
     let req = RouteRequest {
         host: &facts.host,
         path: &facts.path,
@@ -59,7 +60,7 @@ pub async fn judge(gw: &Gateway, facts: &Facts) -> Verdict {
     let rule = rt.route(&req).map(|(_, r)| r);
     let now = gw.now();
     let looked_up = match rule {
-        Some(r) if r.policy == Policy::Passkey => Some(lookup(gw, &rt, facts).await),
+        Some(r) if r.policy == Policy::Passkey => Some(lookup(gw, rt, facts).await),
         _ => None,
     };
     let state = match &looked_up {
@@ -67,7 +68,7 @@ pub async fn judge(gw: &Gateway, facts: &Facts) -> Verdict {
         Some(Ok(Some(view))) => SessionState::Live(view),
         Some(Err(_)) => SessionState::Unavailable,
     };
-    let decision = policy::decide(&rt, rule, state, now);
+    let decision = policy::decide(rt, rule, state, now);
     let verdict = Verdict {
         rule: rule.map(|r| r.name.clone()),
         upstream: rule.and_then(|r| r.upstream.clone()),

@@ -80,16 +80,21 @@ pub fn client_ip(rt: &Runtime, peer: IpAddr, headers: &http::HeaderMap) -> IpAdd
 }
 
 /// Answer a forward-auth request that arrived from `peer`.
-pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpoint) -> Reply {
-    let rt = gw.config.load();
-    if !is_trusted(&rt, peer) {
+pub async fn handle(
+    gw: &Gateway,
+    rt: &Runtime,
+    arrived: &Facts,
+    peer: IpAddr,
+    endpoint: Endpoint,
+) -> Reply {
+    if !is_trusted(rt, peer) {
         tracing::warn!(%peer, "forward-auth request from an untrusted peer");
         return Reply::new(StatusCode::FORBIDDEN).body(
             "text/plain; charset=utf-8",
             "403 Forbidden: forward-auth is only answered to trusted_proxies\n",
         );
     }
-    let judged = match original_request(&rt, arrived, peer, endpoint) {
+    let judged = match original_request(rt, arrived, peer, endpoint) {
         Ok(f) => f,
         Err(why) => {
             tracing::info!(%why, "forward-auth request does not describe a valid request");
@@ -99,7 +104,7 @@ pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpo
             );
         }
     };
-    let verdict = access::judge(gw, &judged).await;
+    let verdict = access::judge(gw, rt, &judged).await;
     match &verdict.decision {
         Decision::Allow { identity } => {
             let mut reply = Reply::new(StatusCode::OK);
@@ -115,7 +120,7 @@ pub async fn handle(gw: &Gateway, arrived: &Facts, peer: IpAddr, endpoint: Endpo
                 Endpoint::ForwardAuth => Mode::ForwardAuth,
                 Endpoint::AuthRequest => Mode::AuthRequest,
             };
-            access::refusal(&rt, &judged, other, mode)
+            access::refusal(rt, &judged, other, mode)
         }
     }
 }

@@ -11,7 +11,7 @@ use http::StatusCode;
 
 use crate::access::{self, Mode};
 use crate::authz::{self, Endpoint};
-use crate::config::Upstream;
+use crate::config::{Runtime, Upstream};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{Decision, Identity};
 
@@ -44,27 +44,25 @@ pub enum Action {
     },
 }
 
-/// Decide what happens to `arrival`.
-pub async fn dispatch(gw: &Gateway, arrival: &Arrival) -> Action {
+/// Decide what happens to `arrival`, all against the config snapshot `rt`.
+pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     let facts = &arrival.facts;
     if facts.path == "/.stepgate" || facts.path.starts_with(RESERVED) {
         return match Endpoint::for_path(&facts.path) {
-            Some(endpoint) => Action::Reply(authz::handle(gw, facts, arrival.peer, endpoint).await),
+            Some(endpoint) => {
+                Action::Reply(authz::handle(gw, rt, facts, arrival.peer, endpoint).await)
+            }
             None => Action::Portal,
         };
     }
-    if let Some(reply) = portal_home(gw, facts) {
+    if let Some(reply) = portal_home(rt, facts) {
         return Action::Reply(reply);
     }
-    let verdict = access::judge(gw, facts).await;
+    let verdict = access::judge(gw, rt, facts).await;
     let identity = match verdict.decision {
         Decision::Allow { identity } => identity,
-        other => {
-            let rt = gw.config.load();
-            return Action::Reply(access::refusal(&rt, facts, &other, Mode::Inline));
-        }
+        other => return Action::Reply(access::refusal(rt, facts, &other, Mode::Inline)),
     };
-    let rt = gw.config.load();
     let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
     match upstream {
         None => Action::Reply(bad_gateway("this rule has no upstream (forward-auth only)")),
@@ -93,8 +91,7 @@ pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
 
 /// The portal host's `/`, when no rule claims it, leads to the account page
 /// (which signs the visitor in first) instead of a bare 403.
-fn portal_home(gw: &Gateway, facts: &Facts) -> Option<Reply> {
-    let rt = gw.config.load();
+fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
     let browsing = matches!(facts.method.as_str(), "GET" | "HEAD");
     if !browsing || facts.path != "/" || facts.host != rt.portal.host {
         return None;

@@ -53,7 +53,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        let arrival = match facts::gather(session, &self.gw.config.load()) {
+        // One config snapshot for the whole request: reading it, judging it, answering it.
+        let rt = self.gw.config.load_full();
+        let arrival = match facts::gather(session, &rt) {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "bad request");
@@ -61,7 +63,7 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         };
-        match dispatch::dispatch(&self.gw, &arrival).await {
+        match dispatch::dispatch(&self.gw, &rt, &arrival).await {
             Action::Reply(reply) => respond::write(session, reply, false).await?,
             Action::Portal => {
                 let reply = match respond::read_body(session).await {
