@@ -476,20 +476,8 @@ async fn revoking_a_passkey_needs_a_recent_ceremony() {
         assert_eq!(s, StatusCode::OK);
         k
     };
-    let portal = b
-        .cookie("auth.test", "__Host-stepgate_portal")
-        .unwrap_or_default();
-    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
-    let creds =
-        h.gw.store
-            .credentials(Some("alice"))
-            .await
-            .unwrap_or_default();
-    let laptop = creds
-        .iter()
-        .find(|c| c.label == "laptop")
-        .map(|c| c.id.clone())
-        .unwrap_or_default();
+    let csrf = h.csrf(&b);
+    let laptop = h.credential_id("alice", "laptop").await;
     h.clock.advance(301);
     let url = format!("{PORTAL}/.stepgate/account/revoke");
     let r = b.post_form(&url, &[("csrf", &csrf), ("id", &laptop)]).await;
@@ -632,20 +620,8 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
     let mut b = h.browser();
     let _laptop = enrolled(&h, &mut b, "alice", "laptop").await;
     let mut phone = enrolled(&h, &mut b, "alice", "phone").await;
-    let portal = b
-        .cookie("auth.test", "__Host-stepgate_portal")
-        .unwrap_or_default();
-    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
-    let creds =
-        h.gw.store
-            .credentials(Some("alice"))
-            .await
-            .unwrap_or_default();
-    let laptop = creds
-        .iter()
-        .find(|c| c.label == "laptop")
-        .map(|c| c.id.clone())
-        .unwrap_or_default();
+    let csrf = h.csrf(&b);
+    let laptop = h.credential_id("alice", "laptop").await;
 
     // Rename.
     let r = b
@@ -700,10 +676,7 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
     let mut b2 = h.browser();
     let (s, v) = login(&mut b2, &mut phone, APP, Some("alice"), &Client::default()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let portal = b
-        .cookie("auth.test", "__Host-stepgate_portal")
-        .unwrap_or_default();
-    let csrf = stepgate::portal::guard::csrf_token(&h.hash_of(&portal));
+    let csrf = h.csrf(&b);
     let r = b
         .post_form(
             &format!("{PORTAL}/.stepgate/account/end-all"),

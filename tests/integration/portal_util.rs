@@ -169,6 +169,29 @@ impl Harness {
         token
     }
 
+    /// The CSRF token of `b`'s portal session (what the account page's forms carry).
+    pub fn csrf(&self, b: &Browser) -> String {
+        let portal = b
+            .cookie("auth.test", "__Host-stepgate_portal")
+            .unwrap_or_default();
+        stepgate::portal::guard::csrf_token(&self.hash_of(&portal))
+    }
+
+    /// The id of `user`'s credential labelled `label` ("" when there is none).
+    pub async fn credential_id(&self, user: &str, label: &str) -> String {
+        let creds = self
+            .gw
+            .store
+            .credentials(Some(user))
+            .await
+            .unwrap_or_default();
+        creds
+            .iter()
+            .find(|c| c.label == label)
+            .map(|c| c.id.clone())
+            .unwrap_or_default()
+    }
+
     pub fn browser(&self) -> Browser {
         Browser {
             gw: self.gw.clone(),
