@@ -56,7 +56,7 @@ fn bench_route(c: &mut Criterion) {
                 method: "GET",
                 client_ip: ip,
             };
-            black_box(rt.route(black_box(&req)).map(|(idx, _)| idx))
+            black_box(rt.route(black_box(&req)).ok().flatten().map(|(idx, _)| idx))
         })
     });
     c.bench_function("route wildcard host", |b| {
@@ -67,7 +67,7 @@ fn bench_route(c: &mut Criterion) {
                 method: "GET",
                 client_ip: ip,
             };
-            black_box(rt.route(black_box(&req)).map(|(idx, _)| idx))
+            black_box(rt.route(black_box(&req)).ok().flatten().map(|(idx, _)| idx))
         })
     });
 }

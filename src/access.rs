@@ -13,8 +13,10 @@ use crate::audit;
 use crate::config::{Policy, Runtime};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{self, Decision, Identity, SessionState};
+use crate::request::BadRequest;
 use crate::routing::RouteRequest;
-use crate::session::AppView;
+use crate::session::cookie::{CookieKeys, set_state_cookie, state_from_headers};
+use crate::session::{AppView, new_token};
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 
@@ -49,15 +51,22 @@ impl Verdict {
 /// Judge a request against `rt` — the one config snapshot the caller also
 /// uses to act on the verdict, so a reload in between never mixes two configs:
 /// route it, look its session up (only for passkey rules), and ask
-/// [`policy::decide`]. Counts the outcome in the metrics.
-pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Verdict {
+/// [`policy::decide`]. Counts the outcome in the metrics. A path whose rule
+/// depends on case that the app ignores is a [`BadRequest`] (answer 400).
+pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict, BadRequest> {
     let req = RouteRequest {
         host: &facts.host,
         path: &facts.path,
         method: &facts.method,
         client_ip: facts.client_ip,
     };
-    let rule = rt.route(&req).map(|(_, r)| r);
+    let rule = match rt.route(&req) {
+        Ok(found) => found.map(|(_, r)| r),
+        Err(e) => {
+            metrics().request("-", "bad_request");
+            return Err(BadRequest::Case(e));
+        }
+    };
     let now = gw.now();
     let looked_up = match rule {
         Some(r) if r.policy == Policy::Passkey => Some(lookup(gw, rt, facts).await),
@@ -98,7 +107,7 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Verdict {
         outcome = verdict.outcome(),
         "judged"
     );
-    verdict
+    Ok(verdict)
 }
 
 /// Resolve the request's app cookie to a live app session on this host.
@@ -126,28 +135,59 @@ pub enum Mode {
 
 /// The absolute URL the request was for, as the browser would write it.
 pub fn original_url(facts: &Facts) -> String {
-    let scheme = if facts.https { "https" } else { "http" };
-    let authority = facts
-        .header("host")
-        .filter(|h| !h.is_empty())
-        .unwrap_or(&facts.host);
     match &facts.query {
-        Some(q) => format!("{scheme}://{authority}{}?{q}", facts.path),
-        None => format!("{scheme}://{authority}{}", facts.path),
+        Some(q) => format!("{}{}?{q}", facts.origin(), facts.path),
+        None => format!("{}{}", facts.origin(), facts.path),
     }
 }
 
-/// The portal's login page for a ceremony that returns to `rd`.
-pub fn login_url(rt: &Runtime, rd: &str) -> String {
-    format!(
+/// The portal's login page for a ceremony that returns to `rd`; `binding`
+/// ties the callback code to the browser that was sent there.
+pub fn login_url(rt: &Runtime, rd: &str, binding: Option<&str>) -> String {
+    let mut url = format!(
         "{}?rd={}",
         rt.portal.url("/.stepgate/login"),
         utf8_percent_encode(rd, NON_ALPHANUMERIC)
+    );
+    if let Some(b) = binding {
+        url.push_str("&state=");
+        url.push_str(b);
+    }
+    url
+}
+
+/// The 400 answer for a request refused before (or while) judging.
+pub fn bad_request(why: &BadRequest) -> Reply {
+    Reply::new(StatusCode::BAD_REQUEST).body(
+        "text/plain; charset=utf-8",
+        format!("400 Bad Request: {why}\n"),
     )
 }
 
+/// The login URL for a browser about to be sent to the portal, and the
+/// browser-state cookie to set on this host when it has none yet (an existing
+/// one is reused, so several tabs signing in at once all succeed).
+fn browser_login(rt: &Runtime, keys: &CookieKeys, facts: &Facts) -> (String, Option<String>) {
+    let (state, set) = match state_from_headers(&facts.headers, facts.https) {
+        Some(s) => (s.to_string(), None),
+        None => {
+            let s = new_token();
+            let line = set_state_cookie(facts.https, &s);
+            (s, Some(line))
+        }
+    };
+    let binding = keys.browser_binding(&state, &facts.origin());
+    (login_url(rt, &original_url(facts), Some(&binding)), set)
+}
+
 /// The answer for anything but `Allow`: 302 or 401 for a needed ceremony, 403, 503.
-pub fn refusal(rt: &Runtime, facts: &Facts, decision: &Decision, mode: Mode) -> Reply {
+pub fn refusal(
+    rt: &Runtime,
+    keys: &CookieKeys,
+    facts: &Facts,
+    decision: &Decision,
+    mode: Mode,
+) -> Reply {
     match decision {
         Decision::Allow { .. } => Reply::new(StatusCode::OK),
         Decision::Deny(_) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
@@ -163,10 +203,18 @@ pub fn refusal(rt: &Runtime, facts: &Facts, decision: &Decision, mode: Mode) -> 
                 } => Some(age.as_secs()),
                 _ => None,
             };
-            let login = login_url(rt, &original_url(facts));
             let browser = facts.wants_html();
+            let (login, set_state) = if browser {
+                browser_login(rt, keys, facts)
+            } else {
+                (login_url(rt, &original_url(facts), None), None)
+            };
             if browser && mode != Mode::AuthRequest {
-                return Reply::redirect(StatusCode::FOUND, &login);
+                let reply = Reply::redirect(StatusCode::FOUND, &login);
+                return match set_state {
+                    Some(c) => reply.header(header::SET_COOKIE, c),
+                    None => reply,
+                };
             }
             let mut challenge = String::from("StepUp error=\"insufficient_user_authentication\"");
             if let Some(age) = max_age {
@@ -182,6 +230,9 @@ pub fn refusal(rt: &Runtime, facts: &Facts, decision: &Decision, mode: Mode) -> 
             if browser {
                 // nginx turns this into the redirect others send directly.
                 reply = reply.header(header::LOCATION, &login);
+                if let Some(c) = set_state {
+                    reply = reply.header(header::SET_COOKIE, c);
+                }
             }
             reply
         }

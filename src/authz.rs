@@ -1,25 +1,33 @@
 //! Forward-auth endpoints for front proxies.
 //!
-//! - `/.stepgate/authz/forward-auth`: Traefik `ForwardAuth` and Caddy
-//!   `forward_auth`, which describe the original request in
-//!   `X-Forwarded-Method/Proto/Host/Uri`.
-//! - `/.stepgate/authz/auth-request`: nginx `auth_request`, which sends
-//!   `X-Original-URL` (and `X-Original-Method`) or the same `X-Forwarded-*`.
+//! Each endpoint believes only its own family of headers:
+//! - `/.stepgate/authz/forward-auth` (Traefik `ForwardAuth`, Caddy
+//!   `forward_auth`): `X-Forwarded-Method`, `-Proto`, `-Host` and `-Uri`, all
+//!   four required.
+//! - `/.stepgate/authz/auth-request` (nginx `auth_request`): `X-Original-URL`
+//!   and `X-Original-Method`, both required; the subrequest's `Host` (the
+//!   client's own `Host` header) must name the same host as the URL, so an
+//!   absolute-form request whose `Host` points elsewhere is refused.
 //!
-//! Only peers in `trusted_proxies` may ask (others get 403): the answer trusts
-//! what they say the request was. The original request is then judged by the
-//! same [`access::judge`] the inline proxy uses. Allowed: 200 with every
-//! identity header (empty when there is no value).
+//! A request carrying any header of the other family, or two different copies
+//! of one header, is 400: Traefik and Caddy pass a client's headers to the
+//! auth endpoint, so a header the front proxy does not set may be the
+//! client's. Only peers in `trusted_proxies` may ask (others get 403). The
+//! described request is built by [`request::facts`], the same builder as
+//! inline mode, and judged by the same [`access::judge`]. Allowed: 200 with
+//! every identity header (empty when there is no value).
 
 use std::net::IpAddr;
 
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::access::{self, Mode};
 use crate::config::Runtime;
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::Decision;
-use crate::routing::{normalize_host, normalize_path};
+use crate::request::forwarded::{self, is_trusted};
+use crate::request::{self, BadRequest, Described};
+use crate::routing::normalize_host;
 
 /// Which front-proxy dialect a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +38,16 @@ pub enum Endpoint {
     AuthRequest,
 }
 
+/// The headers Traefik and Caddy describe the original request with.
+const FORWARD_AUTH: [&str; 4] = [
+    "x-forwarded-method",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-uri",
+];
+/// The headers the nginx template describes the original request with.
+const AUTH_REQUEST: [&str; 2] = ["x-original-url", "x-original-method"];
+
 impl Endpoint {
     /// The endpoint for a normalised request path, if it is one.
     pub fn for_path(path: &str) -> Option<Self> {
@@ -39,44 +57,13 @@ impl Endpoint {
             _ => None,
         }
     }
-}
 
-/// Is `ip` one of the configured trusted proxies?
-pub fn is_trusted(rt: &Runtime, ip: IpAddr) -> bool {
-    let ip = canonical_ip(ip);
-    rt.trusted_proxies.iter().any(|n| n.contains(&ip))
-}
-
-/// IPv4-mapped IPv6 addresses compare as IPv4.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// The client address a request came from: the peer, or — when the peer is a
-/// trusted proxy — the right-most `X-Forwarded-For` entry that is not itself
-/// a trusted proxy.
-pub fn client_ip(rt: &Runtime, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
-    let peer = canonical_ip(peer);
-    if !is_trusted(rt, peer) {
-        return peer;
-    }
-    let mut hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .map(canonical_ip)
-        .collect();
-    while let Some(ip) = hops.pop() {
-        if !is_trusted(rt, ip) {
-            return ip;
+    fn mode(self) -> Mode {
+        match self {
+            Endpoint::ForwardAuth => Mode::ForwardAuth,
+            Endpoint::AuthRequest => Mode::AuthRequest,
         }
     }
-    peer
 }
 
 /// Answer a forward-auth request that arrived from `peer`.
@@ -94,17 +81,17 @@ pub async fn handle(
             "403 Forbidden: forward-auth is only answered to trusted_proxies\n",
         );
     }
-    let judged = match original_request(rt, arrived, peer, endpoint) {
+    let judged = match original_request(rt, &arrived.headers, peer, endpoint) {
         Ok(f) => f,
         Err(why) => {
             tracing::info!(%why, "forward-auth request does not describe a valid request");
-            return Reply::new(StatusCode::BAD_REQUEST).body(
-                "text/plain; charset=utf-8",
-                format!("400 Bad Request: {why}\n"),
-            );
+            return access::bad_request(&why);
         }
     };
-    let verdict = access::judge(gw, rt, &judged).await;
+    let verdict = match access::judge(gw, rt, &judged).await {
+        Ok(v) => v,
+        Err(why) => return access::bad_request(&why),
+    };
     match &verdict.decision {
         Decision::Allow { identity } => {
             let mut reply = Reply::new(StatusCode::OK);
@@ -116,94 +103,79 @@ pub async fn handle(
             reply.header(header::CACHE_CONTROL, "no-store")
         }
         other => {
-            let mode = match endpoint {
-                Endpoint::ForwardAuth => Mode::ForwardAuth,
-                Endpoint::AuthRequest => Mode::AuthRequest,
-            };
-            access::refusal(rt, &judged, other, mode)
+            let keys = gw.cookie_keys.load();
+            access::refusal(rt, &keys, &judged, other, endpoint.mode())
         }
     }
 }
 
-/// The request the front proxy asks about, rebuilt from its headers.
+/// The request the front proxy asks about, rebuilt from its own family of headers.
 fn original_request(
     rt: &Runtime,
-    arrived: &Facts,
+    headers: &HeaderMap,
     peer: IpAddr,
     endpoint: Endpoint,
-) -> Result<Facts, String> {
-    let h = |name: &str| {
-        arrived
-            .header(name)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+) -> Result<Facts, BadRequest> {
+    let (own, other): (&[&'static str], &[&'static str]) = match endpoint {
+        Endpoint::ForwardAuth => (&FORWARD_AUTH, &AUTH_REQUEST),
+        Endpoint::AuthRequest => (&AUTH_REQUEST, &FORWARD_AUTH),
     };
-    let original_url = match endpoint {
-        Endpoint::AuthRequest => h("x-original-url"),
-        Endpoint::ForwardAuth => None,
-    };
-    let (https, authority, target) = match original_url {
-        Some(url) => split_absolute(url).ok_or("X-Original-URL is not an absolute http(s) URL")?,
-        None => {
-            let proto = h("x-forwarded-proto").unwrap_or("http");
-            let https = match proto.to_ascii_lowercase().as_str() {
-                "https" | "wss" => true,
-                "http" | "ws" => false,
-                _ => return Err("X-Forwarded-Proto is neither http nor https".into()),
-            };
-            let host = h("x-forwarded-host").ok_or("missing X-Forwarded-Host")?;
-            let uri = h("x-forwarded-uri").unwrap_or("/");
-            (https, host.to_string(), uri.to_string())
-        }
-    };
-    let method = h("x-original-method")
-        .or_else(|| h("x-forwarded-method"))
-        .unwrap_or("GET")
-        .to_ascii_uppercase();
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
-        return Err("bad forwarded method".into());
+    if other.iter().any(|h| headers.contains_key(*h)) {
+        return Err(BadRequest::Forwarded(
+            "both X-Forwarded-{Method,Proto,Host,Uri} and X-Original-{URL,Method}",
+        ));
     }
-    let host = normalize_host(&authority).map_err(|e| format!("forwarded host: {e}"))?;
-    let (raw_path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target.clone(), None),
-    };
-    let raw_path = raw_path.split('#').next().unwrap_or("/").to_string();
-    let path = normalize_path(&raw_path).map_err(|e| format!("forwarded path: {e}"))?;
-    let mut headers = arrived.headers.clone();
-    let host_value = HeaderValue::from_str(&authority).map_err(|_| "bad forwarded host")?;
-    headers.insert(header::HOST, host_value);
-    Ok(Facts {
+    let mut values = Vec::with_capacity(own.len());
+    for name in own {
+        values.push(forwarded::single(headers, name)?.ok_or(BadRequest::Missing(name))?);
+    }
+    let described = |method, https, authority, target| Described {
         method,
-        host,
-        path,
-        query,
         https,
-        client_ip: client_ip(rt, peer, &arrived.headers),
+        authority,
+        target,
         headers,
-    })
+        peer,
+    };
+    match (endpoint, values.as_slice()) {
+        (Endpoint::ForwardAuth, [method, proto, host, uri]) => {
+            let https = forwarded::https_from_proto("X-Forwarded-Proto", proto)?;
+            request::facts(rt, described(method, https, host, uri))
+        }
+        (Endpoint::AuthRequest, [url, method]) => {
+            let (https, authority, target) = split_absolute(url)?;
+            // nginx picks its server block from an absolute-form target, and the
+            // template sends that server's name in the URL and the client's own
+            // Host header as the Host: they must name the same host.
+            let host_header = forwarded::single(headers, "host")?.ok_or(BadRequest::MissingHost)?;
+            if normalize_host(host_header)? != normalize_host(authority)? {
+                return Err(BadRequest::HostMismatch);
+            }
+            request::facts(rt, described(method, https, authority, target))
+        }
+        _ => Err(BadRequest::Forwarded("unexpected forwarded headers")),
+    }
 }
 
 /// `https://host:port/p?q` → (https, "host:port", "/p?q").
-fn split_absolute(url: &str) -> Option<(bool, String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
+fn split_absolute(url: &str) -> Result<(bool, &str, &str), BadRequest> {
+    let bad = BadRequest::Forwarded("X-Original-URL is not an absolute http(s) URL");
+    let (scheme, rest) = url.split_once("://").ok_or(bad.clone())?;
     let https = match scheme.to_ascii_lowercase().as_str() {
         "https" => true,
         "http" => false,
-        _ => return None,
+        _ => return Err(bad),
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
     if authority.is_empty() || authority.contains('@') {
-        return None;
+        return Err(bad);
     }
     let target = match &rest[end..] {
-        "" => "/".to_string(),
-        t if t.starts_with('?') => format!("/{t}"),
-        t if t.starts_with('#') => "/".to_string(),
-        t => t.to_string(),
+        "" => "/",
+        t => t,
     };
-    Some((https, authority.to_string(), target))
+    Ok((https, authority, target))
 }
 
 #[cfg(test)]
@@ -214,14 +186,14 @@ mod tests {
     fn splits_absolute_urls() {
         assert_eq!(
             split_absolute("https://App.home.lab:8443/a/b?x=1"),
-            Some((true, "App.home.lab:8443".into(), "/a/b?x=1".into()))
+            Ok((true, "App.home.lab:8443", "/a/b?x=1"))
         );
-        assert_eq!(
-            split_absolute("http://h?q"),
-            Some((false, "h".into(), "/?q".into()))
-        );
-        assert_eq!(split_absolute("ftp://h/"), None);
-        assert_eq!(split_absolute("https://u@h/"), None);
-        assert_eq!(split_absolute("/relative"), None);
+        assert_eq!(split_absolute("http://h"), Ok((false, "h", "/")));
+        // Not origin-form: the shared builder refuses these.
+        assert_eq!(split_absolute("http://h?q"), Ok((false, "h", "?q")));
+        assert_eq!(split_absolute("http://h#f"), Ok((false, "h", "#f")));
+        assert!(split_absolute("ftp://h/").is_err());
+        assert!(split_absolute("https://u@h/").is_err());
+        assert!(split_absolute("/relative").is_err());
     }
 }

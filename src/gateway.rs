@@ -128,6 +128,8 @@ pub struct Facts {
     pub method: String,
     /// Normalised host (lower case, no port).
     pub host: String,
+    /// The port the client addressed, unless it is the scheme's default.
+    pub port: Option<u16>,
     /// Normalised path.
     pub path: String,
     /// Raw query string without `?`, if any.
@@ -145,6 +147,15 @@ impl Facts {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
+    }
+
+    /// `scheme://host[:port]` as the browser addressed it.
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        match self.port {
+            Some(p) => format!("{scheme}://{}:{p}", self.host),
+            None => format!("{scheme}://{}", self.host),
+        }
     }
 
     /// A request header as text.

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`], reload.
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
+//! - [`request`]: the one builder of request facts (inline and forward-auth), forwarded headers.
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
 //! - [`store`]: the [`store::Store`] trait and its backends.
@@ -29,6 +30,7 @@ pub mod gateway;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod request;
 pub mod routing;
 pub mod server;
 pub mod session;

@@ -15,17 +15,26 @@ use prometheus::{
 
 /// Set up `tracing` output on stderr: JSON lines when `json`, text otherwise.
 /// The filter comes from `RUST_LOG` (default `info`). Calling it twice is harmless.
+///
+/// pingora's own debug and trace lines print whole request headers (cookies
+/// among them), so they are never written, whatever `RUST_LOG` asks for.
 pub fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
+    let no_header_dumps = filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(no_header_dumps).with_filter(filter))
+        .try_init();
 }
 
 /// Every counter and histogram stepgate exports. A metric whose definition

@@ -112,9 +112,16 @@ pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> st
         client_ip: args.ip,
     };
     writeln!(out, "request: {method} {host}{path} from {}", args.ip)?;
-    let Some((index, rule)) = rt.route(&req) else {
-        writeln!(out, "denied: no rule matches")?;
-        return Ok(exit::DENIED);
+    let (index, rule) = match rt.route(&req) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            writeln!(out, "denied: no rule matches")?;
+            return Ok(exit::DENIED);
+        }
+        Err(e) => {
+            writeln!(out, "bad request (400): {e}")?;
+            return Ok(exit::DENIED);
+        }
     };
     writeln!(out, "rule: {} (rules[{index}])", rule.name)?;
     let policy = match rule.policy {

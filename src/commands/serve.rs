@@ -40,9 +40,19 @@ pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::i
     let built = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(tokio_rt) => tokio_rt.block_on(async {
             let gw = Gateway::build(rt, store, Arc::new(SystemClock)).await?;
-            // No credential at all: log one enrollment link for the first user.
-            if let Err(e) = crate::portal::bootstrap(&gw).await {
-                tracing::warn!(error = %e, "bootstrap invite could not be created");
+            // No credential at all: one enrollment link for the first user, on
+            // standard output (the log never holds a secret).
+            match crate::portal::bootstrap(&gw).await {
+                Ok(Some(url)) => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(
+                        out,
+                        "Enroll the first passkey (one-time link, valid 24h): {url}"
+                    );
+                    let _ = out.flush();
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "bootstrap invite could not be created"),
             }
             Ok::<_, crate::gateway::BuildError>(gw)
         }),

@@ -397,12 +397,24 @@ fn rate_limit(diags: &mut Diagnostics, r: Option<&file::RateLimitFile>) -> RateL
 
 fn upstreams(
     diags: &mut Diagnostics,
-    raw: &BTreeMap<String, String>,
+    raw: &BTreeMap<String, file::UpstreamFile>,
 ) -> BTreeMap<String, Upstream> {
     let mut out = BTreeMap::new();
-    for (name, target) in raw {
-        let p = format!("upstreams.{name}");
+    for (name, entry) in raw {
+        let target = entry.url();
+        let fold_case =
+            matches!(entry, file::UpstreamFile::Detailed(d) if d.case_insensitive_paths);
+        let p = match entry {
+            file::UpstreamFile::Url(_) => format!("upstreams.{name}"),
+            file::UpstreamFile::Detailed(_) => format!("upstreams.{name}.url"),
+        };
         if target == "builtin:whoami" {
+            if fold_case {
+                diags.error(
+                    &format!("upstreams.{name}.case_insensitive_paths"),
+                    "builtin:whoami matches paths as written",
+                );
+            }
             out.insert(name.clone(), Upstream::Whoami);
             continue;
         }
@@ -444,6 +456,7 @@ fn upstreams(
                 address: format!("{host}:{port}"),
                 tls,
                 sni,
+                fold_case,
             },
         );
     }
@@ -598,11 +611,25 @@ fn rules(
                 "passkey rule on \"*\" with no allow: any enrolled user may open any host",
             );
         }
+        let fold_case = r
+            .upstream
+            .as_ref()
+            .and_then(|u| upstreams.get(u))
+            .is_some_and(|u| {
+                matches!(
+                    u,
+                    Upstream::Http {
+                        fold_case: true,
+                        ..
+                    }
+                )
+            });
         let matcher = Matcher {
             hosts: hosts.clone(),
             paths,
             methods,
             networks,
+            fold_case,
         };
         if let Some(k) = matchers
             .iter()

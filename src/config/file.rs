@@ -101,6 +101,57 @@ pub struct RateLimitFile {
     pub per_user_per_minute: Option<u32>,
 }
 
+/// `upstreams.NAME:` — a URL (`http://127.0.0.1:3000`, `builtin:whoami`), or
+/// the long form with settings.
+#[derive(Debug, Clone)]
+pub enum UpstreamFile {
+    Url(String),
+    Detailed(UpstreamDetailFile),
+}
+
+/// `upstreams.NAME: { url: …, … }`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDetailFile {
+    pub url: String,
+    /// The app treats `/Admin` as `/admin`: rules routing to it match paths
+    /// without regard to case.
+    #[serde(default)]
+    pub case_insensitive_paths: bool,
+}
+
+impl UpstreamFile {
+    pub fn url(&self) -> &str {
+        match self {
+            UpstreamFile::Url(u) => u,
+            UpstreamFile::Detailed(d) => &d.url,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UpstreamFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL or a mapping with url")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<UpstreamFile, E> {
+                Ok(UpstreamFile::Url(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<UpstreamFile, A::Error> {
+                UpstreamDetailFile::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(UpstreamFile::Detailed)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// `rules[N]:`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +228,7 @@ pub struct ConfigFile {
     pub users: BTreeMap<String, UserFile>,
     pub authenticators: BTreeMap<String, AuthenticatorSetFile>,
     pub rate_limit: Option<RateLimitFile>,
-    pub upstreams: BTreeMap<String, String>,
+    pub upstreams: BTreeMap<String, UpstreamFile>,
     /// `None` marks a rule that failed to parse: later rules keep their index.
     pub rules: Vec<Option<RuleFile>>,
     pub log: Option<LogFile>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use uuid::Uuid;
 
-use crate::routing::{HostPattern, RouteRequest, Router};
+use crate::routing::{AmbiguousCase, HostPattern, RouteRequest, Router};
 
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
@@ -117,6 +117,8 @@ pub enum Upstream {
         address: String,
         tls: bool,
         sni: String,
+        /// The app treats `/Admin` as `/admin` (`case_insensitive_paths`).
+        fold_case: bool,
     },
     /// `builtin:whoami`
     Whoami,
@@ -182,10 +184,13 @@ impl Rule {
 }
 
 impl Runtime {
-    /// The rule a request falls under, with its index.
-    pub fn route(&self, req: &RouteRequest<'_>) -> Option<(usize, &Rule)> {
-        let i = self.router.route(req)?;
-        self.rules.get(i).map(|r| (i, r))
+    /// The rule a request falls under, with its index; an error when case
+    /// folding makes the path mean two things (answer 400).
+    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Option<(usize, &Rule)>, AmbiguousCase> {
+        let Some(i) = self.router.route(req)? else {
+            return Ok(None);
+        };
+        Ok(self.rules.get(i).map(|r| (i, r)))
     }
 
     /// May `host` (normalised) be sent to after a ceremony? The portal host, or a

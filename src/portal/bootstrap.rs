@@ -33,7 +33,9 @@ pub async fn bootstrap(gw: &Gateway) -> Result<Option<String>, StoreError> {
     };
     gw.store.add_invite(&token_hash(&token), &invite).await?;
     let url = rt.portal.url(&format!("/.stepgate/enroll?token={token}"));
-    tracing::warn!(user = %user, url = %url,
-        "no passkey is registered yet: open this one-time link (valid 24h) to enroll");
+    // The link is a secret: it goes to the operator's terminal (standard
+    // output, see `commands::serve`), never into the log.
+    tracing::warn!(user = %user,
+        "no passkey is registered yet: a one-time enrollment link (valid 24h) was printed on standard output; `stepgate invite USER` makes another");
     Ok(Some(url))
 }

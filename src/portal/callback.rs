@@ -1,9 +1,12 @@
 //! `/.stepgate/callback?code=…&rd=…` on any app host: trade a one-time code
 //! for a host-only app session cookie, then 303 to `rd`.
 //!
-//! The new app session replaces the one this browser held on the host, and
-//! carries over that session's grants (same user) except the one the new
-//! ceremony renews.
+//! A code is redeemed only at the origin (scheme, host, port) it was made for,
+//! by the browser that origin sent to the portal (its browser-state cookie must
+//! match the binding the code carries), within a minute, while its portal
+//! session is alive. The new app session replaces the one this browser held on
+//! the host and keeps that session's grants only when both come from the same
+//! portal session (the renewed rule's grant is replaced).
 
 use crate::audit;
 use http::StatusCode;
@@ -13,19 +16,21 @@ use super::cookies::{CookieKind, set_cookie};
 use super::login::{CODE_TTL, CodeRecord, code_key};
 use super::{Failure, Result, html, pages, redirect};
 use crate::gateway::{Facts, Gateway, Reply};
+use crate::session::cookie::state_from_headers;
 use crate::session::lifecycle::new_app_session;
-use crate::session::{Grant, token_hash};
+use crate::session::{Grant, is_live, token_hash};
 
 pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let rt = gw.config.load();
     let now = gw.now();
-    let rd = facts.query_param("rd");
-    let retry = rt.portal.url(&format!(
-        "/.stepgate/login?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("rd", rd.as_deref().unwrap_or(""))
-            .finish()
-    ));
+    let origin = facts.origin();
+    // Only ever back to this origin; starting over there signs in afresh.
+    let back = facts
+        .query_param("rd")
+        .and_then(|r| redirect::validate(&rt, &r))
+        .filter(|t| t.origin() == origin)
+        .map_or_else(|| "/".to_string(), |t| t.url.to_string());
+    let retry = back.clone();
     let expired = || {
         Ok(html(
             StatusCode::BAD_REQUEST,
@@ -48,26 +53,43 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let record: CodeRecord = serde_json::from_slice(&bytes)
         .map_err(|_| Failure::Bad("The sign-in link was damaged.".into()))?;
     let age = now - record.at;
-    if record.host != facts.host || !(0..=CODE_TTL.as_secs() as i64).contains(&age) {
+    if !(0..=CODE_TTL.as_secs() as i64).contains(&age) {
         return expired();
     }
-    // The portal session the code came from must still be alive.
+    // Only at the origin it was made for, and only in the browser that origin
+    // sent to the portal (its browser-state cookie, bound with our keys).
+    let keys = gw.cookie_keys.load();
+    let bound = state_from_headers(&facts.headers, facts.https)
+        .is_some_and(|state| keys.binding_ok(state, &origin, &record.binding));
+    if origin != record.origin || !bound {
+        tracing::info!(%origin, "callback code presented at another origin or by another browser");
+        return expired();
+    }
+    // The portal session the code came from must still be alive (idle limit
+    // included) and its user still allowed in.
     let Some(portal) = gw
         .store
         .portal_sessions(Some(&record.user))
         .await?
         .into_iter()
-        .find(|p| p.id == record.portal_id && now < p.expires_at)
+        .find(|p| {
+            p.id == record.portal_id
+                && is_live(p.created_at, p.last_seen_at, p.expires_at, &rt.session, now)
+        })
     else {
         return expired();
     };
+    if !rt.users.get(&record.user).is_some_and(|u| u.is_active(now)) {
+        return expired();
+    }
     let secure = facts.https;
     let mut grants: Vec<Grant> = Vec::new();
-    let keys = gw.cookie_keys.load();
     if let Some(old) = keys.token_from_headers(&facts.headers, CookieKind::App, secure)
         && let Some(view) = gw.store.app_session(&token_hash(&old)).await?
     {
-        if view.app.host == record.host && view.app.user == record.user {
+        // Grants earned in this same portal session on this host stay; nothing
+        // crosses from another portal session.
+        if view.app.host == facts.host && view.app.portal_id == portal.id {
             grants.extend(
                 view.grants
                     .into_iter()
@@ -82,7 +104,7 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             verification: record.verification.clone(),
         });
     }
-    let app = new_app_session(&portal, &record.host, &rt.session, now);
+    let app = new_app_session(&portal, &facts.host, &rt.session, now);
     let minted = keys.mint(CookieKind::App);
     gw.store
         .add_app_session(&minted.token_hash, &app, &grants)
@@ -96,12 +118,6 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             facts.client_ip,
         );
     }
-    // Only ever back to this host.
-    let location = rd
-        .as_deref()
-        .and_then(|r| redirect::validate(&rt, r))
-        .filter(|t| t.host == facts.host)
-        .map_or_else(|| "/".to_string(), |t| t.url.to_string());
     let cookie = set_cookie(
         CookieKind::App,
         secure,
@@ -109,5 +125,5 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         app.expires_at,
         now,
     );
-    Ok(Reply::redirect(StatusCode::SEE_OTHER, &location).header(SET_COOKIE, cookie))
+    Ok(Reply::redirect(StatusCode::SEE_OTHER, &back).header(SET_COOKIE, cookie))
 }

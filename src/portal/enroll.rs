@@ -12,9 +12,7 @@ use serde::Deserialize;
 use webauthn_rs_core::proto::RegisterPublicKeyCredential;
 
 use super::pending::{self, Pending};
-use super::{
-    Failure, Result, html, json, limit_ip, limit_user, pages, require_same_origin, sessions,
-};
+use super::{Failure, Result, html, json, limit_client, pages, require_same_origin, sessions};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::{Credential, Invite, Verification, token_hash};
 use crate::store::StoreError;
@@ -51,7 +49,7 @@ fn clean_label(label: &str) -> Option<String> {
 /// `POST /.stepgate/api/enroll/begin` `{token, label}`
 pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     require_same_origin(gw, facts)?;
-    limit_ip(gw, facts)?;
+    limit_client(gw, facts).await?;
     let req: BeginRequest = super::parse_json(body)?;
     let Some(label) = clean_label(&req.label) else {
         return Err(Failure::Bad("Please give this passkey a name.".into()));
@@ -64,10 +62,6 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
                 .into(),
         ));
     };
-    if let Err(e) = limit_user(gw, &invite.user) {
-        put_back(gw, &invite_hash, &invite).await;
-        return Err(e);
-    }
     let rt = gw.config.load();
     let Some(user) = rt.users.get(&invite.user).filter(|u| u.is_active(now)) else {
         return Err(Failure::Bad(
@@ -133,7 +127,7 @@ struct FinishRequest {
 /// `POST /.stepgate/api/enroll/finish` `{ceremony, credential}`
 pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     require_same_origin(gw, facts)?;
-    limit_ip(gw, facts)?;
+    limit_client(gw, facts).await?;
     let req: FinishRequest = super::parse_json(body)?;
     let Some(Pending::Enroll {
         user,

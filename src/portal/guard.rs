@@ -44,6 +44,7 @@ mod tests {
         Facts {
             method: "POST".into(),
             host: "auth.home.lab".into(),
+            port: None,
             path: "/.stepgate/logout".into(),
             query: None,
             https: true,

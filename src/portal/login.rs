@@ -12,12 +12,15 @@ use std::time::Duration;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use serde::{Deserialize, Serialize};
-use webauthn_rs_core::proto::{Credential as CoreCredential, PublicKeyCredential};
+use webauthn_rs_core::proto::{
+    AuthenticationState, Credential as CoreCredential, PublicKeyCredential,
+};
 
 use super::pending::{self, Pending};
 use super::redirect::{self, Target};
 use super::{
-    Failure, Result, html, json, limit_ip, limit_user, pages, require_same_origin, sessions,
+    Failure, Result, count_failure, failures_allowed, html, json, limit_client, pages,
+    require_same_origin, sessions,
 };
 use crate::config::{Rule, Runtime, StepUp};
 use crate::gateway::{Facts, Gateway, Reply};
@@ -36,8 +39,11 @@ pub struct CodeRecord {
     pub at: i64,
     pub portal_id: String,
     pub user: String,
-    /// The app host (normalised) the code is for.
-    pub host: String,
+    /// The app origin (`scheme://host[:port]`) the code may be redeemed at.
+    pub origin: String,
+    /// The browser binding ([`CookieKeys::browser_binding`]) the app host gave
+    /// the browser it sent here: only that browser can redeem the code.
+    pub binding: String,
     /// The rule the ceremony was done for.
     pub rule: Option<String>,
     pub verification: Verification,
@@ -60,7 +66,7 @@ pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&
         method: "GET",
         client_ip: facts.client_ip,
     };
-    rt.route(&req).map(|(_, r)| r)
+    rt.route(&req).ok().flatten().map(|(_, r)| r)
 }
 
 /// Does `cred` satisfy `step_up` (model and binding; age is the ceremony's own)?
@@ -152,11 +158,29 @@ async fn user_credentials(
     Ok((all, ok))
 }
 
-/// `GET /.stepgate/login?rd=`
+/// A browser binding as an app host writes it into the login URL.
+fn binding_param(raw: Option<String>) -> Option<String> {
+    raw.filter(|b| {
+        b.len() == 32
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    })
+}
+
+/// `GET /.stepgate/login?rd=&state=`
 pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let rt = gw.config.load();
     let rd = facts.query_param("rd");
     let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
+    let binding = binding_param(facts.query_param("state"));
+    if let Some(t) = &target
+        && t.host != rt.portal.host
+        && binding.is_none()
+    {
+        // Only the app host can bind a sign-in to this browser: go there
+        // first; it sends the browser back here with its binding.
+        return Ok(Reply::redirect(StatusCode::FOUND, t.url.as_str()));
+    }
     let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
     let step_up = rule.and_then(|r| r.step_up.as_ref());
     let current = sessions::current(gw, facts).await?;
@@ -186,6 +210,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     let rd_text = target.as_ref().map_or(String::new(), |t| t.url.to_string());
     let body = pages::login(&pages::Login {
         rd: &rd_text,
+        state: binding.as_deref().unwrap_or(""),
         destination: &destination,
         needs: step_up.map(|s| needs_text(&rt, s)).unwrap_or_default(),
         user: user.as_deref(),
@@ -199,13 +224,22 @@ struct BeginRequest {
     #[serde(default)]
     rd: Option<String>,
     #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
     username: Option<String>,
 }
 
-/// `POST /.stepgate/api/login/begin` `{rd, username?}`
+/// `POST /.stepgate/api/login/begin` `{rd, state?, username?}`
+///
+/// Signed in: the user's passkeys that fit the rule (a user outside `allow`, or
+/// without a fitting passkey, is told so: they proved who they are). Not signed
+/// in, with a user name: the answer looks the same whether or not the user
+/// exists, may open the page or has passkeys (their usable passkeys' ids, or
+/// stable decoy ids); what applies is said only after a verified assertion.
+/// Without a name: a discoverable-credential ceremony.
 pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     require_same_origin(gw, facts)?;
-    limit_ip(gw, facts)?;
+    limit_client(gw, facts).await?;
     let req: BeginRequest = super::parse_json(body)?;
     let rt = gw.config.load();
     let target = req.rd.as_deref().and_then(|r| redirect::validate(&rt, r));
@@ -215,41 +249,20 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let named = req
         .username
         .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty());
-    let user = session_user.or(named);
-    let allow: Vec<CoreCredential> = match &user {
-        None => Vec::new(),
-        Some(u) => {
-            limit_user(gw, u)?;
-            let now = gw.now();
-            let Some(cfg) = rt.users.get(u).filter(|c| c.is_active(now)) else {
-                return Err(Failure::Bad(
-                    "There is no usable passkey for that user name.".into(),
-                ));
-            };
-            if let Some(rule) = rule
-                && !rule.allows(u, cfg)
-            {
-                return Err(Failure::Forbidden(format!(
-                    "Your account ({u}) may not open this page."
-                )));
-            }
-            let (all, ok) = user_credentials(gw, u, step_up).await?;
-            if ok.is_empty() {
-                return Err(Failure::Bad(if all.is_empty() {
-                    "There is no usable passkey for that user name.".into()
-                } else {
-                    no_match_text(&rt, step_up, &all)
-                }));
-            }
-            ok.iter().filter_map(core_credential).collect()
-        }
-    };
+        .filter(|u| !u.is_empty() && u.len() <= 64);
     let rp = gw.portal.rp.load();
-    let (options, state) = rp.begin_login(allow)?;
+    let (options, state) = match (&session_user, &named) {
+        (Some(u), _) => {
+            let allow = signed_in_allow(gw, &rt, u, rule, step_up).await?;
+            rp.begin_login(allow)?
+        }
+        (None, Some(name)) => named_options(gw, &rp, name).await?,
+        (None, None) => rp.begin_login(Vec::new())?,
+    };
     let pending = Pending::Login {
         rd: target.map(|t| t.url.to_string()),
-        user,
+        binding: binding_param(req.state),
+        user: session_user.or(named),
         state,
     };
     let begun = pending::put(gw, facts, pending).await?;
@@ -261,6 +274,72 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         reply = reply.header(SET_COOKIE, c);
     }
     Ok(reply)
+}
+
+/// The passkeys a signed-in user may use for `rule`, or why none.
+async fn signed_in_allow(
+    gw: &Gateway,
+    rt: &Runtime,
+    user: &str,
+    rule: Option<&Rule>,
+    step_up: Option<&StepUp>,
+) -> Result<Vec<CoreCredential>> {
+    if let (Some(rule), Some(cfg)) = (rule, rt.users.get(user))
+        && !rule.allows(user, cfg)
+    {
+        return Err(Failure::Forbidden(format!(
+            "Your account ({user}) may not open this page."
+        )));
+    }
+    let (all, ok) = user_credentials(gw, user, step_up).await?;
+    if ok.is_empty() {
+        return Err(Failure::Bad(no_match_text(rt, step_up, &all)));
+    }
+    Ok(ok.iter().filter_map(core_credential).collect())
+}
+
+/// Options for a named, not signed-in sign-in that say nothing about `name`:
+/// the ids of its usable passkeys, or decoys derived from the name (stable
+/// across requests and instances, like real ones), each as `{type, id}` only.
+async fn named_options(
+    gw: &Gateway,
+    rp: &RelyingParty,
+    name: &str,
+) -> Result<(serde_json::Value, AuthenticationState)> {
+    let now = gw.now();
+    let active = gw
+        .config
+        .load()
+        .users
+        .get(name)
+        .is_some_and(|u| u.is_active(now));
+    let creds: Vec<CoreCredential> = if active {
+        gw.store
+            .credentials(Some(name))
+            .await?
+            .iter()
+            .filter(|c| c.is_usable(now))
+            .filter_map(core_credential)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let ids: Vec<String> = if creds.is_empty() {
+        vec![webauthn::b64url(
+            &gw.cookie_keys.load().decoy_credential_id(name),
+        )]
+    } else {
+        creds
+            .iter()
+            .map(|c| webauthn::b64url(c.cred_id.as_slice()))
+            .collect()
+    };
+    let (mut options, state) = rp.begin_login(creds)?;
+    options["allowCredentials"] = ids
+        .into_iter()
+        .map(|id| serde_json::json!({ "type": "public-key", "id": id }))
+        .collect();
+    Ok((options, state))
 }
 
 /// The webauthn-rs credential of a stored one, with the stored counter and flags.
@@ -318,9 +397,14 @@ async fn finish_ceremony(
     audited: &mut Audited,
 ) -> Result<Reply> {
     require_same_origin(gw, facts)?;
-    limit_ip(gw, facts)?;
+    limit_client(gw, facts).await?;
     let req: FinishRequest = super::parse_json(body)?;
-    let Some(Pending::Login { rd, user, state }) = pending::take(gw, facts, &req.ceremony).await?
+    let Some(Pending::Login {
+        rd,
+        binding,
+        user,
+        state,
+    }) = pending::take(gw, facts, &req.ceremony).await?
     else {
         return Err(pending::expired());
     };
@@ -334,7 +418,7 @@ async fn finish_ceremony(
     };
     audited.user = Some(stored.user.clone());
     audited.credential = Some(stored.label.clone());
-    limit_user(gw, &stored.user)?;
+    failures_allowed(gw, facts, &stored.user).await?;
     if user.as_deref().is_some_and(|u| u != stored.user) {
         return Err(refuse("This passkey belongs to another account."));
     }
@@ -380,6 +464,7 @@ async fn finish_ceremony(
             return Err(CeremonyError::CounterRegressed.into());
         }
         Err(e) => {
+            count_failure(gw, facts, &stored.user).await;
             return Err(e.into());
         }
     };
@@ -430,13 +515,17 @@ async fn finish_ceremony(
     let redirect = match &target {
         None => redirect::fallback(&rt),
         Some(t) if t.host == rt.portal.host => t.url.to_string(),
+        // Only the browser the app host sent here may redeem a code: without
+        // its binding, go back to the app, which starts over with one.
+        Some(t) if binding.is_none() => t.url.to_string(),
         Some(t) => {
             let code = new_token();
             let record = CodeRecord {
                 at: now,
                 portal_id: portal.id.clone(),
                 user: stored.user.clone(),
-                host: t.host.clone(),
+                origin: t.origin(),
+                binding: binding.unwrap_or_default(),
                 rule: rule.map(|r| r.name.clone()),
                 verification,
             };

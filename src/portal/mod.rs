@@ -225,10 +225,11 @@ fn asset(ct: &str, body: &'static str) -> Reply {
 /// Answer one `/.stepgate/…` request (not `/.stepgate/authz/*`).
 pub async fn handle(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
     let reply = handle_request(gw, facts, body).await;
-    let asset = facts.path.starts_with("/.stepgate/assets/");
-    if !asset {
+    let reading = matches!(facts.method.as_str(), "GET" | "HEAD");
+    if !reading || facts.path == "/.stepgate/callback" {
         // Sign-in, step-up, callback, sign-out, revocations: sessions may have
-        // ended or been replaced; the access check must not reuse an old answer.
+        // ended or been replaced; the access check must not reuse an old
+        // answer. Pages that only read (and 404s) leave the cache alone.
         gw.sessions.clear();
     }
     reply
@@ -309,24 +310,48 @@ pub(crate) fn require_same_origin(gw: &Gateway, facts: &Facts) -> Result<()> {
     }
 }
 
-/// Count one ceremony request against the client IP's limit.
-pub(crate) fn limit_ip(gw: &Gateway, facts: &Facts) -> Result<()> {
-    let limit = gw.config.load().rate_limit.per_ip_per_minute;
-    gw.portal
-        .limits
-        .per_ip
-        .hit(&facts.client_ip.to_string(), limit, gw.now())
-        .map_err(Failure::RateLimited)
+impl From<ratelimit::Limited> for Failure {
+    fn from(l: ratelimit::Limited) -> Self {
+        match l {
+            ratelimit::Limited::RetryAfter(s) => Failure::RateLimited(s),
+            ratelimit::Limited::Store(e) => Failure::Store(e),
+        }
+    }
 }
 
-/// Count one ceremony request against a user's limit.
-pub(crate) fn limit_user(gw: &Gateway, user: &str) -> Result<()> {
-    let limit = gw.config.load().rate_limit.per_user_per_minute;
-    gw.portal
+/// Count one ceremony request against the client's limit.
+pub(crate) async fn limit_client(gw: &Gateway, facts: &Facts) -> Result<()> {
+    let limit = gw.config.load().rate_limit.per_ip_per_minute;
+    let store = gw.store.as_ref();
+    Ok(gw
+        .portal
         .limits
-        .per_user
-        .hit(user, limit, gw.now())
-        .map_err(Failure::RateLimited)
+        .client(store, facts.client_ip, limit, gw.now())
+        .await?)
+}
+
+/// Refuse a verification for `user` from this client once it failed too often.
+pub(crate) async fn failures_allowed(gw: &Gateway, facts: &Facts, user: &str) -> Result<()> {
+    let limit = gw.config.load().rate_limit.per_user_per_minute;
+    let store = gw.store.as_ref();
+    Ok(gw
+        .portal
+        .limits
+        .failures_allowed(store, user, facts.client_ip, limit, gw.now())
+        .await?)
+}
+
+/// Count a failed verification for `user` from this client.
+pub(crate) async fn count_failure(gw: &Gateway, facts: &Facts, user: &str) {
+    let store = gw.store.as_ref();
+    let counted = gw
+        .portal
+        .limits
+        .count_failure(store, user, facts.client_ip, gw.now())
+        .await;
+    if let Err(e) = counted {
+        tracing::warn!(error = %e, "could not count a failed verification");
+    }
 }
 
 /// Parse a JSON body.

@@ -55,6 +55,8 @@ pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
 /// What the login page shows.
 pub struct Login<'a> {
     pub rd: &'a str,
+    /// The browser binding from the app host ("" when none).
+    pub state: &'a str,
     /// Where the user is going (host), shown to them.
     pub destination: &'a str,
     /// Plain sentences about what the page needs ("a fresh check …").
@@ -94,8 +96,9 @@ pub fn login(p: &Login<'_>) -> String {
         "Sign in",
         &m,
         Some(&format!(
-            "data-page=\"login\" data-rd=\"{}\"{}",
+            "data-page=\"login\" data-rd=\"{}\" data-state=\"{}\"{}",
             escape(p.rd),
+            escape(p.state),
             p.user
                 .map_or(String::new(), |u| format!(" data-user=\"{}\"", escape(u)))
         )),
@@ -266,6 +269,7 @@ mod tests {
     #[test]
     fn login_page_carries_rd_escaped() {
         let html = login(&Login {
+            state: "",
             rd: "https://a/\"><script>",
             destination: "a",
             needs: vec![],

@@ -58,16 +58,24 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     if let Some(reply) = portal_home(rt, facts) {
         return Action::Reply(reply);
     }
-    let verdict = access::judge(gw, rt, facts).await;
+    let verdict = match access::judge(gw, rt, facts).await {
+        Ok(v) => v,
+        Err(why) => return Action::Reply(access::bad_request(&why)),
+    };
     let identity = match verdict.decision {
         Decision::Allow { identity } => identity,
-        other => return Action::Reply(access::refusal(rt, facts, &other, Mode::Inline)),
+        other => {
+            let keys = gw.cookie_keys.load();
+            return Action::Reply(access::refusal(rt, &keys, facts, &other, Mode::Inline));
+        }
     };
     let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
     match upstream {
         None => Action::Reply(bad_gateway("this rule has no upstream (forward-auth only)")),
         Some(Upstream::Whoami) => Action::Whoami { identity },
-        Some(Upstream::Http { address, tls, sni }) => match resolve(address).await {
+        Some(Upstream::Http {
+            address, tls, sni, ..
+        }) => match resolve(address).await {
             Some(addr) => Action::Proxy {
                 target: Target {
                     addr,
@@ -102,7 +110,7 @@ fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
         method: &facts.method,
         client_ip: facts.client_ip,
     };
-    if rt.route(&req).is_some() {
+    if !matches!(rt.route(&req), Ok(None)) {
         return None;
     }
     Some(Reply::redirect(StatusCode::FOUND, "/.stepgate/account"))

@@ -1,19 +1,20 @@
 //! Gather a request's facts from a pingora session, refusing what is ambiguous.
 //!
-//! This is the only place that reads the downstream request for judging. A
-//! request whose framing or authority could mean two things to two programs
-//! (both `Content-Length` and `Transfer-Encoding`, a repeated `Host`, a `Host`
-//! that differs from an absolute-form target, a bad host or path) gets
-//! [`BadRequest`], which the hook answers with 400 and a closed connection.
+//! This is the only place that reads the downstream request for judging. It
+//! checks what only the raw request shows (both `Content-Length` and
+//! `Transfer-Encoding`, a repeated `Host`, a `Host` that differs from an
+//! absolute-form target), then hands the rest to [`request::facts`], the same
+//! builder forward-auth uses. Any [`BadRequest`] is answered 400 with a closed
+//! connection.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use pingora::protocols::http::ServerSession;
 
-use crate::authz;
 use crate::config::Runtime;
 use crate::gateway::Facts;
-use crate::routing::{normalize_host, normalize_path};
+use crate::request::forwarded::{self, canonical_ip, is_trusted};
+use crate::request::{self, BadRequest, Described};
 
 /// What arrived on one downstream request.
 #[derive(Debug, Clone)]
@@ -26,25 +27,6 @@ pub struct Arrival {
     pub trusted_peer: bool,
     /// Did the request reach us over TLS?
     pub tls: bool,
-}
-
-/// Why a request is refused before any rule is looked at.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BadRequest {
-    #[error("both Content-Length and Transfer-Encoding")]
-    AmbiguousFraming,
-    #[error("more than one Host header")]
-    RepeatedHost,
-    #[error("Host differs from the request target's authority")]
-    HostMismatch,
-    #[error("no Host")]
-    MissingHost,
-    #[error("host: {0}")]
-    Host(#[from] crate::routing::HostError),
-    #[error("path: {0}")]
-    Path(#[from] crate::routing::PathError),
-    #[error("request target is not valid")]
-    Target,
 }
 
 /// Read the facts of the request on `session`.
@@ -62,47 +44,38 @@ pub fn gather(session: &ServerSession, rt: &Runtime) -> Result<Arrival, BadReque
     };
     let raw = std::str::from_utf8(req.raw_path()).map_err(|_| BadRequest::Target)?;
     let (authority, target) = split_target(raw)?;
-    let host_raw = match (host_header, authority) {
+    let authority = match (host_header, authority) {
         (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => return Err(BadRequest::HostMismatch),
         (Some(h), _) => h,
         (None, Some(a)) => a,
         (None, None) => return Err(BadRequest::MissingHost),
     };
-    let host = normalize_host(host_raw)?;
-    let (raw_path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_string())),
-        None => (target, None),
-    };
-    let path = normalize_path(raw_path)?;
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| {
-            authz::canonical_ip(a.ip())
-        });
-    let trusted_peer = authz::is_trusted(rt, peer);
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| canonical_ip(a.ip()));
+    let trusted_peer = is_trusted(rt, peer);
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-    let forwarded_https = trusted_peer
-        && req
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-    let mut headers = req.headers.clone();
-    if host_header.is_none()
-        && let Ok(v) = http::HeaderValue::from_str(host_raw)
-    {
-        headers.insert(http::header::HOST, v);
-    }
-    let facts = Facts {
-        method: req.method.as_str().to_string(),
-        host,
-        path,
-        query,
-        https: tls || forwarded_https,
-        client_ip: authz::client_ip(rt, peer, &req.headers),
-        headers,
+    // A trusted front proxy that terminated TLS says so; nobody else is believed.
+    let forwarded_https = if trusted_peer {
+        match forwarded::single(&req.headers, "x-forwarded-proto")? {
+            Some(proto) => forwarded::https_from_proto("X-Forwarded-Proto", proto)?,
+            None => false,
+        }
+    } else {
+        false
     };
+    let facts = request::facts(
+        rt,
+        Described {
+            method: req.method.as_str(),
+            https: tls || forwarded_https,
+            authority,
+            target,
+            headers: &req.headers,
+            peer,
+        },
+    )?;
     Ok(Arrival {
         facts,
         peer,
@@ -124,7 +97,7 @@ fn split_target(raw: &str) -> Result<(Option<&str>, &str), BadRequest> {
     } else {
         return Err(BadRequest::Target);
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
     if authority.is_empty() || authority.contains('@') {
         return Err(BadRequest::Target);
@@ -140,13 +113,23 @@ fn split_target(raw: &str) -> Result<(Option<&str>, &str), BadRequest> {
     Ok((Some(authority), target))
 }
 
-/// pingora drops `Content-Length` when `Transfer-Encoding` is present, so the
-/// raw header block is the only place the conflict is still visible.
+/// pingora drops `Content-Length` when `Transfer-Encoding` is present and a
+/// fragment from the target, so the raw header block is the only place the
+/// conflict or the `#` is still visible.
 fn check_raw_framing(session: &ServerSession) -> Result<(), BadRequest> {
     let ServerSession::H1(h1) = session else {
         return Ok(());
     };
     let raw = h1.get_headers_raw_bytes();
+    // The parsed target has lost any fragment; the request line still shows it.
+    let request_line = raw
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii_end();
+    if request_line.contains(&b'#') {
+        return Err(BadRequest::Fragment);
+    }
     let (mut cl, mut te, mut host) = (false, false, 0usize);
     for line in raw.split(|&b| b == b'\n').skip(1) {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -182,6 +165,7 @@ mod tests {
             Some((Some("h:1"), "/p?q"))
         );
         assert_eq!(split_target("HTTPS://h").ok(), Some((Some("h"), "/")));
+        assert_eq!(split_target("http://h#x").ok(), Some((Some("h"), "#x")));
         assert!(split_target("http://u@h/").is_err());
         assert!(split_target("*").is_err());
     }

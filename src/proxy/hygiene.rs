@@ -1,30 +1,74 @@
-//! What the upstream receives: the request as it arrived, cleaned.
+//! What the upstream receives: the request as it was judged, cleaned.
 //!
-//! Client-sent identity headers go (in any case, and in `_` or `.` spellings),
-//! stepgate's own cookies go, forwarded headers are set truthfully, and the
-//! normalised path replaces the raw one (the query is kept as sent).
+//! - `Host` is the judged authority (also when an absolute-form request came
+//!   without one), and the normalised path replaces the raw one (the query is
+//!   kept as sent).
+//! - A client's identity headers go, in any spelling; so does every header
+//!   whose name holds `_` or `.` (CGI, PHP and many frameworks read
+//!   `Remote_User` or `remote.user` as `Remote-User`; nginx drops such names by
+//!   default too).
+//! - Headers that change what a request means to some apps go whoever sent
+//!   them: method overrides, `X-Original-URL`, `X-Rewrite-URL`,
+//!   `X-Forwarded-Prefix/-Uri/-Port`, `X-Original-Method`.
+//! - Forwarded headers (`X-Forwarded-For/-Proto/-Host`, `X-Real-IP`,
+//!   `Forwarded`) are kept only from trusted proxies; `X-Forwarded-For` is
+//!   appended to or replaced truthfully.
+//! - Every header a client names in `Connection` goes, and `Connection` itself
+//!   is rewritten (`Upgrade` for a WebSocket handshake, nothing otherwise), so
+//!   no client can make stepgate's own headers hop-by-hop for the next hop.
+//! - stepgate's own cookies go.
 
 use pingora::http::RequestHeader;
 
 use crate::access::{self, canonical_name};
 use crate::policy::Identity;
+use crate::session::cookie::cookies_without_ours;
 
 use super::facts::Arrival;
 
-/// Forwarded headers believed only from trusted proxies.
-const FORWARDED: [&str; 11] = [
+/// Forwarded headers believed only from trusted proxies (exact spelling).
+const FORWARDED: [&str; 5] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
-    "x-forwarded-method",
-    "x-forwarded-uri",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-original-url",
-    "x-original-method",
     "x-real-ip",
     "forwarded",
 ];
+
+/// Headers that make some apps serve another method or path than the one judged.
+const MEANING: [&str; 9] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-port",
+];
+
+/// Should a request header named `raw` be removed before proxying?
+fn dropped(raw: &str, trusted_peer: bool) -> bool {
+    if raw.contains(['_', '.']) || access::is_identity_header(raw) {
+        return true;
+    }
+    let canon = canonical_name(raw);
+    MEANING.contains(&canon.as_str()) || (!trusted_peer && FORWARDED.contains(&canon.as_str()))
+}
+
+/// The header names a client listed in `Connection` (lower case), besides the
+/// connection options themselves.
+fn connection_listed(req: &RequestHeader) -> Vec<String> {
+    req.headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty() && !matches!(t.as_str(), "close" | "keep-alive" | "upgrade"))
+        .collect()
+}
 
 /// Rewrite `req` (a copy of the downstream request) into what the upstream gets.
 pub fn prepare(
@@ -32,19 +76,26 @@ pub fn prepare(
     arrival: &Arrival,
     identity: Option<&Identity>,
 ) -> pingora::Result<()> {
+    let facts = &arrival.facts;
+    for name in connection_listed(req) {
+        req.remove_header(name.as_str());
+    }
+    let websocket = req.headers.contains_key(http::header::UPGRADE);
+    req.remove_header(&http::header::CONNECTION);
+    if websocket {
+        req.insert_header(http::header::CONNECTION, "Upgrade")?;
+    }
     let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
     for name in names {
-        let raw = name.as_str();
-        let canon = canonical_name(raw);
-        let is_forwarded = FORWARDED.contains(&canon.as_str());
-        // Odd spellings of forwarded headers are never believed; exact ones only from trusted peers.
-        let drop = access::is_identity_header(raw)
-            || (is_forwarded && (canon != raw || !arrival.trusted_peer));
-        if drop {
+        if dropped(name.as_str(), arrival.trusted_peer) {
             req.remove_header(&name);
         }
     }
-    let facts = &arrival.facts;
+    let authority = match facts.port {
+        Some(p) => format!("{}:{p}", facts.host),
+        None => facts.host.clone(),
+    };
+    req.insert_header(http::header::HOST, authority.as_str())?;
     // X-Forwarded-For: appended to for a trusted proxy, replaced otherwise.
     let peer = arrival.peer.to_string();
     let xff = match req
@@ -62,12 +113,14 @@ pub fn prepare(
             if facts.https { "https" } else { "http" },
         )?;
     }
-    if !req.headers.contains_key("x-forwarded-host")
-        && let Some(h) = facts.headers.get(http::header::HOST)
-    {
-        req.insert_header("x-forwarded-host", h.clone())?;
+    if !req.headers.contains_key("x-forwarded-host") {
+        req.insert_header("x-forwarded-host", authority.as_str())?;
     }
-    strip_our_cookies(req)?;
+    let cookies = cookies_without_ours(&req.headers);
+    req.remove_header(&http::header::COOKIE);
+    for c in cookies {
+        req.append_header(http::header::COOKIE, c)?;
+    }
     if let Some(id) = identity {
         for (name, value) in access::identity_headers(Some(id)) {
             req.insert_header(name, value)?;
@@ -81,31 +134,25 @@ pub fn prepare(
     Ok(())
 }
 
-/// Is a cookie name one of stepgate's (`stepgate…`, also with `__Host-`/`__Secure-`)?
-pub fn is_our_cookie(name: &str) -> bool {
-    let n = name.trim();
-    let n = n
-        .strip_prefix("__Host-")
-        .or_else(|| n.strip_prefix("__Secure-"))
-        .unwrap_or(n);
-    n.to_ascii_lowercase().starts_with("stepgate")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn strip_our_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
-    let all: Vec<String> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty())
-        .filter(|kv| !is_our_cookie(kv.split('=').next().unwrap_or("")))
-        .map(str::to_string)
-        .collect();
-    req.remove_header(&http::header::COOKIE);
-    if !all.is_empty() {
-        req.insert_header(http::header::COOKIE, all.join("; "))?;
+    #[test]
+    fn odd_spellings_and_meaning_changers_always_go() {
+        for name in [
+            "remote_user",
+            "x.authenticated.user",
+            "x_forwarded_proto",
+            "x-http-method-override",
+            "x-forwarded-prefix",
+            "x-original-url",
+            "remote-user",
+        ] {
+            assert!(dropped(name, true), "{name}");
+        }
+        assert!(dropped("x-forwarded-for", false));
+        assert!(!dropped("x-forwarded-for", true));
+        assert!(!dropped("accept", false));
     }
-    Ok(())
 }

@@ -59,7 +59,7 @@ impl ProxyHttp for Proxy {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "bad request");
-                respond::write(session, respond::bad_request(&e.to_string()), true).await?;
+                respond::write(session, crate::access::bad_request(&e), true).await?;
                 return Ok(true);
             }
         };
@@ -85,6 +85,28 @@ impl ProxyHttp for Proxy {
             }
         }
         Ok(true)
+    }
+
+    /// What pingora's own error lines say about a request: method, host and
+    /// path only. The query and headers may hold secrets (a callback code, an
+    /// invite token, cookies) and never reach a log.
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let raw = req.raw_path();
+        let end = raw
+            .iter()
+            .position(|&b| b == b'?' || b == b'#')
+            .unwrap_or(raw.len());
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .unwrap_or_default();
+        format!(
+            "{} {}, Host: {host}",
+            req.method,
+            String::from_utf8_lossy(&raw[..end])
+        )
     }
 
     async fn upstream_peer(

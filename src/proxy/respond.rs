@@ -103,11 +103,3 @@ pub async fn read_body(session: &mut Session) -> Result<Bytes, Reply> {
         }
     }
 }
-
-/// The 400 answer for a request refused before judging.
-pub fn bad_request(why: &str) -> Reply {
-    Reply::new(StatusCode::BAD_REQUEST).body(
-        "text/plain; charset=utf-8",
-        format!("400 Bad Request: {why}\n"),
-    )
-}

@@ -21,6 +21,12 @@ pub enum HostError {
 
 /// Normalise a `Host` header value: lower case, no port, no single trailing dot.
 pub fn normalize_host(raw: &str) -> Result<String, HostError> {
+    normalize_authority(raw).map(|(host, _)| host)
+}
+
+/// Normalise an authority (`Host` header, absolute-form target, forwarded
+/// host): the host as [`normalize_host`] gives it, and the port if one is written.
+pub fn normalize_authority(raw: &str) -> Result<(String, Option<u16>), HostError> {
     let raw = raw.trim_matches([' ', '\t']);
     if raw.is_empty() {
         return Err(HostError::Empty);
@@ -62,15 +68,14 @@ pub fn normalize_host(raw: &str) -> Result<String, HostError> {
         }
         (name.to_ascii_lowercase(), port)
     };
-    if let Some(p) = port
-        && (p.is_empty()
-            || p.len() > 5
-            || !p.bytes().all(|b| b.is_ascii_digit())
-            || p.parse::<u16>().is_err())
-    {
-        return Err(HostError::BadPort);
-    }
-    Ok(name)
+    let port = match port {
+        None => None,
+        Some(p) if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) => {
+            return Err(HostError::BadPort);
+        }
+        Some(p) => Some(p.parse::<u16>().map_err(|_| HostError::BadPort)?),
+    };
+    Ok((name, port))
 }
 
 /// One entry of a rule's `hosts:`.

@@ -5,6 +5,13 @@
 //! second map probed once per label of the host, and `*` rules in a list. The
 //! candidates of those three lists are merged in file order and the first one
 //! whose paths, methods and networks also match wins. No match means deny.
+//!
+//! Paths match case-sensitively. A rule whose app folds case
+//! ([`Matcher::fold_case`], from its upstream's `case_insensitive_paths`) is
+//! re-checked with case ignored: when another rule would then take the request
+//! first, that rule is the one the app effectively serves, and it is judged
+//! instead if its app folds case too; otherwise the path means two things and
+//! the route is [`AmbiguousCase`].
 
 mod host;
 mod path;
@@ -14,7 +21,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use host::{HostError, HostPattern, normalize_host};
+pub use host::{HostError, HostPattern, normalize_authority, normalize_host};
 pub use path::{PathError, PathPattern, normalize_path};
 
 /// HTTP and WebDAV method names a rule may list.
@@ -65,12 +72,22 @@ pub struct Matcher {
     pub methods: Option<Vec<String>>,
     /// Empty: every client address.
     pub networks: Vec<IpNet>,
+    /// The app behind this rule treats `/Admin` as `/admin`.
+    pub fold_case: bool,
 }
 
 impl Matcher {
     /// Does this matcher take the request (its host already known to match)?
-    fn takes(&self, req: &RouteRequest<'_>) -> bool {
-        (self.paths.is_empty() || self.paths.iter().any(|p| p.matches(req.path)))
+    /// `folded`: compare paths ignoring ASCII case.
+    fn takes(&self, req: &RouteRequest<'_>, folded: bool) -> bool {
+        let path_ok = |p: &PathPattern| {
+            if folded {
+                p.matches_folded(req.path)
+            } else {
+                p.matches(req.path)
+            }
+        };
+        (self.paths.is_empty() || self.paths.iter().any(path_ok))
             && self
                 .methods
                 .as_ref()
@@ -81,7 +98,7 @@ impl Matcher {
 
     /// Does this matcher take the request, host included?
     pub fn matches(&self, req: &RouteRequest<'_>) -> bool {
-        self.hosts.iter().any(|h| h.matches(req.host)) && self.takes(req)
+        self.hosts.iter().any(|h| h.matches(req.host)) && self.takes(req, false)
     }
 }
 
@@ -93,6 +110,12 @@ pub struct RouteRequest<'a> {
     pub method: &'a str,
     pub client_ip: IpAddr,
 }
+
+/// The path matches one rule as written and another once case is ignored, and
+/// the app that would serve it folds case: it cannot be judged without doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the path matches another rule when its case is ignored")]
+pub struct AmbiguousCase;
 
 /// Rule lookup by host, then first match in file order.
 #[derive(Debug, Clone, Default)]
@@ -127,8 +150,27 @@ impl Router {
         r
     }
 
+    /// The index of the rule the request falls under, if any; an error when
+    /// case folding makes the path mean two things (see the module doc).
+    pub fn route(&self, req: &RouteRequest<'_>) -> Result<Option<usize>, AmbiguousCase> {
+        let Some(first) = self.first(req, false) else {
+            return Ok(None);
+        };
+        if !self.folds(first) {
+            return Ok(Some(first));
+        }
+        match self.first(req, true) {
+            Some(folded) if folded == first || self.folds(folded) => Ok(Some(folded)),
+            _ => Err(AmbiguousCase),
+        }
+    }
+
+    fn folds(&self, i: usize) -> bool {
+        self.matchers.get(i).is_some_and(|m| m.fold_case)
+    }
+
     /// The index of the first rule that takes the request, if any.
-    pub fn route(&self, req: &RouteRequest<'_>) -> Option<usize> {
+    fn first(&self, req: &RouteRequest<'_>, folded: bool) -> Option<usize> {
         let mut lists: Vec<&[u32]> = Vec::with_capacity(4);
         if let Some(l) = self.exact.get(req.host) {
             lists.push(l);
@@ -158,7 +200,7 @@ impl Router {
             let (li, idx) = best?;
             lists[li] = &lists[li][1..];
             if let Some(m) = self.matchers.get(idx as usize)
-                && m.takes(req)
+                && m.takes(req, folded)
             {
                 return Some(idx as usize);
             }

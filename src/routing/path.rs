@@ -28,6 +28,10 @@ pub enum PathError {
     BadPercent,
     #[error("path is not valid UTF-8")]
     InvalidUtf8,
+    #[error("encoded \"#\" in path")]
+    EncodedFragment,
+    #[error("a path segment ends in \".\" or a space, which some servers drop")]
+    TrailingDot,
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -71,6 +75,7 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
                 let v = h * 16 + l;
                 match v {
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                    b'#' => return Err(PathError::EncodedFragment),
                     0..=0x1f | 0x7f => return Err(PathError::Control),
                     b';' => return Err(PathError::PathParameter),
                     b'%' => {
@@ -123,6 +128,7 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
                 }
                 last_was_dot = true;
             }
+            s if s.ends_with('.') || s.ends_with("%20") => return Err(PathError::TrailingDot),
             s => segments.push(s),
         }
     }
@@ -144,8 +150,9 @@ pub enum PathPattern {
     Exact(String),
     /// `/admin/**`: everything below `/admin/` (not `/admin` itself), stored as `/admin/`.
     Subtree(String),
-    /// Any other glob (`*` stays within one segment, `**` crosses segments).
-    Glob(String, GlobMatcher),
+    /// Any other glob (`*` stays within one segment, `**` crosses segments),
+    /// with a second matcher that ignores ASCII case.
+    Glob(String, GlobMatcher, GlobMatcher),
 }
 
 impl PathPattern {
@@ -172,12 +179,16 @@ impl PathPattern {
             }
             return Ok(Self::Exact(canon));
         }
-        let glob: Glob = GlobBuilder::new(raw)
-            .literal_separator(true)
-            .backslash_escape(false)
-            .build()
-            .map_err(|e| format!("bad path pattern \"{raw}\": {e}"))?;
-        Ok(Self::Glob(raw.to_string(), glob.compile_matcher()))
+        let glob = |fold: bool| -> Result<GlobMatcher, String> {
+            let g: Glob = GlobBuilder::new(raw)
+                .literal_separator(true)
+                .backslash_escape(false)
+                .case_insensitive(fold)
+                .build()
+                .map_err(|e| format!("bad path pattern \"{raw}\": {e}"))?;
+            Ok(g.compile_matcher())
+        };
+        Ok(Self::Glob(raw.to_string(), glob(false)?, glob(true)?))
     }
 
     /// Does the pattern match a normalised path?
@@ -185,7 +196,21 @@ impl PathPattern {
         match self {
             Self::Exact(p) => p == path,
             Self::Subtree(prefix) => path.starts_with(prefix.as_str()),
-            Self::Glob(_, m) => m.is_match(path),
+            Self::Glob(_, m, _) => m.is_match(path),
+        }
+    }
+
+    /// Does the pattern match a normalised path when ASCII case is ignored (as
+    /// an app that folds case reads it)? Normalised paths are ASCII (anything
+    /// else stays percent-encoded), so comparing bytes is exact.
+    pub fn matches_folded(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(p) => p.eq_ignore_ascii_case(path),
+            Self::Subtree(prefix) => path
+                .as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes())),
+            Self::Glob(_, _, folded) => folded.is_match(path),
         }
     }
 
@@ -194,7 +219,7 @@ impl PathPattern {
         match self {
             Self::Exact(p) => p.clone(),
             Self::Subtree(p) => format!("{p}**"),
-            Self::Glob(raw, _) => raw.clone(),
+            Self::Glob(raw, ..) => raw.clone(),
         }
     }
 }

@@ -129,7 +129,9 @@ fn route_raw(
         method,
         client_ip: ip,
     };
-    Ok(rt.route(&req).map(|(_, r)| r.name.clone()))
+    rt.route(&req)
+        .map(|found| found.map(|(_, r)| r.name.clone()))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -396,6 +398,7 @@ fn many_rules_route_by_host_index() {
             paths: vec![PathPattern::Subtree(format!("/p{i}/"))],
             methods: None,
             networks: Vec::new(),
+            fold_case: false,
         })
         .collect();
     let router = Router::new(matchers);
@@ -406,14 +409,14 @@ fn many_rules_route_by_host_index() {
         method: "GET",
         client_ip: ip,
     };
-    assert_eq!(router.route(&req), Some(9007));
+    assert_eq!(router.route(&req), Ok(Some(9007)));
     let req = RouteRequest {
         host: "h7.example.com",
         path: "/p9008/x",
         method: "GET",
         client_ip: ip,
     };
-    assert_eq!(router.route(&req), None);
+    assert_eq!(router.route(&req), Ok(None));
 }
 
 #[test]

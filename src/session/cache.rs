@@ -11,13 +11,19 @@
 //! checked on every request: the cookie's signature, the host binding, idle
 //! and absolute lifetimes against the current time, the user in the current
 //! config, and the policy. So a revocation made elsewhere (the CLI, another
-//! instance) takes effect within [`TTL`], inside DESIGN §4's "within 1 s";
-//! anything this process's portal does clears the cache at once (see
-//! `portal::handle`), as does a config reload. Only found sessions are cached
-//! (a forged cookie never gets this far: its signature fails first).
+//! instance) takes effect within [`TTL`], well inside the promised second;
+//! anything this process's portal does that may end a session clears the
+//! cache at once (see `portal::handle`), as does a config reload. Only found
+//! sessions are cached (a forged cookie never gets this far: its signature
+//! fails first).
+//!
+//! A clear cannot be undone by a lookup that was already under way: every
+//! clear starts a new *generation*, a lookup notes the generation before it
+//! asks the store, and its answer is kept only if no clear happened meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::AppView;
@@ -33,6 +39,8 @@ pub const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct SessionCache {
     entries: Mutex<HashMap<String, (Instant, AppView)>>,
+    /// Bumped (under the entries lock) by every clear.
+    generation: AtomicU64,
 }
 
 impl SessionCache {
@@ -47,11 +55,20 @@ impl SessionCache {
         (at.elapsed() < TTL).then(|| view.clone())
     }
 
-    /// Remember `view` (just read from the store) for `token_hash`.
-    pub fn put(&self, token_hash: String, view: AppView) {
+    /// The current generation: note it before asking the store, hand it to [`put`](Self::put).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Remember `view`, read from the store after [`generation`](Self::generation)
+    /// returned `generation`, for `token_hash` — unless the cache was cleared since.
+    pub fn put(&self, token_hash: String, view: AppView, generation: u64) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (at, _)| at.elapsed() < TTL);
             if entries.len() >= MAX_ENTRIES {
@@ -71,6 +88,7 @@ impl SessionCache {
     /// Forget everything (after a write that may end sessions).
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             entries.clear();
         }
     }
@@ -108,23 +126,35 @@ mod tests {
     fn entries_live_for_the_ttl_and_can_be_dropped() {
         let c = SessionCache::new();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view());
+        c.put("h".into(), view(), c.generation());
         assert_eq!(c.get("h"), Some(view()));
         c.remove("h");
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view());
+        c.put("h".into(), view(), c.generation());
         c.clear();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view());
+        c.put("h".into(), view(), c.generation());
         std::thread::sleep(TTL + Duration::from_millis(20));
         assert_eq!(c.get("h"), None, "an entry older than the TTL is not used");
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_clear_is_not_kept() {
+        let c = SessionCache::new();
+        let before = c.generation();
+        // ... the store is asked; meanwhile a sign-out clears the cache ...
+        c.clear();
+        c.put("h".into(), view(), before);
+        assert_eq!(c.get("h"), None, "the old answer must not come back");
+        c.put("h".into(), view(), c.generation());
+        assert_eq!(c.get("h"), Some(view()));
     }
 
     #[test]
     fn a_full_cache_makes_room() {
         let c = SessionCache::new();
         for i in 0..MAX_ENTRIES + 5 {
-            c.put(format!("h{i}"), view());
+            c.put(format!("h{i}"), view(), c.generation());
         }
         assert!(c.entries.lock().map(|e| e.len()).unwrap_or(0) <= MAX_ENTRIES);
         assert!(c.get(&format!("h{}", MAX_ENTRIES + 4)).is_some());

@@ -44,8 +44,6 @@ pub enum CookieKind {
 }
 
 impl CookieKind {
-    const ALL: [CookieKind; 2] = [CookieKind::Portal, CookieKind::App];
-
     /// The name without prefix (what the tag is bound to).
     pub fn base_name(self) -> &'static str {
         match self {
@@ -64,6 +62,45 @@ impl CookieKind {
         }
     }
 }
+
+/// The browser-state cookie an app host sets when it sends a browser to the
+/// portal: a random value that binds the sign-in's callback code to this
+/// browser (see [`CookieKeys::browser_binding`]). `__Host-` prefixed over https.
+pub fn state_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-stepgate_state"
+    } else {
+        "stepgate_state"
+    }
+}
+
+/// How long a browser-state cookie lives (a sign-in takes at most this long).
+pub const STATE_MAX_AGE: i64 = 600;
+
+/// `Set-Cookie` for a browser-state value.
+pub fn set_state_cookie(secure: bool, value: &str) -> String {
+    let mut s = format!(
+        "{}={value}; Max-Age={STATE_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax",
+        state_name(secure)
+    );
+    if secure {
+        s.push_str("; Secure");
+    }
+    s
+}
+
+/// The browser-state value of a request, if exactly one well-formed one is present.
+pub fn state_from_headers(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    let v = find_cookie(headers, state_name(secure))?;
+    let v = std::str::from_utf8(v).ok()?;
+    let well_formed = v.len() == 22
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then_some(v)
+}
+
+/// Domain separation for browser bindings.
+const BINDING_CONTEXT: &[u8] = b"stepgate-browser-binding-v1\0";
 
 /// Why cookie keys cannot be used. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +253,59 @@ impl CookieKeys {
         ok.then(|| URL_SAFE_NO_PAD.encode(token))
     }
 
+    fn binding_mac(base: &HmacSha256, state: &str, origin: &str) -> HmacSha256 {
+        let mut mac = base.clone();
+        mac.update(BINDING_CONTEXT);
+        mac.update(origin.as_bytes());
+        mac.update(b"\0");
+        mac.update(state.as_bytes());
+        mac
+    }
+
+    /// What a callback code for `origin` is bound to, given the browser-state
+    /// cookie value the app host set: keyed, so nobody who sees the cookie (a
+    /// service on another port of the same host sees it too: cookies ignore
+    /// ports) can bind a code to another origin.
+    pub fn browser_binding(&self, state: &str, origin: &str) -> String {
+        let tag = Self::binding_mac(&self.signer, state, origin)
+            .finalize()
+            .into_bytes();
+        URL_SAFE_NO_PAD.encode(&tag[..24])
+    }
+
+    /// A stand-in credential id for a user name with no usable passkey, so a
+    /// named sign-in begin looks the same for every name: stable for a name
+    /// (across requests and instances sharing the keys), 16 to 64 bytes long.
+    pub fn decoy_credential_id(&self, name: &str) -> Vec<u8> {
+        let mut mac = self.signer.clone();
+        mac.update(b"stepgate-decoy-credential-v1\0");
+        mac.update(name.as_bytes());
+        let a = mac.finalize().into_bytes();
+        let mut mac = self.signer.clone();
+        mac.update(b"stepgate-decoy-credential-v1-more\0");
+        mac.update(name.as_bytes());
+        let b = mac.finalize().into_bytes();
+        let len = [16, 32, 48, 64][usize::from(a[0] % 4)];
+        a.iter().chain(b.iter()).take(len).copied().collect()
+    }
+
+    /// Does `given` bind a code to this browser's `state` at `origin` (under any key)?
+    pub fn binding_ok(&self, state: &str, origin: &str, given: &str) -> bool {
+        let Ok(given) = URL_SAFE_NO_PAD.decode(given) else {
+            return false;
+        };
+        if given.len() != 24 {
+            return false;
+        }
+        let mut ok = false;
+        for key in &self.verifiers {
+            ok |= Self::binding_mac(key, state, origin)
+                .verify_truncated_left(&given)
+                .is_ok();
+        }
+        ok
+    }
+
     /// The session token carried by a request's cookie of `kind`, if exactly one
     /// such cookie is present and it verifies.
     pub fn token_from_headers(
@@ -302,13 +392,20 @@ pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     found
 }
 
-/// Is `name` one of our cookie names (either kind, with or without the prefix)?
+/// Is `name` one of our cookie names (sessions, browser state, ceremony
+/// binding), with or without the `__Host-` prefix, in any case?
 pub fn is_our_cookie(name: &[u8]) -> bool {
-    CookieKind::ALL.iter().any(|k| {
-        [k.name(true), k.name(false)]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
-    })
+    const OURS: [&str; 4] = [
+        "stepgate_portal",
+        "stepgate_app",
+        "stepgate_state",
+        "stepgate_ceremony",
+    ];
+    let base = match name.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case(b"__Host-") => &name[7..],
+        _ => name,
+    };
+    OURS.iter().any(|n| base.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 /// A `Cookie` header value without our cookies; `None` when nothing is left.
@@ -334,19 +431,15 @@ pub fn strip_cookie_value(value: &[u8]) -> Option<Vec<u8>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// Remove our cookies from every `Cookie` header, dropping headers left empty,
-/// before a request goes upstream.
-pub fn strip_cookie_headers(headers: &mut HeaderMap) {
-    let kept: Vec<http::HeaderValue> = headers
+/// The `Cookie` header values a request keeps once our cookies are removed
+/// (headers left empty are dropped): what goes upstream in their place.
+pub fn cookies_without_ours(headers: &HeaderMap) -> Vec<http::HeaderValue> {
+    headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| strip_cookie_value(v.as_bytes()))
         .filter_map(|v| http::HeaderValue::from_bytes(&v).ok())
-        .collect();
-    headers.remove(COOKIE);
-    for v in kept {
-        headers.append(COOKIE, v);
-    }
+        .collect()
 }
 
 #[cfg(test)]

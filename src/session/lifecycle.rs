@@ -75,11 +75,12 @@ pub async fn resolve_app_cached(
     let mut view = match cache.and_then(|c| c.get(&hash)) {
         Some(view) => view,
         None => {
+            let generation = cache.map(SessionCache::generation);
             let Some(view) = store.app_session(&hash).await? else {
                 return Ok(None);
             };
-            if let Some(c) = cache {
-                c.put(hash.clone(), view.clone());
+            if let (Some(c), Some(g)) = (cache, generation) {
+                c.put(hash.clone(), view.clone(), g);
             }
             view
         }

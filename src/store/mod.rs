@@ -48,6 +48,15 @@ pub enum CounterCheck {
     Missing,
 }
 
+/// A counter kept in the store for every gateway instance to share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedCount {
+    /// The count in the current window, this call's addition included.
+    pub count: u64,
+    /// When the window ends.
+    pub resets_in: Duration,
+}
+
 /// Everything stepgate stores. All methods are atomic on their own.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -133,6 +142,20 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
     /// End every session of a user; returns how many portal sessions ended.
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+
+    // --- shared counters (rate limits) ---
+    /// Add `by` to the counter `key` (a hash, never a raw name) in a fixed
+    /// window of `window` shared by every gateway instance, atomically, and
+    /// return it; `Ok(None)` when this backend keeps no shared counters (one
+    /// instance per store: the caller counts in process).
+    async fn count_shared(
+        &self,
+        _key: &str,
+        _by: u32,
+        _window: Duration,
+    ) -> Result<Option<SharedCount>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Open the configured store: the SQLite file (created with its directory if

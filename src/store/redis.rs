@@ -29,7 +29,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use tokio::sync::OnceCell;
 
-use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
@@ -843,4 +843,37 @@ impl Store for RedisStore {
         let n: i64 = self.eval(&self.scripts.revoke_user, &[user]).await?;
         Ok(n.max(0) as u64)
     }
+
+    async fn count_shared(
+        &self,
+        key: &str,
+        by: u32,
+        window: Duration,
+    ) -> Result<Option<SharedCount>, StoreError> {
+        let key = self.key("count", key);
+        let ms = window.as_millis().max(1) as u64;
+        static COUNT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(LUA_COUNT));
+        let (count, ttl): (u64, i64) =
+            self.with(move |mut c| async move {
+                COUNT.key(key).arg(by).arg(ms).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(Some(SharedCount {
+            count,
+            resets_in: Duration::from_millis(ttl.max(0) as u64),
+        }))
+    }
 }
+
+/// Add ARGV[1] to a fixed-window counter that expires ARGV[2] ms after its
+/// first hit; returns the count and the ms left in the window.
+const LUA_COUNT: &str = r#"
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {n, ttl}
+"#;

@@ -114,6 +114,7 @@ async fn audit_events_hold_who_what_and_no_secret() {
     let facts = Facts {
         method: "GET".into(),
         host: "nothing.test".into(),
+        port: None,
         path: "/secret".into(),
         query: None,
         https: true,
@@ -121,7 +122,7 @@ async fn audit_events_hold_who_what_and_no_secret() {
         headers: HeaderMap::new(),
     };
     let verdict = stepgate::access::judge(&h.gw, &h.gw.config.load_full(), &facts).await;
-    assert_eq!(verdict.outcome(), "deny");
+    assert_eq!(verdict.map(|v| v.outcome()).ok(), Some("deny"));
 
     // A revocation: sign out everywhere from the account page.
     let portal = b2

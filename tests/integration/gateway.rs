@@ -2,7 +2,9 @@
 //! SQLite store (sessions made through the Store API), `builtin:whoami` and an
 //! echoing upstream showing what an app receives.
 
-use crate::gateway_util::{Conn, EchoUpstream, TestGateway, exchange, grant, parse_responses, uv};
+use crate::gateway_util::{
+    Conn, EchoUpstream, TestGateway, assert_login_redirect, exchange, grant, parse_responses, uv,
+};
 
 const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
 
@@ -90,11 +92,9 @@ fn passkey_rule_sends_browsers_to_the_portal_and_api_clients_401() {
     let (g, _e) = start();
     let r = g.get("app.home.lab", "/dashboard?tab=a&b=c", &[HTML]);
     assert_eq!(r.status, 302, "{r:?}");
-    assert_eq!(
-        r.header("location"),
-        Some(
-            "http://auth.home.lab/.stepgate/login?rd=http%3A%2F%2Fapp%2Ehome%2Elab%2Fdashboard%3Ftab%3Da%26b%3Dc"
-        )
+    assert_login_redirect(
+        &r,
+        "http://auth.home.lab/.stepgate/login?rd=http%3A%2F%2Fapp%2Ehome%2Elab%2Fdashboard%3Ftab%3Da%26b%3Dc",
     );
     // A POST is never redirected (its body would be lost).
     let r = g.request("POST", "app.home.lab", "/dashboard", &[HTML], "a=1");
@@ -350,7 +350,8 @@ fn requests_are_normalised_and_proxied_upstream_with_the_original_query() {
         r.echoed_request_line(),
         "GET /open/a/b/d?q=%2F..%2F&x HTTP/1.1"
     );
-    assert_eq!(r.echoed("host"), vec!["Echo.Home.Lab.:8080"]);
+    // The upstream is told the host that was judged.
+    assert_eq!(r.echoed("host"), vec!["echo.home.lab:8080"]);
     // Streamed (chunked) bodies pass through; the upstream connection is reused.
     let before = echo.connections.load(std::sync::atomic::Ordering::SeqCst);
     let chunk = "x".repeat(10_000);
@@ -577,11 +578,9 @@ fn forward_auth_from_a_trusted_proxy() {
     assert_eq!(ask("/closed/x", &[]).status, 403);
     let r = ask("/home?a=b", &[HTML]);
     assert_eq!(r.status, 302);
-    assert_eq!(
-        r.header("location"),
-        Some(
-            "http://auth.home.lab/.stepgate/login?rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome%3Fa%3Db"
-        )
+    assert_login_redirect(
+        &r,
+        "http://auth.home.lab/.stepgate/login?rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome%3Fa%3Db",
     );
     assert_eq!(ask("/home", &[]).status, 401);
     let c = g.sign_in(
@@ -597,9 +596,10 @@ fn forward_auth_from_a_trusted_proxy() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("remote-user"), Some("alice"));
     assert_eq!(r.header("stepgate-rule"), Some("app"));
-    // nginx: 401 (with a Location for browsers) where others redirect.
+    // nginx: 401 (with a Location for browsers) where others redirect. The
+    // subrequest's Host is the client's own (the template sends $http_host).
     let r = g.get(
-        "auth.home.lab",
+        "app.home.lab",
         "/.stepgate/authz/auth-request",
         &[
             ("X-Original-URL", "https://app.home.lab/home"),
@@ -614,10 +614,11 @@ fn forward_auth_from_a_trusted_proxy() {
             .contains("rd=https%3A%2F%2Fapp")
     );
     let r = g.get(
-        "auth.home.lab",
+        "app.home.lab",
         "/.stepgate/authz/auth-request",
         &[
             ("X-Original-URL", "https://app.home.lab/admin/x"),
+            ("X-Original-Method", "GET"),
             ("Cookie", &c),
         ],
     );
@@ -631,6 +632,8 @@ fn forward_auth_from_a_trusted_proxy() {
         &[
             ("X-Forwarded-Host", "app.home.lab"),
             ("X-Forwarded-Uri", "/lan/x"),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Method", "GET"),
             ("X-Forwarded-For", "10.1.1.1"),
         ],
     );
@@ -761,10 +764,9 @@ fn tls_listener_serves_https_and_says_so_upstream() {
     assert_eq!(r.echoed("x-forwarded-proto"), vec!["https"]);
     let r = https_get("/home", "Accept: text/html\r\n");
     assert_eq!(r.status, 302);
-    assert!(
-        r.header("location")
-            .unwrap_or_default()
-            .ends_with("rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome")
+    assert_login_redirect(
+        &r,
+        "http://auth.home.lab/.stepgate/login?rd=https%3A%2F%2Fapp%2Ehome%2Elab%2Fhome",
     );
     // The plain listener keeps working beside it.
     assert_eq!(g.get("app.home.lab", "/public/x", &[]).status, 200);

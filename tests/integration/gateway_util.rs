@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -15,6 +16,10 @@ use stepgate::server::{self, ServeOptions, ServerHandle};
 use stepgate::session::{AppSession, Grant, PortalSession, Verification};
 use stepgate::store::Store;
 
+use serde_json::{Value, json};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use crate::portal_util::{Client, get};
 use crate::util::{free_port, temp_dir};
 
 /// A running gateway and everything a test needs to poke it.
@@ -364,6 +369,18 @@ impl Response {
     }
 }
 
+/// Assert `r` sends the browser to `login` (the portal's login URL with its
+/// `rd`) carrying the app host's browser binding, and return that binding.
+pub fn assert_login_redirect(r: &Response, login: &str) -> String {
+    let location = r.header("location").unwrap_or_default();
+    let state = location
+        .strip_prefix(login)
+        .and_then(|rest| rest.strip_prefix("&state="))
+        .unwrap_or_else(|| panic!("expected a redirect to {login}&state=…, got {location:?}"));
+    assert_eq!(state.len(), 32, "a browser binding: {state:?}");
+    state.to_string()
+}
+
 /// Send raw text (`\n` turned into CRLF) and read one response; the connection is closed after.
 pub fn raw_request(addr: SocketAddr, text: &str) -> Response {
     let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
@@ -474,10 +491,26 @@ pub struct EchoUpstream {
     pub addr: SocketAddr,
     /// How many TCP connections it accepted (to see upstream keep-alive).
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Every request line it received, in order (to see what was smuggled).
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl EchoUpstream {
+    /// The request lines received so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn start() -> EchoUpstream {
+        Self::start_with(false)
+    }
+
+    /// One that answers 403 to a WebSocket upgrade instead of 101.
+    pub fn start_refusing_upgrades() -> EchoUpstream {
+        Self::start_with(true)
+    }
+
+    fn start_with(refuse_upgrades: bool) -> EchoUpstream {
         let listener = match TcpListener::bind("127.0.0.1:0") {
             Ok(l) => l,
             Err(e) => panic!("bind: {e}"),
@@ -487,18 +520,25 @@ impl EchoUpstream {
             Err(e) => panic!("addr: {e}"),
         };
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
         let counter = connections.clone();
+        let seen = requests.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                std::thread::spawn(move || serve_echo(conn));
+                let seen = seen.clone();
+                std::thread::spawn(move || serve_echo(conn, &seen, refuse_upgrades));
             }
         });
-        EchoUpstream { addr, connections }
+        EchoUpstream {
+            addr,
+            connections,
+            requests,
+        }
     }
 }
 
-fn serve_echo(mut conn: TcpStream) {
+fn serve_echo(mut conn: TcpStream, seen: &std::sync::Mutex<Vec<String>>, refuse_upgrades: bool) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 65536];
@@ -515,6 +555,9 @@ fn serve_echo(mut conn: TcpStream) {
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_string();
         buf.drain(..end + 4);
+        if let Ok(mut s) = seen.lock() {
+            s.push(head.lines().next().unwrap_or("").to_string());
+        }
         let lower = head.to_ascii_lowercase();
         let content_length = lower
             .lines()
@@ -568,7 +611,7 @@ fn serve_echo(mut conn: TcpStream) {
                 }
             }
         }
-        if upgrade {
+        if upgrade && !refuse_upgrades {
             let resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: test\r\n\r\n";
             if conn.write_all(resp.as_bytes()).is_err() {
                 return;
@@ -588,8 +631,9 @@ fn serve_echo(mut conn: TcpStream) {
             }
         }
         let body = format!("{head}\r\nx-echo-body-length: {body_len}\r\n");
+        let status = if upgrade { "403 Forbidden" } else { "200 OK" };
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n{body}",
             body.len()
         );
         if conn.write_all(resp.as_bytes()).is_err() {
@@ -681,5 +725,129 @@ pub fn serve_binary(file: &std::path::Path) -> ChildGuard {
     {
         Ok(c) => ChildGuard(c),
         Err(e) => panic!("cannot start stepgate: {e}"),
+    }
+}
+
+/// A browser speaking HTTP to the gateway: one cookie jar per host, every
+/// request carrying `X-Forwarded-Proto: https` as the TLS-terminating proxy would.
+pub struct NetBrowser {
+    pub addr: SocketAddr,
+    pub jar: HashMap<String, HashMap<String, String>>,
+}
+
+impl NetBrowser {
+    pub fn new(addr: SocketAddr) -> NetBrowser {
+        NetBrowser {
+            addr,
+            jar: HashMap::new(),
+        }
+    }
+
+    pub fn request(&mut self, method: &str, url: &str, body: &str, ct: &str) -> Response {
+        let u = match url::Url::parse(url) {
+            Ok(u) => u,
+            Err(e) => panic!("{url}: {e}"),
+        };
+        let host = u.host_str().unwrap_or("").to_string();
+        let target = match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        };
+        let mut req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Forwarded-Proto: https\r\nAccept: text/html,application/json\r\n"
+        );
+        if let Some(jar) = self.jar.get(&host).filter(|j| !j.is_empty()) {
+            let c: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
+        }
+        if method == "POST" {
+            req.push_str(&format!(
+                "Content-Type: {ct}\r\nOrigin: https://auth.test\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        let r = send_bytes(self.addr, req.as_bytes());
+        for (k, v) in &r.headers {
+            if !k.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let first = v.split(';').next().unwrap_or("");
+            if let Some((name, value)) = first.split_once('=') {
+                let jar = self.jar.entry(host.clone()).or_default();
+                if value.is_empty() || v.contains("Max-Age=0") {
+                    jar.remove(name);
+                } else {
+                    jar.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        r
+    }
+
+    pub fn get(&mut self, url: &str) -> Response {
+        self.request("GET", url, "", "")
+    }
+
+    pub fn api(&mut self, path: &str, body: &Value) -> Value {
+        let r = self.request(
+            "POST",
+            &format!("https://auth.test/.stepgate/api/{path}"),
+            &body.to_string(),
+            "application/json",
+        );
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        serde_json::from_str(&r.body).unwrap_or(Value::Null)
+    }
+
+    /// The app's redirect to the portal for `url` (which must need a
+    /// sign-in): the `rd` and `state` its login URL carries.
+    pub fn login_params(&mut self, url: &str) -> (String, String) {
+        let r = self.get(url);
+        assert_eq!(
+            r.status, 302,
+            "{url} should send the browser to the portal: {r:?}"
+        );
+        let location = r.header("location").unwrap_or_default();
+        let login = match url::Url::parse(location) {
+            Ok(u) => u,
+            Err(e) => panic!("{location}: {e}"),
+        };
+        let param = |name: &str| {
+            login
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        (param("rd"), param("state"))
+    }
+
+    /// The ceremony at the portal for `rd` with the app's `state`; returns
+    /// the finish answer's `redirect`.
+    pub fn ceremony(&mut self, key: &mut SoftPasskey, rd: &str, state: &str) -> String {
+        let begun = self.api(
+            "login/begin",
+            &json!({ "rd": rd, "state": state, "username": "alice" }),
+        );
+        let cred = get(key, &begun["publicKey"], &Client::default());
+        let done = self.api(
+            "login/finish",
+            &json!({ "ceremony": begun["ceremony"], "credential": cred }),
+        );
+        done["redirect"].as_str().unwrap_or("").to_string()
+    }
+
+    /// Sign in (or step up) for `url` as a browser does: open it, follow the
+    /// app's redirect to the portal, do the ceremony and follow the callback;
+    /// returns where it lands.
+    pub fn sign_in(&mut self, key: &mut SoftPasskey, url: &str) -> String {
+        let (rd, state) = self.login_params(url);
+        let redirect = self.ceremony(key, &rd, &state);
+        assert!(redirect.contains("/.stepgate/callback?code="), "{redirect}");
+        let cb = self.get(&redirect);
+        assert_eq!(cb.status, 303, "{cb:?}");
+        cb.header("location").unwrap_or("").to_string()
     }
 }

@@ -233,6 +233,7 @@ impl Browser {
         let facts = Facts {
             method: method.into(),
             host: host.clone(),
+            port: u.port(),
             path: u.path().into(),
             query: u.query().map(String::from),
             https: u.scheme() == "https",
@@ -417,11 +418,50 @@ pub async fn enroll(
     .await
 }
 
-/// Begin a sign-in; returns (status, body).
+impl Browser {
+    /// What an app host does before sending this browser to the portal for
+    /// `rd`: keep a browser-state cookie on the app host (made if missing)
+    /// and return the binding the login URL carries. `None` for portal URLs.
+    pub fn app_binding(&mut self, rd: &str) -> Option<String> {
+        use stepgate::session::cookie::state_name;
+        let u = url::Url::parse(rd).ok()?;
+        let host = u.host_str()?.to_string();
+        if format!("https://{host}") == PORTAL {
+            return None;
+        }
+        let secure = u.scheme() == "https";
+        let jar = self.jar.entry(host).or_default();
+        let state = jar
+            .entry(state_name(secure).to_string())
+            .or_insert_with(new_token)
+            .clone();
+        let origin = u.origin().ascii_serialization();
+        Some(self.gw.cookie_keys.load().browser_binding(&state, &origin))
+    }
+}
+
+impl Browser {
+    /// The portal's login page for `rd` as an app host links to it (with its binding).
+    pub async fn login_page(&mut self, rd: &str) -> Reply {
+        let mut url = format!(
+            "{PORTAL}/.stepgate/login?rd={}",
+            url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+        );
+        if let Some(b) = self.app_binding(rd) {
+            url.push_str("&state=");
+            url.push_str(&b);
+        }
+        self.get(&url).await
+    }
+}
+
+/// Begin a sign-in the way the login page does after an app host sent the
+/// browser there (with the app host's browser binding); returns (status, body).
 pub async fn login_begin(b: &mut Browser, rd: &str, username: Option<&str>) -> (StatusCode, Value) {
+    let state = b.app_binding(rd);
     b.api(
         "login/begin",
-        &serde_json::json!({"rd": rd, "username": username}),
+        &serde_json::json!({"rd": rd, "state": state, "username": username}),
     )
     .await
 }

@@ -122,7 +122,7 @@
     if (!ok) return;
     let begun;
     try {
-      begun = await post("login/begin", { rd: me.dataset.rd, username: null });
+      begun = await post("login/begin", { rd: me.dataset.rd, state: me.dataset.state, username: null });
     } catch (e) { return; }
     const controller = new AbortController();
     const done = navigator.credentials.get({
@@ -139,7 +139,7 @@
     say("Preparing…");
     let begun;
     try {
-      begun = await post("login/begin", { rd: me.dataset.rd, username: username || null });
+      begun = await post("login/begin", { rd: me.dataset.rd, state: me.dataset.state, username: username || null });
     } catch (e) { say(explain(e), true); return; }
     const pk = requestOptions(begun);
     say("Follow your browser's prompt and confirm with your PIN or fingerprint.");
