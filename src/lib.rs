@@ -7,6 +7,7 @@
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
+//! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
 //! - [`webauthn`]: passkey ceremonies at the portal origin; attestation trust anchors.
@@ -35,4 +36,5 @@ pub mod session;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod webauthn;
