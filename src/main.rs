@@ -82,6 +82,11 @@ enum Command {
         #[command(subcommand)]
         action: SessionsAction,
     },
+    /// List or revoke client tokens (minted by a passkey for git, WebDAV, CalDAV, scripts).
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +121,24 @@ enum SessionsAction {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum TokensAction {
+    /// List live tokens, all or one user's (never their secrets).
+    List {
+        /// Only this user's.
+        user: Option<String>,
+    },
+    /// Revoke a token by id, or every token of a user.
+    Revoke {
+        /// The token id, as listed.
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Revoke every token of this user instead.
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code),
@@ -133,7 +156,7 @@ fn run() -> Result<u8> {
     let mut err = std::io::stderr();
     if matches!(
         cli.command,
-        Command::Credentials { .. } | Command::Sessions { .. }
+        Command::Credentials { .. } | Command::Sessions { .. } | Command::Tokens { .. }
     ) {
         // Revocations made here are audit events like those made through the portal.
         stepgate::telemetry::init_tracing(false);
@@ -207,6 +230,27 @@ fn run() -> Result<u8> {
                 ))??,
                 (None, None) => anyhow::bail!("sessions revoke: give a session ID or --user USER"),
             },
+        },
+        Command::Tokens { action } => tokens(&cli.config, action, &mut out, &mut err)?,
+    };
+    Ok(code)
+}
+
+/// `stepgate tokens …`
+fn tokens(
+    config: &std::path::Path,
+    action: TokensAction,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<u8> {
+    let code = match action {
+        TokensAction::List { user } => {
+            block_on(commands::tokens_list(config, user.as_deref(), out, err))??
+        }
+        TokensAction::Revoke { id, user } => match (id, user) {
+            (_, Some(user)) => block_on(commands::tokens_revoke_user(config, &user, out, err))??,
+            (Some(id), None) => block_on(commands::tokens_revoke(config, &id, out, err))??,
+            (None, None) => anyhow::bail!("tokens revoke: give a token ID or --user USER"),
         },
     };
     Ok(code)

@@ -1,5 +1,6 @@
-//! `stepgate invite`, `stepgate credentials …` and `stepgate sessions …`: admin
-//! commands on the store named in the config, safe to run while `serve` runs.
+//! `stepgate invite`, `stepgate credentials …`, `stepgate sessions …` and
+//! `stepgate tokens …`: admin commands on the store named in the config, safe
+//! to run while `serve` runs.
 //!
 //! Each loads the config with [`config::check_file`], opens the configured store
 //! and prints a result. Normal output goes to `out`, problems to `err`; the
@@ -358,5 +359,81 @@ pub async fn sessions_revoke_user(
         true,
     );
     writeln!(out, "revoked {n} session(s) of {user}")?;
+    Ok(exit::OK)
+}
+
+/// `stepgate tokens list [USER]`: live client tokens (never their secrets).
+pub async fn tokens_list(
+    config_path: &Path,
+    user: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let tokens = store_or_exit!(store.tokens(user), err);
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.user.clone(),
+                t.label.clone(),
+                t.rules.join(","),
+                when(t.created_at),
+                when(t.expires_at),
+                t.verification.credential_label.clone(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(err, "no tokens")?;
+        return Ok(exit::OK);
+    }
+    table(
+        out,
+        &[
+            "ID", "USER", "LABEL", "RULES", "CREATED", "EXPIRES", "PASSKEY",
+        ],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+/// `stepgate tokens revoke ID`: the token is refused from the next request on.
+pub async fn tokens_revoke(
+    config_path: &Path,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let ok = store_or_exit!(store.revoke_token(id), err);
+    audit::revocation("cli", None, "token", id, ok);
+    if ok {
+        writeln!(out, "revoked token {id}")?;
+        Ok(exit::OK)
+    } else {
+        writeln!(err, "error: no token {id}")?;
+        Ok(exit::FAILED)
+    }
+}
+
+/// `stepgate tokens revoke --user USER`: every token of the user ends.
+pub async fn tokens_revoke_user(
+    config_path: &Path,
+    user: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let n = store_or_exit!(store.revoke_user_tokens(user), err);
+    audit::revocation(
+        "cli",
+        Some(user),
+        "all-tokens",
+        &format!("{n} token(s)"),
+        true,
+    );
+    writeln!(out, "revoked {n} token(s) of {user}")?;
     Ok(exit::OK)
 }
