@@ -2,6 +2,7 @@
 //! to directly (no stepgate in between), so a failure here is the harness's,
 //! not the gateway's. Git smart HTTP with the `git` CLI, WebDAV with `rclone`,
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
+//! Also: every app recipe under `docs/apps/` passes `stepgate check`.
 
 use crate::apps_util::{DavServer, GitClient, GitServer, Radicale, Rclone, websocket_echo};
 use crate::gateway_util::{EchoUpstream, Response, raw_request};
@@ -148,4 +149,49 @@ fn the_echo_upstream_answers_websocket_upgrades() {
     let ws = websocket_echo(echo.addr, "ws.test", "/socket", &[], b"frame bytes");
     assert_eq!(ws.status(), 101, "{}", ws.head);
     assert_eq!(ws.echoed, b"frame bytes");
+}
+
+/// Every recipe under docs/apps/ is a config `stepgate check` passes without a
+/// warning, has its page, and is listed in the index.
+#[test]
+fn every_recipe_passes_check_and_has_a_page() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps");
+    let index = match std::fs::read_to_string(dir.join("README.md")) {
+        Ok(t) => t,
+        Err(e) => panic!("docs/apps/README.md: {e}"),
+    };
+    let mut recipes: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect(),
+        Err(e) => panic!("{}: {e}", dir.display()),
+    };
+    recipes.sort();
+    assert_eq!(recipes.len(), 11, "one recipe per app: {recipes:?}");
+    for yaml in &recipes {
+        let out = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .arg("check")
+            .arg("-c")
+            .arg(yaml)
+            .output()
+        {
+            Ok(o) => o,
+            Err(e) => panic!("cannot run stepgate: {e}"),
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {stderr}", yaml.display());
+        assert!(!stderr.contains("warning"), "{}: {stderr}", yaml.display());
+        let stem = yaml.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let stem = stem.unwrap_or_default();
+        let page = format!("{stem}.md");
+        assert!(dir.join(&page).is_file(), "{page} is missing");
+        for link in [format!("({page})"), format!("({stem}.yaml)")] {
+            assert!(
+                index.contains(&link),
+                "docs/apps/README.md does not link {link}"
+            );
+        }
+    }
 }
