@@ -183,6 +183,22 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io:
     Ok(())
 }
 
+/// Print `rows` under `header`, or `empty` on `err` when there are none.
+fn listing(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    empty: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<u8> {
+    if rows.is_empty() {
+        writeln!(err, "{empty}")?;
+    } else {
+        table(out, header, rows)?;
+    }
+    Ok(exit::OK)
+}
+
 /// `stepgate credentials list [USER]`.
 pub async fn credentials_list(
     config_path: &Path,
@@ -227,12 +243,10 @@ pub async fn credentials_list(
             ]
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(err, "no credentials")?;
-        return Ok(exit::OK);
-    }
-    table(
+    listing(
         out,
+        err,
+        "no credentials",
         &[
             "ID",
             "USER",
@@ -246,8 +260,7 @@ pub async fn credentials_list(
             "STATUS",
         ],
         &rows,
-    )?;
-    Ok(exit::OK)
+    )
 }
 
 /// `stepgate credentials revoke ID`: the credential and every session resting on it end.
@@ -259,17 +272,42 @@ pub async fn credentials_revoke(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let ok = store_or_exit!(store.revoke_credential(id), err);
-    audit::revocation("cli", None, "credential", id, ok);
+    let done = format!(
+        "revoked credential {id}; sessions signed in or stepped up with it, and tokens minted with it, have ended"
+    );
+    revoked("credential", id, ok, &done, out, err)
+}
+
+/// Audit and report a revocation by id: `done` on `out`, or "no KIND ID" on `err`.
+fn revoked(
+    kind: &str,
+    id: &str,
+    ok: bool,
+    done: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    audit::revocation("cli", None, kind, id, ok);
     if ok {
-        writeln!(
-            out,
-            "revoked credential {id}; sessions signed in or stepped up with it have ended"
-        )?;
+        writeln!(out, "{done}")?;
         Ok(exit::OK)
     } else {
-        writeln!(err, "error: no credential {id}")?;
+        writeln!(err, "error: no {kind} {id}")?;
         Ok(exit::FAILED)
     }
+}
+
+/// Audit and report that `n` things (`noun`s) of `user` were revoked.
+fn revoked_all(
+    what: &str,
+    noun: &str,
+    user: &str,
+    n: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<u8> {
+    audit::revocation("cli", Some(user), what, &format!("{n} {noun}(s)"), true);
+    writeln!(out, "revoked {n} {noun}(s) of {user}")?;
+    Ok(exit::OK)
 }
 
 /// `stepgate sessions list [USER]`: portal sessions with their app hosts.
@@ -303,12 +341,10 @@ pub async fn sessions_list(
             },
         ]);
     }
-    if rows.is_empty() {
-        writeln!(err, "no sessions")?;
-        return Ok(exit::OK);
-    }
-    table(
+    listing(
         out,
+        err,
+        "no sessions",
         &[
             "ID",
             "USER",
@@ -319,8 +355,7 @@ pub async fn sessions_list(
             "APPS",
         ],
         &rows,
-    )?;
-    Ok(exit::OK)
+    )
 }
 
 /// `stepgate sessions revoke ID`: a portal session and its app sessions end.
@@ -332,14 +367,8 @@ pub async fn sessions_revoke(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let ok = store_or_exit!(store.revoke_session(id), err);
-    audit::revocation("cli", None, "session", id, ok);
-    if ok {
-        writeln!(out, "revoked session {id} and its app sessions")?;
-        Ok(exit::OK)
-    } else {
-        writeln!(err, "error: no session {id}")?;
-        Ok(exit::FAILED)
-    }
+    let done = format!("revoked session {id} and its app sessions");
+    revoked("session", id, ok, &done, out, err)
 }
 
 /// `stepgate sessions revoke --user USER`: every session of the user ends.
@@ -351,15 +380,7 @@ pub async fn sessions_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_sessions(user), err);
-    audit::revocation(
-        "cli",
-        Some(user),
-        "all-sessions",
-        &format!("{n} session(s)"),
-        true,
-    );
-    writeln!(out, "revoked {n} session(s) of {user}")?;
-    Ok(exit::OK)
+    revoked_all("all-sessions", "session", user, n, out)
 }
 
 /// `stepgate tokens list [USER]`: live client tokens (never their secrets).
@@ -385,18 +406,15 @@ pub async fn tokens_list(
             ]
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(err, "no tokens")?;
-        return Ok(exit::OK);
-    }
-    table(
+    listing(
         out,
+        err,
+        "no tokens",
         &[
             "ID", "USER", "LABEL", "RULES", "CREATED", "EXPIRES", "PASSKEY",
         ],
         &rows,
-    )?;
-    Ok(exit::OK)
+    )
 }
 
 /// `stepgate tokens revoke ID`: the token is refused from the next request on.
@@ -408,14 +426,7 @@ pub async fn tokens_revoke(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let ok = store_or_exit!(store.revoke_token(id), err);
-    audit::revocation("cli", None, "token", id, ok);
-    if ok {
-        writeln!(out, "revoked token {id}")?;
-        Ok(exit::OK)
-    } else {
-        writeln!(err, "error: no token {id}")?;
-        Ok(exit::FAILED)
-    }
+    revoked("token", id, ok, &format!("revoked token {id}"), out, err)
 }
 
 /// `stepgate tokens revoke --user USER`: every token of the user ends.
@@ -427,13 +438,5 @@ pub async fn tokens_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_tokens(user), err);
-    audit::revocation(
-        "cli",
-        Some(user),
-        "all-tokens",
-        &format!("{n} token(s)"),
-        true,
-    );
-    writeln!(out, "revoked {n} token(s) of {user}")?;
-    Ok(exit::OK)
+    revoked_all("all-tokens", "token", user, n, out)
 }
