@@ -283,16 +283,13 @@ async fn sessions_list_and_revoke() {
     assert!(r.stderr.contains("no sessions"));
 }
 
-#[tokio::test]
-async fn tokens_list_and_revoke() {
-    let s = setup();
-    let cfg = s.config.to_string_lossy().into_owned();
-    let store = open(&s.db);
-    let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
-    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
-    assert!(r.stderr.contains("no tokens"), "{}", r.stderr);
+/// The store key of a made-up token secret (the CLI never sees secrets).
+fn secret(id: &str) -> String {
+    token_hash(&format!("sgt_secret_{id}"))
+}
 
-    let secret = |id: &str| token_hash(&format!("sgt_secret_{id}"));
+/// Two tokens of alice (`a1` for git and dav, `a2`) and one of bob (`b1`).
+async fn seed_tokens(store: &SqliteStore) {
     for (id, user, rules) in [
         ("tok0000000000a1", "alice", &["git", "dav"][..]),
         ("tok0000000000a2", "alice", &["git"][..]),
@@ -302,6 +299,18 @@ async fn tokens_list_and_revoke() {
             .add_token(&secret(id), &client_token(id, user, "cred-1", rules))
             .await);
     }
+}
+
+#[tokio::test]
+async fn tokens_list_shows_no_secret() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert!(r.stderr.contains("no tokens"), "{}", r.stderr);
+
+    seed_tokens(&store).await;
     let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
@@ -322,24 +331,27 @@ async fn tokens_list_and_revoke() {
         "{}",
         r.stdout
     );
+}
+
+#[tokio::test]
+async fn tokens_revoke_by_id_and_by_user() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    seed_tokens(&store).await;
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-c", cfg.as_str()]);
+        stepgate(s.dir.path(), &all)
+    };
 
     // Revoked by id: the running server's handle misses it at once.
-    let r = stepgate(
-        s.dir.path(),
-        &["tokens", "revoke", "tok0000000000a1", "-c", &cfg],
-    );
-    assert_eq!(
-        (r.code, r.stdout.trim()),
-        (0, "revoked token tok0000000000a1"),
-        "{}",
-        r.stderr
-    );
+    let r = run(&["tokens", "revoke", "tok0000000000a1"]);
+    let want = (0, "revoked token tok0000000000a1");
+    assert_eq!((r.code, r.stdout.trim()), want, "{}", r.stderr);
     assert_eq!(ok(store.token(&secret("tok0000000000a1")).await), None);
     assert!(ok(store.token(&secret("tok0000000000a2")).await).is_some());
-    let r = stepgate(
-        s.dir.path(),
-        &["tokens", "revoke", "tok0000000000a1", "-c", &cfg],
-    );
+    let r = run(&["tokens", "revoke", "tok0000000000a1"]);
     assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains("no token tok0000000000a1"),
@@ -348,27 +360,15 @@ async fn tokens_list_and_revoke() {
     );
 
     // Every token of a user; the other user's stays.
-    let r = stepgate(
-        s.dir.path(),
-        &["-c", &cfg, "tokens", "revoke", "--user", "alice"],
-    );
-    assert_eq!(
-        (r.code, r.stdout.trim()),
-        (0, "revoked 1 token(s) of alice"),
-        "{}",
-        r.stderr
-    );
+    let r = run(&["tokens", "revoke", "--user", "alice"]);
+    let want = (0, "revoked 1 token(s) of alice");
+    assert_eq!((r.code, r.stdout.trim()), want, "{}", r.stderr);
     assert_eq!(ok(store.token(&secret("tok0000000000a2")).await), None);
     assert!(ok(store.token(&secret("tok0000000000b1")).await).is_some());
 
-    // An id and --user together, or neither, is a usage error.
-    let r = stepgate(
-        s.dir.path(),
-        &["tokens", "revoke", "x", "--user", "bob", "-c", &cfg],
-    );
-    assert_ne!(r.code, 0);
-    let r = stepgate(s.dir.path(), &["tokens", "revoke", "-c", &cfg]);
-    assert_ne!(r.code, 0);
+    // An id and --user together, or neither, is a usage error that revokes nothing.
+    assert_ne!(run(&["tokens", "revoke", "x", "--user", "bob"]).code, 0);
+    assert_ne!(run(&["tokens", "revoke"]).code, 0);
     assert!(ok(store.token(&secret("tok0000000000b1")).await).is_some());
 }
 
