@@ -89,7 +89,7 @@ pub fn denial(
 }
 
 /// Something was revoked. `by` is who did it ("cli", "account", "config-reload"),
-/// `what` the kind ("credential", "session", "all-sessions"), `target` its public
+/// `what` the kind ("credential", "session", "all-sessions", "token", "all-tokens"), `target` its public
 /// id or label; `user` whose it was, when known.
 pub fn revocation(by: &str, user: Option<&str>, what: &str, target: &str, ok: bool) {
     tracing::info!(

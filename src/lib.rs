@@ -8,6 +8,7 @@
 //! - [`request`]: the one builder of request facts (inline and forward-auth), forwarded headers.
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`session`]: sessions, credentials, grants, the cookie codec.
+//! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
 //! - [`webauthn`]: passkey ceremonies at the portal origin; attestation trust anchors.
@@ -37,4 +38,5 @@ pub mod session;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod webauthn;

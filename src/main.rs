@@ -80,7 +80,12 @@ enum Command {
     /// List or revoke sign-in sessions.
     Sessions {
         #[command(subcommand)]
-        action: SessionsAction,
+        action: ListOrRevoke,
+    },
+    /// List or revoke client tokens (minted by a passkey for git, WebDAV, CalDAV, scripts).
+    Tokens {
+        #[command(subcommand)]
+        action: ListOrRevoke,
     },
 }
 
@@ -98,19 +103,20 @@ enum CredentialsAction {
     },
 }
 
+/// `sessions` and `tokens`: `list [USER]`, `revoke ID`, `revoke --user USER`.
 #[derive(Subcommand, Debug)]
-enum SessionsAction {
-    /// List portal sessions, all or one user's.
+enum ListOrRevoke {
+    /// List them (never a secret), all or one user's.
     List {
         /// Only this user's.
         user: Option<String>,
     },
-    /// Revoke a session (and its app sessions) by id, or every session of a user.
+    /// Revoke one by id, or every one of a user.
     Revoke {
-        /// The session id, as listed.
+        /// The id, as listed.
         #[arg(required_unless_present = "user", conflicts_with = "user")]
         id: Option<String>,
-        /// Revoke every session of this user instead.
+        /// Revoke every one of this user instead.
         #[arg(long)]
         user: Option<String>,
     },
@@ -133,7 +139,7 @@ fn run() -> Result<u8> {
     let mut err = std::io::stderr();
     if matches!(
         cli.command,
-        Command::Credentials { .. } | Command::Sessions { .. }
+        Command::Credentials { .. } | Command::Sessions { .. } | Command::Tokens { .. }
     ) {
         // Revocations made here are audit events like those made through the portal.
         stepgate::telemetry::init_tracing(false);
@@ -185,28 +191,47 @@ fn run() -> Result<u8> {
                 &mut err,
             ))??,
         },
-        Command::Sessions { action } => match action {
-            SessionsAction::List { user } => block_on(commands::sessions_list(
-                &cli.config,
-                user.as_deref(),
-                &mut out,
-                &mut err,
-            ))??,
-            SessionsAction::Revoke { id, user } => match (id, user) {
-                (_, Some(user)) => block_on(commands::sessions_revoke_user(
-                    &cli.config,
-                    &user,
-                    &mut out,
-                    &mut err,
-                ))??,
-                (Some(id), None) => block_on(commands::sessions_revoke(
-                    &cli.config,
-                    &id,
-                    &mut out,
-                    &mut err,
-                ))??,
-                (None, None) => anyhow::bail!("sessions revoke: give a session ID or --user USER"),
-            },
+        Command::Sessions { action } => sessions(&cli.config, action, &mut out, &mut err)?,
+        Command::Tokens { action } => tokens(&cli.config, action, &mut out, &mut err)?,
+    };
+    Ok(code)
+}
+
+/// `stepgate sessions …`
+fn sessions(
+    config: &std::path::Path,
+    action: ListOrRevoke,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<u8> {
+    let code = match action {
+        ListOrRevoke::List { user } => {
+            block_on(commands::sessions_list(config, user.as_deref(), out, err))??
+        }
+        ListOrRevoke::Revoke { id, user } => match (id, user) {
+            (_, Some(user)) => block_on(commands::sessions_revoke_user(config, &user, out, err))??,
+            (Some(id), None) => block_on(commands::sessions_revoke(config, &id, out, err))??,
+            (None, None) => anyhow::bail!("sessions revoke: give a session ID or --user USER"),
+        },
+    };
+    Ok(code)
+}
+
+/// `stepgate tokens …`
+fn tokens(
+    config: &std::path::Path,
+    action: ListOrRevoke,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<u8> {
+    let code = match action {
+        ListOrRevoke::List { user } => {
+            block_on(commands::tokens_list(config, user.as_deref(), out, err))??
+        }
+        ListOrRevoke::Revoke { id, user } => match (id, user) {
+            (_, Some(user)) => block_on(commands::tokens_revoke_user(config, &user, out, err))??,
+            (Some(id), None) => block_on(commands::tokens_revoke(config, &id, out, err))??,
+            (None, None) => anyhow::bail!("tokens revoke: give a token ID or --user USER"),
         },
     };
     Ok(code)

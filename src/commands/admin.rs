@@ -1,5 +1,6 @@
-//! `stepgate invite`, `stepgate credentials …` and `stepgate sessions …`: admin
-//! commands on the store named in the config, safe to run while `serve` runs.
+//! `stepgate invite`, `stepgate credentials …`, `stepgate sessions …` and
+//! `stepgate tokens …`: admin commands on the store named in the config, safe
+//! to run while `serve` runs.
 //!
 //! Each loads the config with [`config::check_file`], opens the configured store
 //! and prints a result. Normal output goes to `out`, problems to `err`; the
@@ -182,6 +183,22 @@ fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io:
     Ok(())
 }
 
+/// Print `rows` under `header`, or `empty` on `err` when there are none.
+fn listing(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    empty: &str,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<u8> {
+    if rows.is_empty() {
+        writeln!(err, "{empty}")?;
+    } else {
+        table(out, header, rows)?;
+    }
+    Ok(exit::OK)
+}
+
 /// `stepgate credentials list [USER]`.
 pub async fn credentials_list(
     config_path: &Path,
@@ -226,12 +243,10 @@ pub async fn credentials_list(
             ]
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(err, "no credentials")?;
-        return Ok(exit::OK);
-    }
-    table(
+    listing(
         out,
+        err,
+        "no credentials",
         &[
             "ID",
             "USER",
@@ -245,8 +260,7 @@ pub async fn credentials_list(
             "STATUS",
         ],
         &rows,
-    )?;
-    Ok(exit::OK)
+    )
 }
 
 /// `stepgate credentials revoke ID`: the credential and every session resting on it end.
@@ -258,17 +272,42 @@ pub async fn credentials_revoke(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let ok = store_or_exit!(store.revoke_credential(id), err);
-    audit::revocation("cli", None, "credential", id, ok);
+    let done = format!(
+        "revoked credential {id}; sessions signed in or stepped up with it, and tokens minted with it, have ended"
+    );
+    revoked("credential", id, ok, &done, out, err)
+}
+
+/// Audit and report a revocation by id: `done` on `out`, or "no KIND ID" on `err`.
+fn revoked(
+    kind: &str,
+    id: &str,
+    ok: bool,
+    done: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    audit::revocation("cli", None, kind, id, ok);
     if ok {
-        writeln!(
-            out,
-            "revoked credential {id}; sessions signed in or stepped up with it have ended"
-        )?;
+        writeln!(out, "{done}")?;
         Ok(exit::OK)
     } else {
-        writeln!(err, "error: no credential {id}")?;
+        writeln!(err, "error: no {kind} {id}")?;
         Ok(exit::FAILED)
     }
+}
+
+/// Audit and report that `n` things (`noun`s) of `user` were revoked.
+fn revoked_all(
+    what: &str,
+    noun: &str,
+    user: &str,
+    n: u64,
+    out: &mut dyn Write,
+) -> std::io::Result<u8> {
+    audit::revocation("cli", Some(user), what, &format!("{n} {noun}(s)"), true);
+    writeln!(out, "revoked {n} {noun}(s) of {user}")?;
+    Ok(exit::OK)
 }
 
 /// `stepgate sessions list [USER]`: portal sessions with their app hosts.
@@ -302,12 +341,10 @@ pub async fn sessions_list(
             },
         ]);
     }
-    if rows.is_empty() {
-        writeln!(err, "no sessions")?;
-        return Ok(exit::OK);
-    }
-    table(
+    listing(
         out,
+        err,
+        "no sessions",
         &[
             "ID",
             "USER",
@@ -318,8 +355,7 @@ pub async fn sessions_list(
             "APPS",
         ],
         &rows,
-    )?;
-    Ok(exit::OK)
+    )
 }
 
 /// `stepgate sessions revoke ID`: a portal session and its app sessions end.
@@ -331,14 +367,8 @@ pub async fn sessions_revoke(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let ok = store_or_exit!(store.revoke_session(id), err);
-    audit::revocation("cli", None, "session", id, ok);
-    if ok {
-        writeln!(out, "revoked session {id} and its app sessions")?;
-        Ok(exit::OK)
-    } else {
-        writeln!(err, "error: no session {id}")?;
-        Ok(exit::FAILED)
-    }
+    let done = format!("revoked session {id} and its app sessions");
+    revoked("session", id, ok, &done, out, err)
 }
 
 /// `stepgate sessions revoke --user USER`: every session of the user ends.
@@ -350,13 +380,63 @@ pub async fn sessions_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_sessions(user), err);
-    audit::revocation(
-        "cli",
-        Some(user),
-        "all-sessions",
-        &format!("{n} session(s)"),
-        true,
-    );
-    writeln!(out, "revoked {n} session(s) of {user}")?;
-    Ok(exit::OK)
+    revoked_all("all-sessions", "session", user, n, out)
+}
+
+/// `stepgate tokens list [USER]`: live client tokens (never their secrets).
+pub async fn tokens_list(
+    config_path: &Path,
+    user: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let tokens = store_or_exit!(store.tokens(user), err);
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.user.clone(),
+                t.label.clone(),
+                t.rules.join(","),
+                when(t.created_at),
+                when(t.expires_at),
+                t.verification.credential_label.clone(),
+            ]
+        })
+        .collect();
+    listing(
+        out,
+        err,
+        "no tokens",
+        &[
+            "ID", "USER", "LABEL", "RULES", "CREATED", "EXPIRES", "PASSKEY",
+        ],
+        &rows,
+    )
+}
+
+/// `stepgate tokens revoke ID`: the token is refused from the next request on.
+pub async fn tokens_revoke(
+    config_path: &Path,
+    id: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let ok = store_or_exit!(store.revoke_token(id), err);
+    revoked("token", id, ok, &format!("revoked token {id}"), out, err)
+}
+
+/// `stepgate tokens revoke --user USER`: every token of the user ends.
+pub async fn tokens_revoke_user(
+    config_path: &Path,
+    user: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let (_, store) = open_or_exit!(config_path, err);
+    let n = store_or_exit!(store.revoke_user_tokens(user), err);
+    revoked_all("all-tokens", "token", user, n, out)
 }

@@ -10,7 +10,7 @@ mod serve;
 
 pub use admin::{
     InviteArgs, credentials_list, credentials_revoke, invite, sessions_list, sessions_revoke,
-    sessions_revoke_user,
+    sessions_revoke_user, tokens_list, tokens_revoke, tokens_revoke_user,
 };
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;

@@ -18,6 +18,7 @@ use crate::config::StoreSettings;
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
+use crate::token::ClientToken;
 
 /// The longest a single-read item lives, whatever `put_once` is asked: ceremony
 /// states live at most 5 minutes (DESIGN §7); callback codes should ask for ≤ 60 s.
@@ -81,7 +82,8 @@ pub trait Store: Send + Sync + 'static {
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError>;
     /// Remove a credential and end every portal session (with its app sessions)
     /// that any ceremony with it touched: its sign-in, a later step-up (`last_uv`,
-    /// even if since superseded) or a grant of one of its app sessions.
+    /// even if since superseded) or a grant of one of its app sessions. Client
+    /// tokens minted with it end too.
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError>;
 
     // --- invites (single use, TTL) ---
@@ -142,6 +144,20 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;
     /// End every session of a user; returns how many portal sessions ended.
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError>;
+
+    // --- client tokens (stored by the secret's hash, until `expires_at`) ---
+    /// Add a client token; `Conflict` when its id or hash is taken. A token
+    /// already past its expiry is not stored.
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError>;
+    /// The token for a presented secret's hash; `None` if unknown, revoked or expired.
+    /// Never cached by the store: a revocation anywhere is seen by the next lookup.
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError>;
+    /// Live tokens, all or one user's, ordered by user, creation time and id.
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError>;
+    /// End one token by public id.
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+    /// End every token of a user; returns how many ended.
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError>;
 
     // --- shared counters (rate limits) ---
     /// Add `by` to the counter `key` (a hash, never a raw name) in a fixed

@@ -16,10 +16,14 @@
 //! | `P apps:PORTAL` | set | the app sessions of a portal session |
 //! | `P credsess:CRED` | set | portal sessions whose ceremonies used the credential |
 //!
+//! Client tokens have keys of their own, described in [`tokens`].
+//!
 //! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
 //! multi-key change is one Lua script, so it is atomic. Every call is bounded by
 //! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`]. The
 //! [`ConnectionManager`] reconnects by itself once Redis is back.
+
+mod tokens;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +37,7 @@ use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
+use crate::token::ClientToken;
 
 /// The most any store call may take before it reports `Unavailable`.
 pub const OP_TIMEOUT: Duration = Duration::from_millis(900);
@@ -251,6 +256,7 @@ if user then redis.call('SREM', P .. 'creds:user:' .. user, id) end
 local idx = P .. 'credsess:' .. id
 for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
 redis.call('DEL', idx)
+END_CREDENTIAL_TOKENS
 return existed
 "#;
 
@@ -275,7 +281,12 @@ struct Scripts {
 }
 
 fn script(body: &str) -> Script {
-    let src = format!("local P = ARGV[1]\n{LUA_END_PORTAL}\n{body}").replace("FIELDS", CRED_FIELDS);
+    let src = format!(
+        "local P = ARGV[1]\n{LUA_END_PORTAL}\n{}\n{body}",
+        tokens::LUA_END_TOKEN
+    )
+    .replace("FIELDS", CRED_FIELDS)
+    .replace("END_CREDENTIAL_TOKENS", tokens::LUA_END_CREDENTIAL_TOKENS);
     Script::new(&src)
 }
 
@@ -863,6 +874,26 @@ impl Store for RedisStore {
             count,
             resets_in: Duration::from_millis(ttl.max(0) as u64),
         }))
+    }
+
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        tokens::add(self, token_hash, token).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        tokens::by_hash(self, token_hash).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        tokens::list(self, user).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        tokens::revoke(self, id).await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        tokens::revoke_user(self, user).await
     }
 }
 

@@ -12,6 +12,10 @@
 //!
 //! Records whose absolute expiry has passed are treated as gone (like Redis's
 //! native TTLs) and swept now and then.
+//!
+//! Client tokens live in [`tokens`].
+
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,7 @@ use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
+use crate::token::ClientToken;
 
 /// How long a statement waits for another writer (CLI or server) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX grants_app ON grants(app_id);
     ",
+    // 2: client tokens.
+    tokens::SCHEMA,
 ];
 
 /// The SQLite store.
@@ -340,6 +347,7 @@ fn sweep(conn: &Connection) -> Result<(), StoreError> {
         .map_err(sql)?;
     conn.execute("DELETE FROM invites WHERE expires_at <= ?1", [now])
         .map_err(sql)?;
+    tokens::sweep(conn)?;
     conn.execute(
         "DELETE FROM once_items WHERE expires_at_ms <= ?1",
         [now_ms()],
@@ -526,6 +534,7 @@ impl Store for SqliteStore {
                 "id IN (SELECT portal_id FROM session_credentials WHERE credential_id = ?1)",
                 &id,
             )?;
+            tokens::remove(&tx, tokens::Column::Credential, &id)?;
             tx.commit().map_err(sql)?;
             Ok(n > 0)
         })
@@ -908,6 +917,38 @@ impl Store for SqliteStore {
             Ok(n)
         })
         .await
+    }
+
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        let (h, t) = (token_hash.to_string(), token.clone());
+        self.run(move |conn| {
+            sweep(conn)?;
+            tokens::add(conn, &h, &t)
+        })
+        .await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn| tokens::by_hash(conn, &h)).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        let user = user.map(str::to_string);
+        self.run(move |conn| tokens::list(conn, user.as_deref()))
+            .await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| Ok(tokens::remove(conn, tokens::Column::Id, &id)? > 0))
+            .await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        let user = user.to_string();
+        self.run(move |conn| tokens::remove(conn, tokens::Column::User, &user))
+            .await
     }
 }
 

@@ -1,4 +1,4 @@
-//! The admin CLI (`invite`, `credentials`, `sessions`) run as a real process on
+//! The admin CLI (`invite`, `credentials`, `sessions`, `tokens`) run as a real process on
 //! a temp config and SQLite file, while the test holds the same store open (as a
 //! running `serve` would).
 
@@ -9,7 +9,7 @@ use stepgate::session::token_hash;
 use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
 
-use crate::store::{app, credential, portal};
+use crate::store::{app, client_token, credential, portal};
 use crate::util;
 
 struct Setup {
@@ -283,6 +283,95 @@ async fn sessions_list_and_revoke() {
     assert!(r.stderr.contains("no sessions"));
 }
 
+/// The store key of a made-up token secret (the CLI never sees secrets).
+fn secret(id: &str) -> String {
+    token_hash(&format!("sgt_secret_{id}"))
+}
+
+/// Two tokens of alice (`a1` for git and dav, `a2`) and one of bob (`b1`).
+async fn seed_tokens(store: &SqliteStore) {
+    for (id, user, rules) in [
+        ("tok0000000000a1", "alice", &["git", "dav"][..]),
+        ("tok0000000000a2", "alice", &["git"][..]),
+        ("tok0000000000b1", "bob", &["caldav"][..]),
+    ] {
+        ok(store
+            .add_token(&secret(id), &client_token(id, user, "cred-1", rules))
+            .await);
+    }
+}
+
+#[tokio::test]
+async fn tokens_list_shows_no_secret() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+    assert!(r.stderr.contains("no tokens"), "{}", r.stderr);
+
+    seed_tokens(&store).await;
+    let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.stdout);
+    assert!(lines[0].starts_with("ID "), "{}", lines[0]);
+    for col in ["USER", "LABEL", "RULES", "CREATED", "EXPIRES", "PASSKEY"] {
+        assert!(lines[0].contains(col), "{}", lines[0]);
+    }
+    assert!(lines[1].starts_with("tok0000000000a1 "), "{}", lines[1]);
+    assert!(lines[1].contains("git,dav") && lines[1].contains("cred-1 key"));
+    assert!(
+        !r.stdout.contains(&secret("tok0000000000a1")),
+        "no hash is printed"
+    );
+    let r = stepgate(s.dir.path(), &["tokens", "list", "bob", "-c", &cfg]);
+    assert!(
+        r.stdout.contains("tok0000000000b1") && !r.stdout.contains("tok0000000000a"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn tokens_revoke_by_id_and_by_user() {
+    let s = setup();
+    let cfg = s.config.to_string_lossy().into_owned();
+    let store = open(&s.db);
+    seed_tokens(&store).await;
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-c", cfg.as_str()]);
+        stepgate(s.dir.path(), &all)
+    };
+
+    // Revoked by id: the running server's handle misses it at once.
+    let r = run(&["tokens", "revoke", "tok0000000000a1"]);
+    let want = (0, "revoked token tok0000000000a1");
+    assert_eq!((r.code, r.stdout.trim()), want, "{}", r.stderr);
+    assert_eq!(ok(store.token(&secret("tok0000000000a1")).await), None);
+    assert!(ok(store.token(&secret("tok0000000000a2")).await).is_some());
+    let r = run(&["tokens", "revoke", "tok0000000000a1"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("no token tok0000000000a1"),
+        "{}",
+        r.stderr
+    );
+
+    // Every token of a user; the other user's stays.
+    let r = run(&["tokens", "revoke", "--user", "alice"]);
+    let want = (0, "revoked 1 token(s) of alice");
+    assert_eq!((r.code, r.stdout.trim()), want, "{}", r.stderr);
+    assert_eq!(ok(store.token(&secret("tok0000000000a2")).await), None);
+    assert!(ok(store.token(&secret("tok0000000000b1")).await).is_some());
+
+    // An id and --user together, or neither, is a usage error that revokes nothing.
+    assert_ne!(run(&["tokens", "revoke", "x", "--user", "bob"]).code, 0);
+    assert_ne!(run(&["tokens", "revoke"]).code, 0);
+    assert!(ok(store.token(&secret("tok0000000000b1")).await).is_some());
+}
+
 /// The same commands on a Redis store: what the CLI writes, a gateway instance
 /// on that Redis reads, and the reverse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -342,6 +431,23 @@ async fn cli_works_on_redis() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(ok(store.portal_session("rtok").await), None);
     assert_eq!(ok(store.credential("redis-cred").await), None);
+
+    ok(store
+        .add_token("rth", &client_token("redis-tok-1", "alice", "k", &["app"]))
+        .await);
+    let r = stepgate(s.dir.path(), &["tokens", "list", "-c", &cfg]);
+    assert!(
+        r.stdout.contains("redis-tok-1"),
+        "{} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = stepgate(
+        s.dir.path(),
+        &["tokens", "revoke", "redis-tok-1", "-c", &cfg],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(ok(store.token("rth").await), None);
 }
 
 /// A store that cannot be reached: a clear error and exit 1, within seconds.

@@ -3,6 +3,8 @@
 //! session lifecycle, the portal ceremonies with software authenticators, the
 //! gateway end to end, real front proxies, and config files as users write them.
 
+mod apps;
+mod apps_util;
 mod attacks;
 mod attestation;
 mod audit;

@@ -10,6 +10,7 @@ use stepgate::session::{
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{CounterCheck, Store, StoreError};
+use stepgate::token::ClientToken;
 use uuid::Uuid;
 
 use crate::util::{self, RedisServer};
@@ -556,6 +557,147 @@ async fn sessions_end_at_their_absolute_expiry(s: Arc<dyn Store>) {
     assert_eq!(ok(s.portal_session("told").await), None);
 }
 
+pub fn client_token(id: &str, user: &str, cred: &str, rules: &[&str]) -> ClientToken {
+    let t = now();
+    ClientToken {
+        id: id.to_string(),
+        user: user.to_string(),
+        label: format!("{id} on laptop"),
+        rules: rules.iter().map(|r| r.to_string()).collect(),
+        created_at: t,
+        expires_at: t + 30 * 86_400,
+        verification: verification(cred),
+    }
+}
+
+async fn tokens_round_trip(s: Arc<dyn Store>) {
+    let mut a = client_token("tok-a", "alice", "cred-a", &["git", "dav"]);
+    let mut b = client_token("tok-b", "alice", "cred-b", &["git"]);
+    b.created_at -= 10;
+    a.verification.attested_sets = vec!["yubikey5".into(), "solo".into()];
+    let c = client_token("tok-c", "bob", "cred-c", &[]);
+    ok(s.add_token("hash-a", &a).await);
+    ok(s.add_token("hash-b", &b).await);
+    ok(s.add_token("hash-c", &c).await);
+    assert_eq!(
+        ok(s.token("hash-a").await),
+        Some(a.clone()),
+        "the whole record"
+    );
+    assert_eq!(ok(s.token("hash-c").await), Some(c.clone()));
+    assert_eq!(ok(s.token("tok-a").await), None, "an id is no secret");
+    assert_eq!(ok(s.token("nope").await), None);
+    // The same id or the same secret twice is refused, and changes nothing.
+    let mut again = client_token("tok-a", "mallory", "cred-m", &["admin"]);
+    assert!(matches!(
+        s.add_token("hash-new", &again).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(ok(s.token("hash-new").await), None);
+    again.id = "tok-new".into();
+    assert!(matches!(
+        s.add_token("hash-a", &again).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(ok(s.token("hash-a").await), Some(a.clone()));
+
+    let ids = |v: Vec<ClientToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(ids(ok(s.tokens(None).await)), ["tok-b", "tok-a", "tok-c"]);
+    assert_eq!(ids(ok(s.tokens(Some("alice")).await)), ["tok-b", "tok-a"]);
+    assert!(ok(s.tokens(Some("carol")).await).is_empty());
+    // Tokens are no sessions, and sessions are no tokens.
+    assert!(ok(s.portal_sessions(None).await).is_empty());
+    assert_eq!(ok(s.app_session("hash-a").await), None);
+}
+
+async fn tokens_are_revoked_by_id_and_by_user(s: Arc<dyn Store>) {
+    for (id, user) in [
+        ("a1", "alice"),
+        ("a2", "alice"),
+        ("a3", "alice"),
+        ("b1", "bob"),
+    ] {
+        let t = client_token(id, user, "cred", &["git"]);
+        ok(s.add_token(&format!("h-{id}"), &t).await);
+    }
+    assert!(ok(s.revoke_token("a1").await));
+    assert_eq!(ok(s.token("h-a1").await), None);
+    assert!(!ok(s.revoke_token("a1").await), "already revoked");
+    assert!(!ok(s.revoke_token("nope").await));
+    assert_eq!(ok(s.tokens(Some("alice")).await).len(), 2);
+
+    assert_eq!(ok(s.revoke_user_tokens("alice").await), 2);
+    for h in ["h-a2", "h-a3"] {
+        assert_eq!(ok(s.token(h).await), None);
+    }
+    assert!(ok(s.tokens(Some("alice")).await).is_empty());
+    assert_eq!(ok(s.revoke_user_tokens("alice").await), 0);
+    assert!(ok(s.token("h-b1").await).is_some(), "bob's token stays");
+    assert_eq!(ok(s.tokens(None).await).len(), 1);
+    // Revoking a user's sessions is not revoking their tokens (and the reverse).
+    assert_eq!(ok(s.revoke_user_sessions("bob").await), 0);
+    assert!(ok(s.token("h-b1").await).is_some());
+}
+
+async fn tokens_end_at_their_expiry(s: Arc<dyn Store>) {
+    let mut t = client_token("short", "alice", "cred", &["git"]);
+    t.expires_at = now() + 1;
+    ok(s.add_token("h-short", &t).await);
+    assert!(ok(s.token("h-short").await).is_some());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(ok(s.token("h-short").await), None);
+    assert!(ok(s.tokens(None).await).is_empty());
+    assert!(
+        !ok(s.revoke_token("short").await),
+        "an expired token is gone"
+    );
+
+    // Already expired on arrival: nothing to find.
+    let mut old = client_token("old", "alice", "cred", &["git"]);
+    old.expires_at = now() - 10;
+    ok(s.add_token("h-old", &old).await);
+    assert_eq!(ok(s.token("h-old").await), None);
+    assert!(ok(s.tokens(Some("alice")).await).is_empty());
+}
+
+async fn revoking_a_credential_ends_its_tokens(s: Arc<dyn Store>) {
+    ok(s.add_credential(&credential("x", "alice")).await);
+    ok(s.add_credential(&credential("y", "alice")).await);
+    ok(
+        s.add_token("h-x1", &client_token("x1", "alice", "x", &["git"]))
+            .await,
+    );
+    ok(
+        s.add_token("h-x2", &client_token("x2", "alice", "x", &["dav"]))
+            .await,
+    );
+    ok(
+        s.add_token("h-y1", &client_token("y1", "alice", "y", &["git"]))
+            .await,
+    );
+    assert!(ok(s.revoke_credential("x").await));
+    assert_eq!(ok(s.token("h-x1").await), None);
+    assert_eq!(ok(s.token("h-x2").await), None);
+    assert!(ok(s.token("h-y1").await).is_some());
+    let left: Vec<String> = ok(s.tokens(None).await).into_iter().map(|t| t.id).collect();
+    assert_eq!(left, ["y1"]);
+}
+
+/// What one handle (a gateway instance, the CLI) revokes, another's next lookup misses.
+async fn token_revocation_reaches_another_handle(one: Arc<dyn Store>, two: Arc<dyn Store>) {
+    ok(one
+        .add_token("h-1", &client_token("t1", "alice", "x", &["git"]))
+        .await);
+    ok(one
+        .add_token("h-2", &client_token("t2", "alice", "x", &["git"]))
+        .await);
+    assert!(ok(two.token("h-1").await).is_some());
+    assert!(ok(two.revoke_token("t1").await));
+    assert_eq!(ok(one.token("h-1").await), None);
+    assert_eq!(ok(one.revoke_user_tokens("alice").await), 1);
+    assert_eq!(ok(two.token("h-2").await), None);
+}
+
 async fn store_answers_ping(s: Arc<dyn Store>) {
     ok(s.ping().await);
 }
@@ -597,6 +739,10 @@ conformance!(
     revoking_a_credential_ends_sessions_resting_on_it,
     revoking_a_user_ends_all_their_sessions,
     sessions_end_at_their_absolute_expiry,
+    tokens_round_trip,
+    tokens_are_revoked_by_id_and_by_user,
+    tokens_end_at_their_expiry,
+    revoking_a_credential_ends_its_tokens,
 );
 
 // ------------------------------------------------------- backend-specific
@@ -691,6 +837,8 @@ async fn redis_two_handles_share_revocations() {
     assert_eq!(ok(two.app_session("btok").await), None);
     assert_eq!(ok(two.credential("x").await), None);
 
+    token_revocation_reaches_another_handle(Arc::clone(&one), Arc::clone(&two)).await;
+
     // Another prefix is another world.
     let other = redis_store(&server.url(), "other:");
     ok(one.put_once("k", b"v", Duration::from_secs(60)).await);
@@ -719,6 +867,7 @@ async fn sqlite_two_handles_share_one_file() {
     assert!(ok(two.app_session("atok").await).is_some());
     assert!(ok(two.revoke_session("p").await));
     assert_eq!(ok(one.app_session("atok").await), None);
+    token_revocation_reaches_another_handle(Arc::clone(&one), Arc::clone(&two)).await;
 
     let handles: Vec<Arc<dyn Store>> = (0..4).map(|_| open()).collect();
     ok(one.put_once("code", b"c", Duration::from_secs(60)).await);
@@ -761,7 +910,29 @@ async fn sqlite_reopen_keeps_data() {
         Ok(x) => x,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!((v, mode.as_str()), (1, "wal"));
+    assert_eq!((v, mode.as_str()), (2, "wal"));
+}
+
+/// A database made by an older stepgate (schema version 1, no tokens) is
+/// brought up to date on open, keeping its data.
+#[tokio::test]
+async fn sqlite_migrates_a_version_1_database() {
+    let dir = util::temp_dir();
+    let path = dir.path().join("stepgate.db");
+    {
+        let s = ok(SqliteStore::open(&path));
+        ok(s.add_credential(&credential("x", "alice")).await);
+    }
+    let sql = |q: &str| match rusqlite::Connection::open(&path).and_then(|c| c.execute_batch(q)) {
+        Ok(()) => {}
+        Err(e) => panic!("{q}: {e}"),
+    };
+    sql("DROP TABLE tokens; PRAGMA user_version = 1;");
+    let s = ok(SqliteStore::open(&path));
+    assert!(ok(s.credential("x").await).is_some());
+    ok(s.add_token("h", &client_token("t", "alice", "x", &["git"]))
+        .await);
+    assert!(ok(s.token("h").await).is_some());
 }
 
 /// The Redis store runs its I/O on its own runtime: the runtime that first used

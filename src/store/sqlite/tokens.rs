@@ -1,0 +1,161 @@
+//! Client tokens in SQLite: the `tokens` table (schema step [`SCHEMA`]) and the
+//! statements the [`super::SqliteStore`]'s `Store` methods run for them.
+//!
+//! A row is keyed by the public id and by the secret's hash (both unique); its
+//! rules and the minting ceremony are JSON. Rows past `expires_at` are never
+//! returned, and swept with the other expired records.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{corrupt, now_secs, sql, to_json};
+use crate::store::StoreError;
+use crate::token::ClientToken;
+
+/// The schema step that adds the table.
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        user TEXT NOT NULL,
+        label TEXT NOT NULL,
+        rules TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        credential_id TEXT NOT NULL,
+        verification TEXT NOT NULL
+    );
+    CREATE INDEX tokens_user ON tokens(user);
+    CREATE INDEX tokens_credential ON tokens(credential_id);
+    ";
+
+const COLUMNS: &str = "id, user, label, rules, created_at, expires_at, verification";
+
+/// A row as read, its JSON columns (`rules`, `verification`) still to decode.
+struct RawToken {
+    id: String,
+    user: String,
+    label: String,
+    rules: String,
+    created_at: i64,
+    expires_at: i64,
+    verification: String,
+}
+
+fn row(r: &Row<'_>) -> rusqlite::Result<RawToken> {
+    Ok(RawToken {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        label: r.get(2)?,
+        rules: r.get(3)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        verification: r.get(6)?,
+    })
+}
+
+fn finish(raw: RawToken) -> Result<ClientToken, StoreError> {
+    Ok(ClientToken {
+        id: raw.id,
+        user: raw.user,
+        label: raw.label,
+        rules: serde_json::from_str(&raw.rules).map_err(corrupt)?,
+        created_at: raw.created_at,
+        expires_at: raw.expires_at,
+        verification: serde_json::from_str(&raw.verification).map_err(corrupt)?,
+    })
+}
+
+pub(super) fn add(conn: &Connection, token_hash: &str, t: &ClientToken) -> Result<(), StoreError> {
+    if t.expires_at <= now_secs() {
+        return Ok(());
+    }
+    conn.execute(
+        &format!(
+            "INSERT INTO tokens (token_hash, credential_id, {COLUMNS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            token_hash,
+            t.verification.credential_id,
+            t.id,
+            t.user,
+            t.label,
+            to_json(&t.rules)?,
+            t.created_at,
+            t.expires_at,
+            to_json(&t.verification)?,
+        ],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+pub(super) fn by_hash(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<ClientToken>, StoreError> {
+    let raw = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tokens WHERE token_hash = ?1 AND expires_at > ?2"
+        ))
+        .and_then(|mut st| {
+            st.query_row(params![token_hash, now_secs()], row)
+                .optional()
+        })
+        .map_err(sql)?;
+    raw.map(finish).transpose()
+}
+
+pub(super) fn list(conn: &Connection, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
+             ORDER BY user, created_at, id"
+        ))
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map(params![user, now_secs()], row)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    rows.into_iter().map(finish).collect()
+}
+
+/// Delete live tokens where `column = value`; returns how many were live.
+pub(super) fn remove(conn: &Connection, column: Column, value: &str) -> Result<u64, StoreError> {
+    let n = conn
+        .execute(
+            &format!(
+                "DELETE FROM tokens WHERE {} = ?1 AND expires_at > ?2",
+                column.name()
+            ),
+            params![value, now_secs()],
+        )
+        .map_err(sql)?;
+    Ok(n as u64)
+}
+
+/// The columns tokens are removed by.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Column {
+    Id,
+    User,
+    Credential,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::User => "user",
+            Column::Credential => "credential_id",
+        }
+    }
+}
+
+/// Drop tokens past their expiry.
+pub(super) fn sweep(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM tokens WHERE expires_at <= ?1", [now_secs()])
+        .map_err(sql)?;
+    Ok(())
+}
