@@ -14,13 +14,13 @@ use crate::portal_util::{Client, create, get};
 
 /// A browser speaking HTTP to the gateway: one cookie jar per host, every
 /// request carrying `X-Forwarded-Proto: https` as the TLS-terminating proxy would.
-struct NetBrowser {
-    addr: SocketAddr,
-    jar: HashMap<String, HashMap<String, String>>,
+pub(crate) struct NetBrowser {
+    pub(crate) addr: SocketAddr,
+    pub(crate) jar: HashMap<String, HashMap<String, String>>,
 }
 
 impl NetBrowser {
-    fn request(&mut self, method: &str, url: &str, body: &str, ct: &str) -> Response {
+    pub(crate) fn request(&mut self, method: &str, url: &str, body: &str, ct: &str) -> Response {
         let u = match url::Url::parse(url) {
             Ok(u) => u,
             Err(e) => panic!("{url}: {e}"),
@@ -63,11 +63,11 @@ impl NetBrowser {
         r
     }
 
-    fn get(&mut self, url: &str) -> Response {
+    pub(crate) fn get(&mut self, url: &str) -> Response {
         self.request("GET", url, "", "")
     }
 
-    fn api(&mut self, path: &str, body: &Value) -> Value {
+    pub(crate) fn api(&mut self, path: &str, body: &Value) -> Value {
         let r = self.request(
             "POST",
             &format!("https://auth.test/.stepgate/api/{path}"),
@@ -79,7 +79,7 @@ impl NetBrowser {
     }
 
     /// Sign in (or step up) for `rd` and follow the callback; returns where it lands.
-    fn sign_in(&mut self, key: &mut SoftPasskey, rd: &str) -> String {
+    pub(crate) fn sign_in(&mut self, key: &mut SoftPasskey, rd: &str) -> String {
         let begun = self.api("login/begin", &json!({ "rd": rd, "username": "alice" }));
         let cred = get(key, &begun["publicKey"], &Client::default());
         let done = self.api(

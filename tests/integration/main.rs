@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod config;
 mod e2e;
+mod failover;
 mod front_proxies;
 mod gateway;
 mod gateway_util;

@@ -71,6 +71,7 @@ impl ConnectionLike for Conn {
 pub struct Ticket(u64);
 
 /// The store's way to its server; share it behind an `Arc`.
+#[allow(clippy::large_enum_variant)] // one per store, never moved after it is made
 pub enum Link {
     Direct {
         client: Client,
