@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod e2e;
 mod failover;
+mod first_run;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
