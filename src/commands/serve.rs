@@ -12,9 +12,18 @@ use crate::telemetry;
 
 use super::exit;
 
+/// How `serve` was asked to run (its flags).
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Overrides the config's `log.format` when given (`--log-format`).
+    pub log_json: Option<bool>,
+    /// Listening-socket handover and drain timeout.
+    pub server: ServeOptions,
+}
+
 /// Run the gateway with the config at `path`; returns the exit code once it stopped.
-/// `log_json` overrides the config's `log.format` when given (`--log-format`).
-pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::io::Result<u8> {
+pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Result<u8> {
+    let log_json = args.log_json;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let checked = match config::check_file(path, now) {
         Ok(c) => c,
@@ -64,7 +73,7 @@ pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::i
         }
     };
     start_reloader(path, gw.clone());
-    match server::run(gw, ServeOptions::default(), Stop::Signals) {
+    match server::run(gw, args.server.clone(), Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {
             writeln!(err, "error: {e}")?;

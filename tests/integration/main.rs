@@ -19,4 +19,5 @@ mod portal_util;
 mod reload;
 mod session;
 mod store;
+mod upgrade;
 mod util;

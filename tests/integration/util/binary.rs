@@ -16,12 +16,18 @@ pub struct Process {
 impl Process {
     /// Run `stepgate ARGS` in `cwd`, stderr (the log) to `log`.
     pub fn start(cwd: &Path, args: &[&str], log: PathBuf) -> Process {
+        Self::start_env(cwd, args, log, &[])
+    }
+
+    /// [`Process::start`] with more environment variables for the child.
+    pub fn start_env(cwd: &Path, args: &[&str], log: PathBuf, env: &[(&str, &str)]) -> Process {
         let file = match std::fs::File::create(&log) {
             Ok(f) => f,
             Err(e) => panic!("create {}: {e}", log.display()),
         };
         match Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(cwd)
             .stdout(Stdio::null())
             .stderr(file)
