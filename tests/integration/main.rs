@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod cli;
 mod config;
+mod containers;
 mod e2e;
 mod failover;
 mod first_run;
