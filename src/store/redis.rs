@@ -478,6 +478,41 @@ impl RedisStore {
         .await
     }
 
+    /// [`Self::eval`] for a write that must survive a failover: in the Sentinel
+    /// form, when `durable(&reply)`, wait on the same connection until a replica
+    /// has it (`WAIT 1`, at most [`link::CONFIRM_TIMEOUT`]). If none confirms, the
+    /// write stands on the primary but the caller gets `Unavailable` and may retry
+    /// (revocations and flags are idempotent): it is not yet safe from a failover.
+    async fn eval_durable<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        script: &Script,
+        args: &[&str],
+        durable: fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        let script = script.clone();
+        let mut argv: Vec<String> = Vec::with_capacity(args.len() + 1);
+        argv.push(self.prefix.clone());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let (reply, confirmed) = self
+            .with(move |mut c| async move {
+                let mut inv = script.prepare_invoke();
+                for a in &argv {
+                    inv.arg(a);
+                }
+                let reply: T = inv.invoke_async(&mut c).await?;
+                let confirmed = !durable(&reply) || link::confirm(&mut c).await?;
+                Ok((reply, confirmed))
+            })
+            .await?;
+        if confirmed {
+            Ok(reply)
+        } else {
+            Err(unavailable(
+                "written on the Redis primary, but no replica confirmed it in time: it could be lost in a failover; retry",
+            ))
+        }
+    }
+
     fn key(&self, kind: &str, id: &str) -> String {
         format!("{}{kind}:{id}", self.prefix)
     }
@@ -573,10 +608,12 @@ impl Store for RedisStore {
         now: Timestamp,
     ) -> Result<CounterCheck, StoreError> {
         let (counter, now) = (counter.to_string(), now.to_string());
+        // A flag lost in a failover would let a cloned passkey in again.
         let r: String = self
-            .eval(
+            .eval_durable(
                 &self.scripts.record_use,
                 &[id, &counter, flag(backup_state), &now],
+                |r: &String| r == "regressed",
             )
             .await?;
         match r.as_str() {
@@ -592,7 +629,9 @@ impl Store for RedisStore {
     }
 
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_cred, &[id]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_cred, &[id], |_| true)
+            .await?;
         Ok(n == 1)
     }
 
@@ -824,12 +863,16 @@ impl Store for RedisStore {
     }
 
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_session, &[id]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_session, &[id], |_| true)
+            .await?;
         Ok(n == 1)
     }
 
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_user, &[user]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_user, &[user], |_| true)
+            .await?;
         Ok(n.max(0) as u64)
     }
 }

@@ -238,3 +238,67 @@ fn sentinel_failover_fails_closed_then_serves_the_same_session() {
         revoked.elapsed()
     );
 }
+
+/// In the Sentinel form a revocation or a flagged passkey must survive a
+/// failover: a connected replica confirms it (`WAIT`), or it is reported as
+/// not done (503, retry). With no replica connected there is nothing a failover
+/// could promote over it, so it stands.
+#[test]
+fn revocations_and_flags_wait_for_a_replica() {
+    use crate::store::{credential, portal};
+    use stepgate::store::{CounterCheck, StoreError};
+
+    let mut group = SentinelGroup::start();
+    let yaml = format!(
+        "portal: {{ url: https://auth.test }}\nsecrets: {{ cookie_keys: [k] }}\nstore: {{ redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }} }}\n",
+        group.yaml_list()
+    );
+    let store = match stepgate::store::open(&crate::gateway_util::runtime(&yaml).store) {
+        Ok(s) => s,
+        Err(e) => panic!("store: {e}"),
+    };
+    let rt = tokio_rt();
+    let add = |id: &str| {
+        let r = rt
+            .block_on(store.add_portal_session(&format!("hash-{id}"), &portal(id, "alice", None)));
+        assert!(r.is_ok(), "{r:?}");
+    };
+    add("p1");
+    assert!(matches!(rt.block_on(store.revoke_session("p1")), Ok(true)));
+    assert!(
+        rt.block_on(store.add_credential(&credential("c1", "alice")))
+            .is_ok()
+    );
+    assert!(matches!(
+        rt.block_on(store.record_use("c1", 7, false, 1)),
+        Ok(CounterCheck::Accepted)
+    ));
+
+    // A stalled replica: connected, acknowledging nothing.
+    group.replica.signal("STOP");
+    add("p2");
+    let r = rt.block_on(store.revoke_session("p2"));
+    assert!(
+        matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("no replica confirmed")),
+        "{r:?}"
+    );
+    // Done on the primary all the same: the session is gone there.
+    assert!(matches!(
+        rt.block_on(store.portal_session("hash-p2")),
+        Ok(None)
+    ));
+    // A counter that goes back flags the passkey: also confirmed, or reported.
+    let r = rt.block_on(store.record_use("c1", 3, false, 2));
+    assert!(matches!(&r, Err(StoreError::Unavailable(_))), "{r:?}");
+    assert!(matches!(rt.block_on(store.credential("c1")), Ok(Some(c)) if c.flagged));
+    // An ordinary counter step waits for no replica.
+    assert!(matches!(
+        rt.block_on(store.record_use("c1", 9, false, 3)),
+        Ok(CounterCheck::Accepted)
+    ));
+
+    // Gone for good (no replica connected): nothing could be promoted over a write.
+    group.replica.kill();
+    add("p3");
+    assert!(matches!(rt.block_on(store.revoke_session("p3")), Ok(true)));
+}

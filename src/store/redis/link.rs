@@ -9,7 +9,8 @@
 //!   calls fail with `Unavailable` (503), never with a stale answer. A watcher
 //!   also asks the sentinels every [`PRIMARY_CHECK`] and drops a connection to a
 //!   node they no longer name, so a demoted or cut-off old primary is left even
-//!   when it still answers.
+//!   when it still answers. Writes that must survive a failover (revocations,
+//!   a flagged passkey) are [`confirm`]ed by a connected replica.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +31,33 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How often the sentinels are asked whether the connected primary is still theirs.
 pub const PRIMARY_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a write that must survive a failover waits for a replica to confirm it.
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// After a write on `conn`: has a replica that could be promoted got it?
+/// Always yes for the URL form, whose topology stepgate does not know. In the
+/// Sentinel form: `ROLE` names the replicas connected now; with none there is
+/// nothing a failover could promote over this write, else `WAIT 1` on the same
+/// connection (so it covers that write) must see one acknowledge it. A node that
+/// is no longer primary confirms nothing.
+pub async fn confirm(conn: &mut Conn) -> redis::RedisResult<bool> {
+    let Conn::Primary(c) = conn else {
+        return Ok(true);
+    };
+    match redis::cmd("ROLE").query_async(c).await? {
+        redis::Role::Primary { replicas, .. } if replicas.is_empty() => Ok(true),
+        redis::Role::Primary { .. } => {
+            let acked: i64 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(CONFIRM_TIMEOUT.as_millis() as u64)
+                .query_async(c)
+                .await?;
+            Ok(acked >= 1)
+        }
+        _ => Ok(false),
+    }
+}
 
 /// A connection to use for one call.
 #[derive(Clone)]

@@ -128,6 +128,18 @@ impl RedisServer {
         }
     }
 
+    /// Stop (`STOP`) or resume (`CONT`) it with a signal: a paused server keeps
+    /// its connections open but answers nothing, like a stalled replica.
+    pub fn signal(&self, name: &str) {
+        let Some(c) = &self.child else { return };
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(c.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} redis-server failed");
+    }
+
     /// Start it again on the same port and directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -137,6 +149,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        self.signal("CONT");
         self.kill();
     }
 }
