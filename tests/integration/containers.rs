@@ -26,10 +26,11 @@ fn stages() -> Vec<Vec<String>> {
         if line.starts_with("FROM ") {
             out.push(Vec::new());
         }
-        if !line.is_empty() && !line.starts_with('#') {
-            if let Some(stage) = out.last_mut() {
-                stage.push(line.to_string());
-            }
+        if !line.is_empty()
+            && !line.starts_with('#')
+            && let Some(stage) = out.last_mut()
+        {
+            stage.push(line.to_string());
         }
     }
     assert_eq!(out.len(), 2, "a build stage and a runtime stage");
