@@ -137,6 +137,54 @@ fn judge(name: &str, samples: &[Sample], killed: Instant) -> Judged {
     j
 }
 
+/// Judge one server's samples, check it recovered in time and steadily, print its figures.
+fn check_recovery(name: &str, samples: &[Sample], killed: Instant, promoted: Duration) {
+    let j = judge(name, samples, killed);
+    let back = j
+        .back
+        .unwrap_or_else(|| panic!("gateway {name}: no 200 after the failover"));
+    assert!(
+        back <= promoted + Duration::from_secs(15),
+        "gateway {name}: back {back:?} after the kill"
+    );
+    let mut tail = samples.iter().rev().take_while(|s| s.at > killed + back);
+    assert!(
+        tail.all(|s| matches!(&s.outcome, Ok(r) if r.status == 200)),
+        "gateway {name} flapped after recovery"
+    );
+    println!(
+        "failover: gateway {name}: {} requests, {} allowed (all as alice), {} answered 503, 503 window {:?}, serving again {back:?} after the kill",
+        samples.len(),
+        j.allowed,
+        j.unavailable,
+        j.window.map(|(first, last)| last.saturating_sub(first)),
+    );
+}
+
+/// Poll `g` until it answers `want`; any other status than `also` fails, and so does `deadline`.
+fn wait_for_status(
+    name: &str,
+    g: &TestGateway,
+    cookie: &str,
+    want: u16,
+    also: &[u16],
+    deadline: Instant,
+) {
+    loop {
+        let r = crate::util::traffic::try_send(g.addr, app_request(cookie).as_bytes());
+        let status = r.as_ref().map_or(0, |r| r.status);
+        if status == want {
+            return;
+        }
+        assert!(also.contains(&status), "gateway {name}: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "gateway {name}: no {want} in time: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     let mut group = SentinelGroup::start();
@@ -147,67 +195,43 @@ fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     let b = TestGateway::start_with(crate::util::temp_dir(), &|l, ad| {
         config(l, ad, &key, &sentinels)
     });
+    let gateways = [("a", &a), ("b", &b)];
     let cookie = sign_in_through_the_portal(&a);
     // The sign-in is on the replica too before the primary dies.
     group.wait_replicated();
-    for (name, g) in [("a", &a), ("b", &b)] {
-        let r = crate::util::traffic::try_send(g.addr, app_request(&cookie).as_bytes());
-        assert!(
-            matches!(&r, Ok(r) if r.status == 200),
-            "gateway {name} before the failover: {r:?}"
+    for (name, g) in gateways {
+        wait_for_status(
+            name,
+            g,
+            &cookie,
+            200,
+            &[],
+            Instant::now() + Duration::from_secs(5),
         );
     }
 
     let pause = Duration::from_millis(20);
-    let loops = [
-        RequestLoop::start(a.addr, app_request(&cookie), pause, 3000),
-        RequestLoop::start(b.addr, app_request(&cookie), pause, 3000),
-    ];
+    let loops =
+        gateways.map(|(_, g)| RequestLoop::start(g.addr, app_request(&cookie), pause, 3000));
     std::thread::sleep(Duration::from_millis(500));
     let killed = Instant::now();
     group.primary.kill();
     let promoted = group.wait_for_promotion(killed, Duration::from_secs(30));
-    // Both must serve the session again within 15 s of the promotion; then 1 s more of traffic.
-    let deadline = killed + promoted + Duration::from_secs(15);
-    for (name, g) in [("a", &a), ("b", &b)] {
-        loop {
-            let r = crate::util::traffic::try_send(g.addr, app_request(&cookie).as_bytes());
-            if matches!(&r, Ok(r) if r.status == 200) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gateway {name} not back 15 s after the promotion: {r:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    // Both serve the session again within 15 s of the promotion; then 1 s more of traffic.
+    for (name, g) in gateways {
+        wait_for_status(
+            name,
+            g,
+            &cookie,
+            200,
+            &[503],
+            killed + promoted + Duration::from_secs(15),
+        );
     }
     std::thread::sleep(Duration::from_secs(1));
-    let [la, lb] = loops;
-    let (sa, sb) = (la.finish(), lb.finish());
     println!("failover: sentinels promoted the replica {promoted:?} after the primary was killed");
-    for (name, samples) in [("a", &sa), ("b", &sb)] {
-        let j = judge(name, samples, killed);
-        let back = j
-            .back
-            .unwrap_or_else(|| panic!("gateway {name}: no 200 after the failover"));
-        assert!(
-            back <= promoted + Duration::from_secs(15),
-            "gateway {name}: back {back:?} after the kill"
-        );
-        let tail = samples.iter().rev().take_while(|s| s.at > killed + back);
-        assert!(
-            tail.clone()
-                .all(|s| matches!(&s.outcome, Ok(r) if r.status == 200)),
-            "gateway {name} flapped after recovery"
-        );
-        println!(
-            "failover: gateway {name}: {} requests, {} allowed (all as alice), {} answered 503, 503 window {:?}, serving again {back:?} after the kill",
-            samples.len(),
-            j.allowed,
-            j.unavailable,
-            j.window.map(|(first, last)| last.saturating_sub(first)),
-        );
+    for ((name, _), samples) in gateways.iter().zip(loops.map(RequestLoop::finish)) {
+        check_recovery(name, &samples, killed, promoted);
     }
 
     // A revocation after the failover reaches both servers within 1 s.
@@ -218,20 +242,15 @@ fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     let ended = tokio_rt().block_on(store.revoke_user_sessions("alice"));
     assert!(matches!(ended, Ok(1)), "{ended:?}");
     let revoked = Instant::now();
-    for (name, g) in [("a", &a), ("b", &b)] {
-        loop {
-            let r = crate::util::traffic::try_send(g.addr, app_request(&cookie).as_bytes());
-            let status = r.as_ref().map_or(0, |r| r.status);
-            if status == 302 {
-                break;
-            }
-            assert_eq!(status, 200, "gateway {name} after the revocation: {r:?}");
-            assert!(
-                revoked.elapsed() < Duration::from_secs(1),
-                "gateway {name} still lets a revoked session in after 1 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    for (name, g) in gateways {
+        wait_for_status(
+            name,
+            g,
+            &cookie,
+            302,
+            &[200],
+            revoked + Duration::from_secs(1),
+        );
     }
     println!(
         "failover: revocation refused by both servers {:?} after it was made",

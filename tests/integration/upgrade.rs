@@ -115,14 +115,51 @@ impl WebSocket {
     }
 }
 
-/// (requests, connection errors, non-2xx) of a loop's samples.
-fn tally(samples: &[Sample]) -> (usize, usize, usize) {
+/// Echo over `ws` every 250 ms until it closes; (last echo, closed), relative to `since`.
+fn echo_until_closed(ws: &mut WebSocket, since: Instant) -> (Duration, Duration) {
+    let mut last_echo = Duration::ZERO;
+    let mut n = 1;
+    while ws.echo(n) {
+        last_echo = since.elapsed();
+        n += 1;
+        assert!(
+            last_echo < Duration::from_secs(30),
+            "the old WebSocket never closed"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (last_echo, since.elapsed())
+}
+
+/// Every sample answered 2xx, and some came after `new_only` (so from the new process).
+fn check_loop(name: &str, samples: &[Sample], new_only: Instant) {
     let errors = samples.iter().filter(|s| s.outcome.is_err()).count();
     let non_2xx = samples
         .iter()
         .filter(|s| matches!(&s.outcome, Ok(r) if !(200..300).contains(&r.status)))
         .count();
-    (samples.len(), errors, non_2xx)
+    let after = samples.iter().filter(|x| x.at > new_only).count();
+    println!(
+        "takeover: {name}: {} requests, {errors} connection errors, {non_2xx} non-2xx, {after} after the old process exited",
+        samples.len()
+    );
+    let first_bad = samples
+        .iter()
+        .find(|x| !matches!(&x.outcome, Ok(r) if (200..300).contains(&r.status)));
+    assert_eq!((errors, non_2xx), (0, 0), "{name}: {first_bad:?}");
+    assert!(after > 0, "{name}: no request reached the new process");
+}
+
+/// A temp dir with a key, `run/` for the sockets, the config; (proxy, admin) addresses.
+fn setup(dir: &Path, echo: SocketAddr) -> (SocketAddr, SocketAddr) {
+    std::fs::create_dir(dir.join("run")).unwrap_or_else(|e| panic!("{e}"));
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(dir.join("stepgate.yaml"), config(dir, port, admin, echo))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        ([127, 0, 0, 1], port).into(),
+        ([127, 0, 0, 1], admin).into(),
+    )
 }
 
 #[test]
@@ -130,24 +167,15 @@ fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     let tmp = temp_dir();
     let dir = tmp.path();
     write_key(&tmp);
-    std::fs::create_dir(dir.join("run")).unwrap_or_else(|e| panic!("{e}"));
+    let echo = EchoUpstream::start();
+    let (addr, admin_addr) = setup(dir, echo.addr);
     let notify = UnixDatagram::bind(dir.join("run/notify.sock")).unwrap_or_else(|e| panic!("{e}"));
     let _ = notify.set_read_timeout(Some(Duration::from_secs(20)));
-    let echo = EchoUpstream::start();
-    let (port, admin) = (free_port(), free_port());
-    let (addr, admin_addr): (SocketAddr, SocketAddr) = (
-        ([127, 0, 0, 1], port).into(),
-        ([127, 0, 0, 1], admin).into(),
-    );
-    std::fs::write(
-        dir.join("stepgate.yaml"),
-        config(dir, port, admin, echo.addr),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
 
     let mut old = serve(dir, false, "old.log");
+    let ready = notified(&notify);
     assert_eq!(
-        notified(&notify),
+        ready,
         (old.pid() as u32, true),
         "the first process says it is ready"
     );
@@ -160,9 +188,15 @@ fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     let health = "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".to_string();
     let pause = Duration::from_millis(5);
     let loops = [
-        RequestLoop::start(addr, get.clone(), pause, 20_000),
-        RequestLoop::start(addr, get, pause, 20_000),
-        RequestLoop::start(admin_addr, health, pause, 20_000),
+        (
+            "proxy 1",
+            RequestLoop::start(addr, get.clone(), pause, 20_000),
+        ),
+        ("proxy 2", RequestLoop::start(addr, get, pause, 20_000)),
+        (
+            "admin",
+            RequestLoop::start(admin_addr, health, pause, 20_000),
+        ),
     ];
     std::thread::sleep(Duration::from_millis(300));
 
@@ -170,32 +204,26 @@ fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     std::thread::sleep(Duration::from_millis(200));
     let quit = Instant::now();
     old.signal("QUIT");
+    let ready = notified(&notify);
     assert_eq!(
-        notified(&notify),
+        ready,
         (new.pid() as u32, true),
         "the new process takes over as main pid"
     );
     let took_over = quit.elapsed();
 
     // The WebSocket on the old process lives on past the handover until the drain ends.
-    let mut last_echo = Duration::ZERO;
-    let mut n = 1;
-    while ws.echo(n) {
-        last_echo = quit.elapsed();
-        n += 1;
-        assert!(
-            quit.elapsed() < Duration::from_secs(30),
-            "the old WebSocket never closed"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let ws_closed = quit.elapsed();
+    let (last_echo, ws_closed) = echo_until_closed(&mut ws, quit);
     let code = old.wait_exit(Duration::from_secs(20));
     let old_exit = quit.elapsed();
     assert_eq!(code, Some(0), "old process log:\n{}", old.log_text());
     std::thread::sleep(Duration::from_secs(1));
-    let samples: Vec<Vec<Sample>> = loops.into_iter().map(RequestLoop::finish).collect();
-
+    for (name, l) in loops {
+        check_loop(name, &l.finish(), quit + old_exit);
+    }
+    println!(
+        "takeover: new process ready {took_over:?} after SIGQUIT; old WebSocket echoed until {last_echo:?}, closed at {ws_closed:?}; old process exited {old_exit:?} after SIGQUIT (drain {DRAIN})"
+    );
     assert!(
         last_echo > BOTH_ACCEPT,
         "the WebSocket ended before the old process stopped accepting: {last_echo:?}"
@@ -203,24 +231,6 @@ fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     assert!(
         ws_closed <= old_exit + Duration::from_millis(500),
         "closed {ws_closed:?}, old exited {old_exit:?}"
-    );
-    for (name, s) in ["proxy 1", "proxy 2", "admin"].iter().zip(&samples) {
-        let (total, errors, non_2xx) = tally(s);
-        let after = s.iter().filter(|x| x.at > quit + old_exit).count();
-        println!(
-            "takeover: {name}: {total} requests, {errors} connection errors, {non_2xx} non-2xx, {after} after the old process exited"
-        );
-        assert_eq!(
-            (errors, non_2xx),
-            (0, 0),
-            "{name}: {:?}",
-            s.iter()
-                .find(|x| !matches!(&x.outcome, Ok(r) if r.status == 200))
-        );
-        assert!(after > 0, "{name}: no request reached the new process");
-    }
-    println!(
-        "takeover: new process ready {took_over:?} after SIGQUIT; old WebSocket echoed until {last_echo:?}, closed at {ws_closed:?}; old process exited {old_exit:?} after SIGQUIT (drain {DRAIN})"
     );
     assert!(
         new.wait_exit(Duration::from_millis(10)).is_none(),
