@@ -78,6 +78,32 @@ impl NetBrowser {
         serde_json::from_str(&r.body).unwrap_or(Value::Null)
     }
 
+    /// Enroll `key` for alice with an invite (the token `stepgate invite` would print).
+    pub(crate) fn enroll_by_invite(&mut self, g: &TestGateway, key: &mut SoftPasskey) {
+        let token = stepgate::session::new_token();
+        let invite = stepgate::session::Invite {
+            user: "alice".into(),
+            credential_ttl: None,
+            expires_at: g.now() + 3600,
+        };
+        let added = tokio_rt().block_on(async {
+            let store = stepgate::store::open(&g.gw.config.load().store)?;
+            store
+                .add_invite(&stepgate::session::token_hash(&token), &invite)
+                .await
+        });
+        assert!(added.is_ok(), "{added:?}");
+        let begun = self.api(
+            "enroll/begin",
+            &json!({ "token": token, "label": "laptop" }),
+        );
+        let cred = create(key, &begun["publicKey"], &Client::default());
+        self.api(
+            "enroll/finish",
+            &json!({ "ceremony": begun["ceremony"], "credential": cred }),
+        );
+    }
+
     /// Sign in (or step up) for `rd` and follow the callback; returns where it lands.
     pub(crate) fn sign_in(&mut self, key: &mut SoftPasskey, rd: &str) -> String {
         let begun = self.api("login/begin", &json!({ "rd": rd, "username": "alice" }));
@@ -132,30 +158,8 @@ rules:
         r.header("location"),
         Some("https://auth.test/.stepgate/login?rd=https%3A%2F%2Fapp%2Etest%2Finbox%3Fx%3D1")
     );
-    // Enroll by invite (the token `stepgate invite` would print).
-    let token = stepgate::session::new_token();
-    let invite = stepgate::session::Invite {
-        user: "alice".into(),
-        credential_ttl: None,
-        expires_at: g.now() + 3600,
-    };
-    let added = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
-        store
-            .add_invite(&stepgate::session::token_hash(&token), &invite)
-            .await
-    });
-    assert!(added.is_ok(), "{added:?}");
     let mut key = SoftPasskey::new(true);
-    let begun = b.api(
-        "enroll/begin",
-        &json!({ "token": token, "label": "laptop" }),
-    );
-    let cred = create(&mut key, &begun["publicKey"], &Client::default());
-    b.api(
-        "enroll/finish",
-        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-    );
+    b.enroll_by_invite(&g, &mut key);
     // Sign in for the app; the callback sets the host-only app cookie.
     let landed = b.sign_in(&mut key, "https://app.test/inbox?x=1");
     assert_eq!(landed, "https://app.test/inbox?x=1");

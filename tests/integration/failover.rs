@@ -6,12 +6,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::e2e::NetBrowser;
 use crate::gateway_util::{TestGateway, tokio_rt};
-use crate::portal_util::{Client, create};
 use crate::util::sentinel::{MASTER_NAME, SentinelGroup};
 use crate::util::traffic::{RequestLoop, Sample};
 
@@ -42,31 +40,12 @@ rules:
 /// Enroll a software passkey by invite and sign in through `g`'s portal over
 /// HTTP; returns the app cookie the callback set on `app.test`.
 fn sign_in_through_the_portal(g: &TestGateway) -> String {
-    let token = stepgate::session::new_token();
-    let invite = stepgate::session::Invite {
-        user: "alice".into(),
-        credential_ttl: None,
-        expires_at: g.now() + 3600,
-    };
-    let added = tokio_rt().block_on(
-        g.store
-            .add_invite(&stepgate::session::token_hash(&token), &invite),
-    );
-    assert!(added.is_ok(), "{added:?}");
     let mut b = NetBrowser {
         addr: g.addr,
         jar: HashMap::new(),
     };
     let mut key = SoftPasskey::new(true);
-    let begun = b.api(
-        "enroll/begin",
-        &json!({ "token": token, "label": "laptop" }),
-    );
-    let cred = create(&mut key, &begun["publicKey"], &Client::default());
-    b.api(
-        "enroll/finish",
-        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-    );
+    b.enroll_by_invite(g, &mut key);
     let landed = b.sign_in(&mut key, "https://app.test/");
     assert_eq!(landed, "https://app.test/");
     match b
