@@ -32,6 +32,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the sentinels are asked whether the connected primary is still theirs.
 pub const PRIMARY_CHECK: Duration = Duration::from_secs(1);
 
+/// After the sentinels named no usable primary, calls fail at once for this long
+/// instead of asking them again (a failover under load asks them a few times a
+/// second, not once a request).
+const ASK_AGAIN_AFTER: Duration = Duration::from_millis(100);
+
 /// How long a write that must survive a failover waits for a replica to confirm it.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -174,6 +179,8 @@ pub struct SentinelLink {
     client: tokio::sync::Mutex<SentinelClient>,
     current: Mutex<Option<Primary>>,
     next_ticket: Mutex<u64>,
+    /// When asking the sentinels last failed, and why.
+    last_failure: Mutex<Option<(std::time::Instant, String)>>,
     config: AsyncConnectionConfig,
 }
 
@@ -183,6 +190,7 @@ impl SentinelLink {
             client: tokio::sync::Mutex::new(sentinel_client(s).map_err(unavailable)?),
             current: Mutex::new(None),
             next_ticket: Mutex::new(1),
+            last_failure: Mutex::new(None),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(OP_TIMEOUT)),
@@ -204,15 +212,33 @@ impl SentinelLink {
         if let Some(c) = self.current() {
             return Ok(c);
         }
-        let primary = client
-            .async_get_client()
-            .await
-            .map_err(|e| unavailable(format!("no primary from the sentinels: {e}")))?;
-        let addr = primary.get_connection_info().addr().to_string();
-        let conn = primary
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(|e| unavailable(format!("primary {addr}: {e}")))?;
+        if let Ok(last) = self.last_failure.lock()
+            && let Some((at, why)) = last.as_ref()
+            && at.elapsed() < ASK_AGAIN_AFTER
+        {
+            return Err(unavailable(why));
+        }
+        let found = async {
+            let primary = client
+                .async_get_client()
+                .await
+                .map_err(|e| format!("no primary from the sentinels: {e}"))?;
+            let addr = primary.get_connection_info().addr().to_string();
+            let conn = primary
+                .get_multiplexed_async_connection_with_config(&self.config)
+                .await
+                .map_err(|e| format!("primary {addr}: {e}"))?;
+            Ok::<_, String>((conn, addr))
+        };
+        let (conn, addr) = match found.await {
+            Ok(found) => found,
+            Err(why) => {
+                if let Ok(mut last) = self.last_failure.lock() {
+                    *last = Some((std::time::Instant::now(), why.clone()));
+                }
+                return Err(unavailable(why));
+            }
+        };
         let ticket = self.new_ticket();
         tracing::info!(primary = %addr, "redis: connected to the primary the sentinels name");
         if let Ok(mut cur) = self.current.lock() {
