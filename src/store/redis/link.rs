@@ -12,6 +12,7 @@
 //!   when it still answers. Writes that must survive a failover (revocations,
 //!   a flagged passkey) are [`confirm`]ed by a connected replica.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -178,7 +179,7 @@ pub struct SentinelLink {
     /// Asking the sentinels is one at a time; it keeps their connections.
     client: tokio::sync::Mutex<SentinelClient>,
     current: Mutex<Option<Primary>>,
-    next_ticket: Mutex<u64>,
+    next_ticket: AtomicU64,
     /// When asking the sentinels last failed, and why.
     last_failure: Mutex<Option<(std::time::Instant, String)>>,
     config: AsyncConnectionConfig,
@@ -189,7 +190,7 @@ impl SentinelLink {
         Ok(SentinelLink {
             client: tokio::sync::Mutex::new(sentinel_client(s).map_err(unavailable)?),
             current: Mutex::new(None),
-            next_ticket: Mutex::new(1),
+            next_ticket: AtomicU64::new(1),
             last_failure: Mutex::new(None),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -252,13 +253,7 @@ impl SentinelLink {
     }
 
     fn new_ticket(&self) -> Ticket {
-        match self.next_ticket.lock() {
-            Ok(mut n) => {
-                *n += 1;
-                Ticket(*n)
-            }
-            Err(_) => Ticket(0),
-        }
+        Ticket(self.next_ticket.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Drop the connection `ticket` names (any connection when `None`).
