@@ -38,11 +38,24 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the gateway (proxy, portal, forward-auth, admin listener) until SIGTERM/SIGINT.
+    /// Run the gateway (proxy, portal, forward-auth, admin listener) until SIGTERM/SIGINT;
+    /// SIGQUIT hands the listening sockets to a process started with --upgrade.
     Serve {
         /// Log format; overrides `log.format` in the config.
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// Take the listening sockets over from the running stepgate: start this,
+        /// then send the running one SIGQUIT (within 5 s).
+        #[arg(short, long)]
+        upgrade: bool,
+        /// The Unix socket where listening sockets are handed over (in a directory
+        /// only this user can write).
+        #[arg(long, env = "STEPGATE_UPGRADE_SOCK", default_value = stepgate::server::DEFAULT_UPGRADE_SOCK)]
+        upgrade_sock: PathBuf,
+        /// On SIGTERM or after handing over: how long in-flight requests and open
+        /// WebSockets may go on before the process exits (whole seconds).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        drain_timeout: Duration,
     },
     /// Validate the config; exit 1 listing every error.
     Check,
@@ -145,9 +158,22 @@ fn run() -> Result<u8> {
         stepgate::telemetry::init_tracing(false);
     }
     let code = match cli.command {
-        Command::Serve { log_format } => {
-            let json = log_format.map(|f| matches!(f, LogFormat::Json));
-            commands::serve(&cli.config, json, &mut err)?
+        Command::Serve {
+            log_format,
+            upgrade,
+            upgrade_sock,
+            drain_timeout,
+        } => {
+            let args = commands::ServeArgs {
+                log_json: log_format.map(|f| matches!(f, LogFormat::Json)),
+                server: stepgate::server::ServeOptions {
+                    grace_period: drain_timeout,
+                    upgrade_sock,
+                    upgrade,
+                    ..Default::default()
+                },
+            };
+            commands::serve(&cli.config, &args, &mut err)?
         }
         Command::Check => commands::check(&cli.config, &mut out, &mut err)?,
         Command::Explain {

@@ -4,8 +4,17 @@
 //! [`run`] blocks until shutdown. `stepgate serve` stops on signals (SIGTERM:
 //! graceful, in-flight requests finish; SIGINT: fast); tests start a server in
 //! a thread with [`spawn`] and stop it with [`ServerHandle::stop`].
+//!
+//! Zero-downtime restart (pingora's graceful upgrade): a new process started
+//! with [`ServeOptions::upgrade`] waits on the upgrade socket; SIGQUIT to the
+//! running one makes it hand over its listening sockets (proxy, TLS, admin)
+//! there. Both accept from the same sockets for a few seconds, so no connection
+//! is refused; then the old one stops accepting, lets in-flight requests and open
+//! WebSockets run for the drain timeout, and exits. Each process tells systemd
+//! (`NOTIFY_SOCKET`) `MAINPID` and `READY=1` once it holds its sockets.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +23,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::protocols::http::ServerSession;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
 use tokio::sync::Notify;
@@ -35,6 +44,10 @@ pub enum ServeError {
     Tls { addr: SocketAddr, message: String },
     #[error("cannot start the server thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "upgrade socket {path}: its directory is writable by other users, who could take the listening sockets; use --upgrade-sock in a private directory"
+    )]
+    UpgradeSocket { path: PathBuf },
 }
 
 /// How a running server is told to stop.
@@ -46,22 +59,36 @@ pub enum Stop {
 }
 
 /// Tuning that differs between production and tests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Worker threads per listener service.
     pub threads: usize,
-    /// After SIGTERM: how long in-flight requests get before runtimes stop.
+    /// After SIGTERM or a handover: how long in-flight requests and open
+    /// WebSockets get before runtimes stop (whole seconds).
     pub grace_period: Duration,
+    /// The Unix socket where listening sockets are handed over on SIGQUIT.
+    pub upgrade_sock: PathBuf,
+    /// Take the listening sockets over from the process running now (which is
+    /// then sent SIGQUIT) instead of binding them.
+    pub upgrade: bool,
 }
+
+/// The drain timeout `serve` uses unless told otherwise.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             threads: 2,
-            grace_period: Duration::from_secs(3),
+            grace_period: DEFAULT_GRACE_PERIOD,
+            upgrade_sock: PathBuf::from(DEFAULT_UPGRADE_SOCK),
+            upgrade: false,
         }
     }
 }
+
+/// Where the listening sockets are handed over, relative to the working directory.
+pub const DEFAULT_UPGRADE_SOCK: &str = "stepgate-upgrade.sock";
 
 struct NotifyStop(Arc<Notify>);
 
@@ -75,13 +102,23 @@ impl ShutdownSignalWatch for NotifyStop {
 
 /// Run the gateway until it is told to stop.
 pub fn run(gw: Arc<Gateway>, opts: ServeOptions, stop: Stop) -> Result<(), ServeError> {
-    let server = build(gw, opts)?;
+    check_upgrade_dir(&opts.upgrade_sock)?;
+    let server = build(gw, &opts)?;
     let args = match stop {
         Stop::Signals => RunArgs::default(),
         Stop::Notify(n) => RunArgs {
             shutdown_signal: Box::new(NotifyStop(n)),
         },
     };
+    // This process holds its sockets now: systemd (Type=notify) tracks it from here,
+    // also when it took them over from the process systemd started.
+    let pid = std::process::id();
+    if let Err(e) = sd_notify::notify(&[
+        sd_notify::NotifyState::MainPid(pid),
+        sd_notify::NotifyState::Ready,
+    ]) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
     server.run(args);
     Ok(())
 }
@@ -116,7 +153,7 @@ impl Drop for ServerHandle {
 /// error reported) before this returns.
 pub fn spawn(gw: Arc<Gateway>, opts: ServeOptions) -> Result<ServerHandle, ServeError> {
     let stop = Arc::new(Notify::new());
-    let server = build(gw, opts)?;
+    let server = build(gw, &opts)?;
     let n = stop.clone();
     let thread = std::thread::Builder::new()
         .name("stepgate-server".into())
@@ -131,6 +168,22 @@ pub fn spawn(gw: Arc<Gateway>, opts: ServeOptions) -> Result<ServerHandle, Serve
         stop,
         thread: Some(thread),
     })
+}
+
+/// The listening sockets go to whoever listens on the upgrade socket: refuse a
+/// directory where other users could put theirs (world-writable, like /tmp).
+fn check_upgrade_dir(sock: &std::path::Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match sock.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.permissions().mode() & 0o002 != 0 => Err(ServeError::UpgradeSocket {
+            path: sock.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Read buffering for plain-HTTP downstream connections: none.
@@ -157,16 +210,27 @@ fn probe(addr: SocketAddr) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-fn build(gw: Arc<Gateway>, opts: ServeOptions) -> Result<Server, ServeError> {
+fn build(gw: Arc<Gateway>, opts: &ServeOptions) -> Result<Server, ServeError> {
     let rt = gw.config.load_full();
     let conf = ServerConf {
         threads: opts.threads.max(1),
         grace_period_seconds: Some(opts.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: opts.upgrade_sock.to_string_lossy().into_owned(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    if opts.upgrade {
+        tracing::info!(socket = %opts.upgrade_sock.display(), "waiting for the running stepgate's listening sockets (send it SIGQUIT)");
+    }
+    // On upgrade: receive the sockets (the process exits if none come within 5 s).
     server.bootstrap();
+    // Addresses taken over are in use by design; fresh ones must be free.
+    let probe = |addr| if opts.upgrade { Ok(()) } else { probe(addr) };
 
     probe(rt.listen)?;
     let mut proxy = pingora::proxy::http_proxy_service_with_name(

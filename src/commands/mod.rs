@@ -14,7 +14,7 @@ pub use admin::{
 };
 pub use config::{ExplainArgs, check, explain};
 pub use keys::gen_key;
-pub use serve::serve;
+pub use serve::{ServeArgs, serve};
 
 /// Exit codes shared by the commands.
 pub mod exit {

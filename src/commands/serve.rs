@@ -1,19 +1,29 @@
-//! `stepgate serve`: check the config, open the store, run the gateway until a signal.
+//! `stepgate serve`: check the config, make a first run's cookie key, open the
+//! store, run the gateway until a signal.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config;
+use crate::config::{self, Runtime, StoreSettings};
 use crate::gateway::{Gateway, SystemClock};
 use crate::server::{self, ServeOptions, Stop};
 use crate::telemetry;
 
 use super::exit;
 
+/// How `serve` was asked to run (its flags).
+#[derive(Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Overrides the config's `log.format` when given (`--log-format`).
+    pub log_json: Option<bool>,
+    /// Listening-socket handover and drain timeout.
+    pub server: ServeOptions,
+}
+
 /// Run the gateway with the config at `path`; returns the exit code once it stopped.
-/// `log_json` overrides the config's `log.format` when given (`--log-format`).
-pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::io::Result<u8> {
+pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Result<u8> {
+    let log_json = args.log_json;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let checked = match config::check_file(path, now) {
         Ok(c) => c,
@@ -30,6 +40,10 @@ pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::i
     }
     let rt = checked.runtime;
     telemetry::init_tracing(log_json.unwrap_or(rt.log_json));
+    if let Err(e) = first_run_key(&rt) {
+        writeln!(err, "error: {e}")?;
+        return Ok(exit::FAILED);
+    }
     let store = match crate::store::open(&rt.store) {
         Ok(s) => s,
         Err(e) => {
@@ -69,12 +83,41 @@ pub fn serve(path: &Path, log_json: Option<bool>, err: &mut dyn Write) -> std::i
         }
     };
     start_reloader(path, gw.clone());
-    match server::run(gw, ServeOptions::default(), Stop::Signals) {
+    match server::run(gw, args.server.clone(), Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {
             writeln!(err, "error: {e}")?;
             Ok(exit::FAILED)
         }
+    }
+}
+
+/// With the embedded SQLite store, create the signing key file (the first of
+/// `secrets.cookie_keys`) when it is missing, and say so once. With Redis a
+/// missing key stays an error: every instance must sign with the same key.
+fn first_run_key(rt: &Runtime) -> Result<(), String> {
+    let Some(path) = rt.cookie_keys.first() else {
+        return Ok(());
+    };
+    match &rt.store {
+        StoreSettings::Sqlite { .. } => match super::keys::create_key_file(path) {
+            Ok(true) => {
+                tracing::info!(path = %path.display(), "created a new cookie signing key (mode 0600); keep it: replacing it ends every session");
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(format!(
+                "cannot create the cookie key file {}: {e}",
+                path.display()
+            )),
+        },
+        StoreSettings::Redis { .. } if !path.exists() => Err(format!(
+            "cookie key file {} does not exist; with the Redis store every instance must sign with the same key, \
+             so none is made up: copy it from another instance, or make it once with `stepgate gen-key > {}`",
+            path.display(),
+            path.display()
+        )),
+        StoreSettings::Redis { .. } => Ok(()),
     }
 }
 

@@ -257,23 +257,136 @@ fn store(diags: &mut Diagnostics, s: Option<&file::StoreFile>) -> StoreSettings 
         (Some(sq), None) => StoreSettings::Sqlite {
             path: sq.path.clone(),
         },
-        (None, Some(r)) => {
-            match Url::parse(&r.url) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {}
-                _ => diags.error(
-                    "store.redis.url",
-                    format!("\"{}\" is not a redis:// URL", r.url),
-                ),
-            }
-            StoreSettings::Redis {
-                url: r.url.clone(),
-                prefix: r
-                    .prefix
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_string()),
-            }
-        }
+        (None, Some(r)) => StoreSettings::Redis {
+            target: redis_target(diags, r),
+            prefix: r
+                .prefix
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_string()),
+        },
     }
+}
+
+/// Why stepgate needs one Redis primary, said wherever Cluster comes up.
+pub const NO_CLUSTER: &str = "Redis Cluster is not supported: ceremony states are taken with one \
+     single-read GETDEL and sessions change in Lua scripts over several keys, which needs all \
+     keys on one primary; use one Redis (url) or Redis Sentinel (sentinels + master_name) \
+     for failover";
+
+/// `store.redis`: exactly one of `url` and `sentinels`; the keys of the other form are errors.
+fn redis_target(diags: &mut Diagnostics, r: &file::RedisFile) -> RedisTarget {
+    if r.cluster.is_some() {
+        diags.error("store.redis.cluster", NO_CLUSTER);
+    }
+    match (&r.url, &r.sentinels) {
+        (Some(_), Some(_)) => {
+            diags.error(
+                "store.redis",
+                "give either url (one Redis) or sentinels + master_name (Redis Sentinel), not both",
+            );
+            RedisTarget::Url(String::new())
+        }
+        (None, None) => {
+            diags.error(
+                "store.redis",
+                "name the server: url: redis://host:6379/0, or sentinels: [host:26379, ...] with master_name",
+            );
+            RedisTarget::Url(String::new())
+        }
+        (Some(url), None) => {
+            redis_url(diags, url, r);
+            RedisTarget::Url(url.clone())
+        }
+        (None, Some(list)) => RedisTarget::Sentinel(sentinel(diags, list, r)),
+    }
+}
+
+fn redis_url(diags: &mut Diagnostics, url: &str, r: &file::RedisFile) {
+    match Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {}
+        _ => diags.error(
+            "store.redis.url",
+            format!("\"{url}\" is not a redis:// URL"),
+        ),
+    }
+    let sentinel_only = [
+        ("master_name", r.master_name.is_some()),
+        ("username", r.username.is_some()),
+        ("password", r.password.is_some()),
+        ("sentinel_username", r.sentinel_username.is_some()),
+        ("sentinel_password", r.sentinel_password.is_some()),
+        ("db", r.db.is_some()),
+        ("tls", r.tls.is_some()),
+    ];
+    for (key, _) in sentinel_only.iter().filter(|(_, present)| *present) {
+        diags.key_error(
+            &format!("store.redis.{key}"),
+            "belongs to the Sentinel form (sentinels: [...]); with url, write it in the URL: \
+             rediss://user:password@host:6379/DB",
+        );
+    }
+}
+
+fn sentinel(diags: &mut Diagnostics, list: &[String], r: &file::RedisFile) -> SentinelSettings {
+    if list.is_empty() {
+        diags.error(
+            "store.redis.sentinels",
+            "list at least one sentinel as host:port (three or more for a real quorum)",
+        );
+    }
+    let sentinels = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let parsed = host_port(raw);
+            if parsed.is_none() {
+                diags.error(
+                    &format!("store.redis.sentinels[{i}]"),
+                    format!("\"{raw}\" is not host:port like 10.0.0.5:26379"),
+                );
+            }
+            parsed
+        })
+        .collect();
+    let master_name = r.master_name.clone().unwrap_or_default();
+    if master_name.is_empty() {
+        diags.error(
+            "store.redis.master_name",
+            "missing: the name the sentinels monitor the primary under (sentinel monitor NAME ...)",
+        );
+    }
+    let db = r.db.unwrap_or(0);
+    if db < 0 {
+        diags.error("store.redis.db", "must be 0 or more");
+    }
+    SentinelSettings {
+        sentinels,
+        master_name,
+        db,
+        tls: r.tls.unwrap_or(false),
+        redis_auth: auth(&r.username, &r.password),
+        sentinel_auth: auth(&r.sentinel_username, &r.sentinel_password),
+    }
+}
+
+fn auth(username: &Option<String>, password: &Option<String>) -> RedisAuth {
+    RedisAuth {
+        username: username.clone(),
+        password: password.clone().map(Secret),
+    }
+}
+
+/// `host:port` or `[v6]:port` with a non-zero port.
+fn host_port(raw: &str) -> Option<(String, u16)> {
+    let (host, port) = raw.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let ok = (!host.is_empty() && !host.contains([':', '/', ' ']))
+        || host.parse::<std::net::Ipv6Addr>().is_ok();
+    ok.then(|| (host.to_string(), port))
 }
 
 fn valid_name(s: &str) -> bool {

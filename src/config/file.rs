@@ -61,11 +61,25 @@ pub struct SqliteFile {
     pub path: PathBuf,
 }
 
-/// `store.redis:`
+/// `store.redis:` — one Redis by `url`, or the primary that Redis Sentinel names.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisFile {
-    pub url: String,
+    pub url: Option<String>,
+    /// `host:port` of each sentinel.
+    pub sentinels: Option<Vec<String>>,
+    pub master_name: Option<String>,
+    /// ACL user and password for the Redis primary (Sentinel form).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// ACL user and password for the sentinels, when they have their own.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+    pub db: Option<i64>,
+    /// TLS to the primary and the sentinels (Sentinel form; a URL says `rediss://`).
+    pub tls: Option<bool>,
+    /// Present only to be refused with the reason (Redis Cluster is not supported).
+    pub cluster: Option<serde_norway::Value>,
     pub prefix: Option<String>,
 }
 

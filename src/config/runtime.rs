@@ -72,7 +72,48 @@ pub struct SessionLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
     Sqlite { path: PathBuf },
-    Redis { url: String, prefix: String },
+    Redis { target: RedisTarget, prefix: String },
+}
+
+/// `store.redis:` — where the Redis store finds its server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server: `redis://`, `rediss://` (TLS) or `unix://`.
+    Url(String),
+    /// The primary that the sentinels name, asked again after any failure.
+    Sentinel(SentinelSettings),
+}
+
+/// `store.redis:` in its Sentinel form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelSettings {
+    /// `(host, port)` of each sentinel, in the order they are asked.
+    pub sentinels: Vec<(String, u16)>,
+    pub master_name: String,
+    pub db: i64,
+    /// TLS to the primary and to the sentinels (certificates checked against the system's roots).
+    pub tls: bool,
+    /// Credentials for the primary.
+    pub redis_auth: RedisAuth,
+    /// Credentials for the sentinels (none unless `sentinel_username`/`sentinel_password`).
+    pub sentinel_auth: RedisAuth,
+}
+
+/// An optional ACL user and password.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisAuth {
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// A string that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// `users.NAME`

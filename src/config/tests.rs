@@ -153,3 +153,96 @@ fn vouching_for_redirect_hosts() {
     assert!(!rt.vouches_for_host("evil.lab"));
     assert!(!rt.vouches_for_host("anything.example"));
 }
+
+#[test]
+fn redis_sentinel_form_compiles() {
+    let text = format!(
+        "{BASE}store:\n  redis:\n    sentinels: [10.0.0.1:26379, \"sentinel-b:26380\", \"[fd00::3]:26379\"]\n    master_name: gate\n    username: stepgate\n    password: s3cret\n    sentinel_password: other\n    db: 2\n    tls: true\n    prefix: \"sg:\"\n"
+    );
+    let rt = check_str("t.yaml", &text, 0).unwrap().runtime;
+    let StoreSettings::Redis {
+        target: RedisTarget::Sentinel(s),
+        prefix,
+    } = rt.store
+    else {
+        panic!("not the sentinel form: {:?}", rt.store)
+    };
+    assert_eq!(prefix, "sg:");
+    assert_eq!(
+        s.sentinels,
+        vec![
+            ("10.0.0.1".to_string(), 26379),
+            ("sentinel-b".to_string(), 26380),
+            ("fd00::3".to_string(), 26379)
+        ]
+    );
+    assert_eq!((s.master_name.as_str(), s.db, s.tls), ("gate", 2, true));
+    assert_eq!(s.redis_auth.username.as_deref(), Some("stepgate"));
+    assert_eq!(s.redis_auth.password, Some(Secret("s3cret".into())));
+    assert_eq!(s.sentinel_auth.username, None);
+    assert_eq!(s.sentinel_auth.password, Some(Secret("other".into())));
+    // Passwords never show in Debug output (logs, panics).
+    assert!(!format!("{s:?}").contains("s3cret"));
+    let url = check_str(
+        "t.yaml",
+        &format!("{BASE}store: {{ redis: {{ url: \"rediss://u:p@r:6380/1\" }} }}\n"),
+        0,
+    )
+    .unwrap()
+    .runtime;
+    assert_eq!(
+        url.store,
+        StoreSettings::Redis {
+            target: RedisTarget::Url("rediss://u:p@r:6380/1".into()),
+            prefix: "stepgate:".into()
+        }
+    );
+}
+
+#[test]
+fn redis_section_errors_come_together() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "{ url: \"redis://r\", sentinels: [\"s:1\"], master_name: m }",
+            &["store.redis: give either url (one Redis) or sentinels"],
+        ),
+        ("{ prefix: x }", &["store.redis: name the server"]),
+        (
+            "{ sentinels: [\"nope\", \"h:0\", \"h:70000\", \":5\"], db: -1 }",
+            &[
+                "store.redis.sentinels[0]: \"nope\" is not host:port",
+                "store.redis.sentinels[1]: \"h:0\" is not host:port",
+                "store.redis.sentinels[2]: \"h:70000\" is not host:port",
+                "store.redis.sentinels[3]: \":5\" is not host:port",
+                "store.redis.master_name: missing",
+                "store.redis.db: must be 0 or more",
+            ],
+        ),
+        (
+            "{ sentinels: [], master_name: m }",
+            &["store.redis.sentinels: list at least one sentinel"],
+        ),
+        (
+            "{ url: \"redis://r\", password: p, master_name: m }",
+            &[
+                "store.redis.password: belongs to the Sentinel form",
+                "store.redis.master_name: belongs to the Sentinel form",
+            ],
+        ),
+        (
+            "{ cluster: [\"a:7000\", \"b:7001\"], url: \"redis://a:7000\" }",
+            &[
+                "store.redis.cluster: Redis Cluster is not supported: ceremony states are taken with one single-read GETDEL",
+            ],
+        ),
+    ];
+    for (redis, wants) in cases {
+        let e = errors(&format!("{BASE}store: {{ redis: {redis} }}\n"));
+        for want in *wants {
+            assert!(
+                e.iter().any(|m| m.starts_with(want)),
+                "{redis}: missing {want:?} in {e:?}"
+            );
+        }
+    }
+}

@@ -175,12 +175,15 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Open the configured store: the SQLite file (created with its directory if
-/// missing, schema migrated) or a Redis handle. Redis connects lazily, so a Redis
-/// that is down at start-up shows as `Unavailable` on the first call (and in
-/// `/readyz`), not here; a malformed URL or an unusable SQLite file is an error here.
+/// missing, schema migrated) or a Redis handle, on one URL or through Sentinel.
+/// Redis connects lazily, so a Redis (or every sentinel) that is down at start-up
+/// shows as `Unavailable` on the first call (and in `/readyz`), not here; a
+/// malformed URL or an unusable SQLite file is an error here.
 pub fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
     match settings {
         StoreSettings::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStore::open(path)?)),
-        StoreSettings::Redis { url, prefix } => Ok(Arc::new(redis::RedisStore::open(url, prefix)?)),
+        StoreSettings::Redis { target, prefix } => {
+            Ok(Arc::new(redis::RedisStore::connect(target, prefix)?))
+        }
     }
 }

@@ -20,8 +20,9 @@
 //!
 //! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
 //! multi-key change is one Lua script, so it is atomic. Every call is bounded by
-//! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`]. The
-//! [`ConnectionManager`] reconnects by itself once Redis is back.
+//! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`].
+//! [`link`] owns the connection: one URL (reconnecting by itself once Redis is
+//! back), or the primary that Redis Sentinel names (found again after a failover).
 
 mod tokens;
 
@@ -29,11 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
-use tokio::sync::OnceCell;
 
 use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
+use crate::config::RedisTarget;
 use crate::session::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
@@ -41,6 +41,9 @@ use crate::token::ClientToken;
 
 /// The most any store call may take before it reports `Unavailable`.
 pub const OP_TIMEOUT: Duration = Duration::from_millis(900);
+
+mod link;
+use link::{Conn, Link};
 
 /// Shared Lua: end one portal session and its app sessions. Needs `P` defined.
 const LUA_END_PORTAL: &str = r#"
@@ -319,35 +322,10 @@ impl Scripts {
 /// call runs, so it works from any caller runtime (pingora's, a test's, the
 /// CLI's) and keeps working when the runtime that first used it goes away.
 pub struct RedisStore {
-    shared: Arc<Shared>,
+    link: Arc<Link>,
     prefix: String,
     scripts: Scripts,
     runtime: Option<tokio::runtime::Runtime>,
-}
-
-struct Shared {
-    client: redis::Client,
-    conn: OnceCell<ConnectionManager>,
-}
-
-impl Shared {
-    /// The connection manager, made on first use (it needs a runtime).
-    async fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        let m = self
-            .conn
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(500)))
-                    .set_response_timeout(Some(OP_TIMEOUT))
-                    .set_number_of_retries(2)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(200));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok(m.clone())
-    }
 }
 
 impl Drop for RedisStore {
@@ -438,41 +416,52 @@ impl RedisStore {
     /// A store for `url` with every key under `prefix`. Connects lazily: a Redis
     /// that is down now makes calls fail with `Unavailable`, not this.
     pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| unavailable(format!("bad redis url: {e}")))?;
+        Self::connect(&RedisTarget::Url(url.to_string()), prefix)
+    }
+
+    /// A store on `target` (one URL, or the primary Sentinel names) with every key
+    /// under `prefix`. Connects lazily, like [`RedisStore::open`].
+    pub fn connect(target: &RedisTarget, prefix: &str) -> Result<Self, StoreError> {
+        let link = Arc::new(Link::new(target)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("stepgate-redis")
             .enable_all()
             .build()
             .map_err(|e| unavailable(format!("cannot start the redis runtime: {e}")))?;
+        link.watch(&runtime);
         Ok(RedisStore {
-            shared: Arc::new(Shared {
-                client,
-                conn: OnceCell::new(),
-            }),
+            link,
             prefix: prefix.to_string(),
             scripts: Scripts::new(),
             runtime: Some(runtime),
         })
     }
 
-    /// Run one operation against Redis on the store's runtime, bounded by [`OP_TIMEOUT`].
+    /// Run one operation against Redis on the store's runtime, bounded by
+    /// [`OP_TIMEOUT`]. A failed or late call makes the link drop its connection.
     async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        F: FnOnce(Conn) -> Fut + Send + 'static,
         Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
-        let shared = Arc::clone(&self.shared);
+        let link = Arc::clone(&self.link);
         let task = async move {
             let op = async {
-                let conn = shared.manager().await?;
-                f(conn).await.map_err(unavailable)
+                let (conn, ticket) = link.conn().await?;
+                f(conn).await.map_err(|e| {
+                    link.failed(Some(ticket));
+                    unavailable(e)
+                })
             };
-            tokio::time::timeout(OP_TIMEOUT, op)
-                .await
-                .map_err(|_| unavailable("redis did not answer in time"))?
+            match tokio::time::timeout(OP_TIMEOUT, op).await {
+                Ok(r) => r,
+                Err(_) => {
+                    link.failed(None);
+                    Err(unavailable("redis did not answer in time"))
+                }
+            }
         };
         let Some(rt) = &self.runtime else {
             return Err(unavailable("the redis store is closed"));
@@ -498,6 +487,41 @@ impl RedisStore {
             inv.invoke_async(&mut c).await
         })
         .await
+    }
+
+    /// [`Self::eval`] for a write that must survive a failover: in the Sentinel
+    /// form, when `durable(&reply)`, wait on the same connection until a replica
+    /// has it (`WAIT 1`, at most [`link::CONFIRM_TIMEOUT`]). If none confirms, the
+    /// write stands on the primary but the caller gets `Unavailable` and may retry
+    /// (revocations and flags are idempotent): it is not yet safe from a failover.
+    async fn eval_durable<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        script: &Script,
+        args: &[&str],
+        durable: fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        let script = script.clone();
+        let mut argv: Vec<String> = Vec::with_capacity(args.len() + 1);
+        argv.push(self.prefix.clone());
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let (reply, confirmed) = self
+            .with(move |mut c| async move {
+                let mut inv = script.prepare_invoke();
+                for a in &argv {
+                    inv.arg(a);
+                }
+                let reply: T = inv.invoke_async(&mut c).await?;
+                let confirmed = !durable(&reply) || link::confirm(&mut c).await?;
+                Ok((reply, confirmed))
+            })
+            .await?;
+        if confirmed {
+            Ok(reply)
+        } else {
+            Err(unavailable(
+                "written on the Redis primary, but no replica confirmed it in time: it could be lost in a failover; retry",
+            ))
+        }
     }
 
     fn key(&self, kind: &str, id: &str) -> String {
@@ -595,10 +619,12 @@ impl Store for RedisStore {
         now: Timestamp,
     ) -> Result<CounterCheck, StoreError> {
         let (counter, now) = (counter.to_string(), now.to_string());
+        // A flag lost in a failover would let a cloned passkey in again.
         let r: String = self
-            .eval(
+            .eval_durable(
                 &self.scripts.record_use,
                 &[id, &counter, flag(backup_state), &now],
+                |r: &String| r == "regressed",
             )
             .await?;
         match r.as_str() {
@@ -614,7 +640,9 @@ impl Store for RedisStore {
     }
 
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_cred, &[id]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_cred, &[id], |_| true)
+            .await?;
         Ok(n == 1)
     }
 
@@ -846,12 +874,16 @@ impl Store for RedisStore {
     }
 
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_session, &[id]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_session, &[id], |_| true)
+            .await?;
         Ok(n == 1)
     }
 
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
-        let n: i64 = self.eval(&self.scripts.revoke_user, &[user]).await?;
+        let n: i64 = self
+            .eval_durable(&self.scripts.revoke_user, &[user], |_| true)
+            .await?;
         Ok(n.max(0) as u64)
     }
 

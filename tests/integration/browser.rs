@@ -266,6 +266,7 @@ rules:
         let opts = ServeOptions {
             threads: 1,
             grace_period: Duration::from_secs(0),
+            ..ServeOptions::default()
         };
         let handle = match server::spawn(gw.clone(), opts) {
             Ok(h) => h,

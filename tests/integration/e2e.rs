@@ -3,11 +3,9 @@
 //! headers, then a step-up rule, its `max_age` expiry and a new step-up, all
 //! over HTTP (the gateway sits behind a trusted proxy that says https).
 
-use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{NetBrowser, TestGateway, tokio_rt};
-use crate::portal_util::{Client, create};
+use crate::gateway_util::{NetBrowser, TestGateway};
 
 #[test]
 fn enroll_sign_in_step_up_and_expiry_through_the_server() {
@@ -47,30 +45,8 @@ rules:
         ),
         "{location}"
     );
-    // Enroll by invite (the token `stepgate invite` would print).
-    let token = stepgate::session::new_token();
-    let invite = stepgate::session::Invite {
-        user: "alice".into(),
-        credential_ttl: None,
-        expires_at: g.now() + 3600,
-    };
-    let added = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
-        store
-            .add_invite(&stepgate::session::token_hash(&token), &invite)
-            .await
-    });
-    assert!(added.is_ok(), "{added:?}");
     let mut key = SoftPasskey::new(true);
-    let begun = b.api(
-        "enroll/begin",
-        &json!({ "token": token, "label": "laptop" }),
-    );
-    let cred = create(&mut key, &begun["publicKey"], &Client::default());
-    b.api(
-        "enroll/finish",
-        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-    );
+    b.enroll_by_invite(&g, &mut key);
     // Sign in for the app; the callback sets the host-only app cookie.
     let landed = b.sign_in(&mut key, "https://app.test/inbox?x=1");
     assert_eq!(landed, "https://app.test/inbox?x=1");

@@ -19,7 +19,7 @@ use stepgate::store::Store;
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::portal_util::{Client, get};
+use crate::portal_util::{Client, create, get};
 use crate::util::{free_port, temp_dir};
 
 /// A running gateway and everything a test needs to poke it.
@@ -94,6 +94,7 @@ impl TestGateway {
             let opts = ServeOptions {
                 threads: 1,
                 grace_period: Duration::from_secs(0),
+                ..ServeOptions::default()
             };
             let handle = match server::spawn(gw.clone(), opts) {
                 Ok(h) => h,
@@ -799,6 +800,32 @@ impl NetBrowser {
         );
         assert_eq!(r.status, 200, "{path}: {r:?}");
         serde_json::from_str(&r.body).unwrap_or(Value::Null)
+    }
+
+    /// Enroll `key` for alice with an invite (the token `stepgate invite` would print).
+    pub fn enroll_by_invite(&mut self, g: &TestGateway, key: &mut SoftPasskey) {
+        let token = stepgate::session::new_token();
+        let invite = stepgate::session::Invite {
+            user: "alice".into(),
+            credential_ttl: None,
+            expires_at: g.now() + 3600,
+        };
+        let added = tokio_rt().block_on(async {
+            let store = stepgate::store::open(&g.gw.config.load().store)?;
+            store
+                .add_invite(&stepgate::session::token_hash(&token), &invite)
+                .await
+        });
+        assert!(added.is_ok(), "{added:?}");
+        let begun = self.api(
+            "enroll/begin",
+            &json!({ "token": token, "label": "laptop" }),
+        );
+        let cred = create(key, &begun["publicKey"], &Client::default());
+        self.api(
+            "enroll/finish",
+            &json!({ "ceremony": begun["ceremony"], "credential": cred }),
+        );
     }
 
     /// The app's redirect to the portal for `url` (which must need a

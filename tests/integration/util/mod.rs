@@ -1,6 +1,12 @@
-//! Test helpers: temp dirs and a private `redis-server` on a free port.
+//! Test helpers: temp dirs, a private `redis-server` on a free port, a Sentinel
+//! group ([`sentinel`]), request loops that record every answer ([`traffic`]) and
+//! the built `stepgate` binary ([`binary`]).
 
 #![allow(dead_code)]
+
+pub mod binary;
+pub mod sentinel;
+pub mod traffic;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -28,20 +34,30 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
-    appendonly: bool,
+    /// `appendfsync` of the append-only file; `None`: no persistence.
+    appendfsync: Option<&'static str>,
+    /// More `redis-server` arguments (e.g. `--replicaof`).
+    extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
     /// Start one with no persistence in a temp dir.
     pub fn start() -> RedisServer {
+        Self::start_with(None, &[])
+    }
+
+    /// Start one with `extra` arguments, writing an append-only file when
+    /// `appendfsync` (`always`, `everysec`) is given.
+    pub fn start_with(appendfsync: Option<&'static str>, extra: &[&str]) -> RedisServer {
         let tmp = temp_dir();
         let dir = tmp.path().to_path_buf();
         let mut s = RedisServer {
             child: None,
             port: free_port(),
             dir,
-            appendonly: false,
+            appendfsync,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             _tmp: Some(tmp),
         };
         s.spawn();
@@ -51,17 +67,7 @@ impl RedisServer {
     /// Start one that writes an append-only file (fsync always) in a temp dir,
     /// so that it can be killed and restarted with its data.
     pub fn start_persistent() -> RedisServer {
-        let tmp = temp_dir();
-        let dir = tmp.path().to_path_buf();
-        let mut s = RedisServer {
-            child: None,
-            port: free_port(),
-            dir,
-            appendonly: true,
-            _tmp: Some(tmp),
-        };
-        s.spawn();
-        s
+        Self::start_with(Some("always"), &[])
     }
 
     fn spawn(&mut self) {
@@ -78,11 +84,11 @@ impl RedisServer {
             .arg("yes")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if self.appendonly {
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            cmd.args(["--appendonly", "no"]);
-        }
+        match self.appendfsync {
+            Some(sync) => cmd.args(["--appendonly", "yes", "--appendfsync", sync]),
+            None => cmd.args(["--appendonly", "no"]),
+        };
+        cmd.args(&self.extra);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -99,6 +105,10 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// `redis://127.0.0.1:PORT/0`
@@ -118,6 +128,18 @@ impl RedisServer {
         }
     }
 
+    /// Stop (`STOP`) or resume (`CONT`) it with a signal: a paused server keeps
+    /// its connections open but answers nothing, like a stalled replica.
+    pub fn signal(&self, name: &str) {
+        let Some(c) = &self.child else { return };
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(c.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} redis-server failed");
+    }
+
     /// Start it again on the same port and directory.
     pub fn restart(&mut self) {
         self.kill();
@@ -127,6 +149,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        self.signal("CONT");
         self.kill();
     }
 }

@@ -1,0 +1,184 @@
+//! The container image is not built in CI: no container engine can run here
+//! (podman installs, but no base image can be pulled and no container started;
+//! see deploy/README.md). So these tests hold `deploy/docker/Dockerfile` to
+//! what CI does prove: its build stage installs only packages `.ci/run`
+//! installs, runs `.ci/run`'s build command (plus `--release`), copies every
+//! file the binary is built from, and its runtime stage carries every shared
+//! library the binary links.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn read(rel: &str) -> String {
+    match std::fs::read_to_string(Path::new(ROOT).join(rel)) {
+        Ok(t) => t,
+        Err(e) => panic!("{rel}: {e}"),
+    }
+}
+
+/// The Dockerfile's instructions (continuation lines joined), split by stage.
+fn stages() -> Vec<Vec<String>> {
+    let text = read("deploy/docker/Dockerfile").replace("\\\n", " ");
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("FROM ") {
+            out.push(Vec::new());
+        }
+        if !line.is_empty()
+            && !line.starts_with('#')
+            && let Some(stage) = out.last_mut()
+        {
+            stage.push(line.to_string());
+        }
+    }
+    assert_eq!(out.len(), 2, "a build stage and a runtime stage");
+    out
+}
+
+/// Packages named after `apt-get install` in `text` (options skipped).
+fn apt_packages(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for part in text.split("apt-get install").skip(1) {
+        let words = part
+            .split_whitespace()
+            .take_while(|w| !matches!(*w, "&&" | ";" | "||" | ">/dev/null"));
+        out.extend(
+            words
+                .filter(|w| !w.starts_with('-') && !w.starts_with('"'))
+                .map(String::from),
+        );
+    }
+    out
+}
+
+#[test]
+fn the_build_stage_runs_what_ci_runs() {
+    let stages = stages();
+    let build = stages[0].join("\n");
+    let ci = read(".ci/run");
+    // Packages: the ones .ci/run installs when missing (its need+=(...) list).
+    let ci_packages: BTreeSet<String> = ci
+        .lines()
+        .filter_map(|l| l.split("need+=(").nth(1))
+        .filter_map(|rest| rest.split(')').next())
+        .map(String::from)
+        .collect();
+    let docker_packages = apt_packages(&build);
+    assert!(!docker_packages.is_empty(), "{build}");
+    assert!(
+        docker_packages.is_subset(&ci_packages),
+        "the image builds with {docker_packages:?}, CI proves only {ci_packages:?}"
+    );
+    // The build command: CI's, with --release.
+    let cargo = |text: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .find_map(|l| {
+                l.split("cargo build")
+                    .nth(1)
+                    .map(|rest| format!("cargo build{rest}"))
+            })
+            .unwrap_or_default();
+        let words = line.split_whitespace().take_while(|w| *w != "&&");
+        words
+            .filter(|w| !matches!(*w, "-q" | "--release"))
+            .map(String::from)
+            .collect()
+    };
+    let (ci_cmd, docker_cmd) = (cargo(&ci), cargo(&build));
+    assert!(
+        ci_cmd.contains(&"--locked".to_string()),
+        "CI builds with the lock file: {ci_cmd:?}"
+    );
+    assert_eq!(
+        docker_cmd, ci_cmd,
+        "Dockerfile and .ci/run build differently"
+    );
+    assert!(build.contains("cargo build --release"), "{build}");
+}
+
+#[test]
+fn the_build_stage_copies_every_source_of_the_binary() {
+    let copied: Vec<String> = stages()[0]
+        .iter()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[..words.len().saturating_sub(1)]
+                .iter()
+                .map(|w| w.trim_end_matches('/').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for needed in ["Cargo.toml", "Cargo.lock", "benches"] {
+        assert!(
+            copied.iter().any(|c| c == needed),
+            "{needed} is not copied: {copied:?}"
+        );
+    }
+    // cargo's dep-info for the binary lists every file it was compiled from.
+    let dep_info = Path::new(env!("CARGO_BIN_EXE_stepgate")).with_extension("d");
+    let text = match std::fs::read_to_string(&dep_info) {
+        Ok(t) => t,
+        Err(e) => panic!("{}: {e}", dep_info.display()),
+    };
+    let (_, deps) = text.split_once(": ").unwrap_or_default();
+    let ours: Vec<&str> = deps
+        .split_whitespace()
+        .filter_map(|f| f.strip_prefix(ROOT).map(|r| r.trim_start_matches('/')))
+        .collect();
+    assert!(
+        ours.iter().any(|f| f.ends_with("portal/assets/portal.js")),
+        "{ours:?}"
+    );
+    for f in ours {
+        assert!(
+            copied
+                .iter()
+                .any(|c| f == c || f.starts_with(&format!("{c}/"))),
+            "the image build lacks {f} (COPY it in deploy/docker/Dockerfile)"
+        );
+    }
+}
+
+#[test]
+fn the_runtime_stage_has_every_library_the_binary_links() {
+    let runtime = stages()[1].join("\n");
+    assert!(
+        runtime.starts_with("FROM debian:bookworm-slim"),
+        "{runtime}"
+    );
+    let mut provided = apt_packages(&runtime);
+    // In every debian:bookworm-slim image (Essential / required).
+    provided.extend(["libc6", "libgcc-s1", "libstdc++6", "zlib1g"].map(String::from));
+    let ldd = match std::process::Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_stepgate"))
+        .output()
+    {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).to_string(),
+        Err(e) => panic!("ldd: {e}"),
+    };
+    let libs: Vec<&str> = ldd
+        .lines()
+        .filter_map(|l| l.split("=> ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .collect();
+    assert!(!libs.is_empty(), "{ldd}");
+    for lib in libs {
+        let owner = match std::process::Command::new("dpkg")
+            .args(["-S", lib])
+            .output()
+        {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).to_string(),
+            Err(e) => panic!("dpkg -S {lib}: {e}"),
+        };
+        let package = owner.split(':').next().unwrap_or("").trim().to_string();
+        assert!(
+            provided.contains(&package),
+            "{lib} comes from {package:?}, which the runtime image does not install"
+        );
+    }
+}
