@@ -51,7 +51,7 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
         .unwrap_or_default()[0];
     assert_eq!(cred.aaguid.to_string(), SOFTTOKEN_AAGUID);
     assert!(
-        cred.attestation_root.is_some(),
+        cred.attestation.is_some(),
         "the chain to the test CA is recorded"
     );
 
@@ -69,11 +69,13 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
             .ok()
             .flatten();
     let view = view.unwrap_or_else(|| panic!("no app session"));
+    let rt = h.gw.config.load();
+    let standing = view.standing(&cred.id);
     assert_eq!(
-        view.grants[0].verification.attested_sets,
+        rt.trust
+            .sets_of(standing.and_then(|c| c.attestation.as_ref()), h.now()),
         vec!["softkey".to_string()]
     );
-    let rt = h.gw.config.load();
     let rule = rt.rules.iter().find(|r| r.name == "admin");
     assert!(matches!(
         decide(&rt, rule, SessionState::Live(&view), h.now()),
@@ -140,7 +142,7 @@ async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
         SOFTTOKEN_AAGUID,
         "it claims the model"
     );
-    assert!(cred.attestation_root.is_none(), "but proves nothing");
+    assert!(cred.attestation.is_none(), "but proves nothing");
     let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
     assert!(body_text(&acct).contains("says it is softkey (not proven)"));
 
@@ -404,7 +406,7 @@ async fn a_certificate_aaguid_matching_the_authenticator_data_is_attested() {
         .credentials(Some("alice"))
         .await
         .unwrap_or_default()[0];
-    assert!(cred.attestation_root.is_some());
+    assert!(cred.attestation.is_some());
 }
 
 #[tokio::test]
@@ -484,7 +486,7 @@ async fn a_revoked_mds_entry_proves_nothing() {
         .credentials(Some("alice"))
         .await
         .unwrap_or_default()[0];
-    assert!(cred.attestation_root.is_none());
+    assert!(cred.attestation.is_none());
     let (s, v) = login_begin(&mut b, ADMIN, None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 }

@@ -47,7 +47,7 @@ async fn enroll_sign_in_and_reach_the_app() {
     assert_eq!(creds.len(), 1);
     assert_eq!(creds[0].label, "laptop");
     assert!(
-        creds[0].attestation_root.is_none(),
+        creds[0].attestation.is_none(),
         "self attestation proves nothing"
     );
     assert!(b.cookie("auth.test", "__Host-stepgate_portal").is_some());
