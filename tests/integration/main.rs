@@ -12,6 +12,7 @@ mod e2e;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
+mod handmade;
 mod portal;
 mod portal_util;
 mod reload;

@@ -652,12 +652,38 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    // Revoke (the last ceremony is fresh: the phone enrollment just now).
+    // Revoking needs an assertion at most five minutes old; registering the
+    // phone just now is none: the browser is sent to sign in first.
+    let revoke = format!("{PORTAL}/.stepgate/account/revoke");
     let r = b
-        .post_form(
-            &format!("{PORTAL}/.stepgate/account/revoke"),
-            &[("csrf", &csrf), ("id", &laptop)],
-        )
+        .post_form(&revoke, &[("csrf", &csrf), ("id", &laptop)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(
+        header(&r, "location").is_some_and(|l| l.contains("/.stepgate/login?")),
+        "{r:?}"
+    );
+    assert!(
+        h.gw.store
+            .credential(&laptop)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    );
+    let account = format!("{PORTAL}/.stepgate/account");
+    let (s, v) = login(
+        &mut b,
+        &mut phone,
+        &account,
+        Some("alice"),
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let csrf = h.csrf(&b);
+    let r = b
+        .post_form(&revoke, &[("csrf", &csrf), ("id", &laptop)])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(
