@@ -1,4 +1,4 @@
-//! The serde mirror of the YAML file: every key of DESIGN §3, nothing else.
+//! The serde mirror of the YAML file: every key of the config reference (`config/reference.yaml`), nothing else.
 //!
 //! Types here only describe shape (`deny_unknown_fields` everywhere); meaning,
 //! cross-references and defaults that depend on other keys are checked in
