@@ -162,24 +162,40 @@ fn to_none_attestation(reg: &mut Value) {
         .into();
 }
 
-/// Enroll `token`'s registration rewritten to `none` attestation.
-async fn enroll_as_none(h: &Harness, b: &mut Browser, token: &mut SoftToken) -> Value {
+/// Enroll alice from a new invite, `make` answering the creation options;
+/// returns the finish status and body, and the credential id.
+async fn enroll_with(
+    h: &Harness,
+    b: &mut Browser,
+    make: impl FnOnce(&Value) -> Value,
+) -> (StatusCode, Value, String) {
     let invite = h.invite("alice", None).await;
     let (s, begun) = b
         .api(
             "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "claims"}),
+            &serde_json::json!({"token": invite, "label": "key"}),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{begun}");
-    let mut reg = create(token, &begun["publicKey"], &Client::default());
-    to_none_attestation(&mut reg);
+    let reg = make(&begun["publicKey"]);
+    let id = reg["id"].as_str().unwrap_or("").to_string();
     let (s, v) = b
         .api(
             "enroll/finish",
             &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
         )
         .await;
+    (s, v, id)
+}
+
+/// Enroll `token`'s registration rewritten to `none` attestation.
+async fn enroll_as_none(h: &Harness, b: &mut Browser, token: &mut SoftToken) -> Value {
+    let (s, v, _) = enroll_with(h, b, |options| {
+        let mut reg = create(token, options, &Client::default());
+        to_none_attestation(&mut reg);
+        reg
+    })
+    .await;
     assert_eq!(
         s,
         StatusCode::OK,
@@ -298,23 +314,11 @@ async fn none_attestation_claiming_uv_signs_in_but_satisfies_no_step_up() {
 async fn enroll_formatted(token: &mut Token, format: Format) -> (Harness, Browser, String) {
     let h = trusting(&token.ca).await;
     let mut b = h.browser();
-    let invite = h.invite("alice", None).await;
-    let (s, begun) = b
-        .api(
-            "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "handmade"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{begun}");
-    let reg = token.register(&begun["publicKey"], PORTAL, softtoken_aaguid(), format);
-    let (s, v) = b
-        .api(
-            "enroll/finish",
-            &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
-        )
-        .await;
+    let (s, v, id) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, softtoken_aaguid(), format)
+    })
+    .await;
     assert_eq!(s, StatusCode::OK, "{format:?} still enrolls: {v}");
-    let id = reg["id"].as_str().unwrap_or("").to_string();
     (h, b, id)
 }
 
@@ -410,25 +414,10 @@ async fn a_certificate_aaguid_differing_from_the_authenticator_data_is_refused()
     let mut token = Token::new(OTHER_MODEL);
     let h = trusting(&token.ca).await;
     let mut b = h.browser();
-    let invite = h.invite("alice", None).await;
-    let (_, begun) = b
-        .api(
-            "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "handmade"}),
-        )
-        .await;
-    let reg = token.register(
-        &begun["publicKey"],
-        PORTAL,
-        softtoken_aaguid(),
-        Format::Packed,
-    );
-    let (s, v) = b
-        .api(
-            "enroll/finish",
-            &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
-        )
-        .await;
+    let (s, v, _) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, softtoken_aaguid(), Format::Packed)
+    })
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"], "bad_attestation", "{v}");
     assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
@@ -620,27 +609,10 @@ async fn with_blob(blob: &str) -> (Vec<String>, StatusCode, Value) {
     let h = Harness::with(|_| mds_section(blob), (1000, 1000)).await;
     let mut token = Token::fixture();
     let mut b = h.browser();
-    let invite = h.invite("alice", None).await;
-    let (s, begun) = b
-        .api(
-            "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "fixture"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{begun}");
-    let reg = token.register(
-        &begun["publicKey"],
-        PORTAL,
-        fixture_aaguid(),
-        Format::Packed,
-    );
-    let id = reg["id"].as_str().unwrap_or("").to_string();
-    let (s, v) = b
-        .api(
-            "enroll/finish",
-            &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
-        )
-        .await;
+    let (s, v, id) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, fixture_aaguid(), Format::Packed)
+    })
+    .await;
     assert_eq!(s, StatusCode::OK, "{blob}: {v}");
     let warnings =
         h.gw.config

@@ -180,22 +180,9 @@ impl Token {
             point.x().map(|b| b.to_vec()).unwrap_or_default(),
             point.y().map(|b| b.to_vec()).unwrap_or_default(),
         );
-        let mut cose = BTreeMap::new();
-        cose.insert(Cbor::Integer(1), Cbor::Integer(2));
-        cose.insert(Cbor::Integer(3), Cbor::Integer(-7));
-        cose.insert(Cbor::Integer(-1), Cbor::Integer(1));
-        cose.insert(Cbor::Integer(-2), Cbor::Bytes(x.clone()));
-        cose.insert(Cbor::Integer(-3), Cbor::Bytes(y.clone()));
-        let cose = serde_cbor_2::to_vec(&Cbor::Map(cose)).unwrap_or_default();
         let cred_id: [u8; 32] = rand::random();
         let rp_hash = Sha256::digest(rp_id.as_bytes()).to_vec();
-        let mut auth_data = rp_hash.clone();
-        auth_data.push(0x45); // UP | UV | AT
-        auth_data.extend_from_slice(&0u32.to_be_bytes());
-        auth_data.extend_from_slice(aaguid.as_bytes());
-        auth_data.extend_from_slice(&(cred_id.len() as u16).to_be_bytes());
-        auth_data.extend_from_slice(&cred_id);
-        auth_data.extend_from_slice(&cose);
+        let auth_data = registration_auth_data(&rp_hash, aaguid, &cred_id, &x, &y);
         let cdh = Sha256::digest(cdj.as_bytes()).to_vec();
         let key = EcdsaP256SigningKey::from(key);
         let x5c = Cbor::Array(vec![Cbor::Bytes(self.leaf.to_der().unwrap_or_default())]);
@@ -290,6 +277,32 @@ impl Token {
             "extensions": {},
         })
     }
+}
+
+/// Registration authenticator data: UP, UV and AT set, counter 0, `aaguid`,
+/// the credential id and its P-256 key (COSE).
+fn registration_auth_data(
+    rp_hash: &[u8],
+    aaguid: Uuid,
+    cred_id: &[u8],
+    x: &[u8],
+    y: &[u8],
+) -> Vec<u8> {
+    let mut cose = BTreeMap::new();
+    cose.insert(Cbor::Integer(1), Cbor::Integer(2));
+    cose.insert(Cbor::Integer(3), Cbor::Integer(-7));
+    cose.insert(Cbor::Integer(-1), Cbor::Integer(1));
+    cose.insert(Cbor::Integer(-2), Cbor::Bytes(x.to_vec()));
+    cose.insert(Cbor::Integer(-3), Cbor::Bytes(y.to_vec()));
+    let cose = serde_cbor_2::to_vec(&Cbor::Map(cose)).unwrap_or_default();
+    let mut auth_data = rp_hash.to_vec();
+    auth_data.push(0x45); // UP | UV | AT
+    auth_data.extend_from_slice(&0u32.to_be_bytes());
+    auth_data.extend_from_slice(aaguid.as_bytes());
+    auth_data.extend_from_slice(&(cred_id.len() as u16).to_be_bytes());
+    auth_data.extend_from_slice(cred_id);
+    auth_data.extend_from_slice(&cose);
+    auth_data
 }
 
 /// A DER ECDSA P-256 / SHA-256 signature over the concatenation of `parts`.

@@ -663,14 +663,11 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
         header(&r, "location").is_some_and(|l| l.contains("/.stepgate/login?")),
         "{r:?}"
     );
-    assert!(
-        h.gw.store
-            .credential(&laptop)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    );
+    let stored = |id: String| {
+        let store = h.gw.store.clone();
+        async move { store.credential(&id).await.ok().flatten().is_some() }
+    };
+    assert!(stored(laptop.clone()).await);
     let account = format!("{PORTAL}/.stepgate/account");
     let (s, v) = login(
         &mut b,
@@ -686,14 +683,7 @@ async fn account_rename_revoke_and_sign_out_everywhere() {
         .post_form(&revoke, &[("csrf", &csrf), ("id", &laptop)])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert!(
-        h.gw.store
-            .credential(&laptop)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
-    );
+    assert!(!stored(laptop.clone()).await);
 
     // Sign in again (revoking may end the sessions that rest on the passkey),
     // plus a second browser, then sign out everywhere from the first.
