@@ -33,6 +33,7 @@ async fn enroll_sign_in_and_reach_the_app() {
     let page = b.get(&format!("{PORTAL}/.stepgate/enroll?token=abc")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(body_text(&page).contains("Register a passkey"));
+    assert!(body_text(&page).contains("now confirm with your passkey"));
 
     let mut key = SoftPasskey::new(true);
     let token = h.invite("alice", None).await;
