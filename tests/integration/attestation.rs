@@ -423,6 +423,30 @@ async fn a_certificate_aaguid_differing_from_the_authenticator_data_is_refused()
     assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
 }
 
+/// `device_bound` reads each assertion's signed flags: a device-bound
+/// registration whose assertion suddenly says backup-eligible is refused.
+#[tokio::test]
+async fn a_backup_eligibility_change_from_registration_is_refused() {
+    let mut token = Token::new(softtoken_aaguid());
+    let (h, _b, id) = enroll_formatted(&mut token, Format::Packed).await;
+    assert!(!only_credential(&h, "alice").await.backup_eligible);
+    let bound = "https://bound.test/";
+    let mut b = h.browser();
+    let (_, begun) = login_begin(&mut b, bound, Some("alice")).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 1);
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+    assert_eq!(s, StatusCode::OK, "device-bound as registered: {v}");
+    token.assertion_flags |= 0x08 | 0x10; // BE | BS: "now I am synced"
+    let (_, begun) = login_begin(&mut b, bound, Some("alice")).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 2);
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("backup_eligibility_changed")),
+        "{v}"
+    );
+}
+
 /// Issue 11: a cloned credential kept its sessions. Two gateways share one
 /// Redis; the clone is caught on one, and the other refuses the sessions the
 /// credential made within 1 s.

@@ -95,6 +95,8 @@ struct Made {
 
 /// An authenticator with one attestation certificate (and its CA).
 pub struct Token {
+    /// Flags of the assertions it signs (default UP | UV; add 0x08 for BE, 0x10 for BS).
+    pub assertion_flags: u8,
     pub ca: Certificate,
     leaf: Certificate,
     leaf_key: EcdsaP256SigningKey,
@@ -135,6 +137,7 @@ impl Token {
         .build::<EcdsaP384SigningKey, EcdsaP384DerSignature>(&ca_key)
         .unwrap_or_else(|e| panic!("leaf: {e:?}"));
         Token {
+            assertion_flags: 0x05,
             ca,
             leaf,
             leaf_key,
@@ -154,6 +157,7 @@ impl Token {
         let leaf_key = EcdsaP256SigningKey::from_pkcs8_pem(&read("attestation-leaf.key"))
             .unwrap_or_else(|e| panic!("attestation-leaf.key: {e:?}"));
         Token {
+            assertion_flags: 0x05,
             ca: cert("attestation-root.pem"),
             leaf: cert("attestation-leaf.pem"),
             leaf_key,
@@ -259,7 +263,7 @@ impl Token {
             r#"{{"type":"webauthn.get","challenge":"{challenge}","origin":"{origin}","crossOrigin":false}}"#
         );
         let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-        auth_data.push(0x05); // UP | UV
+        auth_data.push(self.assertion_flags);
         auth_data.extend_from_slice(&counter.to_be_bytes());
         let cdh = Sha256::digest(cdj.as_bytes()).to_vec();
         let sig = sign(&made.key, &[&auth_data, &cdh]);
