@@ -112,6 +112,15 @@ pub fn decide(
         SessionState::None => return Decision::Login,
         SessionState::Live(view) => view,
     };
+    // A session resting on a credential now gone or flagged (a possible clone) is no session.
+    let mut rests_on = view
+        .portal
+        .signed_in_with
+        .iter()
+        .chain(view.portal.last_uv.as_ref().map(|v| &v.credential_id));
+    if rests_on.any(|id| view.standing(id).is_none_or(|c| c.flagged)) {
+        return Decision::Login;
+    }
     let name = &view.app.user;
     // A user removed from the config has no access, even with a live session.
     let Some(user) = config.users.get(name) else {
@@ -122,18 +131,6 @@ pub fn decide(
     }
     if !rule.allows(name, user) {
         return Decision::Deny(DenyReason::NotAllowed);
-    }
-    // A session that rests on a credential now gone or flagged (a possible clone) is over.
-    let rests_on = view
-        .portal
-        .signed_in_with
-        .iter()
-        .chain(view.portal.last_uv.as_ref().map(|v| &v.credential_id));
-    if rests_on
-        .into_iter()
-        .any(|id| view.standing(id).is_none_or(|c| c.flagged))
-    {
-        return Decision::Login;
     }
     let verification = match &rule.step_up {
         None => view.portal.last_uv.as_ref().filter(|v| {
