@@ -15,7 +15,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use stepgate::config::SessionLimits;
 use stepgate::session::cookie::{CookieKeys, CookieKind};
-use stepgate::session::{Grant, Verification, new_app_session, new_portal_session, resolve_app};
+use stepgate::session::{
+    AttestationProof, Credential, Grant, Verification, new_app_session, new_portal_session,
+    resolve_app,
+};
 use stepgate::store::Store;
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
@@ -77,8 +80,27 @@ fn seed(rt: &tokio::runtime::Runtime, store: &dyn Store, keys: &CookieKeys) -> (
         credential_id: "credential-id-0123456789abcdef".into(),
         credential_label: "yubikey".into(),
         aaguid: uuid::Uuid::nil(),
-        attested_sets: vec!["yubikey5".into()],
         backup_eligible: false,
+    };
+    // The credential the grants rest on: every lookup reads its standing too.
+    let cred = Credential {
+        id: uv.credential_id.clone(),
+        user: "alice".into(),
+        label: uv.credential_label.clone(),
+        passkey: "{}".into(),
+        counter: 1,
+        aaguid: uuid::Uuid::nil(),
+        attestation: Some(AttestationProof {
+            format: "packed".into(),
+            root: "ab".repeat(32),
+            aaguid: uuid::Uuid::nil(),
+        }),
+        backup_eligible: false,
+        backup_state: false,
+        created_at: t,
+        last_used_at: None,
+        expires_at: None,
+        flagged: false,
     };
     let portal = new_portal_session("alice", Some(uv.clone()), None, &LIMITS, t);
     let app = new_app_session(&portal, "git.home.lab", &LIMITS, t);
@@ -92,6 +114,10 @@ fn seed(rt: &tokio::runtime::Runtime, store: &dyn Store, keys: &CookieKeys) -> (
     let pm = keys.mint(CookieKind::Portal);
     let am = keys.mint(CookieKind::App);
     rt.block_on(async {
+        match store.add_credential(&cred).await {
+            Ok(()) | Err(stepgate::store::StoreError::Conflict) => {}
+            Err(e) => return Err(e),
+        }
         store.add_portal_session(&pm.token_hash, &portal).await?;
         store.add_app_session(&am.token_hash, &app, &grants).await
     })

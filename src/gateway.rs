@@ -86,10 +86,11 @@ impl Gateway {
     /// Build the shared state: loads the attestation roots and the cookie keys
     /// named in the config.
     pub async fn build(
-        runtime: Runtime,
+        mut runtime: Runtime,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, BuildError> {
+        load_trust(&mut runtime, clock.now())?;
         let portal = crate::portal::PortalState::new(&runtime)?;
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let tls = Arc::new(crate::tls::CertSlot::new(runtime.tls.as_ref())?);
@@ -106,7 +107,8 @@ impl Gateway {
 
     /// Swap in a reloaded config: the attestation roots, cookie keys and TLS
     /// certificate it names are loaded first; on any error nothing changes.
-    pub fn apply(&self, runtime: Runtime) -> Result<(), BuildError> {
+    pub fn apply(&self, mut runtime: Runtime) -> Result<(), BuildError> {
+        load_trust(&mut runtime, self.now())?;
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let cert = crate::tls::CertSlot::load(runtime.tls.as_ref())?;
         self.portal.reload(&runtime)?;
@@ -120,6 +122,14 @@ impl Gateway {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
+}
+
+/// Read the attestation trust anchors `runtime.authenticators` names into `runtime.trust`.
+fn load_trust(runtime: &mut Runtime, now: Timestamp) -> Result<(), BuildError> {
+    let trust = crate::webauthn::TrustStore::load(&runtime.authenticators, now)
+        .map_err(crate::portal::PortalError::from)?;
+    runtime.trust = Arc::new(trust);
+    Ok(())
 }
 
 /// What arrived, after host and path normalisation.

@@ -3,11 +3,18 @@
 //! Pure and synchronous: it sees the rule (or none), what the request's cookie
 //! resolved to, the configured users and the time, and returns what to do.
 //! Routing, cookie decoding and store I/O happen before; writing the answer after.
+//!
+//! Only assertions count for `step_up` (a registration records none), and each
+//! counts only while the credential it was made with stands: it still exists,
+//! is not flagged or expired (read from the store with the session), and — for
+//! `authenticators` — its stored attestation proof is admitted by the set
+//! under the trust anchors of the config snapshot `decide` is given.
 
 use std::time::Duration;
 
 use crate::config::{Policy, Rule, Runtime, Scope, StepUp};
-use crate::session::{AppView, Timestamp, Verification};
+use crate::session::{AppView, CredentialStanding, Timestamp, Verification};
+use crate::webauthn::TrustStore;
 
 /// What the request's cookie resolved to.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +112,15 @@ pub fn decide(
         SessionState::None => return Decision::Login,
         SessionState::Live(view) => view,
     };
+    // A session resting on a credential now gone or flagged (a possible clone) is no session.
+    let mut rests_on = view
+        .portal
+        .signed_in_with
+        .iter()
+        .chain(view.portal.last_uv.as_ref().map(|v| &v.credential_id));
+    if rests_on.any(|id| view.standing(id).is_none_or(|c| c.flagged)) {
+        return Decision::Login;
+    }
     let name = &view.app.user;
     // A user removed from the config has no access, even with a live session.
     let Some(user) = config.users.get(name) else {
@@ -117,8 +133,11 @@ pub fn decide(
         return Decision::Deny(DenyReason::NotAllowed);
     }
     let verification = match &rule.step_up {
-        None => view.portal.last_uv.as_ref(),
-        Some(step_up) => match satisfying(step_up, rule, view, now) {
+        None => view.portal.last_uv.as_ref().filter(|v| {
+            view.standing(&v.credential_id)
+                .is_some_and(|c| c.is_usable(now))
+        }),
+        Some(step_up) => match satisfying(step_up, rule, view, &config.trust, now) {
             Ok(v) => Some(v),
             Err(reason) => {
                 return Decision::StepUp {
@@ -140,20 +159,21 @@ pub fn decide(
     }
 }
 
-/// The ceremony that meets `step_up`, or why none does.
+/// The assertion that meets `step_up`, or why none does.
 fn satisfying<'a>(
     step_up: &StepUp,
     rule: &Rule,
     view: &'a AppView,
+    trust: &TrustStore,
     now: Timestamp,
 ) -> Result<&'a Verification, StepUpReason> {
-    let candidates: Vec<&Verification> = match step_up.scope {
+    let candidates = match step_up.scope {
         Scope::Rule => view
             .grants
             .iter()
             .filter(|g| g.rule == rule.name)
             .map(|g| &g.verification)
-            .collect(),
+            .collect::<Vec<_>>(),
         Scope::Session => view
             .grants
             .iter()
@@ -161,17 +181,19 @@ fn satisfying<'a>(
             .chain(view.portal.last_uv.as_ref())
             .collect(),
     };
-    if candidates.is_empty() {
-        return Err(StepUpReason::Missing);
-    }
     let mut reason = StepUpReason::Missing;
     let mut best: Option<&Verification> = None;
     for v in candidates {
+        // An assertion whose credential is gone, flagged or expired counts for nothing.
+        let Some(cred) = view.standing(&v.credential_id).filter(|c| c.is_usable(now)) else {
+            continue;
+        };
         let fresh = step_up
             .max_age
             .is_none_or(|age| v.at <= now && now - v.at <= age.as_secs() as i64);
-        let model_ok = model_fits(step_up, &v.attested_sets);
-        let bound_ok = binding_fits(step_up, v.backup_eligible);
+        let model_ok = model_fits(step_up, trust, cred, now);
+        // The assertion's own signed flag and the registered one must both say device-bound.
+        let bound_ok = binding_fits(step_up, v.backup_eligible || cred.backup_eligible);
         if fresh && model_ok && bound_ok {
             if best.is_none_or(|b| v.at > b.at) {
                 best = Some(v);
@@ -193,13 +215,18 @@ fn satisfying<'a>(
     best.ok_or(reason)
 }
 
-/// Does a credential proven to belong to `attested_sets` meet the rule's `authenticators`?
-fn model_fits(step_up: &StepUp, attested_sets: &[String]) -> bool {
+/// Is a credential of this standing, under `trust` at `now`, in one of the rule's `authenticators` sets?
+fn model_fits(
+    step_up: &StepUp,
+    trust: &TrustStore,
+    cred: &CredentialStanding,
+    now: Timestamp,
+) -> bool {
     step_up.authenticators.is_empty()
         || step_up
             .authenticators
             .iter()
-            .any(|s| attested_sets.contains(s))
+            .any(|s| trust.admits(s, cred.attestation.as_ref(), now))
 }
 
 /// Does a credential with this backup-eligible flag meet the rule's `device_bound`?
@@ -207,10 +234,17 @@ fn binding_fits(step_up: &StepUp, backup_eligible: bool) -> bool {
     !step_up.device_bound || !backup_eligible
 }
 
-/// Could a credential with these traits ever meet `step_up` (its age aside)?
+/// Could a credential of this standing ever meet `step_up` (its age aside)?
 /// The portal uses this to offer only credentials that can satisfy a rule.
-pub fn credential_fits(step_up: &StepUp, attested_sets: &[String], backup_eligible: bool) -> bool {
-    model_fits(step_up, attested_sets) && binding_fits(step_up, backup_eligible)
+pub fn credential_fits(
+    step_up: &StepUp,
+    trust: &TrustStore,
+    cred: &CredentialStanding,
+    now: Timestamp,
+) -> bool {
+    cred.is_usable(now)
+        && model_fits(step_up, trust, cred, now)
+        && binding_fits(step_up, cred.backup_eligible)
 }
 
 fn rank(r: StepUpReason) -> u8 {

@@ -157,7 +157,6 @@ mod tests {
             credential_id: "cred".into(),
             credential_label: "laptop".into(),
             aaguid: uuid::Uuid::nil(),
-            attested_sets: vec![],
             backup_eligible: true,
         }
     }

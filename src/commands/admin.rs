@@ -224,12 +224,7 @@ pub async fn credentials_list(
                 c.user.clone(),
                 c.label.clone(),
                 c.aaguid.to_string(),
-                if c.attestation_root.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_string(),
+                if c.attestation.is_some() { "yes" } else { "no" }.to_string(),
                 if c.backup_eligible {
                     "synced"
                 } else {

@@ -20,6 +20,7 @@ pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> std::io::
             for w in &c.warnings {
                 writeln!(err, "warning: {w}")?;
             }
+            trust_warnings(path, &c.runtime, err)?;
             writeln!(
                 out,
                 "{}: ok ({} rules, {} users)",
@@ -44,6 +45,24 @@ pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> std::io::
             Ok(exit::FAILED)
         }
     }
+}
+
+/// What loading the attestation trust anchors would report: problems with an
+/// MDS blob (it admits nothing then), or a file `serve` could not read.
+fn trust_warnings(path: &Path, rt: &Runtime, err: &mut dyn Write) -> std::io::Result<()> {
+    match crate::webauthn::TrustStore::load(&rt.authenticators, now()) {
+        Ok(trust) => {
+            for w in trust.warnings() {
+                writeln!(err, "warning: {}: {w}", path.display())?;
+            }
+        }
+        Err(e) => writeln!(
+            err,
+            "warning: {}: authenticators: {e} (serve refuses to start until it can be read)",
+            path.display()
+        )?,
+    }
+    Ok(())
 }
 
 /// Arguments of `stepgate explain`.

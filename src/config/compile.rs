@@ -96,6 +96,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         store,
         users,
         authenticators,
+        trust: Default::default(),
         rate_limit,
         upstreams,
         rules,
@@ -460,33 +461,116 @@ fn authenticators(
     let mut out = BTreeMap::new();
     for (name, a) in raw {
         let p = format!("authenticators.{name}");
-        let mut aaguids = Vec::new();
         if a.aaguids.is_empty() {
             diags.error(
                 &p,
                 "needs aaguids: the authenticator models this set admits",
             );
         }
-        for (i, g) in a.aaguids.iter().enumerate() {
-            match Uuid::parse_str(g) {
-                Ok(u) => aaguids.push(u),
-                Err(_) => diags.error(&format!("{p}.aaguids[{i}]"), format!("\"{g}\" is not an AAGUID (a UUID like cb69481e-8ff7-4039-93ec-0a2729a154a8)")),
-            }
-        }
+        let aaguids = aaguid_list(diags, &format!("{p}.aaguids"), &a.aaguids);
         if a.ca_files.is_empty() && a.mds_file.is_none() {
             diags.error(&p, "needs a trust source (ca_files or mds_file): a self-reported AAGUID proves nothing");
         }
+        let ca_files = a
+            .ca_files
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| ca_file(diags, &format!("{p}.ca_files[{i}]"), entry, &aaguids))
+            .collect();
+        let mds = match (&a.mds_file, &a.mds_root) {
+            (Some(blob), Some(root)) => Some(MdsSource {
+                blob: blob.clone(),
+                root: root.clone(),
+            }),
+            (Some(_), None) => {
+                diags.error(
+                    &format!("{p}.mds_file"),
+                    "needs mds_root: the root certificate (PEM) the blob's signature must chain to \
+                     (for the FIDO Alliance's blob, the root its download page names)",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                diags.error(
+                    &format!("{p}.mds_root"),
+                    "mds_root without mds_file: there is no blob to check",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         out.insert(
             name.clone(),
             AuthenticatorSet {
                 display_name: a.name.clone().unwrap_or_else(|| name.clone()),
                 aaguids,
-                ca_files: a.ca_files.clone(),
-                mds_file: a.mds_file.clone(),
+                ca_files,
+                mds,
             },
         );
     }
     out
+}
+
+/// Parse a list of AAGUIDs at `path`, reporting each bad one.
+fn aaguid_list(diags: &mut Diagnostics, path: &str, raw: &[String]) -> Vec<Uuid> {
+    aaguid_list_within(diags, path, raw, None)
+}
+
+/// [`aaguid_list`]; with `within`, an AAGUID outside it is a warning.
+fn aaguid_list_within(
+    diags: &mut Diagnostics,
+    path: &str,
+    raw: &[String],
+    within: Option<&[Uuid]>,
+) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    for (i, g) in raw.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        match Uuid::parse_str(g) {
+            Ok(u) => {
+                if within.is_some_and(|w| !w.contains(&u)) {
+                    diags.warn(
+                        &p,
+                        format!(
+                            "{u} is not in this set's aaguids, so this root admits nothing with it"
+                        ),
+                    );
+                }
+                out.push(u);
+            }
+            Err(_) => diags.error(
+                &p,
+                format!(
+                    "\"{g}\" is not an AAGUID (a UUID like cb69481e-8ff7-4039-93ec-0a2729a154a8)"
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// One `ca_files` entry; its own `aaguids` (if any) should be some of the set's.
+fn ca_file(
+    diags: &mut Diagnostics,
+    path: &str,
+    entry: &file::CaFileEntry,
+    set_aaguids: &[Uuid],
+) -> CaFile {
+    let aaguids = entry.aaguids.as_ref().map(|list| {
+        let p = format!("{path}.aaguids");
+        if list.is_empty() {
+            diags.error(
+                &p,
+                "an empty list lets this root vouch for nothing; leave aaguids out to let it vouch for all of the set's",
+            );
+        }
+        aaguid_list_within(diags, &p, list, Some(set_aaguids))
+    });
+    CaFile {
+        path: entry.file.clone(),
+        aaguids,
+    }
 }
 
 fn rate_limit(diags: &mut Diagnostics, r: Option<&file::RateLimitFile>) -> RateLimit {

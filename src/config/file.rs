@@ -1,4 +1,4 @@
-//! The serde mirror of the YAML file: every key of DESIGN §3, nothing else.
+//! The serde mirror of the YAML file: every key of the config reference (`config/reference.yaml`), nothing else.
 //!
 //! Types here only describe shape (`deny_unknown_fields` everywhere); meaning,
 //! cross-references and defaults that depend on other keys are checked in
@@ -103,8 +103,57 @@ pub struct AuthenticatorSetFile {
     #[serde(default)]
     pub aaguids: Vec<String>,
     #[serde(default)]
-    pub ca_files: Vec<PathBuf>,
+    pub ca_files: Vec<CaFileEntry>,
     pub mds_file: Option<PathBuf>,
+    /// The root certificate (PEM) the MDS blob's signing chain must end at.
+    pub mds_root: Option<PathBuf>,
+}
+
+/// `authenticators.NAME.ca_files[N]`: a PEM path, or `{file, aaguids}` to let
+/// that root vouch only for some of the set's AAGUIDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFileEntry {
+    pub file: PathBuf,
+    /// `None`: the root vouches for every AAGUID of the set.
+    pub aaguids: Option<Vec<String>>,
+}
+
+/// The mapping form of [`CaFileEntry`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaFileMapping {
+    file: PathBuf,
+    aaguids: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for CaFileEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = CaFileEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PEM file path, or a mapping {file: PATH, aaguids: [...]}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CaFileEntry, E> {
+                Ok(CaFileEntry {
+                    file: PathBuf::from(v),
+                    aaguids: None,
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<CaFileEntry, A::Error> {
+                let m =
+                    CaFileMapping::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(CaFileEntry {
+                    file: m.file,
+                    aaguids: Some(m.aaguids),
+                })
+            }
+        }
+        d.deserialize_any(Entry)
+    }
 }
 
 /// `rate_limit:`

@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 use uuid::Uuid;
 
 use crate::routing::{AmbiguousCase, HostPattern, RouteRequest, Router};
+use crate::webauthn::TrustStore;
 
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
@@ -26,6 +28,10 @@ pub struct Runtime {
     pub store: StoreSettings,
     pub users: BTreeMap<String, User>,
     pub authenticators: BTreeMap<String, AuthenticatorSet>,
+    /// The trust anchors `authenticators` names, loaded from their files
+    /// (`TrustStore::load`) by whoever installs this config; empty straight
+    /// out of `compile`, which reads no file: then no credential is in any set.
+    pub trust: Arc<TrustStore>,
     pub rate_limit: RateLimit,
     pub upstreams: BTreeMap<String, Upstream>,
     pub rules: Vec<Rule>,
@@ -139,8 +145,25 @@ pub struct AuthenticatorSet {
     /// Shown to people: "YubiKey 5".
     pub display_name: String,
     pub aaguids: Vec<Uuid>,
-    pub ca_files: Vec<PathBuf>,
-    pub mds_file: Option<PathBuf>,
+    pub ca_files: Vec<CaFile>,
+    pub mds: Option<MdsSource>,
+}
+
+/// `authenticators.NAME.ca_files[N]`: one PEM file of attestation roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    /// The AAGUIDs its roots vouch for; `None`: every AAGUID of the set.
+    pub aaguids: Option<Vec<Uuid>>,
+}
+
+/// `authenticators.NAME.mds_file` with the root its signature must chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdsSource {
+    /// The FIDO MDS3 blob (a JWS, as published).
+    pub blob: PathBuf,
+    /// PEM root(s) the blob's `x5c` chain must end at (`mds_root`).
+    pub root: PathBuf,
 }
 
 /// `rate_limit:`

@@ -246,3 +246,50 @@ fn redis_section_errors_come_together() {
         }
     }
 }
+
+#[test]
+fn ca_files_take_a_path_or_a_root_with_its_aaguids() {
+    let yk = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
+    let other = "ee882879-721c-4913-9775-3dfcce97072a";
+    let text = format!(
+        "{BASE}authenticators:\n  keys:\n    aaguids: [{yk}]\n    ca_files:\n      - /a.pem\n      - {{ file: /b.pem, aaguids: [{yk}, {other}] }}\n    mds_file: /m.jwt\n    mds_root: /r.pem\nrules: []\n"
+    );
+    let c = check_str("t.yaml", &text, 0).unwrap();
+    let set = &c.runtime.authenticators["keys"];
+    let yk = uuid::Uuid::parse_str(yk).unwrap();
+    let other = uuid::Uuid::parse_str(other).unwrap();
+    assert_eq!(
+        set.ca_files,
+        vec![
+            CaFile {
+                path: "/a.pem".into(),
+                aaguids: None
+            },
+            CaFile {
+                path: "/b.pem".into(),
+                aaguids: Some(vec![yk, other])
+            },
+        ]
+    );
+    assert_eq!(
+        set.mds,
+        Some(MdsSource {
+            blob: "/m.jwt".into(),
+            root: "/r.pem".into()
+        })
+    );
+    // A root vouching for a model the set does not list admits nothing with it.
+    let w: Vec<String> = c
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.path, w.message))
+        .collect();
+    assert_eq!(
+        w[0],
+        format!(
+            "authenticators.keys.ca_files[1].aaguids[1]: {other} is not in this set's aaguids, so this root admits nothing with it"
+        )
+    );
+    // Nothing is read at compile time: no root is trusted until the files are loaded.
+    assert!(c.runtime.trust.roots_of("keys").is_empty());
+}

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::check_str;
+use crate::session::AttestationProof;
 
 fn runtime() -> Runtime {
     let yaml = r#"
@@ -86,19 +87,68 @@ rules:
     }
 }
 
-fn ver(at: i64, sets: &[&str], backup_eligible: bool) -> Verification {
-    Verification {
-        at,
-        credential_id: format!("c{at}"),
-        credential_label: "k".into(),
-        aaguid: uuid::Uuid::nil(),
-        attested_sets: sets.iter().map(|s| s.to_string()).collect(),
-        backup_eligible,
+const YUBIKEY5: uuid::Uuid = uuid::uuid!("cb69481e-8ff7-4039-93ec-0a2729a154a8");
+const TITAN: uuid::Uuid = uuid::uuid!("ee882879-721c-4913-9775-3dfcce97072a");
+
+/// [`table_runtime`] with trust anchors: root `root-yubikey5` vouches for the
+/// `yubikey5` set, `root-titan` for `titan` (as if loaded from their files).
+fn trusted_runtime() -> Runtime {
+    let mut rt = table_runtime();
+    rt.trust = std::sync::Arc::new(TrustStore::for_tests(&[
+        ("yubikey5", &[YUBIKEY5], "root-yubikey5"),
+        ("titan", &[TITAN], "root-titan"),
+    ]));
+    rt
+}
+
+/// An assertion at `at` with a credential proven (packed, chained to the
+/// set's root) to be of model `sets[0]`, if any, and the given backup
+/// eligibility (registered and asserted alike).
+fn ver(at: i64, sets: &[&str], backup_eligible: bool) -> Uv {
+    let attestation = sets.first().map(|s| AttestationProof {
+        format: "packed".into(),
+        root: format!("root-{s}"),
+        aaguid: if *s == "titan" { TITAN } else { YUBIKEY5 },
+    });
+    let id = format!("c{at}-{}-{backup_eligible}", sets.join("+"));
+    Uv {
+        v: Verification {
+            at,
+            credential_id: id.clone(),
+            credential_label: "k".into(),
+            aaguid: attestation.as_ref().map_or(uuid::Uuid::nil(), |a| a.aaguid),
+            backup_eligible,
+        },
+        c: CredentialStanding {
+            id,
+            flagged: false,
+            expires_at: None,
+            backup_eligible,
+            attestation,
+        },
     }
 }
 
-fn view(user: &str, last_uv: Option<Verification>, grants: &[(&str, Verification)]) -> AppView {
+/// An assertion and the standing of its credential.
+#[derive(Clone)]
+struct Uv {
+    v: Verification,
+    c: CredentialStanding,
+}
+
+/// A session of `user`; its credential standings are those of every assertion in it.
+fn view(user: &str, last_uv: Option<Uv>, grants: &[(&str, Uv)]) -> AppView {
     use crate::session::{AppSession, Grant, PortalSession};
+    let mut credentials: Vec<CredentialStanding> = Vec::new();
+    for c in last_uv
+        .iter()
+        .chain(grants.iter().map(|(_, u)| u))
+        .map(|u| &u.c)
+    {
+        if !credentials.iter().any(|k| k.id == c.id) {
+            credentials.push(c.clone());
+        }
+    }
     AppView {
         app: AppSession {
             id: "a".into(),
@@ -115,15 +165,17 @@ fn view(user: &str, last_uv: Option<Verification>, grants: &[(&str, Verification
             created_at: NOW - 3600,
             last_seen_at: NOW,
             expires_at: NOW + 3600,
-            last_uv,
+            signed_in_with: last_uv.as_ref().map(|u| u.v.credential_id.clone()),
+            last_uv: last_uv.map(|u| u.v),
         },
         grants: grants
             .iter()
-            .map(|(r, v)| Grant {
+            .map(|(r, u)| Grant {
                 rule: r.to_string(),
-                verification: v.clone(),
+                verification: u.v.clone(),
             })
             .collect(),
+        credentials,
     }
 }
 
@@ -162,7 +214,7 @@ fn check(rt: &Runtime, row: usize, rule: &str, session: SessionState<'_>, now: i
 fn decision_table() {
     use DenyReason as D;
     use StepUpReason as S;
-    let rt = table_runtime();
+    let rt = trusted_runtime();
     let fresh = ver(NOW - 10, &[], true);
     let old = ver(NOW - 400, &[], true);
     let yk_bound = ver(NOW - 10, &["yubikey5"], false);
@@ -472,7 +524,7 @@ fn decision_table() {
 
 #[test]
 fn step_up_reports_max_age() {
-    let rt = table_runtime();
+    let rt = trusted_runtime();
     let v = view("alice", None, &[]);
     let r = rt.rules.iter().find(|r| r.name == "pin");
     assert_eq!(
@@ -481,5 +533,236 @@ fn step_up_reports_max_age() {
             reason: StepUpReason::Missing,
             max_age: Some(std::time::Duration::from_secs(300)),
         }
+    );
+}
+
+/// Assertions count only while their credential stands, under the trust
+/// anchors of the config `decide` is given (not those of ceremony time).
+#[test]
+fn a_credential_counts_only_while_it_stands() {
+    use StepUpReason as S;
+    use Want::*;
+    let rt = trusted_runtime();
+    let fresh = ver(NOW - 10, &[], false);
+    let yk = ver(NOW - 10, &["yubikey5"], false);
+    let other = ver(NOW - 20, &[], false);
+
+    let ok = view("alice", Some(fresh.clone()), &[("pin", fresh.clone())]);
+    check(
+        &rt,
+        0,
+        "pin",
+        SessionState::Live(&ok),
+        NOW,
+        Allow(Some(Some(NOW - 10))),
+    );
+    check(
+        &rt,
+        1,
+        "plain",
+        SessionState::Live(&ok),
+        NOW,
+        Allow(Some(Some(NOW - 10))),
+    );
+
+    // The credential was deleted, or flagged as a possible clone: the session is over.
+    let mut gone = ok.clone();
+    gone.credentials.clear();
+    let mut flagged = ok.clone();
+    flagged.credentials[0].flagged = true;
+    for (i, v) in [&gone, &flagged].into_iter().enumerate() {
+        check(&rt, 10 + i, "plain", SessionState::Live(v), NOW, Login);
+        check(&rt, 12 + i, "pin", SessionState::Live(v), NOW, Login);
+    }
+
+    // Expired: its assertions stop counting; the session itself goes on.
+    let mut expired = ok.clone();
+    expired.credentials[0].expires_at = Some(NOW);
+    check(
+        &rt,
+        20,
+        "pin",
+        SessionState::Live(&expired),
+        NOW - 1,
+        Allow(Some(Some(NOW - 10))),
+    );
+    check(
+        &rt,
+        21,
+        "pin",
+        SessionState::Live(&expired),
+        NOW,
+        StepUp(S::Missing),
+    );
+    check(
+        &rt,
+        22,
+        "sess",
+        SessionState::Live(&expired),
+        NOW,
+        StepUp(S::Missing),
+    );
+    check(
+        &rt,
+        23,
+        "plain",
+        SessionState::Live(&expired),
+        NOW,
+        Allow(Some(None)),
+    );
+
+    // A grant resting on another credential that is gone counts for nothing.
+    let mut other_gone = view("alice", Some(fresh.clone()), &[("pin", other.clone())]);
+    other_gone.credentials.retain(|c| c.id != other.c.id);
+    check(
+        &rt,
+        30,
+        "pin",
+        SessionState::Live(&other_gone),
+        NOW,
+        StepUp(S::Missing),
+    );
+    check(
+        &rt,
+        31,
+        "plain",
+        SessionState::Live(&other_gone),
+        NOW,
+        Allow(Some(Some(NOW - 10))),
+    );
+
+    // A session made by registering: signed in, but no assertion to count.
+    let mut registered = view("alice", None, &[]);
+    registered.portal.signed_in_with = Some(fresh.c.id.clone());
+    registered.credentials.push(fresh.c.clone());
+    check(
+        &rt,
+        40,
+        "plain",
+        SessionState::Live(&registered),
+        NOW,
+        Allow(Some(None)),
+    );
+    check(
+        &rt,
+        41,
+        "sess",
+        SessionState::Live(&registered),
+        NOW,
+        StepUp(S::Missing),
+    );
+    check(
+        &rt,
+        42,
+        "pin",
+        SessionState::Live(&registered),
+        NOW,
+        StepUp(S::Missing),
+    );
+    check(
+        &rt,
+        43,
+        "bound",
+        SessionState::Live(&registered),
+        NOW,
+        StepUp(S::Missing),
+    );
+    registered.credentials.clear();
+    check(
+        &rt,
+        44,
+        "plain",
+        SessionState::Live(&registered),
+        NOW,
+        Login,
+    );
+
+    // Set membership follows the trust anchors of the config in use.
+    let yk_view = view("alice", Some(yk.clone()), &[]);
+    check(
+        &rt,
+        50,
+        "yubi",
+        SessionState::Live(&yk_view),
+        NOW,
+        Allow(Some(Some(NOW - 10))),
+    );
+    let mut reloaded = table_runtime();
+    reloaded.trust =
+        std::sync::Arc::new(TrustStore::for_tests(&[("titan", &[TITAN], "root-titan")]));
+    check(
+        &reloaded,
+        51,
+        "yubi",
+        SessionState::Live(&yk_view),
+        NOW,
+        StepUp(S::WrongAuthenticator),
+    );
+    let untrusted = table_runtime();
+    check(
+        &untrusted,
+        52,
+        "yubi",
+        SessionState::Live(&yk_view),
+        NOW,
+        StepUp(S::WrongAuthenticator),
+    );
+
+    // A proof that signs no authenticator data, or pairs a root with another set's AAGUID.
+    for (i, (format, root, aaguid)) in [
+        ("fido-u2f", "root-yubikey5", YUBIKEY5),
+        ("none", "root-yubikey5", YUBIKEY5),
+        ("packed", "root-titan", YUBIKEY5),
+        ("packed", "root-yubikey5", TITAN),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut v = yk_view.clone();
+        v.credentials[0].attestation = Some(AttestationProof {
+            format: format.into(),
+            root: root.into(),
+            aaguid,
+        });
+        check(
+            &rt,
+            60 + i,
+            "yubi",
+            SessionState::Live(&v),
+            NOW,
+            StepUp(S::WrongAuthenticator),
+        );
+    }
+
+    // device_bound needs the assertion's signed flag and the registered one both clear.
+    let mut asserted_synced = yk_view.clone();
+    if let Some(v) = asserted_synced.portal.last_uv.as_mut() {
+        v.backup_eligible = true;
+    }
+    check(
+        &rt,
+        70,
+        "bound",
+        SessionState::Live(&asserted_synced),
+        NOW,
+        StepUp(S::NotDeviceBound),
+    );
+    let mut registered_synced = yk_view.clone();
+    registered_synced.credentials[0].backup_eligible = true;
+    check(
+        &rt,
+        71,
+        "bound",
+        SessionState::Live(&registered_synced),
+        NOW,
+        StepUp(S::NotDeviceBound),
+    );
+    check(
+        &rt,
+        72,
+        "bound",
+        SessionState::Live(&yk_view),
+        NOW,
+        Allow(Some(Some(NOW - 10))),
     );
 }

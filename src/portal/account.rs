@@ -40,7 +40,6 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     };
     let session = lookup.session;
     let rt = gw.config.load();
-    let rp = gw.portal.rp.load();
     let now = gw.now();
     let passkeys = gw
         .store
@@ -48,10 +47,8 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         .await?
         .into_iter()
         .map(|c| {
-            let sets = rp
-                .trust
-                .attested_sets(c.attestation_root.as_deref(), c.aaguid);
-            let claimed = rp.trust.sets_listing(c.aaguid);
+            let sets = rt.trust.sets_of(c.attestation.as_ref(), now);
+            let claimed = rt.trust.sets_listing(c.aaguid);
             let model = if !sets.is_empty() {
                 Some(format!(
                     "{} (attested)",

@@ -4,6 +4,11 @@
 //! cancelled ceremony puts it back (same token, same expiry) so the person
 //! can retry, a successful one uses it up. UV is required; attestation is
 //! asked for (`direct`) and proven against the configured roots when offered.
+//!
+//! A registration signs the person in but is not an assertion: its portal
+//! session has no `last_uv` and no grant, so the first page with a `step_up`
+//! asks for the new passkey again. (With `none` or `fido-u2f` attestation
+//! nothing signs the registration's UV flag, so it could not count anyway.)
 
 use crate::audit::{self, CeremonyKind};
 use http::StatusCode;
@@ -14,7 +19,7 @@ use webauthn_rs_core::proto::RegisterPublicKeyCredential;
 use super::pending::{self, Pending};
 use super::{Failure, Result, html, json, limit_client, pages, require_same_origin, sessions};
 use crate::gateway::{Facts, Gateway, Reply};
-use crate::session::{Credential, Invite, Verification, token_hash};
+use crate::session::{Credential, Invite, token_hash};
 use crate::store::StoreError;
 
 /// `GET /.stepgate/enroll?token=`
@@ -167,7 +172,8 @@ async fn register(
     let reg: RegisterPublicKeyCredential = serde_json::from_value(credential)
         .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
     let rp = gw.portal.rp.load();
-    let registered = rp.finish_register(&reg, state)?;
+    let rt = gw.config.load();
+    let registered = rp.finish_register(&reg, state, &rt.trust)?;
     let now = gw.now();
     let cred = Credential {
         id: registered.id.clone(),
@@ -176,7 +182,7 @@ async fn register(
         passkey: registered.passkey,
         counter: registered.counter,
         aaguid: registered.aaguid,
-        attestation_root: registered.attestation_root.clone(),
+        attestation: registered.attestation.clone(),
         backup_eligible: registered.backup_eligible,
         backup_state: registered.backup_state,
         created_at: now,
@@ -196,22 +202,10 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     }
-    let attested_sets = rp
-        .trust
-        .attested_sets(cred.attestation_root.as_deref(), cred.aaguid);
+    let sets = rt.trust.sets_of(cred.attestation.as_ref(), now);
     tracing::info!(user = %user, credential = %cred.id, aaguid = %cred.aaguid,
-        attested = cred.attestation_root.is_some(), sets = ?attested_sets, "passkey registered");
-    let verification = Verification {
-        at: now,
-        credential_id: cred.id.clone(),
-        credential_label: cred.label.clone(),
-        aaguid: cred.aaguid,
-        attested_sets,
-        backup_eligible: cred.backup_eligible,
-    };
-    let (cookie_value, portal) =
-        sessions::after_ceremony(gw, facts, user, &verification, cred.expires_at).await?;
-    let rt = gw.config.load();
+        attestation = ?cred.attestation.as_ref().map(|a| &a.format), sets = ?sets, "passkey registered");
+    let (cookie_value, portal) = sessions::after_ceremony(gw, facts, &cred, None).await?;
     Ok(json(&serde_json::json!({
         "redirect": rt.portal.url("/.stepgate/account"),
         "credential": cred.id,

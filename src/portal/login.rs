@@ -69,13 +69,11 @@ pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&
     rt.route(&req).ok().flatten().map(|(_, r)| r)
 }
 
-/// Does `cred` satisfy `step_up` (model and binding; age is the ceremony's own)?
-pub fn satisfies(rp: &RelyingParty, cred: &Credential, step_up: Option<&StepUp>) -> bool {
+/// Does `cred` satisfy `step_up` under `rt`'s trust anchors at `now` (model
+/// and binding; age is the ceremony's own)?
+pub fn satisfies(rt: &Runtime, cred: &Credential, step_up: Option<&StepUp>, now: i64) -> bool {
     let Some(s) = step_up else { return true };
-    let sets = rp
-        .trust
-        .attested_sets(cred.attestation_root.as_deref(), cred.aaguid);
-    crate::policy::credential_fits(s, &sets, cred.backup_eligible)
+    crate::policy::credential_fits(s, &rt.trust, &cred.standing(), now)
 }
 
 /// Sentences describing what a rule's step-up needs.
@@ -142,7 +140,7 @@ async fn user_credentials(
     step_up: Option<&StepUp>,
 ) -> Result<(Vec<Credential>, Vec<Credential>)> {
     let now = gw.now();
-    let rp = gw.portal.rp.load();
+    let rt = gw.config.load();
     let all: Vec<Credential> = gw
         .store
         .credentials(Some(user))
@@ -152,7 +150,7 @@ async fn user_credentials(
         .collect();
     let ok = all
         .iter()
-        .filter(|c| satisfies(&rp, c, step_up))
+        .filter(|c| satisfies(&rt, c, step_up, now))
         .cloned()
         .collect();
     Ok((all, ok))
@@ -492,7 +490,7 @@ async fn finish_ceremony(
                 stored.user
             )));
         }
-        if !satisfies(&rp, &stored, rule.step_up.as_ref()) {
+        if !satisfies(&rt, &stored, rule.step_up.as_ref(), now) {
             let (all, _) = user_credentials(gw, &stored.user, rule.step_up.as_ref()).await?;
             return Err(refuse(&format!(
                 "Wrong authenticator. {}",
@@ -500,18 +498,17 @@ async fn finish_ceremony(
             )));
         }
     }
+    // What the credential is (model, standing) is read afresh at each request;
+    // the assertion records only itself, with its signed backup-eligible flag.
     let verification = Verification {
         at: now,
         credential_id: stored.id.clone(),
         credential_label: stored.label.clone(),
         aaguid: stored.aaguid,
-        attested_sets: rp
-            .trust
-            .attested_sets(stored.attestation_root.as_deref(), stored.aaguid),
-        backup_eligible: stored.backup_eligible,
+        backup_eligible: asserted.backup_eligible,
     };
     let (cookie_value, portal) =
-        sessions::after_ceremony(gw, facts, &stored.user, &verification, stored.expires_at).await?;
+        sessions::after_ceremony(gw, facts, &stored, Some(&verification)).await?;
     let redirect = match &target {
         None => redirect::fallback(&rt),
         Some(t) if t.host == rt.portal.host => t.url.to_string(),

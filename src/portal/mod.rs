@@ -34,7 +34,7 @@ use http::header::{CACHE_CONTROL, RETRY_AFTER};
 use crate::config::Runtime;
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::store::StoreError;
-use crate::webauthn::{CeremonyError, RelyingParty, TrustError, TrustStore};
+use crate::webauthn::{CeremonyError, RelyingParty, TrustError};
 
 pub use bootstrap::bootstrap;
 
@@ -52,7 +52,7 @@ pub enum PortalError {
 
 /// What the portal keeps between requests (besides the store).
 pub struct PortalState {
-    /// The relying party (origin, RP id, trust anchors) for the current config.
+    /// The relying party (origin, RP id) for the current config.
     pub rp: ArcSwap<RelyingParty>,
     pub limits: ratelimit::RateLimits,
 }
@@ -73,8 +73,7 @@ impl PortalState {
 }
 
 fn relying_party(runtime: &Runtime) -> Result<RelyingParty, PortalError> {
-    let trust = TrustStore::load(&runtime.authenticators)?;
-    Ok(RelyingParty::new(&runtime.portal, trust)?)
+    Ok(RelyingParty::new(&runtime.portal)?)
 }
 
 /// What went wrong handling a portal request; each maps to one answer.

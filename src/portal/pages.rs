@@ -115,7 +115,9 @@ pub fn enroll(token: &str, user: Option<&str>) -> String {
 <form id=\"enroll\"><label for=\"label\">Name this passkey</label>\
 <input id=\"label\" name=\"label\" maxlength=\"64\" placeholder=\"laptop, phone, yubikey\" required>\
 <button type=\"submit\">Create passkey</button></form>\
-<p class=\"small\">Your authenticator must ask for your PIN or fingerprint; one that cannot is refused.</p>"
+<p class=\"small\">Your authenticator must ask for your PIN or fingerprint; one that cannot is refused.</p>\
+<p class=\"small\">Registering signs you in, but it is not a check of your PIN or fingerprint: \
+when a page asks for one, now confirm with your passkey.</p>"
     );
     layout(
         "Register a passkey",

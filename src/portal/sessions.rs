@@ -5,7 +5,7 @@ use super::Result;
 use super::cookies::{CookieKind, set_cookie};
 use crate::gateway::{Facts, Gateway};
 use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};
-use crate::session::{PortalSession, Timestamp, Verification};
+use crate::session::{Credential, PortalSession, Verification};
 
 /// The live portal session of this request (its user still configured and active).
 pub async fn current(gw: &Gateway, facts: &Facts) -> Result<Option<PortalLookup>> {
@@ -30,25 +30,26 @@ pub async fn current(gw: &Gateway, facts: &Facts) -> Result<Option<PortalLookup>
     }
 }
 
-/// After a ceremony: rotate the current session of the same user (new token,
-/// new `last_uv`) or start a new one (never outliving the credential used).
+/// After a ceremony with `cred`: rotate the current session of the same user
+/// (new token; `uv`, an assertion, becomes its `last_uv`) or start a new one
+/// (never outliving `cred`). A registration passes no `uv`: its session is
+/// signed in but holds no assertion any `step_up` accepts.
 /// Returns the new cookie value and the session.
 pub async fn after_ceremony(
     gw: &Gateway,
     facts: &Facts,
-    user: &str,
-    v: &Verification,
-    credential_expires_at: Option<Timestamp>,
+    cred: &Credential,
+    uv: Option<&Verification>,
 ) -> Result<(String, PortalSession)> {
     let config = gw.config.load();
     let keys = gw.cookie_keys.load();
     let now = gw.now();
     let minted = keys.mint(CookieKind::Portal);
     if let Some(old) = current(gw, facts).await? {
-        if old.session.user == user {
+        if old.session.user == cred.user {
             if let Some(s) = gw
                 .store
-                .rotate_portal_session(&old.token_hash, &minted.token_hash, Some(v))
+                .rotate_portal_session(&old.token_hash, &minted.token_hash, uv)
                 .await?
             {
                 return Ok((minted.cookie_value, s));
@@ -57,13 +58,14 @@ pub async fn after_ceremony(
             gw.store.revoke_session(&old.session.id).await?;
         }
     }
-    let s = new_portal_session(
-        user,
-        Some(v.clone()),
-        credential_expires_at,
+    let mut s = new_portal_session(
+        &cred.user,
+        uv.cloned(),
+        cred.expires_at,
         &config.session,
         now,
     );
+    s.signed_in_with = Some(cred.id.clone());
     gw.store.add_portal_session(&minted.token_hash, &s).await?;
     Ok((minted.cookie_value, s))
 }

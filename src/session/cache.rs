@@ -117,8 +117,10 @@ mod tests {
                 last_seen_at: 0,
                 expires_at: 10,
                 last_uv: None,
+                signed_in_with: None,
             },
             grants: vec![],
+            credentials: vec![],
         }
     }
 

@@ -160,7 +160,8 @@ pub async fn resolve_portal(
     }))
 }
 
-/// A new portal session for `user` after a sign-in ceremony `uv`.
+/// A new portal session for `user` after a sign-in ceremony `uv` (whose
+/// credential becomes `signed_in_with`; a registration sets that itself).
 ///
 /// Its absolute end is `now + max_lifetime`, brought forward to the credential's
 /// own expiry (`Credential::expires_at`, e.g. a guest's 24 h passkey): a session
@@ -179,6 +180,7 @@ pub fn new_portal_session(
         created_at: now,
         last_seen_at: now,
         expires_at: credential_expires_at.map_or(max, |c| c.min(max)),
+        signed_in_with: uv.as_ref().map(|v| v.credential_id.clone()),
         last_uv: uv,
     }
 }

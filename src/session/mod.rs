@@ -2,7 +2,11 @@
 //!
 //! A *portal session* is made by a ceremony at the portal; an *app session* is
 //! minted on one app host from a portal session and dies with it. A *grant*
-//! records that a UV ceremony was done for a rule of an app session. Cookies
+//! records that a UV assertion was made for a rule of an app session. Grants
+//! and a portal session's last assertion name the credential they rest on;
+//! the store returns that credential's current [`CredentialStanding`] with
+//! every session lookup, so a flagged, revoked, expired or no longer trusted
+//! credential stops counting at once. Cookies
 //! carry only a random token; the store is keyed by the token's SHA-256
 //! ([`token_hash`]), so a leaked database yields no usable cookie.
 
@@ -37,9 +41,15 @@ pub struct Credential {
     /// The webauthn-rs credential (public key and the rest), serialized as JSON.
     pub passkey: String,
     pub counter: u32,
+    /// The AAGUID the authenticator data named at registration. Alone it proves
+    /// nothing (any client can write any AAGUID there); see [`Self::attestation`].
     pub aaguid: Uuid,
-    /// SHA-256 (hex) of the trusted root the attestation chained to; `None`: not attested.
-    pub attestation_root: Option<String>,
+    /// What a signed attestation proved at registration; `None` when nothing
+    /// was proven (`none`, self or `fido-u2f` attestation, or no configured root).
+    #[serde(default)]
+    pub attestation: Option<AttestationProof>,
+    /// Backup eligible (a synced passkey) as registered; an assertion that says
+    /// otherwise is refused.
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub created_at: Timestamp,
@@ -52,7 +62,56 @@ pub struct Credential {
 impl Credential {
     /// May this credential be used at `now`?
     pub fn is_usable(&self, now: Timestamp) -> bool {
-        !self.flagged && self.expires_at.is_none_or(|e| now < e)
+        usable(self.flagged, self.expires_at, now)
+    }
+
+    /// What sessions resting on this credential need to know of it.
+    pub fn standing(&self) -> CredentialStanding {
+        CredentialStanding {
+            id: self.id.clone(),
+            flagged: self.flagged,
+            expires_at: self.expires_at,
+            backup_eligible: self.backup_eligible,
+            attestation: self.attestation.clone(),
+        }
+    }
+}
+
+fn usable(flagged: bool, expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    !flagged && expires_at.is_none_or(|e| now < e)
+}
+
+/// What a registration's attestation proved: an attestation signature over
+/// the authenticator data (so over its AAGUID and flags too), by a key whose
+/// certificate chains to a root the config trusted at registration.
+///
+/// Which authenticator sets this puts the credential in is worked out from
+/// these facts and the *current* config at every request, so removing a root
+/// or an AAGUID from a set takes effect on live sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationProof {
+    /// The statement format (`packed`, `tpm`, `android-key`, `android-safetynet`, `apple`).
+    pub format: String,
+    /// SHA-256 (hex) of the DER of the configured root the certificate chain verified against.
+    pub root: String,
+    /// The AAGUID the signature covered (equal to the certificate's AAGUID extension, where present).
+    pub aaguid: Uuid,
+}
+
+/// A credential's current standing, as a session lookup returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialStanding {
+    pub id: String,
+    pub flagged: bool,
+    pub expires_at: Option<Timestamp>,
+    pub backup_eligible: bool,
+    pub attestation: Option<AttestationProof>,
+}
+
+impl CredentialStanding {
+    /// May ceremonies with this credential count at `now`?
+    pub fn is_usable(&self, now: Timestamp) -> bool {
+        usable(self.flagged, self.expires_at, now)
     }
 }
 
@@ -65,16 +124,18 @@ pub struct Invite {
     pub expires_at: Timestamp,
 }
 
-/// The facts of one UV ceremony.
+/// The facts of one UV assertion (a registration is never one).
+///
+/// What the credential *is* (its attested model, whether it still exists, is
+/// flagged or expired) is not copied here: it is read afresh with every
+/// session lookup ([`AppView::credentials`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verification {
     pub at: Timestamp,
     pub credential_id: String,
     pub credential_label: String,
     pub aaguid: Uuid,
-    /// Authenticator sets the credential was proven to belong to at ceremony time
-    /// (attestation chained to one of the set's roots and the AAGUID is listed).
-    pub attested_sets: Vec<String>,
+    /// The backup-eligible flag of the assertion's signed authenticator data.
     pub backup_eligible: bool,
 }
 
@@ -88,8 +149,12 @@ pub struct PortalSession {
     pub last_seen_at: Timestamp,
     /// Absolute end (created + max_lifetime).
     pub expires_at: Timestamp,
-    /// The newest ceremony of this session (what `scope: session` looks at).
+    /// The newest assertion of this session (what `scope: session` looks at);
+    /// `None` for a session made by registering a passkey.
     pub last_uv: Option<Verification>,
+    /// The credential whose ceremony (sign-in or registration) started this session.
+    #[serde(default)]
+    pub signed_in_with: Option<String>,
 }
 
 /// An app session (host-only cookie on one app host).
@@ -117,6 +182,17 @@ pub struct AppView {
     pub app: AppSession,
     pub portal: PortalSession,
     pub grants: Vec<Grant>,
+    /// The standing, read in the same store call, of the credentials the
+    /// sessions rest on (at least those of `grants`, `portal.last_uv` and
+    /// `portal.signed_in_with`). A credential missing here no longer exists.
+    pub credentials: Vec<CredentialStanding>,
+}
+
+impl AppView {
+    /// The standing of credential `id`; `None`: it no longer exists.
+    pub fn standing(&self, id: &str) -> Option<&CredentialStanding> {
+        self.credentials.iter().find(|c| c.id == id)
+    }
 }
 
 /// Is a session with these times alive at `now`?

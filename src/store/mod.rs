@@ -21,7 +21,7 @@ use crate::session::{
 use crate::token::ClientToken;
 
 /// The longest a single-read item lives, whatever `put_once` is asked: ceremony
-/// states live at most 5 minutes (DESIGN §7); callback codes should ask for ≤ 60 s.
+/// states live at most 5 minutes; callback codes should ask for ≤ 60 s.
 pub const MAX_ONCE_TTL: Duration = Duration::from_secs(300);
 
 /// What can go wrong talking to a store.

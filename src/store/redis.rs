@@ -4,7 +4,7 @@
 //!
 //! | key | type | what |
 //! |---|---|---|
-//! | `P cred:ID` | hash | a credential: `data` (JSON) + mutable `counter`, `bs`, `last_used`, `label`, `flagged`, `user` |
+//! | `P cred:ID` | hash | a credential: `data` (JSON) + mutable `counter`, `bs`, `last_used`, `label`, `flagged`, `user`, and `standing` (JSON: expiry, backup eligibility, attestation proof) |
 //! | `P creds`, `P creds:user:U` | set | credential ids |
 //! | `P invite:HASH` | string | an invite (JSON), TTL to its expiry, taken with GETDEL |
 //! | `P once:KEY` | string | a single-read item, TTL, taken with GETDEL |
@@ -19,10 +19,13 @@
 //! Client tokens have keys of their own, described in [`tokens`].
 //!
 //! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
-//! multi-key change is one Lua script, so it is atomic. Every call is bounded by
-//! [`OP_TIMEOUT`]; any Redis error or timeout is [`StoreError::Unavailable`].
-//! [`link`] owns the connection: one URL (reconnecting by itself once Redis is
-//! back), or the primary that Redis Sentinel names (found again after a failover).
+//! multi-key change is one Lua script, so it is atomic. The per-request app
+//! session lookup is one script too: it returns the app session, its portal
+//! session, its grants and the standing of every credential those name. Every
+//! call is bounded by [`OP_TIMEOUT`]; any Redis error or timeout is
+//! [`StoreError::Unavailable`]. [`link`] owns the connection: one URL
+//! (reconnecting by itself once Redis is back), or the primary that Redis
+//! Sentinel names (found again after a failover).
 
 mod tokens;
 
@@ -35,7 +38,8 @@ use redis::{AsyncCommands, Script};
 use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
 use crate::config::RedisTarget;
 use crate::session::{
-    AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+    AppSession, AppView, AttestationProof, Credential, CredentialStanding, Grant, Invite,
+    PortalSession, Timestamp, Verification,
 };
 use crate::token::ClientToken;
 
@@ -75,7 +79,7 @@ end
 "#;
 
 const LUA_ADD_PORTAL: &str = r#"
-local id, tok, user, data, seen, uv, exp, cred = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
+local id, tok, user, data, seen, uv, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 if exp <= now() then return 0 end
 local k = P .. 'portal:' .. id
 redis.call('HSET', k, 'data', data, 'seen', seen, 'uv', uv, 'tok', tok, 'user', user, 'exp', exp)
@@ -84,9 +88,9 @@ redis.call('SET', P .. 'ptok:' .. tok, id, 'EXAT', exp)
 redis.call('SADD', P .. 'portals', id)
 redis.call('SADD', P .. 'portals:user:' .. user, id)
 extend(P .. 'portals:user:' .. user, exp)
-if cred ~= '' then
-  redis.call('SADD', P .. 'credsess:' .. cred, id)
-  extend(P .. 'credsess:' .. cred, exp)
+for i = 9, #ARGV do
+  redis.call('SADD', P .. 'credsess:' .. ARGV[i], id)
+  extend(P .. 'credsess:' .. ARGV[i], exp)
 end
 return 1
 "#;
@@ -145,6 +149,10 @@ end
 return 1
 "#;
 
+/// The app session, its portal session and grants, then `id, flagged,
+/// standing` for each credential the grants, the last assertion and the
+/// sign-in name that still exists (a credential stored before `standing`
+/// existed answers with its `data`, which has the same fields).
 const LUA_APP_VIEW: &str = r#"
 local id = redis.call('GET', P .. 'atok:' .. ARGV[2])
 if not id then return false end
@@ -152,7 +160,21 @@ local a = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen', 'grants', 'port
 if not a[1] or not a[4] then return false end
 local p = redis.call('HMGET', P .. 'portal:' .. a[4], 'data', 'seen', 'uv')
 if not p[1] then return false end
-return {a[1], a[2] or '0', a[3] or '[]', p[1], p[2] or '0', p[3] or ''}
+local out = {a[1], a[2] or '0', a[3] or '[]', p[1], p[2] or '0', p[3] or ''}
+local seen = {}
+local function standing(c)
+  if type(c) ~= 'string' or seen[c] then return end
+  seen[c] = true
+  local k = P .. 'cred:' .. c
+  local f = redis.call('HMGET', k, 'flagged', 'standing')
+  if not f[1] then return end
+  table.insert(out, c); table.insert(out, f[1])
+  table.insert(out, f[2] or redis.call('HGET', k, 'data'))
+end
+for _, g in ipairs(cjson.decode(a[3] or '[]')) do standing(g.verification.credential_id) end
+if p[3] and p[3] ~= '' then standing(cjson.decode(p[3]).credential_id) end
+standing(cjson.decode(p[1]).signed_in_with)
+return out
 "#;
 
 const LUA_REMOVE_APP: &str = r#"
@@ -208,7 +230,7 @@ const CRED_FIELDS: &str = "'data', 'counter', 'bs', 'last_used', 'label', 'flagg
 const LUA_ADD_CRED: &str = r#"
 local k = P .. 'cred:' .. ARGV[2]
 if redis.call('EXISTS', k) == 1 then return 0 end
-redis.call('HSET', k, 'data', ARGV[4], 'counter', ARGV[5], 'bs', ARGV[6], 'last_used', ARGV[7], 'label', ARGV[8], 'flagged', ARGV[9], 'user', ARGV[3])
+redis.call('HSET', k, 'data', ARGV[4], 'counter', ARGV[5], 'bs', ARGV[6], 'last_used', ARGV[7], 'label', ARGV[8], 'flagged', ARGV[9], 'user', ARGV[3], 'standing', ARGV[10])
 redis.call('SADD', P .. 'creds', ARGV[2])
 redis.call('SADD', P .. 'creds:user:' .. ARGV[3], ARGV[2])
 return 1
@@ -238,7 +260,11 @@ if new > stored or (new == 0 and stored == 0) then
   redis.call('HSET', k, 'counter', ARGV[3], 'bs', ARGV[4], 'last_used', ARGV[5])
   return 'accepted'
 end
+-- A possible clone: flag it and end every session it touched.
 redis.call('HSET', k, 'flagged', '1')
+local idx = P .. 'credsess:' .. ARGV[2]
+for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
+redis.call('DEL', idx)
 return 'regressed'
 "#;
 
@@ -408,6 +434,34 @@ fn credential_from(f: &[String]) -> Result<Credential, StoreError> {
     Ok(c)
 }
 
+/// The `standing` field of a credential hash (also readable from a credential's `data`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StandingRecord {
+    expires_at: Option<Timestamp>,
+    backup_eligible: bool,
+    #[serde(default)]
+    attestation: Option<AttestationProof>,
+}
+
+/// The credential standings that follow the six session fields of an app view.
+fn standings_from(rest: &[String]) -> Result<Vec<CredentialStanding>, StoreError> {
+    rest.chunks(3)
+        .map(|r| match r {
+            [id, flagged, json] => {
+                let s: StandingRecord = from_json(json)?;
+                Ok(CredentialStanding {
+                    id: id.clone(),
+                    flagged: flagged == "1",
+                    expires_at: s.expires_at,
+                    backup_eligible: s.backup_eligible,
+                    attestation: s.attestation,
+                })
+            }
+            _ => Err(corrupt("app session: a credential standing is cut short")),
+        })
+        .collect()
+}
+
 fn flag(b: bool) -> &'static str {
     if b { "1" } else { "0" }
 }
@@ -549,6 +603,11 @@ impl Store for RedisStore {
 
     async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
         let data = to_json(cred)?;
+        let standing = to_json(&StandingRecord {
+            expires_at: cred.expires_at,
+            backup_eligible: cred.backup_eligible,
+            attestation: cred.attestation.clone(),
+        })?;
         let counter = cred.counter.to_string();
         let last_used = cred.last_used_at.map(|t| t.to_string()).unwrap_or_default();
         let added: i64 = self
@@ -563,6 +622,7 @@ impl Store for RedisStore {
                     &last_used,
                     &cred.label,
                     flag(cred.flagged),
+                    &standing,
                 ],
             )
             .await?;
@@ -715,30 +775,23 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let data = to_json(session)?;
         let uv = session.last_uv.as_ref().map(to_json).transpose()?;
-        let cred = session
-            .last_uv
-            .as_ref()
-            .map(|v| v.credential_id.as_str())
-            .unwrap_or_default();
         let (seen, exp) = (
             session.last_seen_at.to_string(),
             session.expires_at.to_string(),
         );
-        let _: i64 = self
-            .eval(
-                &self.scripts.add_portal,
-                &[
-                    &session.id,
-                    token_hash,
-                    &session.user,
-                    &data,
-                    &seen,
-                    uv.as_deref().unwrap_or_default(),
-                    &exp,
-                    cred,
-                ],
-            )
-            .await?;
+        let mut args: Vec<&str> = vec![
+            &session.id,
+            token_hash,
+            &session.user,
+            &data,
+            &seen,
+            uv.as_deref().unwrap_or_default(),
+            &exp,
+        ];
+        // The credentials it rests on: revoking or flagging one ends it.
+        args.extend(session.signed_in_with.as_deref());
+        args.extend(session.last_uv.as_ref().map(|v| v.credential_id.as_str()));
+        let _: i64 = self.eval(&self.scripts.add_portal, &args).await?;
         Ok(())
     }
 
@@ -818,10 +871,11 @@ impl Store for RedisStore {
     async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError> {
         let f: Option<Vec<String>> = self.eval(&self.scripts.app_view, &[token_hash]).await?;
         match f.as_deref() {
-            Some([adata, aseen, grants, pdata, pseen, uv]) => Ok(Some(AppView {
+            Some([adata, aseen, grants, pdata, pseen, uv, rest @ ..]) => Ok(Some(AppView {
                 app: app_from(adata, aseen)?,
                 portal: portal_from(pdata, pseen, uv)?,
                 grants: from_json(grants)?,
+                credentials: standings_from(rest)?,
             })),
             Some(_) => Err(corrupt("app session: wrong number of fields")),
             None => Ok(None),

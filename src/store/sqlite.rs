@@ -26,7 +26,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::session::{
-    AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+    AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
+    Verification,
 };
 use crate::token::ClientToken;
 
@@ -110,6 +111,15 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: client tokens.
     tokens::SCHEMA,
+    // 3: what an attestation proved (format, root, AAGUID) replaces the bare
+    // root fingerprint, which did not say whether the signature covered the
+    // AAGUID: credentials registered before prove no model until re-registered.
+    // A portal session names the credential that started it.
+    "
+    ALTER TABLE credentials DROP COLUMN attestation_root;
+    ALTER TABLE credentials ADD COLUMN attestation TEXT;
+    ALTER TABLE portal_sessions ADD COLUMN signed_in_with TEXT;
+    ",
 ];
 
 /// The SQLite store.
@@ -256,10 +266,13 @@ impl SqliteStore {
 
 // --- row mapping ---
 
-const CREDENTIAL_COLUMNS: &str = "id, user, label, passkey, counter, aaguid, attestation_root, \
+const CREDENTIAL_COLUMNS: &str = "id, user, label, passkey, counter, aaguid, attestation, \
      backup_eligible, backup_state, created_at, last_used_at, expires_at, flagged";
 
-fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Credential, String)> {
+/// A credential row, with its AAGUID and attestation still text.
+type CredentialRow = (Credential, String, Option<String>);
+
+fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
     Ok((
         Credential {
             id: r.get(0)?,
@@ -268,7 +281,7 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Credential, String)> {
             passkey: r.get(3)?,
             counter: r.get(4)?,
             aaguid: uuid::Uuid::nil(),
-            attestation_root: r.get(6)?,
+            attestation: None,
             backup_eligible: r.get(7)?,
             backup_state: r.get(8)?,
             created_at: r.get(9)?,
@@ -277,15 +290,45 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<(Credential, String)> {
             flagged: r.get(12)?,
         },
         r.get(5)?,
+        r.get(6)?,
     ))
 }
 
-fn finish_credential((mut c, aaguid): (Credential, String)) -> Result<Credential, StoreError> {
+fn finish_credential(
+    (mut c, aaguid, attestation): CredentialRow,
+) -> Result<Credential, StoreError> {
     c.aaguid = uuid::Uuid::parse_str(&aaguid).map_err(corrupt)?;
+    c.attestation = from_json_opt(attestation)?;
     Ok(c)
 }
 
-const PORTAL_COLUMNS: &str = "id, user, created_at, last_seen_at, expires_at, last_uv";
+fn from_json_opt<T: serde::de::DeserializeOwned>(
+    json: Option<String>,
+) -> Result<Option<T>, StoreError> {
+    json.map(|j| serde_json::from_str(&j).map_err(corrupt))
+        .transpose()
+}
+
+/// The standing of every credential a portal session's ceremonies used, per
+/// request (a missing one no longer exists).
+const STANDING_BY_PORTAL: &str = "SELECT c.id, c.flagged, c.expires_at, c.backup_eligible, c.attestation \
+     FROM session_credentials s JOIN credentials c ON c.id = s.credential_id WHERE s.portal_id = ?1";
+
+fn standing_row(r: &Row<'_>) -> rusqlite::Result<(CredentialStanding, Option<String>)> {
+    Ok((
+        CredentialStanding {
+            id: r.get(0)?,
+            flagged: r.get(1)?,
+            expires_at: r.get(2)?,
+            backup_eligible: r.get(3)?,
+            attestation: None,
+        },
+        r.get(4)?,
+    ))
+}
+
+const PORTAL_COLUMNS: &str =
+    "id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with";
 
 fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> {
     Ok((
@@ -296,6 +339,7 @@ fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> 
             last_seen_at: r.get(3)?,
             expires_at: r.get(4)?,
             last_uv: None,
+            signed_in_with: r.get(6)?,
         },
         r.get(5)?,
     ))
@@ -304,10 +348,7 @@ fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> 
 fn finish_portal(
     (mut p, uv): (PortalSession, Option<String>),
 ) -> Result<PortalSession, StoreError> {
-    p.last_uv = match uv {
-        Some(json) => Some(serde_json::from_str(&json).map_err(corrupt)?),
-        None => None,
-    };
+    p.last_uv = from_json_opt(uv)?;
     Ok(p)
 }
 
@@ -319,7 +360,7 @@ const APP_BY_TOKEN: &str = "SELECT id, portal_id, user, host, created_at, last_s
      FROM app_sessions WHERE token_hash = ?1 AND expires_at > ?2";
 
 /// The portal session of an app session, per request (columns: [`PORTAL_COLUMNS`]).
-const PORTAL_BY_ID: &str = "SELECT id, user, created_at, last_seen_at, expires_at, last_uv \
+const PORTAL_BY_ID: &str = "SELECT id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with \
      FROM portal_sessions WHERE id = ?1 AND expires_at > ?2";
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
@@ -332,6 +373,22 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
         last_seen_at: r.get(5)?,
         expires_at: r.get(6)?,
     })
+}
+
+/// The standing of the credentials portal session `portal_id` rests on.
+fn standings(conn: &Connection, portal_id: &str) -> Result<Vec<CredentialStanding>, StoreError> {
+    let mut stmt = conn.prepare_cached(STANDING_BY_PORTAL).map_err(sql)?;
+    let rows = stmt
+        .query_map([portal_id], standing_row)
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    rows.into_iter()
+        .map(|(mut c, attestation)| {
+            c.attestation = from_json_opt(attestation)?;
+            Ok(c)
+        })
+        .collect()
 }
 
 fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
@@ -365,6 +422,15 @@ fn end_portal_sessions(conn: &Connection, where_sql: &str, arg: &str) -> Result<
         )
         .map_err(sql)?;
     Ok(n as u64)
+}
+
+/// End every portal session any ceremony with credential `id` touched.
+fn end_sessions_of_credential(conn: &Connection, id: &str) -> Result<u64, StoreError> {
+    end_portal_sessions(
+        conn,
+        "id IN (SELECT portal_id FROM session_credentials WHERE credential_id = ?1)",
+        id,
+    )
 }
 
 fn note_credential(conn: &Connection, portal_id: &str, credential: &str) -> Result<(), StoreError> {
@@ -404,7 +470,7 @@ impl Store for SqliteStore {
                     c.passkey,
                     c.counter,
                     c.aaguid.to_string(),
-                    c.attestation_root,
+                    c.attestation.as_ref().map(to_json).transpose()?,
                     c.backup_eligible,
                     c.backup_state,
                     c.created_at,
@@ -496,8 +562,10 @@ impl Store for SqliteStore {
                 .map_err(sql)?;
                 CounterCheck::Accepted
             } else {
+                // A possible clone: flag it and end every session it touched.
                 tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])
                     .map_err(sql)?;
+                end_sessions_of_credential(&tx, &id)?;
                 CounterCheck::Regressed
             };
             tx.commit().map_err(sql)?;
@@ -529,11 +597,7 @@ impl Store for SqliteStore {
             let n = tx
                 .execute("DELETE FROM credentials WHERE id = ?1", [&id])
                 .map_err(sql)?;
-            end_portal_sessions(
-                &tx,
-                "id IN (SELECT portal_id FROM session_credentials WHERE credential_id = ?1)",
-                &id,
-            )?;
+            end_sessions_of_credential(&tx, &id)?;
             tokens::remove(&tx, tokens::Column::Credential, &id)?;
             tx.commit().map_err(sql)?;
             Ok(n > 0)
@@ -636,7 +700,7 @@ impl Store for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO portal_sessions (token_hash, {PORTAL_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ),
                 params![
                     h,
@@ -645,12 +709,14 @@ impl Store for SqliteStore {
                     s.created_at,
                     s.last_seen_at,
                     s.expires_at,
-                    uv
+                    uv,
+                    s.signed_in_with,
                 ],
             )
             .map_err(sql)?;
-            if let Some(v) = &s.last_uv {
-                note_credential(&tx, &s.id, &v.credential_id)?;
+            let uv_cred = s.last_uv.as_ref().map(|v| &v.credential_id);
+            for cred in s.signed_in_with.iter().chain(uv_cred) {
+                note_credential(&tx, &s.id, cred)?;
             }
             tx.commit().map_err(sql)
         })
@@ -825,11 +891,13 @@ impl Store for SqliteStore {
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
+            let credentials = standings(&tx, &portal.id)?;
             tx.commit().map_err(sql)?;
             Ok(Some(AppView {
                 app,
                 portal,
                 grants,
+                credentials,
             }))
         })
         .await

@@ -1,13 +1,21 @@
 //! Passkey ceremonies at the portal origin, on top of `webauthn-rs-core`.
 //!
 //! [`RelyingParty`] wraps one `WebauthnCore` configured for exactly the
-//! portal's origin (no subdomains, no other port) plus the attestation
-//! [`trust::TrustStore`]. Every ceremony demands user verification: the
-//! options ask for `required`, and the library and [`client_data`] refuse a
-//! response whose UV flag is clear whatever the page asked for. Ceremony
-//! state never leaves the server; the portal keeps it in the store.
+//! portal's origin (no subdomains, no other port). Every ceremony demands user
+//! verification: the options ask for `required`, and the library and
+//! [`client_data`] refuse a response whose UV flag is clear whatever the page
+//! asked for. Ceremony state never leaves the server; the portal keeps it in
+//! the store.
+//!
+//! A registration records an [`AttestationProof`] only when the attestation
+//! signature covers the authenticator data (see
+//! [`trust::SIGNED_AUTHDATA_FORMATS`]), its certificate chain verifies to a
+//! root of the config's [`trust::TrustStore`], and the certificate's AAGUID
+//! extension, where present, names the authenticator data's AAGUID. Which
+//! sets that proof reaches is decided per request by the trust store.
 
 pub mod client_data;
+pub mod mds;
 pub mod trust;
 
 use std::time::Duration;
@@ -17,13 +25,16 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use webauthn_rs_core::WebauthnCore;
+use webauthn_rs_core::attestation::{FidoGenCeAaguid, validate_extension};
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
     AttestationConveyancePreference, AuthenticationState, Credential as CoreCredential,
-    PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+    ParsedAttestationData, PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState,
+    UserVerificationPolicy,
 };
 
 use crate::config::Portal;
+use crate::session::AttestationProof;
 pub use trust::{TrustError, TrustStore};
 
 /// How long the browser gives the user for one ceremony.
@@ -86,14 +97,14 @@ pub struct Registered {
     /// The webauthn-rs credential as JSON.
     pub passkey: String,
     pub aaguid: Uuid,
-    /// Fingerprint of the configured root the attestation chained to.
-    pub attestation_root: Option<String>,
+    /// What the attestation proved; `None`: nothing.
+    pub attestation: Option<AttestationProof>,
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub counter: u32,
 }
 
-/// A verified assertion.
+/// A verified assertion; the flags are those of its signed authenticator data.
 #[derive(Debug, Clone, Copy)]
 pub struct Asserted {
     pub counter: u32,
@@ -123,11 +134,10 @@ pub fn auth_data_counter(auth_data: &[u8]) -> Option<u32> {
 pub struct RelyingParty {
     core: WebauthnCore,
     origin: String,
-    pub trust: TrustStore,
 }
 
 impl RelyingParty {
-    pub fn new(portal: &Portal, trust: TrustStore) -> Result<Self, CeremonyError> {
+    pub fn new(portal: &Portal) -> Result<Self, CeremonyError> {
         let url = url::Url::parse(&portal.origin).map_err(|_| CeremonyError::BadOrigin)?;
         let core = WebauthnCore::new_unsafe_experts_only(
             &portal.rp_name,
@@ -140,7 +150,6 @@ impl RelyingParty {
         Ok(RelyingParty {
             core,
             origin: portal.origin.clone(),
-            trust,
         })
     }
 
@@ -179,11 +188,12 @@ impl RelyingParty {
         Ok((options, state))
     }
 
-    /// Verify a registration response.
+    /// Verify a registration response; `trust` holds the roots an attestation may chain to.
     pub fn finish_register(
         &self,
         reg: &RegisterPublicKeyCredential,
         state: &RegistrationState,
+        trust: &TrustStore,
     ) -> Result<Registered, CeremonyError> {
         client_data::check(
             &reg.response.client_data_json,
@@ -195,31 +205,18 @@ impl RelyingParty {
         if !cred.user_verified {
             return Err(CeremonyError::UserNotVerified);
         }
-        let attestation_root = self.ca_root(&cred);
+        let attestation = prove(&cred, aaguid, trust)?;
         let passkey = serde_json::to_string(&cred)
             .map_err(|_| CeremonyError::Malformed("cannot encode credential"))?;
         Ok(Registered {
             id: b64url(cred.cred_id.as_slice()),
             passkey,
             aaguid,
-            attestation_root,
+            attestation,
             backup_eligible: cred.backup_eligible,
             backup_state: cred.backup_state,
             counter: cred.counter,
         })
-    }
-
-    /// The fingerprint of the configured root this credential's attestation chains to.
-    fn ca_root(&self, cred: &CoreCredential) -> Option<String> {
-        let list = self.trust.ca_list()?;
-        match cred.verify_attestation(list) {
-            Ok(Some(ca)) => trust::fingerprint(ca),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::debug!(error = ?e, "attestation does not chain to a configured root");
-                None
-            }
-        }
     }
 
     /// Options for `navigator.credentials.get()`: `allow` empty means discoverable.
@@ -261,6 +258,54 @@ impl RelyingParty {
             backup_eligible: r.backup_eligible(),
         })
     }
+}
+
+/// What a verified registration's attestation proves about its model, if anything.
+///
+/// webauthn-rs has checked the statement's signature. Here: the format must be
+/// one whose signature covers the authenticator data, the statement must carry
+/// a certificate chain (not self attestation), that chain must verify to a
+/// configured root, and the signing certificate's AAGUID extension, where
+/// present, must name the authenticator data's AAGUID (refused otherwise).
+fn prove(
+    cred: &CoreCredential,
+    aaguid: Uuid,
+    trust: &TrustStore,
+) -> Result<Option<AttestationProof>, CeremonyError> {
+    let format = serde_json::to_value(&cred.attestation_format)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    if !trust::SIGNED_AUTHDATA_FORMATS.contains(&format.as_str()) {
+        tracing::debug!(%format, "this attestation format does not sign the authenticator data: no model proven");
+        return Ok(None);
+    }
+    let chain = match &cred.attestation.data {
+        ParsedAttestationData::Basic(c)
+        | ParsedAttestationData::AttCa(c)
+        | ParsedAttestationData::AnonCa(c) => c,
+        _ => return Ok(None),
+    };
+    let Some(leaf) = chain.first() else {
+        return Ok(None);
+    };
+    validate_extension::<FidoGenCeAaguid>(leaf, aaguid.as_bytes())?;
+    let Some(list) = trust.ca_list() else {
+        return Ok(None);
+    };
+    let root = match cred.verify_attestation(list) {
+        Ok(Some(ca)) => trust::fingerprint(ca),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = ?e, "attestation does not chain to a configured root");
+            None
+        }
+    };
+    Ok(root.map(|root| AttestationProof {
+        format,
+        root,
+        aaguid,
+    }))
 }
 
 /// Decode a stored webauthn-rs credential.

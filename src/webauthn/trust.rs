@@ -1,18 +1,23 @@
-//! Attestation trust anchors: the roots named by `authenticators.*.ca_files`.
+//! Attestation trust anchors, and which authenticator sets a proven credential is in.
 //!
-//! Every configured root is loaded once into one webauthn-rs CA list (used to
-//! prove a chain at enrollment) and remembered by its SHA-256 fingerprint. A
-//! credential stores the fingerprint of the root its attestation chained to;
-//! at each ceremony [`TrustStore::attested_sets`] turns that fingerprint and
-//! the credential's AAGUID into the sets it belongs to *now*, so editing the
-//! config takes effect without re-enrolling.
+//! [`TrustStore::load`] reads every set's `ca_files` and its verified MDS blob
+//! (`mds_file` checked against `mds_root`, see [`super::mds`]) once per config
+//! load or reload. It keeps one webauthn-rs CA list (to verify an attestation
+//! chain at registration) and, per root fingerprint, which sets the root
+//! vouches for: every AAGUID of the set, only the AAGUIDs its `ca_files` entry
+//! lists, or — for a root taken from an MDS entry — only that entry's AAGUID,
+//! and only until the blob's `nextUpdate`.
 //!
-//! `mds_file` (an offline FIDO MDS3 blob, the JWT that the FIDO Alliance
-//! publishes) adds, for each of the set's AAGUIDs, the entry's
-//! `attestationRootCertificates`, unless the entry's newest status report says
-//! the model is revoked or its keys compromised. The file is trusted like a
-//! `ca_files` entry, as the operator placed it: the blob's own JWS signature is
-//! not checked.
+//! [`TrustStore::admits`] answers, at every request, whether a credential's
+//! stored [`AttestationProof`] puts it in a set under the *current* config:
+//! its format's signature covers the authenticator data, its root vouches for
+//! the set and its AAGUID, and the set lists the AAGUID. Editing the config
+//! and reloading therefore changes live sessions at once.
+//!
+//! Problems with an MDS blob (bad signature or chain, expired, a distrusted
+//! entry) never stop the gateway: the blob admits nothing, a warning is logged
+//! and `stepgate check` prints it ([`TrustStore::warnings`]). An unreadable
+//! `ca_files`, `mds_file` or `mds_root` file is an error.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +25,16 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 use webauthn_rs_core::proto::{AttestationCa, AttestationCaList};
 
-use crate::config::AuthenticatorSet;
+use super::mds;
+use crate::config::{AuthenticatorSet, MdsSource};
+use crate::session::{AttestationProof, Timestamp};
+
+/// Attestation formats whose signature covers the authenticator data (and so
+/// its AAGUID and flags). `fido-u2f` signs only the RP id hash, client data
+/// hash, credential id and key; `none` signs nothing; self attestation is
+/// signed by the credential's own key, which proves no model.
+pub const SIGNED_AUTHDATA_FORMATS: &[&str] =
+    &["packed", "tpm", "android-key", "android-safetynet", "apple"];
 
 /// Why the trust anchors could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +46,45 @@ pub enum TrustError {
     },
     #[error("{path}: no usable PEM certificate ({reason})")]
     Pem { path: PathBuf, reason: String },
-    #[error("{path}: not a FIDO MDS3 blob ({reason})")]
-    Mds { path: PathBuf, reason: String },
 }
 
-/// The loaded roots and which sets list them.
+/// Something wrong with a trust source that does not stop the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustWarning {
+    /// The YAML path of the source (`authenticators.NAME.mds_file`).
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for TrustWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// One root's word for one set.
+#[derive(Debug, Clone)]
+struct Voucher {
+    set: String,
+    /// `None`: every AAGUID of the set.
+    aaguids: Option<BTreeSet<Uuid>>,
+    /// Unix seconds after which it says nothing (an MDS blob's `nextUpdate`).
+    until: Option<Timestamp>,
+}
+
+/// The loaded roots and what each vouches for.
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
-    /// Every root of every set, for chain verification.
+    /// Every root of every set, for chain verification at registration.
     list: AttestationCaList,
-    /// Root fingerprint → names of the sets whose `ca_files` hold it.
-    sets_by_root: BTreeMap<String, BTreeSet<String>>,
+    /// Root fingerprint → its vouchers.
+    vouchers: BTreeMap<String, Vec<Voucher>>,
     /// Set name → its AAGUIDs.
     aaguids: BTreeMap<String, BTreeSet<Uuid>>,
+    warnings: Vec<TrustWarning>,
 }
 
-/// Hex SHA-256 fingerprint of a webauthn-rs attestation CA.
+/// Hex SHA-256 of a webauthn-rs attestation CA's DER (what a proof records).
 pub fn fingerprint(ca: &AttestationCa) -> Option<String> {
     let kid = ca.get_kid().ok()?;
     Some(hex(kid.as_slice()))
@@ -72,41 +109,57 @@ fn pem_blocks(text: &str) -> Vec<String> {
     out
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, TrustError> {
+    std::fs::read(path).map_err(|source| TrustError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl TrustStore {
-    /// Load every set's `ca_files`.
-    pub fn load(sets: &BTreeMap<String, AuthenticatorSet>) -> Result<Self, TrustError> {
+    /// Load every set's trust sources; `now` only decides which warnings an
+    /// already expired MDS blob gets (expiry itself is judged per request).
+    pub fn load(
+        sets: &BTreeMap<String, AuthenticatorSet>,
+        now: Timestamp,
+    ) -> Result<Self, TrustError> {
         let mut store = TrustStore::default();
         for (name, set) in sets {
             store
                 .aaguids
                 .insert(name.clone(), set.aaguids.iter().copied().collect());
-            for path in &set.ca_files {
-                for fp in store.add_file(path)? {
-                    store
-                        .sets_by_root
-                        .entry(fp)
-                        .or_default()
-                        .insert(name.clone());
+            for ca in &set.ca_files {
+                let voucher = Voucher {
+                    set: name.clone(),
+                    aaguids: ca.aaguids.as_ref().map(|a| a.iter().copied().collect()),
+                    until: None,
+                };
+                for fp in store.add_file(&ca.path)? {
+                    store.vouch(fp, voucher.clone());
                 }
             }
-            if let Some(mds) = &set.mds_file {
-                for fp in store.add_mds(mds, &set.aaguids)? {
-                    store
-                        .sets_by_root
-                        .entry(fp)
-                        .or_default()
-                        .insert(name.clone());
-                }
+            if let Some(src) = &set.mds {
+                store.add_mds(name, set, src, now)?;
             }
+        }
+        for w in &store.warnings {
+            tracing::warn!(source = %w.path, "{}", w.message);
         }
         Ok(store)
     }
 
+    fn vouch(&mut self, fingerprint: String, voucher: Voucher) {
+        self.vouchers.entry(fingerprint).or_default().push(voucher);
+    }
+
+    fn warn(&mut self, path: String, message: String) {
+        self.warnings.push(TrustWarning { path, message });
+    }
+
+    /// Add the certificates of one PEM file; returns their fingerprints.
     fn add_file(&mut self, path: &Path) -> Result<Vec<String>, TrustError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrustError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read(path)?;
+        let text = String::from_utf8_lossy(&bytes);
         let blocks = pem_blocks(&text);
         if blocks.is_empty() {
             return Err(TrustError::Pem {
@@ -116,44 +169,91 @@ impl TrustStore {
         }
         let mut fps = Vec::new();
         for block in blocks {
-            let one =
-                AttestationCaList::try_from(block.as_bytes()).map_err(|e| TrustError::Pem {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
-            for ca in one.cas().values() {
-                if let Some(fp) = fingerprint(ca) {
-                    fps.push(fp);
-                }
-            }
-            self.list.union(&one);
+            let fp = self.add_pem(&block).map_err(|reason| TrustError::Pem {
+                path: path.to_path_buf(),
+                reason,
+            })?;
+            fps.extend(fp);
         }
         Ok(fps)
     }
 
-    /// Add the roots an MDS3 blob lists for `aaguids`; returns their fingerprints.
-    fn add_mds(&mut self, path: &Path, aaguids: &[Uuid]) -> Result<Vec<String>, TrustError> {
-        let err = |reason: &str| TrustError::Mds {
-            path: path.to_path_buf(),
-            reason: reason.to_string(),
+    /// Add one PEM certificate to the CA list; returns its fingerprint.
+    fn add_pem(&mut self, pem: &str) -> Result<Option<String>, String> {
+        let one = AttestationCaList::try_from(pem.as_bytes()).map_err(|e| e.to_string())?;
+        let fp = one.cas().values().find_map(fingerprint);
+        self.list.union(&one);
+        Ok(fp)
+    }
+
+    /// Verify a set's MDS blob and let each trusted entry's roots vouch for
+    /// that entry's AAGUID (when the set lists it) until `nextUpdate`.
+    fn add_mds(
+        &mut self,
+        name: &str,
+        set: &AuthenticatorSet,
+        src: &MdsSource,
+        now: Timestamp,
+    ) -> Result<(), TrustError> {
+        let at = format!("authenticators.{name}.mds_file");
+        let blob_text = String::from_utf8_lossy(&read(&src.blob)?).into_owned();
+        let root = read(&src.root)?;
+        let blob = match mds::verify(&blob_text, &root) {
+            Ok(b) => b,
+            Err(e) => {
+                let msg = format!(
+                    "MDS blob {} refused, it admits nothing: {e}",
+                    src.blob.display()
+                );
+                self.warn(at, msg);
+                return Ok(());
+            }
         };
-        let text = std::fs::read_to_string(path).map_err(|source| TrustError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut fps = Vec::new();
-        for der in mds_roots(&text, aaguids).map_err(&err)? {
-            let pem = der_to_pem(&der);
-            let one = AttestationCaList::try_from(pem.as_bytes())
-                .map_err(|e| err(&format!("bad root certificate: {e}")))?;
-            for ca in one.cas().values() {
-                if let Some(fp) = fingerprint(ca) {
-                    fps.push(fp);
+        if blob.next_update <= now {
+            let msg = format!(
+                "MDS blob {} (no. {}) expired at its nextUpdate ({}): it admits nothing until a fresh blob is installed",
+                src.blob.display(),
+                blob.serial,
+                human_date(blob.next_update)
+            );
+            self.warn(at.clone(), msg);
+        }
+        for aaguid in &set.aaguids {
+            let Some(entry) = blob.entries.iter().find(|e| e.aaguid == *aaguid) else {
+                let msg = format!(
+                    "MDS blob has no entry for {aaguid}: its model is not proven by the blob"
+                );
+                self.warn(at.clone(), msg);
+                continue;
+            };
+            if let Some(status) = entry.distrust() {
+                let msg = format!(
+                    "MDS entry {aaguid} ({}) has status {status}: its roots admit nothing",
+                    entry.description
+                );
+                self.warn(at.clone(), msg);
+                continue;
+            }
+            for der in &entry.roots {
+                match self.add_pem(&der_to_pem(der)) {
+                    Ok(Some(fp)) => self.vouch(
+                        fp,
+                        Voucher {
+                            set: name.to_string(),
+                            aaguids: Some(BTreeSet::from([*aaguid])),
+                            until: Some(blob.next_update),
+                        },
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let msg =
+                            format!("MDS entry {aaguid}: a root certificate is unusable: {e}");
+                        self.warn(at.clone(), msg);
+                    }
                 }
             }
-            self.list.union(&one);
         }
-        Ok(fps)
+        Ok(())
     }
 
     /// The CA list for chain verification; `None` when no root is configured.
@@ -161,21 +261,33 @@ impl TrustStore {
         (!self.list.is_empty()).then_some(&self.list)
     }
 
-    /// Sets a credential belongs to: its root is one of the set's and its AAGUID is listed.
-    pub fn attested_sets(&self, root: Option<&str>, aaguid: Uuid) -> Vec<String> {
-        let Some(root) = root else {
-            return Vec::new();
-        };
-        let Some(sets) = self.sets_by_root.get(root) else {
-            return Vec::new();
-        };
-        sets.iter()
-            .filter(|s| self.aaguids.get(*s).is_some_and(|a| a.contains(&aaguid)))
+    /// Does `proof` put a credential in set `set` at `now`?
+    pub fn admits(&self, set: &str, proof: Option<&AttestationProof>, now: Timestamp) -> bool {
+        let Some(p) = proof else { return false };
+        if !SIGNED_AUTHDATA_FORMATS.contains(&p.format.as_str())
+            || !self.aaguids.get(set).is_some_and(|a| a.contains(&p.aaguid))
+        {
+            return false;
+        }
+        self.vouchers.get(&p.root).is_some_and(|vs| {
+            vs.iter().any(|v| {
+                v.set == set
+                    && v.aaguids.as_ref().is_none_or(|a| a.contains(&p.aaguid))
+                    && v.until.is_none_or(|u| now < u)
+            })
+        })
+    }
+
+    /// Every set `proof` puts a credential in at `now`.
+    pub fn sets_of(&self, proof: Option<&AttestationProof>, now: Timestamp) -> Vec<String> {
+        self.aaguids
+            .keys()
+            .filter(|s| self.admits(s, proof, now))
             .cloned()
             .collect()
     }
 
-    /// The name of the set that lists `aaguid`, for showing a model name.
+    /// The sets that list `aaguid`, for saying what a credential claims to be.
     pub fn sets_listing(&self, aaguid: Uuid) -> Vec<String> {
         self.aaguids
             .iter()
@@ -183,67 +295,26 @@ impl TrustStore {
             .map(|(s, _)| s.clone())
             .collect()
     }
+
+    /// Fingerprints of the roots that vouch for some AAGUID of `set`.
+    pub fn roots_of(&self, set: &str) -> Vec<String> {
+        self.vouchers
+            .iter()
+            .filter(|(_, vs)| vs.iter().any(|v| v.set == set))
+            .map(|(fp, _)| fp.clone())
+            .collect()
+    }
+
+    /// What was wrong with the trust sources (already logged at load).
+    pub fn warnings(&self) -> &[TrustWarning] {
+        &self.warnings
+    }
 }
 
-/// Statuses after which an MDS entry's roots prove nothing.
-const BAD_STATUSES: &[&str] = &[
-    "REVOKED",
-    "ATTESTATION_KEY_COMPROMISE",
-    "USER_KEY_REMOTE_COMPROMISE",
-    "USER_KEY_PHYSICAL_COMPROMISE",
-    "USER_VERIFICATION_BYPASS",
-];
-
-/// The DER roots an MDS3 blob (JWT text) lists for `aaguids`.
-pub fn mds_roots(jwt: &str, aaguids: &[Uuid]) -> Result<Vec<Vec<u8>>, &'static str> {
-    use base64::Engine;
-    let payload = jwt.trim().split('.').nth(1).ok_or("not a JWT")?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| "payload is not base64url")?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| "payload is not JSON")?;
-    let entries = v
-        .get("entries")
-        .and_then(|e| e.as_array())
-        .ok_or("no entries")?;
-    let mut out = Vec::new();
-    for e in entries {
-        let Some(aaguid) = e
-            .get("aaguid")
-            .and_then(|a| a.as_str())
-            .and_then(|a| Uuid::parse_str(a).ok())
-        else {
-            continue;
-        };
-        if !aaguids.contains(&aaguid) {
-            continue;
-        }
-        // Status reports are in date order; the newest one counts.
-        let status = e
-            .get("statusReports")
-            .and_then(|r| r.as_array())
-            .and_then(|r| r.last())
-            .and_then(|r| r.get("status"))
-            .and_then(|s| s.as_str())
-            .unwrap_or("");
-        if BAD_STATUSES.contains(&status) {
-            tracing::warn!(%aaguid, status, "MDS entry is not trusted: its roots are ignored");
-            continue;
-        }
-        let roots = e
-            .pointer("/metadataStatement/attestationRootCertificates")
-            .and_then(|r| r.as_array())
-            .cloned()
-            .unwrap_or_default();
-        for r in roots {
-            let Some(b64) = r.as_str() else { continue };
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| "a root certificate is not base64")?;
-            out.push(der);
-        }
-    }
-    Ok(out)
+/// `2099-01-31` for a unix time.
+fn human_date(t: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .map_or_else(|_| t.to_string(), |d| d.date().to_string())
 }
 
 /// PEM text of one DER certificate.
@@ -257,6 +328,29 @@ pub fn der_to_pem(der: &[u8]) -> String {
     }
     pem.push_str("-----END CERTIFICATE-----\n");
     pem
+}
+
+#[cfg(test)]
+impl TrustStore {
+    /// A store whose sets are `sets` (name, AAGUIDs) and whose root `fp`
+    /// vouches for each named set: for unit tests that need no files.
+    pub(crate) fn for_tests(sets: &[(&str, &[Uuid], &str)]) -> Self {
+        let mut store = TrustStore::default();
+        for (name, aaguids, fp) in sets {
+            store
+                .aaguids
+                .insert(name.to_string(), aaguids.iter().copied().collect());
+            store.vouch(
+                fp.to_string(),
+                Voucher {
+                    set: name.to_string(),
+                    aaguids: None,
+                    until: None,
+                },
+            );
+        }
+        store
+    }
 }
 
 #[cfg(test)]
@@ -274,36 +368,55 @@ mod tests {
     }
 
     #[test]
-    fn mds_roots_for_listed_aaguids_only_and_not_revoked() {
-        use base64::Engine;
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let a = Uuid::from_u128(1);
-        let b = Uuid::from_u128(2);
-        let c = Uuid::from_u128(3);
-        let payload = serde_json::json!({"entries": [
-            {"aaguid": a.to_string(), "metadataStatement": {"attestationRootCertificates": ["AQID"]},
-             "statusReports": [{"status": "FIDO_CERTIFIED_L1"}]},
-            {"aaguid": b.to_string(), "metadataStatement": {"attestationRootCertificates": ["BAUG"]}},
-            {"aaguid": c.to_string(), "metadataStatement": {"attestationRootCertificates": ["BwgJ"]},
-             "statusReports": [{"status": "FIDO_CERTIFIED"}, {"status": "REVOKED"}]},
-        ]});
-        let jwt = format!("e30.{}.sig", e.encode(payload.to_string()));
-        assert_eq!(mds_roots(&jwt, &[a, c]), Ok(vec![vec![1, 2, 3]]));
-        assert_eq!(mds_roots(&jwt, &[b]), Ok(vec![vec![4, 5, 6]]));
-        assert!(mds_roots("nonsense", &[a]).is_err());
-    }
-
-    #[test]
     fn der_to_pem_wraps_lines() {
         let pem = der_to_pem(&[0u8; 100]);
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"));
         assert!(pem.lines().all(|l| l.len() <= 64));
     }
 
+    fn proof(format: &str, root: &str, aaguid: Uuid) -> AttestationProof {
+        AttestationProof {
+            format: format.into(),
+            root: root.into(),
+            aaguid,
+        }
+    }
+
     #[test]
-    fn unattested_credentials_belong_to_no_set() {
-        let s = TrustStore::default();
-        assert!(s.attested_sets(None, Uuid::nil()).is_empty());
-        assert!(s.attested_sets(Some("ab"), Uuid::nil()).is_empty());
+    fn admits_only_signed_formats_listed_aaguids_and_live_vouchers() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let mut s = TrustStore::default();
+        s.aaguids.insert("keys".into(), BTreeSet::from([a, b, c]));
+        let v = |aaguids: Option<BTreeSet<Uuid>>, until| Voucher {
+            set: "keys".into(),
+            aaguids,
+            until,
+        };
+        s.vouch("r1".into(), v(None, None));
+        s.vouch("r2".into(), v(Some(BTreeSet::from([b])), None));
+        s.vouch("r3".into(), v(None, Some(100)));
+        assert!(s.admits("keys", Some(&proof("packed", "r1", a)), 0));
+        assert!(s.admits("keys", Some(&proof("tpm", "r1", c)), 0));
+        assert_eq!(s.sets_of(Some(&proof("packed", "r1", a)), 0), vec!["keys"]);
+        // Formats that sign no authenticator data prove nothing, whatever the root.
+        for f in ["fido-u2f", "none", ""] {
+            assert!(!s.admits("keys", Some(&proof(f, "r1", a)), 0), "{f}");
+        }
+        assert!(!s.admits("keys", None, 0));
+        // A per-root allowlist.
+        assert!(s.admits("keys", Some(&proof("packed", "r2", b)), 0));
+        assert!(!s.admits("keys", Some(&proof("packed", "r2", a)), 0));
+        // An expiring voucher.
+        assert!(s.admits("keys", Some(&proof("packed", "r3", a)), 99));
+        assert!(!s.admits("keys", Some(&proof("packed", "r3", a)), 100));
+        // Unknown root, AAGUID or set.
+        assert!(!s.admits("keys", Some(&proof("packed", "r9", a)), 0));
+        assert!(!s.admits("keys", Some(&proof("packed", "r1", Uuid::nil())), 0));
+        assert!(!s.admits("other", Some(&proof("packed", "r1", a)), 0));
+        assert!(
+            TrustStore::default()
+                .sets_of(Some(&proof("packed", "r1", a)), 0)
+                .is_empty()
+        );
     }
 }

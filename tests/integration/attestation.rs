@@ -1,79 +1,138 @@
-//! Attestation: which authenticator model a credential is *proven* to be.
+//! Attestation and credential standing: which authenticator model a
+//! credential is *proven* to be, that only assertions satisfy `step_up`, and
+//! that a credential's standing reaches live sessions.
 //!
-//! A SoftToken makes packed attestation whose certificate chains to its own
-//! test CA; listing that CA in `ca_files` (with the token's AAGUID) makes its
-//! credentials satisfy an `authenticators:` rule. A `none` attestation that
-//! merely claims the same AAGUID does not, and a certificate whose AAGUID
-//! extension differs from the authenticator data's AAGUID is refused.
+//! Every forged shape of issue 11 is here, through the portal API with
+//! software authenticators and, where a page is opened, through the real
+//! pingora server ([`Harness::serving`]):
+//! - `fido-u2f` attestation chaining to a configured root, authData AAGUID altered;
+//! - `none` attestation claiming UV at registration;
+//! - packed self attestation claiming an allowed AAGUID;
+//! - a cloned authenticator (counter regression) and a second instance;
+//! - a set edited by a config reload;
+//! - MDS blobs: valid, wrong signer, tampered, expired, revoked entry.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http::StatusCode;
 use serde_json::Value;
 use stepgate::policy::{Decision, SessionState, decide};
+use uuid::Uuid;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
+use crate::handmade::{Format, Token};
 use crate::portal_util::*;
 
 const ADMIN: &str = "https://admin.test/settings";
+const APP: &str = "https://app.test/";
+/// An AAGUID the `softkey` set does not list (a real YubiKey 5's).
+const OTHER_MODEL: Uuid = uuid::uuid!("cb69481e-8ff7-4039-93ec-0a2729a154a8");
 
-/// A harness whose `softkey` set trusts `token`'s CA.
-async fn trusting(ca: &crypto_glue::x509::Certificate) -> Harness {
-    Harness::with(
-        |dir| {
-            let path = dir.join("softkey-ca.pem");
-            write_pem(&path, ca);
-            softkey_set(&path)
-        },
-        (1000, 1000),
-    )
-    .await
+fn softtoken_aaguid() -> Uuid {
+    Uuid::parse_str(SOFTTOKEN_AAGUID).unwrap_or_default()
 }
 
-fn b64(s: &str) -> Vec<u8> {
+/// The `softkey` set trusting the CA at `dir/NAME.pem` (written from `ca`).
+fn set_trusting(dir: &Path, ca: &crypto_glue::x509::Certificate) -> String {
+    let path = dir.join("softkey-ca.pem");
+    write_pem(&path, ca);
+    softkey_set(&path)
+}
+
+/// A harness whose `softkey` set trusts `ca`.
+async fn trusting(ca: &crypto_glue::x509::Certificate) -> Harness {
+    Harness::with(|dir| set_trusting(dir, ca), (1000, 1000)).await
+}
+
+/// [`trusting`], serving HTTP.
+async fn serving_trusting(ca: &crypto_glue::x509::Certificate) -> Harness {
+    let dir = crate::util::temp_dir();
+    let section = set_trusting(dir.path(), ca);
+    Harness::serving(dir, &section, None).await
+}
+
+/// A served harness whose `softkey` set trusts an unrelated CA.
+async fn unrelated_serving(store: Option<&str>) -> Harness {
+    let dir = crate::util::temp_dir();
+    let section = unrelated_softkey_set(dir.path());
+    Harness::serving(dir, &section, store).await
+}
+
+pub fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s.trim_end_matches('='))
         .unwrap_or_default()
 }
 
+async fn only_credential(h: &Harness, user: &str) -> stepgate::session::Credential {
+    let creds = h.gw.store.credentials(Some(user)).await.unwrap_or_default();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    creds[0].clone()
+}
+
+/// Follow a sign-in's redirect through the app host's callback; returns the
+/// `Cookie` header the browser then sends to `host`.
+async fn through_callback(b: &mut Browser, v: &Value, host: &str) -> String {
+    let cb = b.get(v["redirect"].as_str().unwrap_or("")).await;
+    assert_eq!(cb.status, StatusCode::SEE_OTHER, "{v}");
+    b.cookie_header(host)
+}
+
+/// A page `host` + `path` opened by the browser: 200 (let through) or 302 (to the login page).
+fn opened(h: &Harness, host: &str, path: &str, cookie: &str) -> u16 {
+    let r = h.fetch(host, path, cookie);
+    if r.status == 302 {
+        assert!(
+            r.header("location")
+                .is_some_and(|l| l.starts_with(&format!("{PORTAL}/.stepgate/login?"))),
+            "{r:?}"
+        );
+    }
+    r.status
+}
+
 #[tokio::test]
 async fn an_attested_model_satisfies_an_authenticators_rule() {
     let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
-    let h = trusting(&ca).await;
+    let h = serving_trusting(&ca).await;
     let mut b = h.browser();
     let invite = h.invite("alice", None).await;
     let (s, v) = enroll(&mut b, &mut token, &invite, "soft key", &Client::default()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let cred = &h
-        .gw
-        .store
-        .credentials(Some("alice"))
-        .await
-        .unwrap_or_default()[0];
-    assert_eq!(cred.aaguid.to_string(), SOFTTOKEN_AAGUID);
-    assert!(
-        cred.attestation_root.is_some(),
-        "the chain to the test CA is recorded"
+    let cred = only_credential(&h, "alice").await;
+    assert_eq!(cred.aaguid, softtoken_aaguid());
+    let proof = cred
+        .attestation
+        .clone()
+        .unwrap_or_else(|| panic!("no proof recorded"));
+    assert_eq!(
+        (proof.format.as_str(), proof.aaguid),
+        ("packed", softtoken_aaguid())
     );
 
     let (s, v) = login(&mut b, &mut token, ADMIN, None, &Client::default()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let cb = b.get(v["redirect"].as_str().unwrap_or("")).await;
-    assert_eq!(cb.status, StatusCode::SEE_OTHER);
-    let cookie = b
+    let cookie = through_callback(&mut b, &v, "admin.test").await;
+    assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 200);
+    // The decision, from the store's view of the session and the current trust anchors.
+    let app = b
         .cookie("admin.test", "__Host-stepgate_app")
         .unwrap_or_default();
     let view =
         h.gw.store
-            .app_session(&h.hash_of(&cookie))
+            .app_session(&h.hash_of(&app))
             .await
             .ok()
             .flatten();
     let view = view.unwrap_or_else(|| panic!("no app session"));
+    let rt = h.gw.config.load();
+    let standing = view.standing(&cred.id).and_then(|c| c.attestation.as_ref());
     assert_eq!(
-        view.grants[0].verification.attested_sets,
+        rt.trust.sets_of(standing, h.now()),
         vec!["softkey".to_string()]
     );
-    let rt = h.gw.config.load();
     let rule = rt.rules.iter().find(|r| r.name == "admin");
     assert!(matches!(
         decide(&rt, rule, SessionState::Live(&view), h.now()),
@@ -82,7 +141,7 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
 }
 
 /// Rewrite a registration's attestation object to `fmt: none` (authData, and
-/// so the claimed AAGUID, unchanged).
+/// so the claimed AAGUID and UV flag, unchanged).
 fn to_none_attestation(reg: &mut Value) {
     let ao = b64(reg["response"]["attestationObject"].as_str().unwrap_or(""));
     let v: serde_cbor_2::Value = serde_cbor_2::from_slice(&ao).unwrap_or_else(|e| panic!("{e}"));
@@ -103,44 +162,57 @@ fn to_none_attestation(reg: &mut Value) {
         .into();
 }
 
-#[tokio::test]
-async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
-    let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
-    let h = trusting(&ca).await;
-    let mut b = h.browser();
+/// Enroll alice from a new invite, `make` answering the creation options;
+/// returns the finish status and body, and the credential id.
+async fn enroll_with(
+    h: &Harness,
+    b: &mut Browser,
+    make: impl FnOnce(&Value) -> Value,
+) -> (StatusCode, Value, String) {
     let invite = h.invite("alice", None).await;
     let (s, begun) = b
         .api(
             "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "claims"}),
+            &serde_json::json!({"token": invite, "label": "key"}),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
-    let mut reg = create(&mut token, &begun["publicKey"], &Client::default());
-    to_none_attestation(&mut reg);
+    assert_eq!(s, StatusCode::OK, "{begun}");
+    let reg = make(&begun["publicKey"]);
+    let id = reg["id"].as_str().unwrap_or("").to_string();
     let (s, v) = b
         .api(
             "enroll/finish",
             &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
         )
         .await;
+    (s, v, id)
+}
+
+/// Enroll `token`'s registration rewritten to `none` attestation.
+async fn enroll_as_none(h: &Harness, b: &mut Browser, token: &mut SoftToken) -> Value {
+    let (s, v, _) = enroll_with(h, b, |options| {
+        let mut reg = create(token, options, &Client::default());
+        to_none_attestation(&mut reg);
+        reg
+    })
+    .await;
     assert_eq!(
         s,
         StatusCode::OK,
         "an unattested passkey still enrolls: {v}"
     );
-    let cred = &h
-        .gw
-        .store
-        .credentials(Some("alice"))
-        .await
-        .unwrap_or_default()[0];
-    assert_eq!(
-        cred.aaguid.to_string(),
-        SOFTTOKEN_AAGUID,
-        "it claims the model"
-    );
-    assert!(cred.attestation_root.is_none(), "but proves nothing");
+    v
+}
+
+#[tokio::test]
+async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
+    let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
+    let h = trusting(&ca).await;
+    let mut b = h.browser();
+    enroll_as_none(&h, &mut b, &mut token).await;
+    let cred = only_credential(&h, "alice").await;
+    assert_eq!(cred.aaguid, softtoken_aaguid(), "it claims the model");
+    assert!(cred.attestation.is_none(), "but proves nothing");
     let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
     assert!(body_text(&acct).contains("says it is softkey (not proven)"));
 
@@ -148,9 +220,6 @@ async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
     let (s, v) = login_begin(&mut b, ADMIN, None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     // Forced through the usernameless path, the ceremony is refused at finish.
-    let (s, begun) = login_begin(&mut b, "https://app.test/", None).await;
-    assert_eq!(s, StatusCode::OK);
-    let _ = begun;
     let mut fresh = h.browser();
     let (_, begun) = login_begin(&mut fresh, ADMIN, None).await;
     let mut opts = begun["publicKey"].clone();
@@ -169,322 +238,455 @@ async fn none_attestation_claiming_an_allowed_aaguid_does_not_count() {
     );
 }
 
-/// A hand-made packed-attestation authenticator whose attestation certificate
-/// carries the FIDO AAGUID extension (id-fido-gen-ce-aaguid) with any AAGUID,
-/// so a test can make it differ from the authenticator data's AAGUID.
-mod handmade {
-    use std::collections::BTreeMap;
-    use std::str::FromStr;
-    use std::time::{Duration, SystemTime};
-
-    use crypto_glue::ecdsa_p256::{
-        self, EcdsaP256PublicSec1Point, EcdsaP256Signature, EcdsaP256SigningKey,
-        EcdsaP256VerifyingKey,
+/// An app cookie (https) for a new app session on `host` made from `user`'s
+/// newest portal session with no grant — what the callback makes when the
+/// portal session alone meets a rule.
+async fn app_session_from_portal(h: &Harness, user: &str, host: &str) -> String {
+    use stepgate::session::cookie::CookieKind;
+    let portals =
+        h.gw.store
+            .portal_sessions(Some(user))
+            .await
+            .unwrap_or_default();
+    let Some(portal) = portals.last() else {
+        panic!("{user} is not signed in")
     };
-    use crypto_glue::ecdsa_p384::{
-        EcdsaP384DerSignature, EcdsaP384SigningKey, EcdsaP384VerifyingKey,
-    };
-    use crypto_glue::traits::{EncodeDer, Generate, Signer, ToExtension};
-    use crypto_glue::x509::{
-        BasicConstraints, Builder, CertBuilderError, Certificate, CertificateBuilder, Extension,
-        Name, ObjectIdentifier, OctetString, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef,
-        TbsCertificate, Time, Validity,
-        profile::{BuilderProfile, cabf::Root},
-        uuid_to_serial,
-    };
-    use serde_cbor_2::Value as Cbor;
-    use sha2::{Digest, Sha256};
-    use uuid::Uuid;
-
-    fn fail<E: std::fmt::Debug>(what: &str) -> impl FnOnce(E) -> Certificate + '_ {
-        move |e| panic!("{what}: {e:?}")
+    let rt = h.gw.config.load();
+    let app = stepgate::session::new_app_session(portal, host, &rt.session, h.now());
+    let keys = h.gw.cookie_keys.load();
+    let minted = keys.mint(CookieKind::App);
+    if let Err(e) =
+        h.gw.store
+            .add_app_session(&minted.token_hash, &app, &[])
+            .await
+    {
+        panic!("add_app_session: {e}");
     }
-
-    fn validity() -> Validity {
-        let now = SystemTime::now();
-        let nb = Time::try_from(now - Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e:?}"));
-        let na =
-            Time::try_from(now + Duration::from_secs(86400)).unwrap_or_else(|e| panic!("{e:?}"));
-        Validity::new(nb, na)
-    }
-
-    struct Leaf {
-        subject: Name,
-        issuer: Name,
-        cert_aaguid: Uuid,
-    }
-
-    impl BuilderProfile for Leaf {
-        fn get_issuer(&self, _subject: &Name) -> Name {
-            self.issuer.clone()
-        }
-        fn get_subject(&self) -> Name {
-            self.subject.clone()
-        }
-        fn build_extensions(
-            &self,
-            _spk: SubjectPublicKeyInfoRef<'_>,
-            _issuer_spk: SubjectPublicKeyInfoRef<'_>,
-            tbs: &TbsCertificate,
-        ) -> Result<Vec<Extension>, CertBuilderError> {
-            let mut ext = vec![];
-            ext.push(
-                BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                }
-                .to_extension(tbs.subject(), &ext)?,
-            );
-            // extnValue = DER OCTET STRING holding the 16 AAGUID bytes.
-            let mut inner = vec![0x04, 0x10];
-            inner.extend_from_slice(self.cert_aaguid.as_bytes());
-            ext.push(Extension {
-                extn_id: ObjectIdentifier::new_unwrap("1.3.6.1.4.1.45724.1.1.4"),
-                critical: false,
-                extn_value: OctetString::new(inner).map_err(CertBuilderError::from)?,
-            });
-            Ok(ext)
-        }
-    }
-
-    /// A CA, and an attestation key whose certificate names `cert_aaguid`.
-    pub struct Token {
-        pub ca: Certificate,
-        leaf: Certificate,
-        leaf_key: EcdsaP256SigningKey,
-    }
-
-    impl Token {
-        pub fn new(cert_aaguid: Uuid) -> Token {
-            let ca_key = EcdsaP384SigningKey::generate();
-            let ca_pub = SubjectPublicKeyInfoOwned::from_key(&EcdsaP384VerifyingKey::from(&ca_key))
-                .unwrap_or_else(|e| panic!("{e:?}"));
-            let ca_name = Name::from_str("CN=Handmade Test CA,O=stepgate tests,C=AU")
-                .unwrap_or_else(|e| panic!("{e:?}"));
-            let profile = Root::new(false, ca_name.clone()).unwrap_or_else(|e| panic!("{e:?}"));
-            let ca = CertificateBuilder::new(
-                profile,
-                uuid_to_serial(Uuid::new_v4()),
-                validity(),
-                ca_pub,
-            )
-            .unwrap_or_else(|e| panic!("{e:?}"))
-            .build::<EcdsaP384SigningKey, EcdsaP384DerSignature>(&ca_key)
-            .unwrap_or_else(fail("ca"));
-            let leaf_key = EcdsaP256SigningKey::generate();
-            let leaf_pub =
-                SubjectPublicKeyInfoOwned::from_key(&EcdsaP256VerifyingKey::from(&leaf_key))
-                    .unwrap_or_else(|e| panic!("{e:?}"));
-            let subject = Name::from_str(
-                "C=AU,O=stepgate tests,CN=Handmade Token,OU=Authenticator Attestation",
-            )
-            .unwrap_or_else(|e| panic!("{e:?}"));
-            let leaf = CertificateBuilder::new(
-                Leaf {
-                    subject,
-                    issuer: ca_name,
-                    cert_aaguid,
-                },
-                uuid_to_serial(Uuid::new_v4()),
-                validity(),
-                leaf_pub,
-            )
-            .unwrap_or_else(|e| panic!("{e:?}"))
-            .build::<EcdsaP384SigningKey, EcdsaP384DerSignature>(&ca_key)
-            .unwrap_or_else(fail("leaf"));
-            Token { ca, leaf, leaf_key }
-        }
-
-        /// A registration response (browser JSON) whose authData names `aaguid`.
-        pub fn register(
-            &self,
-            options: &serde_json::Value,
-            origin: &str,
-            aaguid: Uuid,
-        ) -> serde_json::Value {
-            let rp_id = options["rp"]["id"].as_str().unwrap_or("");
-            let challenge = options["challenge"].as_str().unwrap_or("");
-            let cdj = format!(
-                r#"{{"type":"webauthn.create","challenge":"{challenge}","origin":"{origin}","crossOrigin":false}}"#
-            );
-            let key = ecdsa_p256::new_key();
-            let point = EcdsaP256PublicSec1Point::from(key.public_key());
-            let mut cose = BTreeMap::new();
-            cose.insert(Cbor::Integer(1), Cbor::Integer(2));
-            cose.insert(Cbor::Integer(3), Cbor::Integer(-7));
-            cose.insert(Cbor::Integer(-1), Cbor::Integer(1));
-            cose.insert(
-                Cbor::Integer(-2),
-                Cbor::Bytes(point.x().map(|b| b.to_vec()).unwrap_or_default()),
-            );
-            cose.insert(
-                Cbor::Integer(-3),
-                Cbor::Bytes(point.y().map(|b| b.to_vec()).unwrap_or_default()),
-            );
-            let cose = serde_cbor_2::to_vec(&Cbor::Map(cose)).unwrap_or_default();
-            let cred_id: [u8; 32] = rand::random();
-            let mut auth_data = Sha256::digest(rp_id.as_bytes()).to_vec();
-            auth_data.push(0x45); // UP | UV | AT
-            auth_data.extend_from_slice(&0u32.to_be_bytes());
-            auth_data.extend_from_slice(aaguid.as_bytes());
-            auth_data.extend_from_slice(&(cred_id.len() as u16).to_be_bytes());
-            auth_data.extend_from_slice(&cred_id);
-            auth_data.extend_from_slice(&cose);
-            let mut signed = auth_data.clone();
-            signed.extend_from_slice(&Sha256::digest(cdj.as_bytes()));
-            let sig: EcdsaP256Signature = self
-                .leaf_key
-                .try_sign(&signed)
-                .unwrap_or_else(|e| panic!("{e:?}"));
-            let mut stmt = BTreeMap::new();
-            stmt.insert(Cbor::Text("alg".into()), Cbor::Integer(-7));
-            stmt.insert(
-                Cbor::Text("sig".into()),
-                Cbor::Bytes(sig.to_der().as_bytes().to_vec()),
-            );
-            stmt.insert(
-                Cbor::Text("x5c".into()),
-                Cbor::Array(vec![Cbor::Bytes(self.leaf.to_der().unwrap_or_default())]),
-            );
-            let mut ao = BTreeMap::new();
-            ao.insert(Cbor::Text("fmt".into()), Cbor::Text("packed".into()));
-            ao.insert(Cbor::Text("attStmt".into()), Cbor::Map(stmt));
-            ao.insert(Cbor::Text("authData".into()), Cbor::Bytes(auth_data));
-            let ao = serde_cbor_2::to_vec(&Cbor::Map(ao)).unwrap_or_default();
-            let b64 = |b: &[u8]| stepgate::webauthn::b64url(b);
-            serde_json::json!({
-                "id": b64(&cred_id),
-                "rawId": b64(&cred_id),
-                "type": "public-key",
-                "response": {
-                    "attestationObject": b64(&ao),
-                    "clientDataJSON": b64(cdj.as_bytes()),
-                    "transports": ["usb"],
-                },
-                "extensions": {},
-            })
-        }
-    }
+    format!("{}={}", CookieKind::App.name(true), minted.cookie_value)
 }
 
-/// Enroll with the hand-made token whose certificate names `cert_aaguid`
-/// while its authenticator data names the SoftToken AAGUID.
-async fn enroll_handmade(cert_aaguid: uuid::Uuid) -> (Harness, StatusCode, Value) {
-    let token = handmade::Token::new(cert_aaguid);
+/// Issue 11: a registration counts as a UV ceremony. With `none` attestation
+/// the UV flag at registration is signed by nothing, yet a `scope: session`
+/// rule accepted it.
+#[tokio::test]
+async fn none_attestation_claiming_uv_signs_in_but_satisfies_no_step_up() {
+    let (mut token, _ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
+    let h = unrelated_serving(None).await;
+    let mut b = h.browser();
+    let v = enroll_as_none(&h, &mut b, &mut token).await;
+    // Signed in: the account page opens.
+    assert_eq!(v["redirect"], format!("{PORTAL}/.stepgate/account"));
+    let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
+    assert_eq!(acct.status, StatusCode::OK);
+    let portal =
+        h.gw.store
+            .portal_sessions(Some("alice"))
+            .await
+            .unwrap_or_default();
+    assert_eq!(portal.len(), 1);
+    assert_eq!(portal[0].last_uv, None, "a registration is no assertion");
+
+    // A plain passkey rule lets the signed-in user in; every step_up rule asks.
+    let plain = app_session_from_portal(&h, "alice", "app.test").await;
+    assert_eq!(opened(&h, "app.test", "/", &plain), 200);
+    let sess = app_session_from_portal(&h, "alice", "sess.test").await;
+    assert_eq!(opened(&h, "sess.test", "/", &sess), 302, "scope: session");
+    let bound = app_session_from_portal(&h, "alice", "bound.test").await;
+    assert_eq!(opened(&h, "bound.test", "/", &bound), 302, "scope: rule");
+
+    // The assertion it asks for is accepted.
+    let (s, v) = login(
+        &mut b,
+        &mut token,
+        "https://sess.test/",
+        None,
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cookie = through_callback(&mut b, &v, "sess.test").await;
+    assert_eq!(opened(&h, "sess.test", "/", &cookie), 200);
+}
+
+/// Enroll alice with `token` registering in `format` (authData AAGUID: the
+/// `softkey` set's); returns the harness (trusting the token's CA), the
+/// browser and the credential id.
+async fn enroll_formatted(token: &mut Token, format: Format) -> (Harness, Browser, String) {
     let h = trusting(&token.ca).await;
     let mut b = h.browser();
-    let invite = h.invite("alice", None).await;
-    let (s, begun) = b
-        .api(
-            "enroll/begin",
-            &serde_json::json!({"token": invite, "label": "handmade"}),
-        )
-        .await;
+    let (s, v, id) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, softtoken_aaguid(), format)
+    })
+    .await;
+    assert_eq!(s, StatusCode::OK, "{format:?} still enrolls: {v}");
+    (h, b, id)
+}
+
+/// Sign in for the admin rule (which needs a proven softkey) with the
+/// token's credential `id`, forcing the ceremony past the page's offer.
+async fn forced_admin_sign_in(
+    h: &Harness,
+    token: &mut Token,
+    id: &str,
+    counter: u32,
+) -> (StatusCode, Value) {
+    let mut b = h.browser();
+    let (s, begun) = login_begin(&mut b, ADMIN, None).await;
     assert_eq!(s, StatusCode::OK, "{begun}");
-    let auth_data_aaguid = uuid::Uuid::parse_str(SOFTTOKEN_AAGUID).unwrap_or_default();
-    let reg = token.register(&begun["publicKey"], PORTAL, auth_data_aaguid);
-    let (s, v) = b
-        .api(
-            "enroll/finish",
-            &serde_json::json!({"ceremony": begun["ceremony"], "credential": reg}),
-        )
-        .await;
-    (h, s, v)
+    let a = token.assert(&begun["publicKey"], PORTAL, id, "alice", counter);
+    login_finish(&mut b, &begun["ceremony"], &a).await
 }
 
 #[tokio::test]
-async fn a_certificate_aaguid_matching_the_authenticator_data_is_attested() {
-    // Control for the next test: the hand-made token itself is sound.
-    let aaguid = uuid::Uuid::parse_str(SOFTTOKEN_AAGUID).unwrap_or_default();
-    let (h, s, v) = enroll_handmade(aaguid).await;
+async fn packed_attestation_with_a_certificate_proves_the_model() {
+    // Control for the forged shapes below: the hand-made token itself is sound.
+    let mut token = Token::new(softtoken_aaguid());
+    let (h, mut b, id) = enroll_formatted(&mut token, Format::Packed).await;
+    let cred = only_credential(&h, "alice").await;
+    assert_eq!(cred.attestation.map(|p| p.format), Some("packed".into()));
+    let (s, v) = login_begin(&mut b, ADMIN, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let cred = &h
-        .gw
-        .store
-        .credentials(Some("alice"))
-        .await
-        .unwrap_or_default()[0];
-    assert!(cred.attestation_root.is_some());
+    let (s, v) = forced_admin_sign_in(&h, &mut token, &id, 1).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Issue 11: `fido-u2f` signs neither the AAGUID nor the flags, yet a U2F key
+/// chaining to a configured root (every YubiKey shares one Yubico root) could
+/// name any AAGUID a set admits.
+#[tokio::test]
+async fn u2f_attestation_with_an_altered_aaguid_is_in_no_set() {
+    // Its certificate names its real model; the authenticator data claims softkey.
+    let mut token = Token::new(OTHER_MODEL);
+    let (h, mut b, id) = enroll_formatted(&mut token, Format::FidoU2f).await;
+    let cred = only_credential(&h, "alice").await;
+    assert_eq!(cred.aaguid, softtoken_aaguid(), "it claims the model");
+    assert!(cred.attestation.is_none(), "fido-u2f proves no model");
+    let acct = b.get(&format!("{PORTAL}/.stepgate/account")).await;
+    assert!(body_text(&acct).contains("says it is softkey (not proven)"));
+    // The rule needing the set asks for another passkey...
+    let (s, v) = login_begin(&mut b, ADMIN, Some("alice")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("This page needs your softkey"),
+        "{v}"
+    );
+    // ...and refuses this one when forced.
+    let (s, v) = forced_admin_sign_in(&h, &mut token, &id, 1).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Wrong authenticator"),
+        "{v}"
+    );
+    // It is still a passkey: a rule without `authenticators` takes it.
+    let mut b2 = h.browser();
+    let (_, begun) = login_begin(&mut b2, APP, None).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 2);
+    let (s, v) = login_finish(&mut b2, &begun["ceremony"], &a).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Issue 11: self attestation is signed by the new credential's own key, so
+/// its AAGUID is whatever the client wrote.
+#[tokio::test]
+async fn packed_self_attestation_claiming_an_allowed_aaguid_is_in_no_set() {
+    let mut token = Token::new(softtoken_aaguid());
+    let (h, mut b, id) = enroll_formatted(&mut token, Format::PackedSelf).await;
+    let cred = only_credential(&h, "alice").await;
+    assert_eq!(cred.aaguid, softtoken_aaguid());
+    assert!(
+        cred.attestation.is_none(),
+        "self attestation proves no model"
+    );
+    let (s, v) = login_begin(&mut b, ADMIN, Some("alice")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, v) = forced_admin_sign_in(&h, &mut token, &id, 1).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
 }
 
 #[tokio::test]
 async fn a_certificate_aaguid_differing_from_the_authenticator_data_is_refused() {
-    let other = uuid::Uuid::parse_str("cb69481e-8ff7-4039-93ec-0a2729a154a8").unwrap_or_default();
-    let (h, s, v) = enroll_handmade(other).await;
+    let mut token = Token::new(OTHER_MODEL);
+    let h = trusting(&token.ca).await;
+    let mut b = h.browser();
+    let (s, v, _) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, softtoken_aaguid(), Format::Packed)
+    })
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"], "bad_attestation", "{v}");
     assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
 }
 
-/// An offline MDS3 blob (JWT) whose one entry lists `ca` for the SoftToken AAGUID.
-fn mds_blob(ca: &crypto_glue::x509::Certificate, status: &str) -> String {
-    use crypto_glue::traits::EncodeDer;
-    let der = ca.to_der().unwrap_or_default();
-    let payload = serde_json::json!({
-        "no": 1, "nextUpdate": "2099-01-01",
-        "entries": [{
-            "aaguid": SOFTTOKEN_AAGUID,
-            "metadataStatement": {
-                "description": "Soft Token",
-                "attestationRootCertificates": [base64::engine::general_purpose::STANDARD.encode(der)],
-            },
-            "statusReports": [{"status": status, "effectiveDate": "2024-01-01"}],
-        }],
-    });
-    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!(
-        "{}.{}.{}",
-        e.encode(r#"{"alg":"ES256","typ":"JWT"}"#),
-        e.encode(payload.to_string()),
-        e.encode(b"unchecked")
-    )
-}
-
-async fn with_mds(ca: &crypto_glue::x509::Certificate, status: &str) -> Harness {
-    let blob = mds_blob(ca, status);
-    Harness::with(
-        move |dir| {
-            let path = dir.join("mds.jwt");
-            if let Err(e) = std::fs::write(&path, &blob) {
-                panic!("write mds: {e}");
-            }
-            format!(
-                "authenticators:\n  softkey:\n    aaguids: [{SOFTTOKEN_AAGUID}]\n    mds_file: \"{}\"\n",
-                path.display()
-            )
-        },
-        (1000, 1000),
-    )
-    .await
-}
-
+/// `device_bound` reads each assertion's signed flags: a device-bound
+/// registration whose assertion suddenly says backup-eligible is refused.
 #[tokio::test]
-async fn an_offline_mds_blob_proves_a_model() {
+async fn a_backup_eligibility_change_from_registration_is_refused() {
+    let mut token = Token::new(softtoken_aaguid());
+    let (h, _b, id) = enroll_formatted(&mut token, Format::Packed).await;
+    assert!(!only_credential(&h, "alice").await.backup_eligible);
+    let bound = "https://bound.test/";
+    let mut b = h.browser();
+    let (_, begun) = login_begin(&mut b, bound, Some("alice")).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 1);
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+    assert_eq!(s, StatusCode::OK, "device-bound as registered: {v}");
+    token.assertion_flags |= 0x08 | 0x10; // BE | BS: "now I am synced"
+    let (_, begun) = login_begin(&mut b, bound, Some("alice")).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 2);
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("backup_eligibility_changed")),
+        "{v}"
+    );
+}
+
+/// Issue 11: a cloned credential kept its sessions. Two gateways share one
+/// Redis; the clone is caught on one, and the other refuses the sessions the
+/// credential made within 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_regression_ends_the_credentials_sessions_on_every_instance() {
+    let redis = crate::util::RedisServer::start();
+    let store = format!("redis: {{ url: \"{}\", prefix: \"clone:\" }}", redis.url());
+    let a = unrelated_serving(Some(&store)).await;
+    let dir_b = crate::util::temp_dir();
+    if let Err(e) = std::fs::copy(
+        a.dir.path().join("cookie.key"),
+        dir_b.path().join("cookie.key"),
+    ) {
+        panic!("copy cookie key: {e}");
+    }
+    let section = unrelated_softkey_set(dir_b.path());
+    let b = Harness::serving(dir_b, &section, Some(&store)).await;
+
+    let (mut token, _ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut alice = a.browser();
+    let invite = a.invite("alice", None).await;
+    let (s, v) = enroll(&mut alice, &mut token, &invite, "key", &Client::default()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Someone copies the authenticator (its keys and its counter).
+    let mut clone = token
+        .to_cbor()
+        .and_then(|c| SoftToken::from_cbor(&c))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+
+    let (s, v) = login(
+        &mut alice,
+        &mut token,
+        APP,
+        Some("alice"),
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cookie = through_callback(&mut alice, &v, "app.test").await;
+    for (name, h) in [("a", &a), ("b", &b)] {
+        assert_eq!(opened(h, "app.test", "/", &cookie), 200, "instance {name}");
+    }
+
+    // The clone signs in on instance a: its counter did not move past the stored one.
+    let mut thief = a.browser();
+    let (s, v) = login(
+        &mut thief,
+        &mut clone,
+        APP,
+        Some("alice"),
+        &Client::default(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("counter_regressed")),
+        "{v}"
+    );
+    let flagged_at = Instant::now();
+    for (name, h) in [("b", &b), ("a", &a)] {
+        loop {
+            let status = opened(h, "app.test", "/", &cookie);
+            if status == 302 {
+                break;
+            }
+            assert_eq!(status, 200, "instance {name}");
+            assert!(
+                flagged_at.elapsed() < Duration::from_secs(1),
+                "instance {name} still lets a cloned credential's session in after 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // And the flagged credential is offered nowhere any more (a named begin
+    // answers as for any name, with nothing of alice's in it).
+    let mut again = b.browser();
+    let id = a.credential_id("alice", "key").await;
+    let (s, v) = login_begin(&mut again, APP, Some("alice")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(!id.is_empty() && !v.to_string().contains(&id), "{v}");
+}
+
+/// Write `yaml` as the config file and reload it as SIGHUP would.
+async fn reload_with(h: &Harness, yaml: &str) {
+    let path = h.dir.path().join("stepgate.yaml");
+    if let Err(e) = std::fs::write(&path, yaml) {
+        panic!("write config: {e}");
+    }
+    let before = h.gw.config.load_full();
+    stepgate::config::reload::reload_and_apply(&path, &h.gw, "test").await;
+    assert!(
+        !std::sync::Arc::ptr_eq(&before, &h.gw.config.load_full()),
+        "the reload was not applied"
+    );
+}
+
+/// Issue 11: standing was frozen at ceremony time. Editing a set and reloading
+/// now reaches a live grant on its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_set_and_reloading_reaches_live_grants() {
     let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
-    let h = with_mds(&ca, "FIDO_CERTIFIED_L1").await;
+    let h = serving_trusting(&ca).await;
+    let original = h.yaml.clone();
     let mut b = h.browser();
     let invite = h.invite("alice", None).await;
     let (s, v) = enroll(&mut b, &mut token, &invite, "soft key", &Client::default()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = login(&mut b, &mut token, ADMIN, None, &Client::default()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    let cookie = through_callback(&mut b, &v, "admin.test").await;
+    assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 200);
+
+    // The set no longer lists the model.
+    let without_model = original.replace(
+        &format!("aaguids: [{SOFTTOKEN_AAGUID}]"),
+        &format!("aaguids: [{OTHER_MODEL}]"),
+    );
+    assert_ne!(without_model, original);
+    reload_with(&h, &without_model).await;
+    assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 302);
+    // The login page then asks for a passkey that fits, and alice has none.
+    let (s, v) = login_begin(&mut b, ADMIN, Some("alice")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("your passkeys: soft key"),
+        "{v}"
+    );
+
+    // Back as it was: the same grant counts again (nothing was lost, only judged).
+    reload_with(&h, &original).await;
+    assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 200);
+
+    // The root stays, but now vouches only for another model.
+    let ca_path = h.dir.path().join("softkey-ca.pem");
+    let narrowed = original.replace(
+        &softkey_set(&ca_path),
+        &format!(
+            "authenticators:\n  softkey:\n    aaguids: [{SOFTTOKEN_AAGUID}, {OTHER_MODEL}]\n    ca_files: [{{ file: \"{}\", aaguids: [{OTHER_MODEL}] }}]\n",
+            ca_path.display()
+        ),
+    );
+    assert_ne!(narrowed, original);
+    reload_with(&h, &narrowed).await;
+    assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 302);
+}
+
+// ----------------------------------------------------------------- MDS3
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mds")
+        .join(name)
+}
+
+fn fixture_aaguid() -> Uuid {
+    let text = std::fs::read_to_string(fixture("aaguid.txt")).unwrap_or_default();
+    Uuid::parse_str(text.trim()).unwrap_or_else(|e| panic!("aaguid.txt: {e}"))
+}
+
+/// The `softkey` set as the fixture model, proven by the fixture blob `blob`.
+fn mds_section(blob: &str) -> String {
+    format!(
+        "authenticators:\n  softkey:\n    aaguids: [{}]\n    mds_file: \"{}\"\n    mds_root: \"{}\"\n",
+        fixture_aaguid(),
+        fixture(blob).display(),
+        fixture("mds-root.pem").display()
+    )
+}
+
+/// Enroll the fixture model under blob `blob` and try the admin rule.
+/// Returns the trust warnings and the admin sign-in's status.
+async fn with_blob(blob: &str) -> (Vec<String>, StatusCode, Value) {
+    let h = Harness::with(|_| mds_section(blob), (1000, 1000)).await;
+    let mut token = Token::fixture();
+    let mut b = h.browser();
+    let (s, v, id) = enroll_with(&h, &mut b, |o| {
+        token.register(o, PORTAL, fixture_aaguid(), Format::Packed)
+    })
+    .await;
+    assert_eq!(s, StatusCode::OK, "{blob}: {v}");
+    let warnings =
+        h.gw.config
+            .load()
+            .trust
+            .warnings()
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+    let (s, v) = forced_admin_sign_in(&h, &mut token, &id, 1).await;
+    (warnings, s, v)
 }
 
 #[tokio::test]
-async fn a_revoked_mds_entry_proves_nothing() {
-    let (mut token, ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
-    let h = with_mds(&ca, "REVOKED").await;
-    let mut b = h.browser();
-    let invite = h.invite("alice", None).await;
-    let (s, v) = enroll(&mut b, &mut token, &invite, "soft key", &Client::default()).await;
+async fn a_verified_mds_blob_proves_a_model() {
+    let (warnings, s, v) = with_blob("valid.jwt").await;
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(s, StatusCode::OK, "{v}");
-    let cred = &h
-        .gw
-        .store
-        .credentials(Some("alice"))
-        .await
-        .unwrap_or_default()[0];
-    assert!(cred.attestation_root.is_none());
-    let (s, v) = login_begin(&mut b, ADMIN, None).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+#[tokio::test]
+async fn mds_blobs_that_fail_verification_or_vouch_for_nothing_are_refused() {
+    for (blob, reason) in [
+        ("wrong-signer.jwt", "does not chain to mds_root"),
+        ("tampered.jwt", "signature does not verify"),
+        ("expired.jwt", "expired at its nextUpdate (2020-01-01)"),
+        ("revoked.jwt", "has status REVOKED"),
+    ] {
+        let (warnings, s, v) = with_blob(blob).await;
+        assert_eq!(warnings.len(), 1, "{blob}: {warnings:?}");
+        assert!(
+            warnings[0].starts_with("authenticators.softkey.mds_file: ")
+                && warnings[0].contains(reason),
+            "{blob}: {warnings:?}"
+        );
+        assert_eq!(s, StatusCode::FORBIDDEN, "{blob}: {v}");
+    }
+}
+
+#[test]
+fn stepgate_check_warns_about_an_expired_mds_blob() {
+    let dir = crate::util::temp_dir();
+    let yaml = config_yaml(
+        &dir.path().join("stepgate.db"),
+        &mds_section("expired.jwt"),
+        (10, 10),
+    );
+    let path = dir.path().join("stepgate.yaml");
+    if let Err(e) = std::fs::write(&path, yaml) {
+        panic!("{e}");
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = stepgate::commands::check(&path, &mut out, &mut err).unwrap_or(99);
+    let err = String::from_utf8_lossy(&err);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(
+        err.contains("authenticators.softkey.mds_file: MDS blob")
+            && err.contains("expired at its nextUpdate (2020-01-01)"),
+        "{err}"
+    );
 }

@@ -339,8 +339,13 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
             .await;
         let auth_id = added["authenticatorId"].clone();
 
-        // 1. Enroll from the invite link.
+        // 1. Enroll from the invite link (registering is no PIN check: the page says so).
         cdp.navigate(&invite).await;
+        let page = cdp.eval("document.body.innerText").await;
+        assert!(
+            page.as_str().unwrap_or("").contains("now confirm with your passkey"),
+            "{page}"
+        );
         cdp.eval("document.getElementById('label').value = 'laptop'; document.getElementById('enroll').requestSubmit(); true")
             .await;
         cdp.wait_for(

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use stepgate::config::{Runtime, check_str};
 use stepgate::gateway::{Gateway, OffsetClock};
 use stepgate::server::{self, ServeOptions, ServerHandle};
-use stepgate::session::{AppSession, Grant, PortalSession, Verification};
+use stepgate::session::{
+    AppSession, AttestationProof, Credential, Grant, PortalSession, Verification,
+};
 use stepgate::store::Store;
 
 use serde_json::{Value, json};
@@ -237,15 +239,51 @@ pub fn write_key(dir: &tempfile::TempDir) {
     }
 }
 
-/// A UV ceremony at `at` with a credential of the given traits.
+/// A UV assertion at `at` with a test credential of the given traits: proven
+/// (packed attestation chained to the set's root) to be of model `sets[0]`,
+/// if any, and backup eligible or not. [`sign_in`] stores that credential.
 pub fn uv(at: i64, sets: &[&str], backup_eligible: bool) -> Verification {
+    let kind = if backup_eligible { "synced" } else { "bound" };
     Verification {
         at,
-        credential_id: "cred-1".into(),
+        credential_id: format!("test-{kind}-{}", sets.join("+")),
         credential_label: "test key".into(),
         aaguid: uuid::Uuid::nil(),
-        attested_sets: sets.iter().map(|s| s.to_string()).collect(),
         backup_eligible,
+    }
+}
+
+/// The credential a [`uv`] names, as registration would have stored it.
+fn test_credential(gw: &Gateway, user: &str, v: &Verification) -> Credential {
+    let rt = gw.config.load();
+    let sets = v.credential_id.splitn(3, '-').nth(2).unwrap_or("");
+    let attestation = sets.split('+').find(|s| !s.is_empty()).map(|set| {
+        let aaguid = rt
+            .authenticators
+            .get(set)
+            .and_then(|a| a.aaguids.first().copied())
+            .unwrap_or_else(|| panic!("no authenticator set {set} in the test config"));
+        let root = rt.trust.roots_of(set).into_iter().next();
+        AttestationProof {
+            format: "packed".into(),
+            root: root.unwrap_or_else(|| panic!("set {set} has no root")),
+            aaguid,
+        }
+    });
+    Credential {
+        id: v.credential_id.clone(),
+        user: user.into(),
+        label: v.credential_label.clone(),
+        passkey: "{}".into(),
+        counter: 0,
+        aaguid: attestation.as_ref().map_or(uuid::Uuid::nil(), |a| a.aaguid),
+        attestation,
+        backup_eligible: v.backup_eligible,
+        backup_state: false,
+        created_at: gw.now(),
+        last_used_at: None,
+        expires_at: None,
+        flagged: false,
     }
 }
 
@@ -256,7 +294,8 @@ pub fn grant(rule: &str, v: Verification) -> Grant {
     }
 }
 
-/// Create the sessions of a signed-in user directly in the store.
+/// Create the sessions of a signed-in user directly in the store, with the
+/// credentials their assertions name.
 pub fn sign_in(
     gw: &Gateway,
     user: &str,
@@ -267,12 +306,18 @@ pub fn sign_in(
     let now = gw.now();
     let portal_token = stepgate::session::new_token();
     let app_token = stepgate::session::new_token();
+    let creds: Vec<Credential> = last_uv
+        .iter()
+        .chain(grants.iter().map(|g| &g.verification))
+        .map(|v| test_credential(gw, user, v))
+        .collect();
     let portal = PortalSession {
         id: stepgate::session::new_public_id(),
         user: user.into(),
         created_at: now,
         last_seen_at: now,
         expires_at: now + 7 * 86400,
+        signed_in_with: last_uv.as_ref().map(|v| v.credential_id.clone()),
         last_uv,
     };
     let app = AppSession {
@@ -292,6 +337,12 @@ pub fn sign_in(
     };
     let rt = tokio_rt();
     let result = rt.block_on(async {
+        for c in &creds {
+            match store.add_credential(c).await {
+                Ok(()) | Err(stepgate::store::StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
         store
             .add_portal_session(&stepgate::session::token_hash(&portal_token), &portal)
             .await?;

@@ -18,6 +18,7 @@ mod first_run;
 mod front_proxies;
 mod gateway;
 mod gateway_util;
+mod handmade;
 mod portal;
 mod portal_util;
 mod reload;

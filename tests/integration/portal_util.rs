@@ -63,6 +63,11 @@ rules:
     policy: passkey
     step_up: {{ max_age: 5m, device_bound: true }}
   - {{ name: admins-only, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
+  - name: sess
+    hosts: [sess.test]
+    upstream: demo
+    policy: passkey
+    step_up: {{ max_age: 5m, scope: session }}
 "#,
         temp_expires = in_one_hour(),
         keys = db.with_file_name("cookie.key").display(),
@@ -83,9 +88,15 @@ pub fn softkey_set(ca: &Path) -> String {
 }
 
 pub struct Harness {
+    /// Stopped first when the harness is dropped (fields drop in order).
+    server: Option<stepgate::server::ServerHandle>,
+    /// Where the gateway serves HTTP (pingora), for a harness made by [`Harness::serving`].
+    pub addr: Option<std::net::SocketAddr>,
     pub gw: Arc<Gateway>,
     pub clock: Arc<OffsetClock>,
     pub dir: tempfile::TempDir,
+    /// The config text the gateway was built from.
+    pub yaml: String,
 }
 
 impl Harness {
@@ -118,6 +129,66 @@ impl Harness {
         Self::from_yaml(dir, &yaml).await
     }
 
+    /// A harness whose gateway also serves HTTP with pingora on a free
+    /// 127.0.0.1 port, trusting 127.0.0.1's `X-Forwarded-Proto` (as behind a
+    /// TLS front), so [`Harness::fetch`] reaches the app hosts as a browser
+    /// would. `dir` may already hold `cookie.key` (to share it with another
+    /// instance); `store` is a `store:` body (default: SQLite in `dir`).
+    pub async fn serving(
+        dir: tempfile::TempDir,
+        authenticators: &str,
+        store: Option<&str>,
+    ) -> Harness {
+        if !dir.path().join("cookie.key").exists() {
+            crate::gateway_util::write_key(&dir);
+        }
+        let db = dir.path().join("stepgate.db");
+        let store = store.map_or_else(
+            || format!("sqlite: {{ path: \"{}\" }}", db.display()),
+            str::to_string,
+        );
+        let section = format!("{authenticators}\ntrusted_proxies: [127.0.0.1/32]\n");
+        let mut dir = dir;
+        for _attempt in 0..5 {
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], crate::util::free_port()).into();
+            let yaml = config_yaml_store(&db, &store, &section, (1000, 1000))
+                .replace("listen: 127.0.0.1:0", &format!("listen: {addr}"));
+            let mut h = Self::from_yaml(dir, &yaml).await;
+            let opts = stepgate::server::ServeOptions {
+                threads: 1,
+                grace_period: std::time::Duration::from_secs(0),
+                ..stepgate::server::ServeOptions::default()
+            };
+            match stepgate::server::spawn(h.gw.clone(), opts) {
+                Ok(handle) => {
+                    crate::gateway_util::wait_for_port(addr);
+                    h.addr = Some(addr);
+                    h.server = Some(handle);
+                    return h;
+                }
+                Err(stepgate::server::ServeError::Bind { .. }) => dir = h.dir,
+                Err(e) => panic!("server: {e}"),
+            }
+        }
+        panic!("could not serve on a free port");
+    }
+
+    /// `GET https://{host}{path}` through the served gateway (a browser
+    /// navigation, with `cookie` as its `Cookie` header).
+    pub fn fetch(&self, host: &str, path: &str, cookie: &str) -> crate::gateway_util::Response {
+        let Some(addr) = self.addr else {
+            panic!("this harness does not serve HTTP (use Harness::serving)")
+        };
+        let mut req = format!(
+            "GET {path} HTTP/1.1\nHost: {host}\nX-Forwarded-Proto: https\nAccept: text/html\nConnection: close\n"
+        );
+        if !cookie.is_empty() {
+            req.push_str(&format!("Cookie: {cookie}\n"));
+        }
+        req.push('\n');
+        crate::gateway_util::raw_request(addr, &req)
+    }
+
     async fn from_yaml(dir: tempfile::TempDir, yaml: &str) -> Harness {
         let runtime = match stepgate::config::check_str("test.yaml", yaml, 0) {
             Ok(c) => c.runtime,
@@ -136,6 +207,9 @@ impl Harness {
             gw: Arc::new(gw),
             clock,
             dir,
+            yaml: yaml.to_string(),
+            addr: None,
+            server: None,
         }
     }
 
@@ -294,6 +368,16 @@ impl Browser {
 
     pub fn cookie(&self, host: &str, name: &str) -> Option<String> {
         self.jar.get(host).and_then(|j| j.get(name)).cloned()
+    }
+
+    /// The `Cookie` header this browser sends to `host` ("" when none).
+    pub fn cookie_header(&self, host: &str) -> String {
+        self.jar.get(host).map_or_else(String::new, |j| {
+            j.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 }
 

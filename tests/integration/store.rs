@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stepgate::session::{
-    AppSession, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
+    AppSession, AttestationProof, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
@@ -64,7 +64,11 @@ pub fn credential(id: &str, user: &str) -> Credential {
         passkey: format!("{{\"cred\":\"{id}\"}}"),
         counter: 5,
         aaguid: Uuid::from_u128(0xcb69481e_8ff7_4039_93ec_0a2729a154a8),
-        attestation_root: Some("ab".repeat(32)),
+        attestation: Some(AttestationProof {
+            format: "packed".into(),
+            root: "ab".repeat(32),
+            aaguid: Uuid::from_u128(0xcb69481e_8ff7_4039_93ec_0a2729a154a8),
+        }),
         backup_eligible: true,
         backup_state: false,
         created_at: now() - 100,
@@ -80,7 +84,6 @@ pub fn verification(cred: &str) -> Verification {
         credential_id: cred.to_string(),
         credential_label: format!("{cred} key"),
         aaguid: Uuid::nil(),
-        attested_sets: vec!["yubikey5".to_string()],
         backup_eligible: false,
     }
 }
@@ -93,6 +96,7 @@ pub fn portal(id: &str, user: &str, uv: Option<&str>) -> PortalSession {
         created_at: t,
         last_seen_at: t,
         expires_at: t + 3600,
+        signed_in_with: uv.map(str::to_string),
         last_uv: uv.map(verification),
     }
 }
@@ -212,7 +216,7 @@ async fn invites_are_single_use_and_expire(s: Arc<dyn Store>) {
 async fn credentials_round_trip(s: Arc<dyn Store>) {
     let a = credential("cred-a", "alice");
     let mut b = credential("cred-b", "alice");
-    b.attestation_root = None;
+    b.attestation = None;
     b.expires_at = None;
     b.last_used_at = Some(now());
     b.backup_state = true;
@@ -574,7 +578,7 @@ async fn tokens_round_trip(s: Arc<dyn Store>) {
     let mut a = client_token("tok-a", "alice", "cred-a", &["git", "dav"]);
     let mut b = client_token("tok-b", "alice", "cred-b", &["git"]);
     b.created_at -= 10;
-    a.verification.attested_sets = vec!["yubikey5".into(), "solo".into()];
+    a.verification.backup_eligible = false;
     let c = client_token("tok-c", "bob", "cred-c", &[]);
     ok(s.add_token("hash-a", &a).await);
     ok(s.add_token("hash-b", &b).await);
@@ -698,6 +702,97 @@ async fn token_revocation_reaches_another_handle(one: Arc<dyn Store>, two: Arc<d
     assert_eq!(ok(two.token("h-2").await), None);
 }
 
+/// The app session lookup returns, in the same call, the current standing of
+/// the credentials its grants, last assertion and sign-in name.
+async fn app_sessions_carry_credential_standing(s: Arc<dyn Store>) {
+    let mut a = credential("cred-a", "alice");
+    a.backup_eligible = false;
+    ok(s.add_credential(&a).await);
+    let mut b = credential("cred-b", "alice");
+    b.attestation = None;
+    b.expires_at = None;
+    ok(s.add_credential(&b).await);
+    // cred-gone is never stored.
+    let p = portal("p1", "alice", Some("cred-a"));
+    ok(s.add_portal_session("ptok", &p).await);
+    let grants = vec![grant("r1", "cred-b"), grant("r2", "cred-gone")];
+    ok(
+        s.add_app_session("atok", &app("a1", &p, "one.lab"), &grants)
+            .await,
+    );
+    let Some(view) = ok(s.app_session("atok").await) else {
+        panic!("app session not found")
+    };
+    let mut ids: Vec<&str> = view.credentials.iter().map(|c| c.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["cred-a", "cred-b"],
+        "a credential that is gone is absent"
+    );
+    assert_eq!(view.standing("cred-a"), Some(&a.standing()));
+    assert_eq!(view.standing("cred-b"), Some(&b.standing()));
+    assert_eq!(view.standing("cred-gone"), None);
+
+    // A session made by registering names its credential without any assertion.
+    ok(s.add_credential(&credential("cred-r", "bob")).await);
+    let mut reg = portal("p2", "bob", None);
+    reg.signed_in_with = Some("cred-r".into());
+    ok(s.add_portal_session("rtok", &reg).await);
+    ok(s.add_app_session("artok", &app("a2", &reg, "one.lab"), &[])
+        .await);
+    let view = ok(s.app_session("artok").await);
+    assert_eq!(
+        view.as_ref()
+            .map(|v| (v.portal.last_uv.is_none(), v.credentials.len())),
+        Some((true, 1))
+    );
+    // ...and revoking that credential ends it.
+    assert!(ok(s.revoke_credential("cred-r").await));
+    assert_eq!(ok(s.app_session("artok").await), None);
+}
+
+/// A counter that goes back flags the credential (it stays, flagged) and ends
+/// every session any ceremony with it touched; a session made with it later
+/// sees it flagged.
+async fn a_counter_regression_ends_sessions_resting_on_it(s: Arc<dyn Store>) {
+    let t = now();
+    ok(s.add_credential(&credential("k", "alice")).await); // counter 5
+    ok(s.add_credential(&credential("other", "alice")).await);
+    let a = portal("pa", "alice", Some("k"));
+    ok(s.add_portal_session("ta", &a).await);
+    ok(s.add_app_session("taa", &app("aa", &a, "one.lab"), &[])
+        .await);
+    let b = portal("pb", "alice", Some("other"));
+    ok(s.add_portal_session("tb", &b).await);
+    ok(
+        s.add_app_session("tba", &app("ba", &b, "one.lab"), &[grant("admin", "k")])
+            .await,
+    );
+    let c = portal("pc", "alice", Some("other"));
+    ok(s.add_portal_session("tc", &c).await);
+    ok(s.add_app_session("tca", &app("ca", &c, "one.lab"), &[])
+        .await);
+
+    assert_eq!(
+        ok(s.record_use("k", 5, false, t).await),
+        CounterCheck::Regressed
+    );
+    for tok in ["taa", "tba"] {
+        assert_eq!(ok(s.app_session(tok).await), None, "{tok} rests on k");
+    }
+    assert_eq!(ok(s.portal_session("ta").await), None);
+    assert!(ok(s.app_session("tca").await).is_some(), "untouched by k");
+    assert_eq!(ok(s.credential("k").await).map(|c| c.flagged), Some(true));
+
+    let d = portal("pd", "alice", Some("k"));
+    ok(s.add_portal_session("td", &d).await);
+    ok(s.add_app_session("tda", &app("da", &d, "one.lab"), &[])
+        .await);
+    let flagged = ok(s.app_session("tda").await).and_then(|v| v.standing("k").map(|c| c.flagged));
+    assert_eq!(flagged, Some(true));
+}
+
 async fn store_answers_ping(s: Arc<dyn Store>) {
     ok(s.ping().await);
 }
@@ -737,6 +832,8 @@ conformance!(
     app_sessions_resolve_with_grants,
     ending_a_portal_session_ends_its_apps,
     revoking_a_credential_ends_sessions_resting_on_it,
+    app_sessions_carry_credential_standing,
+    a_counter_regression_ends_sessions_resting_on_it,
     revoking_a_user_ends_all_their_sessions,
     sessions_end_at_their_absolute_expiry,
     tokens_round_trip,
@@ -752,6 +849,36 @@ fn redis_store(url: &str, prefix: &str) -> Arc<dyn Store> {
         Ok(s) => Arc::new(s),
         Err(e) => panic!("open redis: {e}"),
     }
+}
+
+/// A credential stored before its hash had a `standing` field still reports
+/// its standing (read from its `data`), with no model proven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_credentials_stored_without_standing_still_stand() {
+    let server = RedisServer::start();
+    let s = redis_store(&server.url(), "old:");
+    let mut c = credential("x", "alice");
+    c.expires_at = Some(now() + 60);
+    ok(s.add_credential(&c).await);
+    let client = ::redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let removed: i64 = ::redis::cmd("HDEL")
+        .arg("old:cred:x")
+        .arg("standing")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(removed, 1);
+    let p = portal("p", "alice", Some("x"));
+    ok(s.add_portal_session("ptok", &p).await);
+    ok(s.add_app_session("atok", &app("a", &p, "one.lab"), &[])
+        .await);
+    let standing = ok(s.app_session("atok").await).and_then(|v| v.standing("x").cloned());
+    // The credential's data holds the same fields; a legacy one would lack `attestation`.
+    assert_eq!(standing, Some(c.standing()));
 }
 
 /// Kill Redis mid-run: lookups fail closed within 1 s; once it is back (with its
@@ -910,10 +1037,10 @@ async fn sqlite_reopen_keeps_data() {
         Ok(x) => x,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!((v, mode.as_str()), (2, "wal"));
+    assert_eq!((v, mode.as_str()), (3, "wal"));
 }
 
-/// A database made by an older stepgate (schema version 1, no tokens) is
+/// A database made by an older stepgate (schema version 1: no tokens, no attestation proofs) is
 /// brought up to date on open, keeping its data.
 #[tokio::test]
 async fn sqlite_migrates_a_version_1_database() {
@@ -927,7 +1054,11 @@ async fn sqlite_migrates_a_version_1_database() {
         Ok(()) => {}
         Err(e) => panic!("{q}: {e}"),
     };
-    sql("DROP TABLE tokens; PRAGMA user_version = 1;");
+    sql("DROP TABLE tokens;
+         ALTER TABLE credentials DROP COLUMN attestation;
+         ALTER TABLE credentials ADD COLUMN attestation_root TEXT;
+         ALTER TABLE portal_sessions DROP COLUMN signed_in_with;
+         PRAGMA user_version = 1;");
     let s = ok(SqliteStore::open(&path));
     assert!(ok(s.credential("x").await).is_some());
     ok(s.add_token("h", &client_token("t", "alice", "x", &["git"]))
