@@ -194,3 +194,98 @@ async fn audit_events_hold_who_what_and_no_secret() {
         assert!(!log.contains(secret), "the log holds the {what}");
     }
 }
+
+/// The real binary at the most verbose level: invite tokens, callback codes
+/// and cookies appear in no log line, including pingora's own line for a
+/// request whose upstream failed (its request summary names no query).
+#[test]
+fn no_secret_reaches_the_log_at_any_level() {
+    use crate::gateway_util::{raw_request, wait_for_port, write_key};
+    use crate::util::{binary::Process, free_port, temp_dir};
+    let dir = temp_dir();
+    write_key(&dir);
+    let d = dir.path().display();
+    let port = free_port();
+    let file = dir.path().join("stepgate.yaml");
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:{port}
+portal: {{ url: "http://auth.localhost:{port}" }}
+secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
+store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
+users: {{ alice: {{}} }}
+upstreams: {{ dead: "http://127.0.0.1:1", who: "builtin:whoami" }}
+rules:
+  - {{ name: dead, hosts: [dead.localhost], upstream: dead, policy: bypass }}
+  - {{ name: app, hosts: [app.localhost], upstream: who, policy: passkey }}
+"#
+    );
+    if let Err(e) = std::fs::write(&file, yaml) {
+        panic!("{e}");
+    }
+    let f = file.display().to_string();
+    let proc = Process::start_env(
+        dir.path(),
+        &["serve", "-c", &f],
+        dir.path().join("stepgate.log"),
+        &[("RUST_LOG", "trace")],
+    );
+    let addr = ([127, 0, 0, 1], port).into();
+    wait_for_port(addr);
+    // An invite, as `stepgate invite` prints it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        .args(["invite", "-c", &f, "alice"])
+        .output();
+    let url = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let invite = url.split("token=").nth(1).unwrap_or_default().to_string();
+    assert!(invite.len() >= 16, "no invite token in {url:?}");
+    let code = "Sup3rSecretCallbackCode0123456789ab";
+    let cookie = "stepgate_app=AAAAsecretcookievalue00000000000000000000000000000000000000000000";
+    let app_cookie = "session=AppOwnCookieSecret42";
+    let query = "code=QuerySecretCode77&token=QuerySecretToken88";
+    let host = |h: &str| format!("{h}.localhost:{port}");
+    let requests = [
+        format!(
+            "GET /.stepgate/enroll?token={invite} HTTP/1.1\nHost: {}\n",
+            host("auth")
+        ),
+        format!(
+            "GET /.stepgate/callback?code={code}&rd=x HTTP/1.1\nHost: {}\nCookie: {cookie}\n",
+            host("app")
+        ),
+        format!(
+            "GET /page HTTP/1.1\nHost: {}\nCookie: {cookie}; {app_cookie}\nAccept: text/html\n",
+            host("app")
+        ),
+        format!(
+            "GET /x?{query} HTTP/1.1\nHost: {}\nCookie: {app_cookie}\n",
+            host("dead")
+        ),
+    ];
+    for r in &requests {
+        let _ = raw_request(addr, &format!("{r}Connection: close\n\n"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = proc.log_text();
+    assert!(
+        log.contains("judged") && log.lines().count() > 10,
+        "the log should be verbose here: {log}"
+    );
+    assert!(
+        log.contains("127.0.0.1:1") || log.to_ascii_lowercase().contains("fail"),
+        "the failed upstream is logged: {log}"
+    );
+    for secret in [
+        invite.as_str(),
+        code,
+        "secretcookievalue",
+        "AppOwnCookieSecret42",
+        "QuerySecretCode77",
+        "QuerySecretToken88",
+        "enroll?token=",
+    ] {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
+}

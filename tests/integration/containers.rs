@@ -4,7 +4,9 @@
 //! what CI does prove: its build stage installs only packages `.ci/run`
 //! installs, runs `.ci/run`'s build command (plus `--release`), copies every
 //! file the binary is built from, and its runtime stage carries every shared
-//! library the binary links.
+//! library the binary links. They also hold the compose stack to what makes it
+//! safe as shipped (a private store network, a Redis password, no published
+//! admin port) and the Traefik files to every identity-header spelling.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -181,4 +183,80 @@ fn the_runtime_stage_has_every_library_the_binary_links() {
             "{lib} comes from {package:?}, which the runtime image does not install"
         );
     }
+}
+
+fn yaml(rel: &str) -> serde_norway::Value {
+    match serde_norway::from_str(&read(rel)) {
+        Ok(v) => v,
+        Err(e) => panic!("{rel}: {e}"),
+    }
+}
+
+fn names(v: &serde_norway::Value) -> Vec<String> {
+    match v {
+        serde_norway::Value::Sequence(s) => s
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        serde_norway::Value::Mapping(m) => m
+            .keys()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The compose stack as shipped: Redis on a network only stepgate joins, with a
+/// password; only Traefik publishes a port; the admin listener stays private.
+#[test]
+fn the_compose_stack_keeps_the_store_and_the_admin_listener_private() {
+    let c = yaml("deploy/docker/docker-compose.yml");
+    let services = &c["services"];
+    assert_eq!(names(&services["redis"]["networks"]), ["store"]);
+    assert_eq!(c["networks"]["store"]["internal"].as_bool(), Some(true));
+    for (name, svc) in services.as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        let on_store = names(&svc["networks"]).iter().any(|n| n == "store");
+        assert_eq!(
+            on_store,
+            name == "redis" || name == "stepgate",
+            "{name} on the store network"
+        );
+        assert_eq!(
+            svc["ports"].is_null(),
+            name != "traefik",
+            "{name} publishes ports"
+        );
+    }
+    let redis_command = serde_norway::to_string(&services["redis"]["command"]).unwrap_or_default();
+    assert!(redis_command.contains("--requirepass"), "{redis_command}");
+    let cfg = yaml("deploy/docker/stepgate.yaml");
+    let admin = cfg["admin_listen"].as_str().unwrap_or_default();
+    assert!(admin.starts_with("127.0.0.1:"), "admin_listen: {admin}");
+    let url = cfg["store"]["redis"]["url"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with("redis://:") && url.contains('@'),
+        "no Redis password in {url}"
+    );
+}
+
+/// Both Traefik files blank the same header spellings, all of them.
+#[test]
+fn the_traefik_files_strip_every_identity_header_spelling() {
+    let strip = |rel: &str| {
+        let mut n = names(
+            &yaml(rel)["http"]["middlewares"]["stepgate-strip"]["headers"]["customRequestHeaders"],
+        );
+        n.sort();
+        n
+    };
+    let file = strip("deploy/traefik/dynamic.yml");
+    let compose = strip("deploy/docker/traefik-middlewares.yml");
+    assert_eq!(file, compose);
+    let mut want: Vec<String> = crate::front_proxies::identity_spellings()
+        .into_iter()
+        .filter(|n| n.contains(['_', '.']))
+        .collect();
+    want.sort();
+    assert_eq!(file, want);
 }

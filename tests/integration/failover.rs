@@ -3,7 +3,6 @@
 //! passkey sign-in through the portal, then the primary is SIGKILLed while
 //! both servers answer a steady request loop.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -40,10 +39,7 @@ rules:
 /// Enroll a software passkey by invite and sign in through `g`'s portal over
 /// HTTP; returns the app cookie the callback set on `app.test`.
 fn sign_in_through_the_portal(g: &TestGateway) -> String {
-    let mut b = NetBrowser {
-        addr: g.addr,
-        jar: HashMap::new(),
-    };
+    let mut b = NetBrowser::new(g.addr);
     let mut key = SoftPasskey::new(true);
     b.enroll_by_invite(g, &mut key);
     let landed = b.sign_in(&mut key, "https://app.test/");

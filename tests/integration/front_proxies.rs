@@ -244,7 +244,7 @@ const HTML: (&str, &str) = ("Accept", "text/html");
 
 /// One allowed, one step-up and one denied request (and a few more) through `front`.
 /// Every spelling of the identity headers a client might send.
-fn identity_spellings() -> Vec<String> {
+pub fn identity_spellings() -> Vec<String> {
     let names: [&[&str]; 6] = [
         &["Remote", "User"],
         &["Remote", "Groups"],

@@ -785,6 +785,8 @@ pub fn serve_binary(file: &std::path::Path) -> ChildGuard {
 pub struct NetBrowser {
     pub addr: SocketAddr,
     pub jar: HashMap<String, HashMap<String, String>>,
+    /// The client address the trusted proxy reports (`X-Forwarded-For`), if any.
+    pub client: Option<String>,
 }
 
 impl NetBrowser {
@@ -792,6 +794,15 @@ impl NetBrowser {
         NetBrowser {
             addr,
             jar: HashMap::new(),
+            client: None,
+        }
+    }
+
+    /// A browser at `client` (as the trusted proxy in front reports it).
+    pub fn at(addr: SocketAddr, client: &str) -> NetBrowser {
+        NetBrowser {
+            client: Some(client.to_string()),
+            ..NetBrowser::new(addr)
         }
     }
 
@@ -801,13 +812,21 @@ impl NetBrowser {
             Err(e) => panic!("{url}: {e}"),
         };
         let host = u.host_str().unwrap_or("").to_string();
+        // Cookies are kept per host (they ignore ports); Host names the port too.
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
         let target = match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
         };
         let mut req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nX-Forwarded-Proto: https\r\nAccept: text/html,application/json\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nX-Forwarded-Proto: https\r\nAccept: text/html,application/json\r\n"
         );
+        if let Some(c) = &self.client {
+            req.push_str(&format!("X-Forwarded-For: {c}\r\n"));
+        }
         if let Some(jar) = self.jar.get(&host).filter(|j| !j.is_empty()) {
             let c: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
             req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
@@ -843,21 +862,35 @@ impl NetBrowser {
     }
 
     pub fn api(&mut self, path: &str, body: &Value) -> Value {
+        let (status, v) = self.try_api(path, body);
+        assert_eq!(status, 200, "{path}: {v}");
+        v
+    }
+
+    /// POST JSON to `/.stepgate/api/{path}` on the portal; (status, body).
+    pub fn try_api(&mut self, path: &str, body: &Value) -> (u16, Value) {
         let r = self.request(
             "POST",
             &format!("https://auth.test/.stepgate/api/{path}"),
             &body.to_string(),
             "application/json",
         );
-        assert_eq!(r.status, 200, "{path}: {r:?}");
-        serde_json::from_str(&r.body).unwrap_or(Value::Null)
+        (
+            r.status,
+            serde_json::from_str(&r.body).unwrap_or(Value::Null),
+        )
     }
 
     /// Enroll `key` for alice with an invite (the token `stepgate invite` would print).
     pub fn enroll_by_invite(&mut self, g: &TestGateway, key: &mut SoftPasskey) {
+        self.enroll_as(g, key, "alice", "laptop");
+    }
+
+    /// Enroll `key` for `user`, labelled `label`, with an invite.
+    pub fn enroll_as(&mut self, g: &TestGateway, key: &mut SoftPasskey, user: &str, label: &str) {
         let token = stepgate::session::new_token();
         let invite = stepgate::session::Invite {
-            user: "alice".into(),
+            user: user.into(),
             credential_ttl: None,
             expires_at: g.now() + 3600,
         };
@@ -868,10 +901,7 @@ impl NetBrowser {
                 .await
         });
         assert!(added.is_ok(), "{added:?}");
-        let begun = self.api(
-            "enroll/begin",
-            &json!({ "token": token, "label": "laptop" }),
-        );
+        let begun = self.api("enroll/begin", &json!({ "token": token, "label": label }));
         let cred = create(key, &begun["publicKey"], &Client::default());
         self.api(
             "enroll/finish",

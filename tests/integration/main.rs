@@ -23,6 +23,7 @@ mod portal;
 mod portal_util;
 mod reload;
 mod session;
+mod signin_attacks;
 mod store;
 mod upgrade;
 mod util;
