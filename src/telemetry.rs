@@ -43,6 +43,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Option<IntCounterVec>,
     ceremonies: Option<IntCounterVec>,
+    signins: Option<IntCounterVec>,
     store_latency: Option<HistogramVec>,
     reloads: Option<IntCounterVec>,
 }
@@ -74,6 +75,12 @@ impl Metrics {
             "Passkey ceremonies, by kind (enroll, sign-in, step-up) and result",
             &["kind", "result"],
         );
+        let signins = counter(
+            &registry,
+            "stepgate_signins_total",
+            "Browsers sent on to an app by the portal, by rule and how: silent (the portal session already satisfied the rule) or ceremony",
+            &["rule", "how"],
+        );
         let reloads = counter(
             &registry,
             "stepgate_config_reloads_total",
@@ -96,6 +103,7 @@ impl Metrics {
             registry,
             requests,
             ceremonies,
+            signins,
             store_latency,
             reloads,
         }
@@ -113,6 +121,14 @@ impl Metrics {
     pub fn ceremony(&self, kind: &str, result: &str) {
         if let Some(c) = &self.ceremonies {
             c.with_label_values(&[kind, result]).inc();
+        }
+    }
+
+    /// Count a browser the portal sent on for `rule`; `how`: `silent` (no
+    /// ceremony was needed) or `ceremony`.
+    pub fn signin(&self, rule: &str, how: &str) {
+        if let Some(c) = &self.signins {
+            c.with_label_values(&[rule, how]).inc();
         }
     }
 

@@ -166,6 +166,7 @@ fn view(user: &str, last_uv: Option<Uv>, grants: &[(&str, Uv)]) -> AppView {
             last_seen_at: NOW,
             expires_at: NOW + 3600,
             signed_in_with: last_uv.as_ref().map(|u| u.v.credential_id.clone()),
+            client: None,
             last_uv: last_uv.map(|u| u.v),
         },
         grants: grants

@@ -1,15 +1,17 @@
-//! `/.stepgate/account`: the user's passkeys and sessions, and the form
-//! actions behind it (rename, revoke, end a session, sign out everywhere) plus
-//! `POST /.stepgate/logout`. Every action checks `Origin`/`Sec-Fetch-Site`
-//! and the session's CSRF token; revoking a passkey needs a ceremony at most
-//! five minutes old.
+//! `/.stepgate/account`: the user's passkeys and sessions (where each was
+//! started, the apps it opened and the grants they hold), and the form actions
+//! behind it (rename, revoke, end a session, end all others, sign out
+//! everywhere). Every action checks `Origin`/`Sec-Fetch-Site` and the
+//! session's CSRF token; revoking a passkey needs a ceremony at most five
+//! minutes old. Signing out lives in [`super::logout`].
 
 use crate::audit;
 use http::StatusCode;
-use http::header::SET_COOKIE;
 
-use super::cookies::{CookieKind, clear_cookie};
-use super::{Failure, Result, guard, html, human_time, pages, require_same_origin, sessions};
+use super::{
+    Failure, Result, guard, html, human_time, logout, pages, require_same_origin, sessions,
+};
+use crate::config::Runtime;
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::PortalSession;
 
@@ -79,26 +81,14 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         if s.expires_at <= now {
             continue;
         }
-        let apps = gw
-            .store
-            .app_sessions(&s.id)
-            .await?
-            .into_iter()
-            .map(|a| a.host)
-            .collect();
-        rows.push(pages::SessionRow {
-            current: s.id == session.id,
-            id: s.id,
-            created: human_time(s.created_at),
-            last_seen: human_time(s.last_seen_at),
-            apps,
-        });
+        rows.push(session_row(gw, &rt, s, &session.id).await?);
     }
     let notice = facts.query_param("done");
     let notice = match notice.as_deref() {
         Some("renamed") => Some("Passkey renamed."),
         Some("revoked") => Some("Passkey removed."),
         Some("ended") => Some("Session ended."),
+        Some("ended-others") => Some("Every other session ended."),
         _ => None,
     };
     let csrf = guard::csrf_token(&lookup.token_hash);
@@ -114,6 +104,77 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         can_revoke: fresh(&session, now),
     });
     Ok(html(StatusCode::OK, body))
+}
+
+/// "Firefox 133.0 on Linux", from a User-Agent; "unknown browser" when it says nothing known.
+fn browser_of(user_agent: &str) -> String {
+    match woothee::parser::Parser::new().parse(user_agent) {
+        Some(r) if r.name != "UNKNOWN" => {
+            let os = if r.os == "UNKNOWN" {
+                "an unknown system"
+            } else {
+                r.os
+            };
+            if r.version.is_empty() || r.version == "UNKNOWN" {
+                format!("{} on {os}", r.name)
+            } else {
+                format!("{} {} on {os}", r.name, r.version)
+            }
+        }
+        _ => "unknown browser".to_string(),
+    }
+}
+
+/// One portal session as the account page shows it: where it was started,
+/// and each app it opened with the grants that app session holds now.
+async fn session_row(
+    gw: &Gateway,
+    rt: &Runtime,
+    s: PortalSession,
+    current: &str,
+) -> Result<pages::SessionRow> {
+    let mut apps = Vec::new();
+    for a in gw.store.app_sessions(&s.id).await? {
+        let grants = gw
+            .store
+            .grants_of(&a.id)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let max_age = rt
+                    .rules
+                    .iter()
+                    .find(|r| r.name == g.rule)
+                    .and_then(|r| r.step_up.as_ref())
+                    .and_then(|st| st.max_age);
+                pages::GrantRow {
+                    verified: human_time(g.verification.at),
+                    valid_until: max_age.map_or_else(
+                        || "while this session lasts".to_string(),
+                        |age| human_time(g.verification.at.saturating_add(age.as_secs() as i64)),
+                    ),
+                    rule: g.rule,
+                }
+            })
+            .collect();
+        apps.push(pages::AppRow {
+            host: a.host,
+            grants,
+        });
+    }
+    let (address, browser) = s.client.as_ref().map_or_else(
+        || ("unknown".to_string(), "unknown browser".to_string()),
+        |c| (c.address.clone(), browser_of(&c.user_agent)),
+    );
+    Ok(pages::SessionRow {
+        current: s.id == current,
+        created: human_time(s.created_at),
+        last_seen: human_time(s.last_seen_at),
+        id: s.id,
+        browser,
+        address,
+        apps,
+    })
 }
 
 fn form(body: &[u8]) -> Vec<(String, String)> {
@@ -140,32 +201,6 @@ async fn authorised(
         ));
     }
     Ok(Some(lookup.session))
-}
-
-fn signed_out(gw: &Gateway) -> Reply {
-    let rt = gw.config.load();
-    html(
-        StatusCode::OK,
-        pages::message(
-            "Signed out",
-            "You are signed out of the portal.",
-            Some((&rt.portal.url("/.stepgate/account"), "Sign in again")),
-        ),
-    )
-    .header(
-        SET_COOKIE,
-        clear_cookie(CookieKind::Portal, rt.portal.secure),
-    )
-}
-
-/// `POST /.stepgate/logout`
-pub async fn logout(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    let f = form(body);
-    if let Some(s) = authorised(gw, facts, &f).await? {
-        let ok = gw.store.revoke_session(&s.id).await?;
-        audit::revocation("logout", Some(&s.user), "session", &s.id, ok);
-    }
-    Ok(signed_out(gw))
 }
 
 /// `POST /.stepgate/account/{rename,revoke,end-session,end-all}`
@@ -233,9 +268,25 @@ pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Re
             let ok = gw.store.revoke_session(id).await?;
             audit::revocation("account", Some(&session.user), "session", id, ok);
             if id == session.id {
-                return Ok(signed_out(gw));
+                return Ok(logout::portal_signed_out(gw));
             }
             back("ended")
+        }
+        "account/end-others" => {
+            let mut n = 0u64;
+            for s in gw.store.portal_sessions(Some(&session.user)).await? {
+                if s.id != session.id && gw.store.revoke_session(&s.id).await? {
+                    n += 1;
+                }
+            }
+            audit::revocation(
+                "account",
+                Some(&session.user),
+                "other-sessions",
+                &format!("{n} session(s)"),
+                true,
+            );
+            back("ended-others")
         }
         "account/end-all" => {
             let n = gw.store.revoke_user_sessions(&session.user).await?;
@@ -246,7 +297,7 @@ pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Re
                 &format!("{n} session(s)"),
                 true,
             );
-            Ok(signed_out(gw))
+            Ok(logout::portal_signed_out(gw))
         }
         _ => Err(Failure::NotFound),
     }

@@ -98,10 +98,10 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         }
         gw.store.remove_app_session(&view.app.id).await?;
     }
-    if let Some(rule) = &record.rule {
+    if let (Some(rule), Some(v)) = (&record.rule, &record.verification) {
         grants.push(Grant {
             rule: rule.clone(),
-            verification: record.verification.clone(),
+            verification: v.clone(),
         });
     }
     let app = new_app_session(&portal, &facts.host, &rt.session, now);
@@ -109,12 +109,12 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     gw.store
         .add_app_session(&minted.token_hash, &app, &grants)
         .await?;
-    if let Some(rule) = &record.rule {
+    if let (Some(rule), Some(v)) = (&record.rule, &record.verification) {
         audit::grant(
             &app.user,
             rule,
             &app.host,
-            &record.verification.credential_label,
+            &v.credential_label,
             facts.client_ip,
         );
     }

@@ -18,6 +18,7 @@ use webauthn_rs_core::proto::{
 
 use super::pending::{self, Pending};
 use super::redirect::{self, Target};
+use super::sso;
 use super::{
     Failure, Result, count_failure, failures_allowed, html, json, limit_client, pages,
     require_same_origin, sessions,
@@ -27,6 +28,7 @@ use crate::gateway::{Facts, Gateway, Reply};
 use crate::routing::{RouteRequest, normalize_path};
 use crate::session::{Credential, Verification, new_token, token_hash};
 use crate::store::CounterCheck;
+use crate::telemetry::metrics;
 use crate::webauthn::{self, CeremonyError, RelyingParty};
 
 /// Lifetime of a callback code.
@@ -46,7 +48,28 @@ pub struct CodeRecord {
     pub binding: String,
     /// The rule the ceremony was done for.
     pub rule: Option<String>,
-    pub verification: Verification,
+    /// The assertion the app session's grant for `rule` carries; `None` when
+    /// a portal session opens a rule that asks for no fresh proof.
+    pub verification: Option<Verification>,
+}
+
+/// Store `code` (single use, [`CODE_TTL`]) and return the app host's callback
+/// URL that redeems it and lands on `target`.
+async fn callback_url(gw: &Gateway, target: &Target, code: &CodeRecord) -> Result<String> {
+    let secret = new_token();
+    let bytes = serde_json::to_vec(code)
+        .map_err(|_| Failure::Bad("Could not finish signing in.".into()))?;
+    gw.store
+        .put_once(&code_key(&secret), &bytes, CODE_TTL)
+        .await?;
+    let mut url = format!("{}/.stepgate/callback?", target.origin());
+    url.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &secret)
+            .append_pair("rd", target.url.as_str())
+            .finish(),
+    );
+    Ok(url)
 }
 
 /// The store key of a callback code.
@@ -195,6 +218,26 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
                     &format!("Your account ({u}) may not open this page."),
                     None,
                 ),
+            ));
+        }
+        if let (Some(t), Some(rule), Some(lookup), Some(b)) = (&target, rule, &current, &binding)
+            && let Some(proof) =
+                sso::already_proven(gw, &rt, &lookup.session, rule, &t.host, gw.now()).await?
+        {
+            // Signed in once: this session already satisfies the rule.
+            metrics().signin(&rule.name, "silent");
+            let code = CodeRecord {
+                at: gw.now(),
+                portal_id: lookup.session.id.clone(),
+                user: lookup.session.user.clone(),
+                origin: t.origin(),
+                binding: b.clone(),
+                rule: Some(rule.name.clone()),
+                verification: proof.verification,
+            };
+            return Ok(Reply::redirect(
+                StatusCode::FOUND,
+                &callback_url(gw, t, &code).await?,
             ));
         }
         let (all, ok) = user_credentials(gw, u, step_up).await?;
@@ -516,29 +559,19 @@ async fn finish_ceremony(
         // its binding, go back to the app, which starts over with one.
         Some(t) if binding.is_none() => t.url.to_string(),
         Some(t) => {
-            let code = new_token();
-            let record = CodeRecord {
+            if let Some(rule) = rule {
+                metrics().signin(&rule.name, "ceremony");
+            }
+            let code = CodeRecord {
                 at: now,
                 portal_id: portal.id.clone(),
                 user: stored.user.clone(),
                 origin: t.origin(),
                 binding: binding.unwrap_or_default(),
                 rule: rule.map(|r| r.name.clone()),
-                verification,
+                verification: Some(verification),
             };
-            let bytes = serde_json::to_vec(&record)
-                .map_err(|_| Failure::Bad("Could not finish signing in.".into()))?;
-            gw.store
-                .put_once(&code_key(&code), &bytes, CODE_TTL)
-                .await?;
-            let mut url = format!("{}/.stepgate/callback?", t.origin());
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("code", &code)
-                    .append_pair("rd", t.url.as_str())
-                    .finish(),
-            );
-            url
+            callback_url(gw, t, &code).await?
         }
     };
     Ok(json(&serde_json::json!({ "redirect": redirect }))

@@ -11,6 +11,7 @@
 //! - `pending`: ceremony state in the store, bound to one browser.
 //! - `login`, `enroll`, `callback`, `account`: the pages and their JSON APIs.
 //! - [`ratelimit`]: per-IP and per-user limits on ceremony begin/finish.
+//! - `sso`: what a portal session already proves for a rule (sign in once).
 //! - [`bootstrap`]: the first invite when no credential exists.
 
 mod account;
@@ -20,11 +21,13 @@ pub mod cookies;
 mod enroll;
 pub mod guard;
 mod login;
+mod logout;
 pub mod pages;
 mod pending;
 pub mod ratelimit;
 pub mod redirect;
 mod sessions;
+mod sso;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -198,9 +201,12 @@ pub(crate) fn html(status: StatusCode, body: String) -> Reply {
             http::HeaderName::from_static("x-content-type-options"),
             "nosniff",
         )
+        // Not `no-referrer`: browsers then send `Origin: null` on the pages'
+        // own form posts, which the same-origin check must refuse. URLs (an
+        // invite token) still never leave for another origin.
         .header(
             http::HeaderName::from_static("referrer-policy"),
-            "no-referrer",
+            "same-origin",
         )
 }
 
@@ -254,6 +260,15 @@ async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
         _ => {}
     }
     if !on_portal {
+        // Signing out works on every app host (its cookie is only there).
+        let signed_out = match sub {
+            "logout" if get => Some(logout::app_page(gw, facts).await),
+            "logout" if post => Some(logout::app_submit(gw, facts, &body).await),
+            _ => None,
+        };
+        if let Some(result) = signed_out {
+            return result.unwrap_or_else(|e| e.reply(false));
+        }
         // A portal page asked for on an app host: bounce GETs to the portal.
         if get && matches!(sub, "login" | "enroll" | "account") {
             let mut url = config.portal.url(&facts.path);
@@ -269,8 +284,15 @@ async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
         "login" if get => login::page(gw, facts).await,
         "enroll" if get => enroll::page(gw, facts).await,
         "account" if get => account::page(gw, facts).await,
-        "logout" if post => account::logout(gw, facts, &body).await,
-        "account/rename" | "account/revoke" | "account/end-session" | "account/end-all" if post => {
+        "logout" if get => logout::portal_page(gw, facts).await,
+        "logout" if post => logout::portal_submit(gw, facts, &body).await,
+        "account/rename"
+        | "account/revoke"
+        | "account/end-session"
+        | "account/end-others"
+        | "account/end-all"
+            if post =>
+        {
             account::action(gw, facts, sub, &body).await
         }
         "api/login/begin" if post => login::begin(gw, facts, &body).await,
@@ -285,6 +307,7 @@ async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
         | "account/rename"
         | "account/revoke"
         | "account/end-session"
+        | "account/end-others"
         | "account/end-all"
         | "api/login/begin"
         | "api/login/finish"

@@ -30,7 +30,7 @@ pub fn layout(title: &str, main: &str, script: Option<&str>) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"referrer\" content=\"no-referrer\">\
+<meta name=\"referrer\" content=\"same-origin\">\
 <title>{t} · stepgate</title>\
 <link rel=\"stylesheet\" href=\"/.stepgate/assets/portal.css\"></head>\
 <body><main id=\"main\">{main}</main>{script}</body></html>\n",
@@ -147,7 +147,64 @@ pub struct SessionRow {
     pub created: String,
     pub last_seen: String,
     pub current: bool,
-    pub apps: Vec<String>,
+    /// "Firefox 133.0 on Linux".
+    pub browser: String,
+    /// The address it signed in from.
+    pub address: String,
+    pub apps: Vec<AppRow>,
+}
+
+/// An app host a session opened, with the grants it holds.
+pub struct AppRow {
+    pub host: String,
+    pub grants: Vec<GrantRow>,
+}
+
+/// A step-up grant: which rule, when the passkey check was, how long it counts.
+pub struct GrantRow {
+    pub rule: String,
+    pub verified: String,
+    pub valid_until: String,
+}
+
+fn apps_list(apps: &[AppRow]) -> String {
+    if apps.is_empty() {
+        return "none".to_string();
+    }
+    let mut out = String::from("<ul>");
+    for a in apps {
+        let _ = write!(out, "<li>{}", escape(&a.host));
+        if a.grants.is_empty() {
+            out.push_str(" (signed in; no step-up yet)");
+        } else {
+            out.push_str("<ul>");
+            for g in &a.grants {
+                let _ = write!(
+                    out,
+                    "<li>rule {}: checked {}, counts until {}</li>",
+                    escape(&g.rule),
+                    escape(&g.verified),
+                    escape(&g.valid_until)
+                );
+            }
+            out.push_str("</ul>");
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// The page behind a "log out" link: one button that signs out (a `GET` never does).
+pub fn confirm_logout(user: &str, csrf: &str) -> String {
+    let m = format!(
+        "<h1>Sign out</h1><p class=\"lead\">Signed in as <strong>{}</strong>.</p>\
+<p>Signing out ends this browser's sign-in and every app it opened with it.</p>\
+<form method=\"post\" action=\"/.stepgate/logout\">{}<button type=\"submit\">Sign out</button></form>",
+        escape(user),
+        hidden(csrf)
+    );
+    layout("Sign out", &m, None)
 }
 
 pub struct Account<'a> {
@@ -230,20 +287,27 @@ pub fn account(a: &Account<'_>) -> String {
     for s in &a.sessions {
         let _ = write!(
             m,
-            "<li class=\"card\"><h3>Session {id}{cur}</h3><dl><dt>Started</dt><dd>{c}</dd>\
+            "<li class=\"card\"><h3>Session {id}{cur}</h3><dl><dt>Browser</dt><dd>{b}</dd>\
+<dt>Signed in from</dt><dd>{ip}</dd><dt>Started</dt><dd>{c}</dd>\
 <dt>Last seen</dt><dd>{l}</dd><dt>Apps</dt><dd>{apps}</dd></dl>\
 <form method=\"post\" action=\"/.stepgate/account/end-session\">{h}\
 <input type=\"hidden\" name=\"id\" value=\"{id}\"><button type=\"submit\">End this session</button></form></li>",
             id = escape(&s.id),
             cur = if s.current { " (this browser)" } else { "" },
+            b = escape(&s.browser),
+            ip = escape(&s.address),
             c = escape(&s.created),
             l = escape(&s.last_seen),
-            apps = escape(&if s.apps.is_empty() {
-                "none".to_string()
-            } else {
-                s.apps.join(", ")
-            }),
+            apps = apps_list(&s.apps),
             h = hidden(a.csrf),
+        );
+    }
+    if a.sessions.len() > 1 {
+        let _ = write!(
+            m,
+            "<form method=\"post\" action=\"/.stepgate/account/end-others\">{}\
+<button type=\"submit\">End every other session</button></form>",
+            hidden(a.csrf)
         );
     }
     let _ = write!(

@@ -5,7 +5,7 @@ use super::Result;
 use super::cookies::{CookieKind, set_cookie};
 use crate::gateway::{Facts, Gateway};
 use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};
-use crate::session::{Credential, PortalSession, Verification};
+use crate::session::{ClientInfo, Credential, PortalSession, Verification};
 
 /// The live portal session of this request (its user still configured and active).
 pub async fn current(gw: &Gateway, facts: &Facts) -> Result<Option<PortalLookup>> {
@@ -66,6 +66,16 @@ pub async fn after_ceremony(
         now,
     );
     s.signed_in_with = Some(cred.id.clone());
+    s.client = Some(ClientInfo {
+        address: facts.client_ip.to_string(),
+        user_agent: facts
+            .header("user-agent")
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(256)
+            .collect(),
+    });
     gw.store.add_portal_session(&minted.token_hash, &s).await?;
     Ok((minted.cookie_value, s))
 }

@@ -118,6 +118,7 @@ mod tests {
                 expires_at: 10,
                 last_uv: None,
                 signed_in_with: None,
+                client: None,
             },
             grants: vec![],
             credentials: vec![],

@@ -182,6 +182,7 @@ pub fn new_portal_session(
         expires_at: credential_expires_at.map_or(max, |c| c.min(max)),
         signed_in_with: uv.as_ref().map(|v| v.credential_id.clone()),
         last_uv: uv,
+        client: None,
     }
 }
 

@@ -155,6 +155,18 @@ pub struct PortalSession {
     /// The credential whose ceremony (sign-in or registration) started this session.
     #[serde(default)]
     pub signed_in_with: Option<String>,
+    /// Where the session was started from, for the account page.
+    #[serde(default)]
+    pub client: Option<ClientInfo>,
+}
+
+/// The browser a session was started from, as it introduced itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The client address (after trusted proxies).
+    pub address: String,
+    /// The `User-Agent` it sent (at most 256 characters).
+    pub user_agent: String,
 }
 
 /// An app session (host-only cookie on one app host).

@@ -135,6 +135,8 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// End one app session (e.g. replaced by a newer one on the same host).
     async fn remove_app_session(&self, id: &str) -> Result<(), StoreError>;
+    /// The grants an app session (by public id) holds, oldest first.
+    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError>;
 
     // --- listing and revocation ---
     /// Portal sessions, all or one user's.

@@ -895,6 +895,14 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
+        let key = self.key("app", app_id);
+        let grants: Option<String> = self
+            .with(move |mut c| async move { c.hget(key, "grants").await })
+            .await?;
+        grants.map_or(Ok(Vec::new()), |g| from_json(&g))
+    }
+
     async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
         let set = match user {
             Some(u) => format!("portals:user:{u}"),

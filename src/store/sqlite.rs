@@ -120,6 +120,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE credentials ADD COLUMN attestation TEXT;
     ALTER TABLE portal_sessions ADD COLUMN signed_in_with TEXT;
     ",
+    // 4: where a portal session was started from (address, user agent), for the account page.
+    "ALTER TABLE portal_sessions ADD COLUMN client TEXT;",
 ];
 
 /// The SQLite store.
@@ -328,9 +330,12 @@ fn standing_row(r: &Row<'_>) -> rusqlite::Result<(CredentialStanding, Option<Str
 }
 
 const PORTAL_COLUMNS: &str =
-    "id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with";
+    "id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with, client";
 
-fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> {
+/// A portal session row, with its JSON columns (`last_uv`, `client`) still text.
+type PortalRow = (PortalSession, Option<String>, Option<String>);
+
+fn portal_row(r: &Row<'_>) -> rusqlite::Result<PortalRow> {
     Ok((
         PortalSession {
             id: r.get(0)?,
@@ -340,15 +345,16 @@ fn portal_row(r: &Row<'_>) -> rusqlite::Result<(PortalSession, Option<String>)> 
             expires_at: r.get(4)?,
             last_uv: None,
             signed_in_with: r.get(6)?,
+            client: None,
         },
         r.get(5)?,
+        r.get(7)?,
     ))
 }
 
-fn finish_portal(
-    (mut p, uv): (PortalSession, Option<String>),
-) -> Result<PortalSession, StoreError> {
+fn finish_portal((mut p, uv, client): PortalRow) -> Result<PortalSession, StoreError> {
     p.last_uv = from_json_opt(uv)?;
+    p.client = from_json_opt(client)?;
     Ok(p)
 }
 
@@ -360,8 +366,8 @@ const APP_BY_TOKEN: &str = "SELECT id, portal_id, user, host, created_at, last_s
      FROM app_sessions WHERE token_hash = ?1 AND expires_at > ?2";
 
 /// The portal session of an app session, per request (columns: [`PORTAL_COLUMNS`]).
-const PORTAL_BY_ID: &str = "SELECT id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with \
-     FROM portal_sessions WHERE id = ?1 AND expires_at > ?2";
+const PORTAL_BY_ID: &str = "SELECT id, user, created_at, last_seen_at, expires_at, last_uv, signed_in_with, \
+     client FROM portal_sessions WHERE id = ?1 AND expires_at > ?2";
 
 fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
     Ok(AppSession {
@@ -411,6 +417,28 @@ fn sweep(conn: &Connection) -> Result<(), StoreError> {
     )
     .map_err(sql)?;
     Ok(())
+}
+
+/// The grants of one app session, oldest first.
+fn grants_in(conn: &Connection, app_id: &str) -> Result<Vec<Grant>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT rule, verification FROM grants WHERE app_id = ?1 ORDER BY seq")
+        .map_err(sql)?;
+    let raw = stmt
+        .query_map([app_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    raw.into_iter()
+        .map(|(rule, v)| {
+            Ok(Grant {
+                rule,
+                verification: serde_json::from_str(&v).map_err(corrupt)?,
+            })
+        })
+        .collect()
 }
 
 /// End portal sessions (and, by cascade, their app sessions and grants).
@@ -693,6 +721,7 @@ impl Store for SqliteStore {
         let (h, s) = (token_hash.to_string(), session.clone());
         self.run(move |conn| {
             let uv = s.last_uv.as_ref().map(to_json).transpose()?;
+            let client = s.client.as_ref().map(to_json).transpose()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql)?;
@@ -700,7 +729,7 @@ impl Store for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO portal_sessions (token_hash, {PORTAL_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
                 ),
                 params![
                     h,
@@ -711,6 +740,7 @@ impl Store for SqliteStore {
                     s.expires_at,
                     uv,
                     s.signed_in_with,
+                    client,
                 ],
             )
             .map_err(sql)?;
@@ -869,28 +899,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let portal = finish_portal(portal)?;
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT rule, verification FROM grants WHERE app_id = ?1 ORDER BY seq",
-                )
-                .map_err(sql)?;
-            let raw = stmt
-                .query_map([&app.id], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)?;
-            drop(stmt);
-            let grants = raw
-                .into_iter()
-                .map(|(rule, v)| {
-                    Ok(Grant {
-                        rule,
-                        verification: serde_json::from_str(&v).map_err(corrupt)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+            let grants = grants_in(&tx, &app.id)?;
             let credentials = standings(&tx, &portal.id)?;
             tx.commit().map_err(sql)?;
             Ok(Some(AppView {
@@ -963,6 +972,11 @@ impl Store for SqliteStore {
             Ok(rows)
         })
         .await
+    }
+
+    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
+        let id = app_id.to_string();
+        self.run(move |conn| grants_in(conn, &id)).await
     }
 
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {

@@ -156,6 +156,65 @@ impl Cdp {
         }
     }
 
+    /// A new page (tab) with the WebAuthn domain on and a UV-capable virtual
+    /// authenticator; returns the session and the authenticator's id.
+    async fn page_with_authenticator(chrome: &Chromium) -> (Cdp, Value) {
+        let mut cdp = Cdp::connect(&chrome.ws_url).await;
+        let target = cdp
+            .call("Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let attached = cdp
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        cdp.session = attached["sessionId"].as_str().map(String::from);
+        cdp.call("Page.enable", json!({})).await;
+        cdp.call("Runtime.enable", json!({})).await;
+        cdp.call("Network.enable", json!({})).await;
+        cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+        cdp.call("WebAuthn.enable", json!({"enableUI": false}))
+            .await;
+        let added = cdp
+            .call(
+                "WebAuthn.addVirtualAuthenticator",
+                json!({"options": {
+                    "protocol": "ctap2", "transport": "internal",
+                    "hasResidentKey": true, "hasUserVerification": true,
+                    "isUserVerified": true, "automaticPresenceSimulation": true
+                }}),
+            )
+            .await;
+        let auth_id = added["authenticatorId"].clone();
+        // The virtual authenticator answers a conditional-UI request by itself
+        // (a person would have to pick the passkey from the autofill list):
+        // turn that path off so each ceremony here is one the test started.
+        cdp.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": "if (window.PublicKeyCredential) { PublicKeyCredential.isConditionalMediationAvailable = async () => false; }"}),
+        )
+        .await;
+        (cdp, auth_id)
+    }
+
+    /// How many assertions the virtual authenticator has signed so far.
+    async fn sign_count(&mut self, auth_id: &Value) -> u64 {
+        let creds = self
+            .call(
+                "WebAuthn.getCredentials",
+                json!({"authenticatorId": auth_id}),
+            )
+            .await;
+        creds["credentials"].as_array().map_or(0, |a| {
+            a.iter().filter_map(|c| c["signCount"].as_u64()).sum()
+        })
+    }
+
     /// Evaluate an expression in the page (promises awaited), by value.
     async fn eval(&mut self, expr: &str) -> Value {
         let r = self
@@ -171,7 +230,14 @@ impl Cdp {
     async fn wait_for(&mut self, expr: &str, secs: u64, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
-            if self.eval(expr).await == Value::Bool(true) {
+            // A page navigating away answers with an error: not yet.
+            let r = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+                )
+                .await;
+            if r.is_ok_and(|v| v["result"]["value"] == Value::Bool(true)) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -226,11 +292,16 @@ impl Cdp {
 struct Server {
     addr: SocketAddr,
     gw: Arc<Gateway>,
+    clock: Arc<OffsetClock>,
     _handle: server::ServerHandle,
     _dir: tempfile::TempDir,
 }
 
-fn start_server() -> Server {
+/// The rules of the first test: one app.
+const ONE_APP: &str =
+    "  - { name: app, hosts: [app.localhost], upstream: demo, policy: passkey }\n";
+
+fn start_server(rules: &str) -> Server {
     let dir = temp_dir();
     write_key(&dir);
     let d = dir.path().display().to_string();
@@ -246,19 +317,16 @@ users:
   alice: {{ name: Alice, email: alice@home.lab, groups: [admins] }}
 upstreams: {{ demo: "builtin:whoami" }}
 rules:
-  - {{ name: app, hosts: [app.localhost], upstream: demo, policy: passkey }}
-"#
+{rules}"#
         );
         let rt = runtime(&yaml);
         let store = match stepgate::store::open(&rt.store) {
             Ok(s) => s,
             Err(e) => panic!("store: {e}"),
         };
-        let built = crate::gateway_util::tokio_rt().block_on(Gateway::build(
-            rt,
-            store,
-            Arc::new(OffsetClock::default()),
-        ));
+        let clock = Arc::new(OffsetClock::default());
+        let built =
+            crate::gateway_util::tokio_rt().block_on(Gateway::build(rt, store, clock.clone()));
         let gw = match built {
             Ok(g) => Arc::new(g),
             Err(e) => panic!("gateway: {e}"),
@@ -278,6 +346,7 @@ rules:
         return Server {
             addr,
             gw,
+            clock,
             _handle: handle,
             _dir: dir,
         };
@@ -287,7 +356,7 @@ rules:
 
 #[test]
 fn chromium_enrolls_signs_in_and_uv_is_enforced() {
-    let srv = start_server();
+    let srv = start_server(ONE_APP);
     let port = srv.addr.port();
     let portal = format!("http://auth.localhost:{port}");
     let app = format!("http://app.localhost:{port}/hello");
@@ -307,37 +376,7 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
         Err(e) => panic!("runtime: {e}"),
     };
     rt.block_on(async {
-        let mut cdp = Cdp::connect(&chrome.ws_url).await;
-        let target = cdp
-            .call("Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let attached = cdp
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await;
-        cdp.session = attached["sessionId"].as_str().map(String::from);
-        cdp.call("Page.enable", json!({})).await;
-        cdp.call("Runtime.enable", json!({})).await;
-        cdp.call("Network.enable", json!({})).await;
-        cdp.call(
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": true}),
-        )
-        .await;
-        cdp.call("WebAuthn.enable", json!({"enableUI": false})).await;
-        let added = cdp
-            .call(
-                "WebAuthn.addVirtualAuthenticator",
-                json!({"options": {
-                    "protocol": "ctap2", "transport": "internal",
-                    "hasResidentKey": true, "hasUserVerification": true,
-                    "isUserVerified": true, "automaticPresenceSimulation": true
-                }}),
-            )
-            .await;
-        let auth_id = added["authenticatorId"].clone();
+        let (mut cdp, auth_id) = Cdp::page_with_authenticator(&chrome).await;
 
         // 1. Enroll from the invite link (registering is no PIN check: the page says so).
         cdp.navigate(&invite).await;
@@ -363,7 +402,16 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
         assert_eq!(creds["credentials"].as_array().map(Vec::len), Some(1));
         cdp.screenshot("account.png").await;
 
-        // 2. The protected app sends the browser to the portal; sign in; whoami.
+        // 2. Registering signed the browser in: the app opens with no ceremony.
+        cdp.navigate(&app).await;
+        cdp.wait_for(
+            &format!("location.href === '{app}' && /remote-user: alice/i.test(document.body.innerText)"),
+            30,
+            "the app right after enrolling",
+        )
+        .await;
+        // Without cookies, the protected app sends the browser to the portal; sign in; whoami.
+        cdp.call("Network.clearBrowserCookies", json!({})).await;
         cdp.navigate(&app).await;
         cdp.wait_for(
             "location.pathname === '/.stepgate/login'",
@@ -424,5 +472,107 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
         assert!(status.contains("must ask for your PIN or fingerprint"), "{status}");
         assert!(!cdp.cookie_names(&app).await.contains(&"stepgate_app".to_string()));
         cdp.screenshot("login-uv-refused.png").await;
+    });
+}
+
+/// Two app hosts, a `scope: rule` step-up and a `scope: session` step-up.
+const TWO_APPS: &str = "  - { name: app, hosts: [app.localhost], upstream: demo, policy: passkey }
+  - name: photos-admin
+    hosts: [photos.localhost]
+    paths: [/admin, /admin/**]
+    upstream: demo
+    policy: passkey
+    step_up: { max_age: 5m, scope: rule }
+  - name: photos-recent
+    hosts: [photos.localhost]
+    paths: [/recent/**]
+    upstream: demo
+    policy: passkey
+    step_up: { max_age: 1m, scope: session }
+  - { name: photos, hosts: [photos.localhost], upstream: demo, policy: passkey }
+";
+
+/// Sign in once: a ceremony at one app opens a second app with no WebAuthn
+/// call at all (the virtual authenticator's sign count does not move), a
+/// `scope: rule` step-up there still asks, a `scope: session` one opens
+/// silently while the last assertion is young and asks once it is not, and
+/// signing out at the portal ends both app sessions.
+#[test]
+fn chromium_signs_in_once_and_step_up_still_asks() {
+    let srv = start_server(TWO_APPS);
+    let port = srv.addr.port();
+    let portal = format!("http://auth.localhost:{port}");
+    let app = format!("http://app.localhost:{port}/");
+    let photos = format!("http://photos.localhost:{port}/albums");
+    let admin = format!("http://photos.localhost:{port}/admin");
+    let recent = format!("http://photos.localhost:{port}/recent/today");
+    let invite = crate::gateway_util::tokio_rt()
+        .block_on(stepgate::portal::bootstrap(&srv.gw))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no bootstrap invite"));
+    let chrome = Chromium::launch();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("runtime: {e}"),
+    };
+    rt.block_on(async {
+        let (mut cdp, auth_id) = Cdp::page_with_authenticator(&chrome).await;
+        let shows = |url: &str, rule: &str| {
+            format!(
+                "location.href === '{url}' && document.body && /stepgate-rule: {rule}\\n/i.test(document.body.innerText + '\\n')"
+            )
+        };
+        let on_login = "location.pathname === '/.stepgate/login' && !!document.getElementById('signin')";
+        // Enroll, then start from a ceremony at the first app.
+        cdp.navigate(&invite).await;
+        cdp.eval("document.getElementById('label').value = 'laptop'; document.getElementById('enroll').requestSubmit(); true")
+            .await;
+        cdp.wait_for("location.pathname === '/.stepgate/account'", 30, "the account page")
+            .await;
+        cdp.call("Network.clearBrowserCookies", json!({})).await;
+        cdp.navigate(&app).await;
+        cdp.wait_for(on_login, 10, "the login page").await;
+        cdp.eval("document.getElementById('signin').click(); true").await;
+        cdp.wait_for(&shows(&app, "app"), 30, "the first app").await;
+        let after_sign_in = cdp.sign_count(&auth_id).await;
+        assert!(after_sign_in >= 1);
+
+        // The second app: no ceremony at all.
+        cdp.navigate(&photos).await;
+        cdp.wait_for(&shows(&photos, "photos"), 30, "the second app, silently").await;
+        assert_eq!(cdp.sign_count(&auth_id).await, after_sign_in, "a WebAuthn call was made");
+        cdp.screenshot("second-app-silent.png").await;
+
+        // A `scope: session` step-up opens while the sign-in assertion is young.
+        cdp.navigate(&recent).await;
+        cdp.wait_for(&shows(&recent, "photos-recent"), 30, "the young-session step-up").await;
+        assert_eq!(cdp.sign_count(&auth_id).await, after_sign_in);
+
+        // A `scope: rule` step-up asks.
+        cdp.navigate(&admin).await;
+        cdp.wait_for(on_login, 10, "the login page for the step-up").await;
+        cdp.screenshot("step-up-asks.png").await;
+        cdp.eval("document.getElementById('signin').click(); true").await;
+        cdp.wait_for(&shows(&admin, "photos-admin"), 30, "the step-up rule").await;
+        assert_eq!(cdp.sign_count(&auth_id).await, after_sign_in + 1);
+
+        // A minute later the `scope: session` rule asks again.
+        srv.clock.advance(90);
+        cdp.navigate(&recent).await;
+        cdp.wait_for(on_login, 10, "the login page once the assertion is old").await;
+
+        // Signing out at the portal ends both app sessions.
+        cdp.navigate(&format!("{portal}/.stepgate/logout")).await;
+        cdp.eval("document.querySelector('form button').click(); true").await;
+        cdp.wait_for("/signed out/i.test(document.body.innerText)", 10, "the signed-out page")
+            .await;
+        for url in [&app, &photos] {
+            cdp.navigate(url).await;
+            cdp.wait_for(on_login, 10, "the login page after signing out").await;
+        }
     });
 }

@@ -33,19 +33,31 @@ fn subst(text: String, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-/// Rules the attack tests add in front of the deploy file's own.
+/// Rules the attack and sign-in-once tests add in front of the deploy file's own.
 const EXTRA_RULES: &str = "rules:
   - { name: api-read, hosts: [app.home.lab], paths: [/api/**], methods: [GET], policy: bypass }
   - { name: status, hosts: [status.home.lab], policy: bypass }
+  - { name: photos-admin, hosts: [photos.home.lab], paths: [/admin, /admin/**], policy: passkey, step_up: { max_age: 5m, scope: rule } }
+  - { name: photos, hosts: [photos.home.lab], policy: passkey }
 ";
 
 /// stepgate with `deploy/stepgate.yaml`, listen/admin/paths templated, and
 /// [`EXTRA_RULES`] first.
 fn stepgate() -> TestGateway {
+    stepgate_with_portal(None)
+}
+
+/// [`stepgate`] with the portal at `portal` (a plain-http origin through the
+/// front proxy, so a whole sign-in can run through it).
+fn stepgate_with_portal(portal: Option<String>) -> TestGateway {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &|listen: SocketAddr, admin: SocketAddr| {
+    TestGateway::start_with(dir, &move |listen: SocketAddr, admin: SocketAddr| {
         let t = deploy("stepgate.yaml");
+        let t = match &portal {
+            Some(p) => subst(t, "url: https://auth.home.lab", &format!("url: {p}")),
+            None => t,
+        };
         let t = subst(t, "listen: 127.0.0.1:9091", &format!("listen: {listen}"));
         let t = subst(
             t,
@@ -90,10 +102,35 @@ struct Front {
     _dir: tempfile::TempDir,
 }
 
+/// The text of a block (from `start` to the first `end` after it) with
+/// `from` → `to`: another app host served the same way.
+fn twin(text: &str, start: &str, end: &str, from: &str, to: &str) -> String {
+    let block = text
+        .find(start)
+        .and_then(|i| {
+            text[i..]
+                .find(end)
+                .map(|j| text[i..i + j + end.len()].to_string())
+        })
+        .unwrap_or_else(|| panic!("no {start:?} block in the deploy file"));
+    subst(block, from, to)
+}
+
 fn caddy(sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    caddy_on(free_port(), sg, echo)
+}
+
+fn caddy_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
-    let port = free_port();
     let t = deploy("caddy/Caddyfile");
+    let photos = twin(
+        &t,
+        "\napp.home.lab {",
+        "\n}\n",
+        "app.home.lab {",
+        "photos.home.lab {",
+    );
+    let t = format!("{t}{photos}");
     let t = subst(t, "admin localhost:2019", "admin off");
     let t = subst(
         t,
@@ -102,8 +139,13 @@ fn caddy(sg: &TestGateway, echo: &EchoUpstream) -> Front {
     );
     let t = subst(
         t,
-        "app.home.lab {",
-        &format!("http://app.home.lab:{port} {{"),
+        "\napp.home.lab {",
+        &format!("\nhttp://app.home.lab:{port} {{"),
+    );
+    let t = subst(
+        t,
+        "\nphotos.home.lab {",
+        &format!("\nhttp://photos.home.lab:{port} {{"),
     );
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
     let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
@@ -132,9 +174,12 @@ fn caddy(sg: &TestGateway, echo: &EchoUpstream) -> Front {
 }
 
 fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    nginx_on(free_port(), sg, echo)
+}
+
+fn nginx_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
-    let port = free_port();
     let t = deploy("nginx/stepgate.conf");
     let t = subst(t, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
@@ -146,11 +191,16 @@ fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
         .map(|start| t[start..].to_string())
         .unwrap_or_else(|| panic!("deploy/nginx/stepgate.conf: no app server block"));
     let t = format!(
-        "{t}\n{}",
+        "{t}\n{}\n{}",
+        subst(
+            app.clone(),
+            "server_name app.home.lab;",
+            "server_name status.home.lab;"
+        ),
         subst(
             app,
             "server_name app.home.lab;",
-            "server_name status.home.lab;"
+            "server_name photos.home.lab;"
         )
     );
     let site = dir.path().join("stepgate.conf");
@@ -487,4 +537,79 @@ fn every_yaml_in_config_and_deploy_passes_check() {
         }
     }
     assert!(checked >= 2);
+}
+
+/// Sign in once through a real front proxy, whole: a ceremony at the app, the
+/// second app (photos) with no ceremony, its `scope: rule` step-up still
+/// asking, and signing out at the portal ending both app sessions.
+fn signs_in_once_through(start_front: fn(u16, &TestGateway, &EchoUpstream) -> Front, name: &str) {
+    use crate::gateway_util::NetBrowser;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+    let port = free_port();
+    let portal = format!("http://auth.home.lab:{port}");
+    let sg = stepgate_with_portal(Some(portal.clone()));
+    let echo = EchoUpstream::start();
+    let front = start_front(port, &sg, &echo);
+    let addr = ([127, 0, 0, 1], port).into();
+    let mut b = NetBrowser::behind_front(addr, &portal);
+    let mut key = SoftPasskey::new(true);
+    b.enroll_as(&sg, &mut key, "alice", "laptop");
+    b.jar.clear();
+    let app = format!("http://app.home.lab:{port}/inbox");
+    let photos = format!("http://photos.home.lab:{port}/albums");
+    assert_eq!(b.sign_in(&mut key, &app), app, "{name}");
+    let (r, at) = b.navigate(&app);
+    assert_eq!(r.echoed("remote-user"), vec!["alice"], "{name}: {at}");
+    // The second app opens with no ceremony.
+    let (r, at) = b.navigate(&photos);
+    assert_eq!(at, photos, "{name}");
+    assert!(from_upstream(&r), "{name}: {r:?}");
+    assert_eq!(r.echoed("remote-user"), vec!["alice"], "{name}");
+    assert_eq!(r.echoed("stepgate-rule"), vec!["photos"], "{name}");
+    // Its step-up asks.
+    let (r, at) = b.navigate(&format!("http://photos.home.lab:{port}/admin"));
+    assert!(
+        at.starts_with(&format!("{portal}/.stepgate/login?")),
+        "{name}: {at}"
+    );
+    assert!(
+        r.body.contains("Sign in with a passkey"),
+        "{name}: {}",
+        r.body
+    );
+    // Signing out at the portal ends both app sessions.
+    let page = b.get(&format!("{portal}/.stepgate/logout"));
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let done = b.request(
+        "POST",
+        &format!("{portal}/.stepgate/logout"),
+        &format!("csrf={csrf}"),
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(done.status, 200, "{name}: {done:?}");
+    for url in [&app, &photos] {
+        let (r, at) = b.navigate(url);
+        assert!(!from_upstream(&r), "{name}: {url} after signing out");
+        assert!(
+            at.starts_with(&format!("{portal}/.stepgate/login?")),
+            "{name}: {at}"
+        );
+    }
+    drop(front);
+}
+
+#[test]
+fn caddy_signs_in_once() {
+    signs_in_once_through(caddy_on, "caddy");
+}
+
+#[test]
+fn nginx_signs_in_once() {
+    signs_in_once_through(nginx_on, "nginx");
 }

@@ -318,6 +318,7 @@ pub fn sign_in(
         last_seen_at: now,
         expires_at: now + 7 * 86400,
         signed_in_with: last_uv.as_ref().map(|v| v.credential_id.clone()),
+        client: None,
         last_uv,
     };
     let app = AppSession {
@@ -787,6 +788,13 @@ pub struct NetBrowser {
     pub jar: HashMap<String, HashMap<String, String>>,
     /// The client address the trusted proxy reports (`X-Forwarded-For`), if any.
     pub client: Option<String>,
+    /// The portal's origin (where the API is, and what `Origin` says).
+    pub portal: String,
+    /// Send `X-Forwarded-Proto: https`, as a TLS-terminating proxy would
+    /// (false when a real front proxy sits in between and says it itself).
+    pub says_https: bool,
+    /// The `User-Agent` sent.
+    pub user_agent: String,
 }
 
 impl NetBrowser {
@@ -795,7 +803,48 @@ impl NetBrowser {
             addr,
             jar: HashMap::new(),
             client: None,
+            portal: "https://auth.test".into(),
+            says_https: true,
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+                .into(),
         }
+    }
+
+    /// A browser talking to a real front proxy at `addr`, with the portal at `portal`.
+    pub fn behind_front(addr: SocketAddr, portal: &str) -> NetBrowser {
+        NetBrowser {
+            portal: portal.to_string(),
+            says_https: false,
+            ..NetBrowser::new(addr)
+        }
+    }
+
+    /// How the software authenticator writes `clientDataJSON` for this portal.
+    pub fn client_data(&self) -> Client {
+        Client {
+            origin: self.portal.clone(),
+            ..Client::default()
+        }
+    }
+
+    /// Open `url` and follow redirects (at most 10), as a browser navigates;
+    /// returns the last response and the URL it came from.
+    pub fn navigate(&mut self, url: &str) -> (Response, String) {
+        let mut url = url.to_string();
+        for _ in 0..10 {
+            let r = self.get(&url);
+            let location = r.header("location").map(str::to_string);
+            match (r.status, location) {
+                (301 | 302 | 303 | 307, Some(next)) => {
+                    url = match url::Url::parse(&url).and_then(|base| base.join(&next)) {
+                        Ok(u) => u.to_string(),
+                        Err(e) => panic!("bad Location {next}: {e}"),
+                    };
+                }
+                _ => return (r, url),
+            }
+        }
+        panic!("more than 10 redirects from {url}");
     }
 
     /// A browser at `client` (as the trusted proxy in front reports it).
@@ -822,8 +871,12 @@ impl NetBrowser {
             None => u.path().to_string(),
         };
         let mut req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nX-Forwarded-Proto: https\r\nAccept: text/html,application/json\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: text/html,application/json\r\nUser-Agent: {}\r\n",
+            self.user_agent
         );
+        if self.says_https {
+            req.push_str("X-Forwarded-Proto: https\r\n");
+        }
         if let Some(c) = &self.client {
             req.push_str(&format!("X-Forwarded-For: {c}\r\n"));
         }
@@ -832,8 +885,13 @@ impl NetBrowser {
             req.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
         }
         if method == "POST" {
+            let origin = if host == "auth.test" || self.portal.contains(&format!("//{authority}")) {
+                self.portal.clone()
+            } else {
+                format!("{}://{authority}", u.scheme())
+            };
             req.push_str(&format!(
-                "Content-Type: {ct}\r\nOrigin: https://auth.test\r\nContent-Length: {}\r\n",
+                "Content-Type: {ct}\r\nOrigin: {origin}\r\nContent-Length: {}\r\n",
                 body.len()
             ));
         }
@@ -871,7 +929,7 @@ impl NetBrowser {
     pub fn try_api(&mut self, path: &str, body: &Value) -> (u16, Value) {
         let r = self.request(
             "POST",
-            &format!("https://auth.test/.stepgate/api/{path}"),
+            &format!("{}/.stepgate/api/{path}", self.portal),
             &body.to_string(),
             "application/json",
         );
@@ -902,7 +960,7 @@ impl NetBrowser {
         });
         assert!(added.is_ok(), "{added:?}");
         let begun = self.api("enroll/begin", &json!({ "token": token, "label": label }));
-        let cred = create(key, &begun["publicKey"], &Client::default());
+        let cred = create(key, &begun["publicKey"], &self.client_data());
         self.api(
             "enroll/finish",
             &json!({ "ceremony": begun["ceremony"], "credential": cred }),
@@ -939,7 +997,7 @@ impl NetBrowser {
             "login/begin",
             &json!({ "rd": rd, "state": state, "username": "alice" }),
         );
-        let cred = get(key, &begun["publicKey"], &Client::default());
+        let cred = get(key, &begun["publicKey"], &self.client_data());
         let done = self.api(
             "login/finish",
             &json!({ "ceremony": begun["ceremony"], "credential": cred }),

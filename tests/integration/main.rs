@@ -24,6 +24,7 @@ mod portal_util;
 mod reload;
 mod session;
 mod signin_attacks;
+mod sso;
 mod store;
 mod upgrade;
 mod util;

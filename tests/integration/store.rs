@@ -97,6 +97,7 @@ pub fn portal(id: &str, user: &str, uv: Option<&str>) -> PortalSession {
         last_seen_at: t,
         expires_at: t + 3600,
         signed_in_with: uv.map(str::to_string),
+        client: None,
         last_uv: uv.map(verification),
     }
 }
@@ -1037,7 +1038,7 @@ async fn sqlite_reopen_keeps_data() {
         Ok(x) => x,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!((v, mode.as_str()), (3, "wal"));
+    assert_eq!((v, mode.as_str()), (4, "wal"));
 }
 
 /// A database made by an older stepgate (schema version 1: no tokens, no attestation proofs) is
@@ -1058,6 +1059,7 @@ async fn sqlite_migrates_a_version_1_database() {
          ALTER TABLE credentials DROP COLUMN attestation;
          ALTER TABLE credentials ADD COLUMN attestation_root TEXT;
          ALTER TABLE portal_sessions DROP COLUMN signed_in_with;
+         ALTER TABLE portal_sessions DROP COLUMN client;
          PRAGMA user_version = 1;");
     let s = ok(SqliteStore::open(&path));
     assert!(ok(s.credential("x").await).is_some());
