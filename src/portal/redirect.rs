@@ -1,6 +1,6 @@
 //! `rd` validation: where the portal may send a browser after a ceremony.
 //!
-//! DESIGN §5: `rd` must be an absolute URL with the portal's scheme (https, or
+//! `rd` must be an absolute URL with the portal's scheme (https, or
 //! http only when the portal itself is http) whose host is the portal host or
 //! matches an exact or `*.suffix` host pattern of a non-deny rule; a bare `*`
 //! never vouches. Anything else lands on the portal's own page. The check is

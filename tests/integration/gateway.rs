@@ -1020,7 +1020,7 @@ fn two_gateways_on_one_redis_share_sessions_and_revocations() {
     };
     let ended = crate::gateway_util::tokio_rt().block_on(store.revoke_user_sessions("alice"));
     assert!(matches!(ended, Ok(1)), "{ended:?}");
-    // Both refuse it within 1 s (DESIGN §4), whatever either has cached.
+    // Both refuse it within 1 s, as promised, whatever either has cached.
     let revoked_at = std::time::Instant::now();
     for (name, gw) in [("a", &a), ("b", &b)] {
         loop {
