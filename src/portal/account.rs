@@ -9,7 +9,9 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::cookies::{CookieKind, clear_cookie};
-use super::{Failure, Result, guard, html, human_time, pages, require_same_origin, sessions};
+use super::{
+    Failure, Result, guard, html, human_time, pages, require_same_origin, sessions, tokens,
+};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::PortalSession;
 
@@ -99,9 +101,11 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         Some("renamed") => Some("Passkey renamed."),
         Some("revoked") => Some("Passkey removed."),
         Some("ended") => Some("Session ended."),
+        Some("token-revoked") => Some("Token revoked."),
         _ => None,
     };
     let csrf = guard::csrf_token(&lookup.token_hash);
+    let tokens = tokens::section(gw, &session, &csrf).await?;
     let user_cfg = rt.users.get(&session.user);
     let body = pages::account(&pages::Account {
         user: &session.user,
@@ -109,6 +113,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         csrf: &csrf,
         passkeys,
         sessions: rows,
+        tokens: &tokens,
         notice,
         reverify: login_url(gw),
         can_revoke: fresh(&session, now),
@@ -116,16 +121,16 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
     Ok(html(StatusCode::OK, body))
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// The session of a form POST, after the origin and CSRF checks.
-async fn authorised(
+pub(super) async fn authorised(
     gw: &Gateway,
     facts: &Facts,
     f: &[(String, String)],

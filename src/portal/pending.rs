@@ -40,6 +40,17 @@ pub enum Pending {
         user: Option<String>,
         state: AuthenticationState,
     },
+    /// Minting a client token (`portal::tokens`): the assertion is the token's own ceremony.
+    Mint {
+        user: String,
+        /// The public id of the portal session the mint began in.
+        session: String,
+        label: String,
+        rules: Vec<String>,
+        /// Seconds asked for; `None`: the default lifetime.
+        lifetime: Option<u64>,
+        state: AuthenticationState,
+    },
 }
 
 /// What is stored: the state and when it began (judged by the gateway's clock
