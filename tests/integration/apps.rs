@@ -169,7 +169,7 @@ fn every_recipe_passes_check_and_has_a_page() {
         Err(e) => panic!("{}: {e}", dir.display()),
     };
     recipes.sort();
-    assert_eq!(recipes.len(), 11, "one recipe per app: {recipes:?}");
+    assert_eq!(recipes.len(), 12, "one recipe per app: {recipes:?}");
     for yaml in &recipes {
         let out = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .arg("check")

@@ -4,6 +4,7 @@
 //! gateway end to end, real front proxies, and config files as users write them.
 
 mod apps;
+mod apps_through;
 mod apps_util;
 mod attacks;
 mod attestation;
