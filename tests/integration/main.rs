@@ -25,5 +25,6 @@ mod portal_util;
 mod reload;
 mod session;
 mod store;
+mod tokens;
 mod upgrade;
 mod util;
