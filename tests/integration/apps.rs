@@ -195,3 +195,38 @@ fn every_recipe_passes_check_and_has_a_page() {
         }
     }
 }
+
+/// `stepgate explain` on a recipe says whether a token is accepted for a URL,
+/// where it travels, and which headers the app is told the user in.
+#[test]
+fn explain_shows_where_a_token_is_accepted() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps/gitea.yaml");
+    let explain = |url: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .args(["explain", url, "-c"])
+            .arg(&file)
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => panic!("cannot run stepgate: {e}"),
+        }
+    };
+    let git = explain("https://git.home.lab/alice/demo.git/info/refs?service=git-upload-pack");
+    assert!(git.contains("rule: gitea-git"), "{git}");
+    assert!(
+        git.contains("tokens: accepted from Authorization: Basic (any user name, the token as password); nothing else is accepted"),
+        "{git}"
+    );
+    assert!(git.contains("token header: removed before proxying"), "{git}");
+    assert!(
+        git.contains("identity headers: Remote-User and the rest, and x-webauth-user, x-webauth-email, x-webauth-fullname"),
+        "{git}"
+    );
+    let api = explain("https://git.home.lab/api/v1/user");
+    assert!(
+        api.contains("tokens: accepted from Authorization: Bearer TOKEN; a request without one is judged by its browser session"),
+        "{api}"
+    );
+    let web = explain("https://git.home.lab/explore");
+    assert!(web.contains("tokens: not accepted"), "{web}");
+}

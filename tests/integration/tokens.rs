@@ -320,3 +320,121 @@ fn guessing_tokens_is_rate_limited_per_client() {
     let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &good))]);
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// A gateway with the portal at `https://auth.test` (as [`NetBrowser`] talks
+/// to it) whose tokens live at most 7 days.
+fn start_with_portal() -> TestGateway {
+    let dir = crate::util::temp_dir();
+    let d = dir.path().display().to_string();
+    TestGateway::start_with(dir, &|listen, admin| {
+        format!(
+            r#"
+listen: {listen}
+admin_listen: {admin}
+trusted_proxies: [127.0.0.1/32]
+portal: {{ url: "https://auth.test", rp_name: Test }}
+secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
+store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
+session: {{ token_max_lifetime: 7d }}
+users:
+  alice: {{ name: Alice }}
+  bob: {{ name: Bob }}
+upstreams: {{ app: "builtin:whoami" }}
+rules:
+  - {{ name: git, hosts: [app.test], paths: [/git/**], upstream: app, policy: passkey, tokens: {{ from: basic }} }}
+  - {{ name: bobs, hosts: [app.test], paths: [/bob/**], upstream: app, policy: passkey, allow: [user:bob], tokens: {{ from: basic }} }}
+  - name: pin
+    hosts: [app.test]
+    paths: [/pin/**]
+    upstream: app
+    policy: passkey
+    step_up: {{ max_age: 5m, scope: rule }}
+  - {{ name: web, hosts: [app.test], upstream: app, policy: passkey }}
+"#
+        )
+    })
+}
+
+#[test]
+fn minting_takes_a_fresh_uv_assertion_for_rules_the_user_may_use() {
+    use crate::gateway_util::NetBrowser;
+    use crate::portal_util::{Client, get};
+    use serde_json::{Value, json};
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let g = start_with_portal();
+    let mut b = NetBrowser::new(g.addr);
+    let mut key = SoftPasskey::new(true);
+    b.enroll_by_invite(&g, &mut key);
+    let post = |b: &mut NetBrowser, path: &str, body: Value| {
+        let url = format!("https://auth.test/.stepgate/api/{path}");
+        let r = b.request("POST", &url, &body.to_string(), "application/json");
+        let v: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    };
+    let ask = |rules: Value, label: &str| json!({ "label": label, "rules": rules, "days": 365 });
+
+    // Signed out: nothing to mint with.
+    let mut stranger = NetBrowser::new(g.addr);
+    let (s, _) = post(&mut stranger, "tokens/begin", ask(json!(["git"]), "x"));
+    assert_eq!(s, 403);
+    // Only rules that take tokens and let this user in; a name is needed.
+    for (rules, label) in [
+        (json!([]), "x"),
+        (json!(["web"]), "x"),
+        (json!(["bobs"]), "x"),
+        (json!(["nope"]), "x"),
+        (json!(["git"]), "  "),
+    ] {
+        let (s, v) = post(&mut b, "tokens/begin", ask(rules.clone(), label));
+        assert_eq!(s, 400, "{rules} {label:?}: {v}");
+    }
+
+    // The assertion must verify the user (UV); a refused one mints nothing.
+    let (s, begun) = post(&mut b, "tokens/begin", ask(json!(["git"]), "laptop git"));
+    assert_eq!(s, 200, "{begun}");
+    let no_uv = Client {
+        uv: false,
+        ..Client::default()
+    };
+    let cred = get(&mut key, &begun["publicKey"], &no_uv);
+    let finish = json!({ "ceremony": begun["ceremony"], "credential": cred });
+    let (s, v) = post(&mut b, "tokens/finish", finish.clone());
+    assert_eq!((s, v["error"].as_str()), (400, Some("user_not_verified")), "{v}");
+    // The ceremony is used up either way.
+    let (s, _) = post(&mut b, "tokens/finish", finish);
+    assert_eq!(s, 400);
+    assert!(with_store(&g, async |s| s.tokens(None).await).is_empty());
+
+    // A minute later, a good assertion: the token's time is the mint's, its
+    // lifetime at most the operator's 7 days, and it is shown once.
+    g.clock.advance(60);
+    let minted_at = g.now();
+    let (s, begun) = post(&mut b, "tokens/begin", ask(json!(["git"]), "laptop git"));
+    assert_eq!(s, 200, "{begun}");
+    let cred = get(&mut key, &begun["publicKey"], &Client::default());
+    let (s, done) = post(
+        &mut b,
+        "tokens/finish",
+        json!({ "ceremony": begun["ceremony"], "credential": cred }),
+    );
+    assert_eq!(s, 200, "{done}");
+    let secret = done["token"].as_str().unwrap_or_default().to_string();
+    let stored = with_store(&g, async |s| s.tokens(Some("alice")).await);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].rules, vec!["git"]);
+    assert!((stored[0].verification.at - minted_at).abs() <= 2);
+    assert!((stored[0].expires_at - stored[0].created_at) == 7 * 86_400);
+    let page = b.get("https://auth.test/.stepgate/account");
+    assert!(page.body.contains("laptop git") && !page.body.contains(&secret[4..]));
+
+    let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &secret))]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.echoed("stepgate-verified-at"),
+        vec![stored[0].verification.at.to_string()]
+    );
+    // The mint was the token's ceremony, not the browser's: no step-up came of it.
+    b.sign_in(&mut key, "https://app.test/inbox");
+    assert_eq!(b.get("https://app.test/pin/x").status, 302);
+}
