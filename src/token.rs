@@ -302,7 +302,9 @@ mod tests {
         };
         let custom = TokenFrom::Header(http::HeaderName::from_static("x-stepgate-token"));
         let found = Presented::Token(token.clone());
-        let cases: Vec<(TokenFrom, Vec<(&str, String)>, Presented)> = vec![
+        /// Where the rule looks, what the request carries, what is found.
+        type Case<'a> = (TokenFrom, Vec<(&'a str, String)>, Presented);
+        let cases: Vec<Case> = vec![
             (
                 TokenFrom::Basic,
                 vec![("authorization", basic(&format!("git:{token}")))],

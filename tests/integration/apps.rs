@@ -217,7 +217,10 @@ fn explain_shows_where_a_token_is_accepted() {
         git.contains("tokens: accepted from Authorization: Basic (any user name, the token as password); nothing else is accepted"),
         "{git}"
     );
-    assert!(git.contains("token header: removed before proxying"), "{git}");
+    assert!(
+        git.contains("token header: removed before proxying"),
+        "{git}"
+    );
     assert!(
         git.contains("identity headers: Remote-User and the rest, and x-webauth-user, x-webauth-email, x-webauth-fullname"),
         "{git}"

@@ -47,7 +47,13 @@ const CRED: &str = "token-minting-key";
 
 /// Store the minting passkey of `user` (once) and a token for `rules` minted
 /// at `at` for `days`, as the account page would; returns its id and secret.
-fn stored_token(g: &TestGateway, user: &str, rules: &[&str], at: i64, days: u64) -> (String, String) {
+fn stored_token(
+    g: &TestGateway,
+    user: &str,
+    rules: &[&str],
+    at: i64,
+    days: u64,
+) -> (String, String) {
     let cred = Credential {
         id: format!("{CRED}-{user}"),
         user: user.into(),
@@ -132,13 +138,21 @@ fn mapped_identity_headers_reach_the_app_and_a_clients_copies_never_do() {
     assert_eq!(r.echoed("x-webauth-name"), vec!["Alice"]);
     assert_eq!(r.echoed("x-webauth-groups"), vec!["admins,staff"]);
     assert_eq!(r.echoed("remote-user"), vec!["alice"]);
-    assert!(!r.body.contains("root"), "a client's copy reached the app:\n{}", r.body);
+    assert!(
+        !r.body.contains("root"),
+        "a client's copy reached the app:\n{}",
+        r.body
+    );
 
     // A bypass rule sends no identity, and no client copy either.
     let r = g.get("app.test", "/public/x", &SPOOFED);
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.echoed("x-webauth-user").is_empty(), "{}", r.body);
-    assert!(!r.body.contains("root"), "a client's copy reached the app:\n{}", r.body);
+    assert!(
+        !r.body.contains("root"),
+        "a client's copy reached the app:\n{}",
+        r.body
+    );
 
     // Forward-auth: the 200 carries the mapped names too, every one (empty
     // where there is no value), so the front proxy overwrites a client's copy.
@@ -156,9 +170,18 @@ fn mapped_identity_headers_reach_the_app_and_a_clients_copies_never_do() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("x-webauth-user"), Some("alice"));
     assert_eq!(r.header("x-webauth-groups"), Some("admins,staff"));
-    let r = g.get("app.test", "/.stepgate/authz/forward-auth", &describe("/public/x"));
+    let r = g.get(
+        "app.test",
+        "/.stepgate/authz/forward-auth",
+        &describe("/public/x"),
+    );
     assert_eq!(r.status, 200, "{r:?}");
-    for name in ["x-webauth-user", "x-webauth-email", "x-webauth-name", "x-webauth-groups"] {
+    for name in [
+        "x-webauth-user",
+        "x-webauth-email",
+        "x-webauth-name",
+        "x-webauth-groups",
+    ] {
         assert_eq!(r.header(name), Some(""), "{name}: {r:?}");
     }
 }
@@ -174,7 +197,10 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     assert_eq!(r.echoed("remote-user"), vec!["alice"]);
     assert_eq!(r.echoed("stepgate-rule"), vec!["git"]);
     assert_eq!(r.echoed("stepgate-verified-at"), vec![now.to_string()]);
-    assert!(r.echoed("authorization").is_empty(), "the token reached the app");
+    assert!(
+        r.echoed("authorization").is_empty(),
+        "the token reached the app"
+    );
     assert!(r.header("set-cookie").is_none(), "a token made a session");
     // keep: true passes the carrier on.
     let r = g.get("app.test", "/hdr/x", &[("X-Stepgate-Token", &t)]);
@@ -190,7 +216,10 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
         ("/git/x", vec![("X-Stepgate-Token", &t)]),
         ("/git/x", vec![("Authorization", &as_user)]),
         ("/git/x", vec![("Cookie", &cookie)]),
-        ("/git/x", vec![("Authorization", &auth), ("Authorization", &auth)]),
+        (
+            "/git/x",
+            vec![("Authorization", &auth), ("Authorization", &auth)],
+        ),
         ("/hdr/x", vec![("Authorization", &bearer)]),
     ];
     for (path, headers) in &wrong {
@@ -200,11 +229,18 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     }
     let r = g.get("app.test", &format!("/git/x?access_token={t}"), &[]);
     assert_eq!(r.status, 401, "{r:?}");
-    assert!(challenge(&r).starts_with("Basic realm=\"stepgate\""), "{r:?}");
+    assert!(
+        challenge(&r).starts_with("Basic realm=\"stepgate\""),
+        "{r:?}"
+    );
 
     // For another rule: refused, the bearer challenge saying why.
     let (_, git_only) = stored_token(&g, "alice", &["git"], now, 30);
-    let r = g.get("app.test", "/fresh/x", &[("Authorization", &format!("Bearer {git_only}"))]);
+    let r = g.get(
+        "app.test",
+        "/fresh/x",
+        &[("Authorization", &format!("Bearer {git_only}"))],
+    );
     assert_eq!(r.status, 401, "{r:?}");
     assert!(challenge(&r).contains("error=\"invalid_token\""), "{r:?}");
     // A rule without tokens ignores one: no session, no entry.
@@ -213,7 +249,11 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     assert!(challenge(&r).starts_with("StepUp "), "{r:?}");
     // A user outside allow gets 403, token or not.
     let (_, bobs) = stored_token(&g, "bob", &["admins"], now, 30);
-    let r = g.get("app.test", "/admins/x", &[("Authorization", &basic("b", &bobs))]);
+    let r = g.get(
+        "app.test",
+        "/admins/x",
+        &[("Authorization", &basic("b", &bobs))],
+    );
     assert_eq!(r.status, 403, "{r:?}");
 
     // A browser's session alone opens no token-only rule, and is not sent away to sign in.
@@ -237,7 +277,11 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
         g.get("app.test", "/.stepgate/authz/forward-auth", &h)
     };
     let r = fa(&auth);
-    assert_eq!((r.status, r.header("remote-user")), (200, Some("alice")), "{r:?}");
+    assert_eq!(
+        (r.status, r.header("remote-user")),
+        (200, Some("alice")),
+        "{r:?}"
+    );
     assert_eq!(fa(&bearer).status, 401);
 }
 
@@ -250,7 +294,10 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     let (_, old) = stored_token(&g, "alice", &["fresh"], now - 400, 30);
     let r = get("/fresh/x", &format!("Bearer {old}"));
     assert_eq!(r.status, 401, "{r:?}");
-    assert!(challenge(&r).contains("older than this address allows"), "{r:?}");
+    assert!(
+        challenge(&r).contains("older than this address allows"),
+        "{r:?}"
+    );
 
     let (id, t) = stored_token(&g, "alice", &["git", "fresh"], now, 30);
     let (_, bystander) = stored_token(&g, "alice", &["git"], now, 30);
@@ -279,7 +326,11 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     assert!(with_store(&g, async |s| s.revoke_token(&id).await));
     assert_eq!(get("/git/x", &basic("x", &t)).status, 401);
     assert_eq!(on_other(&basic("x", &t)).status, 401);
-    assert_eq!(get("/git/x", &basic("x", &bystander)).status, 200, "only that token ended");
+    assert_eq!(
+        get("/git/x", &basic("x", &bystander)).status,
+        200,
+        "only that token ended"
+    );
 
     // Bob's passkey flagged as a possible clone (its counter went backwards): his token ends.
     let cred = format!("{CRED}-bob");
@@ -287,7 +338,11 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     let check = with_store(&g, async |s| s.record_use(&cred, 3, false, now).await);
     assert_eq!(check, stepgate::store::CounterCheck::Regressed);
     assert_eq!(on_other(&basic("x", &bobs)).status, 401);
-    assert!(with_store(&g, async |s| s.tokens(Some("bob")).await).iter().any(|t| t.id == bobs_id));
+    assert!(
+        with_store(&g, async |s| s.tokens(Some("bob")).await)
+            .iter()
+            .any(|t| t.id == bobs_id)
+    );
 
     // Five minutes on, the fresh rule refuses the token; thirty days on, every rule does.
     g.clock.advance(301);
@@ -304,20 +359,42 @@ fn guessing_tokens_is_rate_limited_per_client() {
     let session = g.sign_in("alice", "app.test", Some(uv(g.now(), &[], true)), vec![]);
     for i in 0..3 {
         let guess = format!("sgt_{}{i}", "A".repeat(42));
-        let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &guess))]);
+        let r = g.get(
+            "app.test",
+            "/git/x",
+            &[("Authorization", &basic("x", &guess))],
+        );
         assert_eq!(r.status, 401, "guess {i}: {r:?}");
     }
-    let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", "sgt_nope"))]);
+    let r = g.get(
+        "app.test",
+        "/git/x",
+        &[("Authorization", &basic("x", "sgt_nope"))],
+    );
     assert_eq!(r.status, 429, "{r:?}");
-    assert!(r.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)));
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1))
+    );
     // Every token check from this network waits, a valid one too...
-    let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &good))]);
+    let r = g.get(
+        "app.test",
+        "/git/x",
+        &[("Authorization", &basic("x", &good))],
+    );
     assert_eq!(r.status, 429, "{r:?}");
     // ...while requests that carry no token are not slowed.
-    assert_eq!(g.get("app.test", "/inbox", &[("Cookie", &session)]).status, 200);
+    assert_eq!(
+        g.get("app.test", "/inbox", &[("Cookie", &session)]).status,
+        200
+    );
     // The window ends.
     g.clock.advance(61);
-    let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &good))]);
+    let r = g.get(
+        "app.test",
+        "/git/x",
+        &[("Authorization", &basic("x", &good))],
+    );
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -400,7 +477,11 @@ fn minting_takes_a_fresh_uv_assertion_for_rules_the_user_may_use() {
     let cred = get(&mut key, &begun["publicKey"], &no_uv);
     let finish = json!({ "ceremony": begun["ceremony"], "credential": cred });
     let (s, v) = post(&mut b, "tokens/finish", finish.clone());
-    assert_eq!((s, v["error"].as_str()), (400, Some("user_not_verified")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("user_not_verified")),
+        "{v}"
+    );
     // The ceremony is used up either way.
     let (s, _) = post(&mut b, "tokens/finish", finish);
     assert_eq!(s, 400);
@@ -428,7 +509,11 @@ fn minting_takes_a_fresh_uv_assertion_for_rules_the_user_may_use() {
     let page = b.get("https://auth.test/.stepgate/account");
     assert!(page.body.contains("laptop git") && !page.body.contains(&secret[4..]));
 
-    let r = g.get("app.test", "/git/x", &[("Authorization", &basic("x", &secret))]);
+    let r = g.get(
+        "app.test",
+        "/git/x",
+        &[("Authorization", &basic("x", &secret))],
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.echoed("stepgate-verified-at"),
