@@ -9,10 +9,12 @@
 //! credential). Failed signatures count against the user's failure limit.
 //! What the assertion is *for* is the caller's business.
 
+use serde::Deserialize;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 
 use super::login::core_credential;
-use super::{Failure, Result, count_failure, failures_allowed};
+use super::pending::{self, Pending};
+use super::{Failure, Result, count_failure, failures_allowed, limit_client, require_same_origin};
 use crate::gateway::{Facts, Gateway};
 use crate::session::{Credential, Verification};
 use crate::store::CounterCheck;
@@ -31,6 +33,30 @@ pub(crate) struct Seen {
 pub(crate) struct Asserted {
     pub credential: Credential,
     pub verification: Verification,
+}
+
+/// The body of every assertion ceremony's finish.
+#[derive(Deserialize)]
+struct FinishRequest {
+    ceremony: String,
+    credential: serde_json::Value,
+}
+
+/// A ceremony's finish request, after the origin check and the client's rate
+/// limit: the ceremony state it names (taken, so used up whatever follows;
+/// `None` when there is none for this browser) and the authenticator's answer.
+pub(crate) async fn finish_request(
+    gw: &Gateway,
+    facts: &Facts,
+    body: &[u8],
+) -> Result<(Option<Pending>, PublicKeyCredential)> {
+    require_same_origin(gw, facts)?;
+    limit_client(gw, facts).await?;
+    let req: FinishRequest = super::parse_json(body)?;
+    let taken = pending::take(gw, facts, &req.ceremony).await?;
+    let rsp = serde_json::from_value(req.credential)
+        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
+    Ok((taken, rsp))
 }
 
 fn refuse(msg: &str) -> Failure {

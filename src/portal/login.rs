@@ -12,9 +12,7 @@ use std::time::Duration;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use serde::{Deserialize, Serialize};
-use webauthn_rs_core::proto::{
-    AuthenticationState, Credential as CoreCredential, PublicKeyCredential,
-};
+use webauthn_rs_core::proto::{AuthenticationState, Credential as CoreCredential};
 
 use super::assertion::{self, Asserted, Seen};
 use super::pending::{self, Pending};
@@ -345,12 +343,6 @@ pub fn core_credential(c: &Credential) -> Option<CoreCredential> {
     Some(core)
 }
 
-#[derive(Deserialize)]
-struct FinishRequest {
-    ceremony: String,
-    credential: serde_json::Value,
-}
-
 fn refuse(msg: &str) -> Failure {
     Failure::Forbidden(msg.to_string())
 }
@@ -391,20 +383,16 @@ async fn finish_ceremony(
     body: &[u8],
     audited: &mut Audited,
 ) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let req: FinishRequest = super::parse_json(body)?;
+    let (taken, rsp) = assertion::finish_request(gw, facts, body).await?;
     let Some(Pending::Login {
         rd,
         binding,
         user,
         state,
-    }) = pending::take(gw, facts, &req.ceremony).await?
+    }) = taken
     else {
         return Err(pending::expired());
     };
-    let rsp: PublicKeyCredential = serde_json::from_value(req.credential)
-        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
     let mut seen = Seen::default();
     let asserted = assertion::verify(gw, facts, &rsp, &state, user.as_deref(), &mut seen).await;
     (audited.user, audited.credential) = (seen.user, seen.credential);

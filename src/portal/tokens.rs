@@ -22,7 +22,6 @@ use std::time::Duration;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use serde::Deserialize;
-use webauthn_rs_core::proto::PublicKeyCredential;
 
 use super::account::{authorised, field, form};
 use super::assertion::{self, Asserted, Seen};
@@ -159,12 +158,6 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     Ok(reply)
 }
 
-#[derive(Deserialize)]
-struct FinishRequest {
-    ceremony: String,
-    credential: serde_json::Value,
-}
-
 /// `POST /.stepgate/api/tokens/finish`: the ceremony, then one audit event.
 pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
     let mut seen = Seen::default();
@@ -189,9 +182,7 @@ async fn mint(
     seen: &mut Seen,
     audited_rules: &mut Option<String>,
 ) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let req: FinishRequest = super::parse_json(body)?;
+    let (taken, rsp) = assertion::finish_request(gw, facts, body).await?;
     let Some(Pending::Mint {
         user,
         session,
@@ -199,7 +190,7 @@ async fn mint(
         rules,
         lifetime,
         state,
-    }) = pending::take(gw, facts, &req.ceremony).await?
+    }) = taken
     else {
         return Err(pending::expired());
     };
@@ -211,8 +202,6 @@ async fn mint(
             "Sign in again, then mint the token.".into(),
         ));
     }
-    let rsp: PublicKeyCredential = serde_json::from_value(req.credential)
-        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
     let Asserted {
         credential,
         verification,

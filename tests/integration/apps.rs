@@ -4,7 +4,7 @@
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
 //! Also: every app recipe under `docs/apps/` passes `stepgate check`.
 
-use crate::apps_util::{DavServer, GitClient, GitServer, Radicale, Rclone, websocket_echo};
+use crate::apps_util::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
 use crate::gateway_util::{EchoUpstream, Response, raw_request};
 
 #[test]
@@ -102,11 +102,6 @@ fn dav(server: &Radicale, method: &str, path: &str, user: Option<&str>, body: &s
         ),
     )
 }
-
-const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stepgate//test//EN\r\n\
-BEGIN:VEVENT\r\nUID:smoke-1@stepgate\r\nDTSTAMP:20261201T100000Z\r\n\
-DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n\
-END:VEVENT\r\nEND:VCALENDAR\r\n";
 
 #[test]
 fn radicale_signs_users_in_from_x_remote_user() {

@@ -16,8 +16,8 @@
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::apps_util::{
-    DavServer, GitClient, GitServer, Radicale, Rclone, basic, mint_token, revoke_on_account_page,
-    start_recipe, websocket_echo,
+    DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, basic, mint_token,
+    revoke_on_account_page, start_recipe, websocket_echo,
 };
 use crate::gateway_util::{EchoUpstream, NetBrowser, Response, TestGateway, uv};
 
@@ -194,11 +194,6 @@ fn rclone_works_a_webdav_share_with_a_token_and_a_browser_with_its_session() {
     let r = propfind(&[("Cookie", &cookie), ("Authorization", &forged)]);
     assert_eq!(r.status, 401, "{r:?}");
 }
-
-const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stepgate//test//EN\r\n\
-BEGIN:VEVENT\r\nUID:through-1@stepgate\r\nDTSTAMP:20261201T100000Z\r\n\
-DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n\
-END:VEVENT\r\nEND:VCALENDAR\r\n";
 
 /// A client's own claims to be bob, in every spelling a server might fold.
 const SPOOFED: [(&str, &str); 5] = [

@@ -456,6 +456,12 @@ impl Rclone {
     }
 }
 
+/// One calendar event (an iCalendar object Radicale accepts in a calendar).
+pub const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stepgate//test//EN\r\n\
+BEGIN:VEVENT\r\nUID:event-1@stepgate\r\nDTSTAMP:20261201T100000Z\r\n\
+DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n\
+END:VEVENT\r\nEND:VCALENDAR\r\n";
+
 /// Radicale (CalDAV/CardDAV) taking the user from `X-Remote-User`, each user
 /// owning only their own collections (`[rights] type = owner_only`).
 pub struct Radicale {
@@ -595,6 +601,13 @@ pub fn start_recipe(name: &str, urls: &[(&str, SocketAddr)]) -> TestGateway {
         assert!(body.contains(url), "{name}.yaml does not name {url}");
         body = body.replace(url, &format!("http://{addr}"));
     }
+    start_behind_proxy(&body)
+}
+
+/// A gateway whose config is `rest` after a head with a portal at
+/// `https://auth.test` (as [`NetBrowser`] talks to it), a trusted proxy
+/// (127.0.0.1) that says https, and a SQLite store in its temp dir.
+pub fn start_behind_proxy(rest: &str) -> TestGateway {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
     TestGateway::start_with(dir, &|listen, admin| {
@@ -602,7 +615,7 @@ pub fn start_recipe(name: &str, urls: &[(&str, SocketAddr)]) -> TestGateway {
             "listen: {listen}\nadmin_listen: {admin}\ntrusted_proxies: [127.0.0.1/32]\n\
              portal: {{ url: \"https://auth.test\", rp_name: Test }}\n\
              secrets: {{ cookie_keys: [\"{d}/cookie.key\"] }}\n\
-             store: {{ sqlite: {{ path: \"{d}/stepgate.db\" }} }}\n{body}"
+             store: {{ sqlite: {{ path: \"{d}/stepgate.db\" }} }}\n{rest}"
         )
     })
 }

@@ -401,35 +401,25 @@ fn guessing_tokens_is_rate_limited_per_client() {
 /// A gateway with the portal at `https://auth.test` (as [`NetBrowser`] talks
 /// to it) whose tokens live at most 7 days.
 fn start_with_portal() -> TestGateway {
-    let dir = crate::util::temp_dir();
-    let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &|listen, admin| {
-        format!(
-            r#"
-listen: {listen}
-admin_listen: {admin}
-trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "https://auth.test", rp_name: Test }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-session: {{ token_max_lifetime: 7d }}
+    crate::apps_util::start_behind_proxy(
+        r#"
+session: { token_max_lifetime: 7d }
 users:
-  alice: {{ name: Alice }}
-  bob: {{ name: Bob }}
-upstreams: {{ app: "builtin:whoami" }}
+  alice: { name: Alice }
+  bob: { name: Bob }
+upstreams: { app: "builtin:whoami" }
 rules:
-  - {{ name: git, hosts: [app.test], paths: [/git/**], upstream: app, policy: passkey, tokens: {{ from: basic }} }}
-  - {{ name: bobs, hosts: [app.test], paths: [/bob/**], upstream: app, policy: passkey, allow: [user:bob], tokens: {{ from: basic }} }}
+  - { name: git, hosts: [app.test], paths: [/git/**], upstream: app, policy: passkey, tokens: { from: basic } }
+  - { name: bobs, hosts: [app.test], paths: [/bob/**], upstream: app, policy: passkey, allow: [user:bob], tokens: { from: basic } }
   - name: pin
     hosts: [app.test]
     paths: [/pin/**]
     upstream: app
     policy: passkey
-    step_up: {{ max_age: 5m, scope: rule }}
-  - {{ name: web, hosts: [app.test], upstream: app, policy: passkey }}
-"#
-        )
-    })
+    step_up: { max_age: 5m, scope: rule }
+  - { name: web, hosts: [app.test], upstream: app, policy: passkey }
+"#,
+    )
 }
 
 #[test]
