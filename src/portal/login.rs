@@ -258,15 +258,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         user: session_user.or(named),
         state,
     };
-    let begun = pending::put(gw, facts, pending).await?;
-    let mut reply = json(&serde_json::json!({
-        "ceremony": begun.ceremony,
-        "publicKey": options,
-    }));
-    if let Some(c) = begun.set_cookie {
-        reply = reply.header(SET_COOKIE, c);
-    }
-    Ok(reply)
+    pending::begin_reply(gw, facts, pending, options).await
 }
 
 /// The passkeys a signed-in user may use for `rule`, or why none.

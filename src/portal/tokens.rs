@@ -20,7 +20,6 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use http::StatusCode;
-use http::header::SET_COOKIE;
 use serde::Deserialize;
 
 use super::account::{authorised, field, form};
@@ -147,15 +146,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         lifetime: req.days.map(|d| d.saturating_mul(86_400)),
         state,
     };
-    let begun = pending::put(gw, facts, pending).await?;
-    let mut reply = json(&serde_json::json!({
-        "ceremony": begun.ceremony,
-        "publicKey": options,
-    }));
-    if let Some(c) = begun.set_cookie {
-        reply = reply.header(SET_COOKIE, c);
-    }
-    Ok(reply)
+    pending::begin_reply(gw, facts, pending, options).await
 }
 
 /// `POST /.stepgate/api/tokens/finish`: the ceremony, then one audit event.

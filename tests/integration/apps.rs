@@ -65,19 +65,7 @@ fn rclone_puts_lists_moves_and_deletes_over_webdav() {
     // proxy, as they will reach stepgate.
     let mut rclone = Rclone::new("http://dav.test/dav/");
     rclone.through(server.addr);
-    if let Err(e) = std::fs::write(rclone.local("notes.txt"), "dav body\n") {
-        panic!("{e}");
-    }
-    rclone.ok(&["mkdir", ":webdav:docs"]);
-    rclone.ok(&[
-        "copyto",
-        &rclone.local("notes.txt").to_string_lossy(),
-        ":webdav:docs/notes.txt",
-    ]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "notes.txt\n");
-    rclone.ok(&["moveto", ":webdav:docs/notes.txt", ":webdav:docs/moved.txt"]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "moved.txt\n");
-    assert_eq!(rclone.ok(&["cat", ":webdav:docs/moved.txt"]), "dav body\n");
+    rclone.round_trip("dav body\n");
     let on_disk = std::fs::read_to_string(server.files.join("docs/moved.txt"));
     assert_eq!(on_disk.ok().as_deref(), Some("dav body\n"));
     rclone.ok(&["deletefile", ":webdav:docs/moved.txt"]);

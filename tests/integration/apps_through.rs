@@ -149,22 +149,7 @@ fn rclone_works_a_webdav_share_with_a_token_and_a_browser_with_its_session() {
     // Without a token rclone gets nowhere.
     assert!(!rclone.run(&["lsf", ":webdav:"]).status.success());
     rclone.login("alice", &secret);
-    if let Err(e) = std::fs::write(rclone.local("notes.txt"), "through stepgate\n") {
-        panic!("{e}");
-    }
-    rclone.ok(&["mkdir", ":webdav:docs"]);
-    rclone.ok(&[
-        "copyto",
-        &rclone.local("notes.txt").to_string_lossy(),
-        ":webdav:docs/notes.txt",
-    ]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "notes.txt\n");
-    rclone.ok(&["moveto", ":webdav:docs/notes.txt", ":webdav:docs/moved.txt"]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "moved.txt\n");
-    assert_eq!(
-        rclone.ok(&["cat", ":webdav:docs/moved.txt"]),
-        "through stepgate\n"
-    );
+    rclone.round_trip("through stepgate\n");
     let on_disk = std::fs::read_to_string(server.files.join("docs/moved.txt"));
     assert_eq!(on_disk.ok().as_deref(), Some("through stepgate\n"));
 

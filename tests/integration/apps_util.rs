@@ -454,6 +454,22 @@ impl Rclone {
     pub fn local(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Make `docs/`, put `notes.txt` holding `text` there, list it, move it to
+    /// `moved.txt`, list and read it back (MKCOL, PUT, PROPFIND, MOVE, GET).
+    pub fn round_trip(&self, text: &str) {
+        write(&self.local("notes.txt"), text);
+        self.ok(&["mkdir", ":webdav:docs"]);
+        self.ok(&[
+            "copyto",
+            &self.local("notes.txt").to_string_lossy(),
+            ":webdav:docs/notes.txt",
+        ]);
+        assert_eq!(self.ok(&["lsf", ":webdav:docs"]), "notes.txt\n");
+        self.ok(&["moveto", ":webdav:docs/notes.txt", ":webdav:docs/moved.txt"]);
+        assert_eq!(self.ok(&["lsf", ":webdav:docs"]), "moved.txt\n");
+        assert_eq!(self.ok(&["cat", ":webdav:docs/moved.txt"]), text);
+    }
 }
 
 /// One calendar event (an iCalendar object Radicale accepts in a calendar).
