@@ -96,14 +96,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
             apps,
         });
     }
-    let notice = facts.query_param("done");
-    let notice = match notice.as_deref() {
-        Some("renamed") => Some("Passkey renamed."),
-        Some("revoked") => Some("Passkey removed."),
-        Some("ended") => Some("Session ended."),
-        Some("token-revoked") => Some("Token revoked."),
-        _ => None,
-    };
+    let notice = notice(facts);
     let csrf = guard::csrf_token(&lookup.token_hash);
     let tokens = tokens::section(gw, &session, &csrf).await?;
     let user_cfg = rt.users.get(&session.user);
@@ -119,6 +112,17 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         can_revoke: fresh(&session, now),
     });
     Ok(html(StatusCode::OK, body))
+}
+
+/// The line the page shows after an action (`?done=…`).
+fn notice(facts: &Facts) -> Option<&'static str> {
+    match facts.query_param("done").as_deref() {
+        Some("renamed") => Some("Passkey renamed."),
+        Some("revoked") => Some("Passkey removed."),
+        Some("ended") => Some("Session ended."),
+        Some("token-revoked") => Some("Token revoked."),
+        _ => None,
+    }
 }
 
 pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
