@@ -312,7 +312,7 @@ fn mint_form(rt: &Runtime, rules: &[&Rule]) -> String {
             });
         let _ = write!(
             m,
-            "<label><input type=\"checkbox\" name=\"rule\" value=\"{name}\"> {name} ({hosts}){note}</label>",
+            "<label class=\"check\"><input type=\"checkbox\" name=\"rule\" value=\"{name}\"> {name} ({hosts}){note}</label>",
             name = escape(&r.name),
             hosts = escape(&hosts.join(", ")),
             note = escape(&note),

@@ -426,3 +426,6 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
         cdp.screenshot("login-uv-refused.png").await;
     });
 }
+
+#[path = "browser_tokens.rs"]
+mod tokens;

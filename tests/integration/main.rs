@@ -1,7 +1,8 @@
 //! The one integration-test binary: the store conformance suite (run against
 //! SQLite and a private Redis), the CLI commands that work on the store, the
 //! session lifecycle, the portal ceremonies with software authenticators, the
-//! gateway end to end, real front proxies, and config files as users write them.
+//! gateway end to end, real front proxies, config files as users write them,
+//! real app clients through the app recipes, and client tokens.
 
 mod apps;
 mod apps_through;
