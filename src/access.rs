@@ -1,6 +1,13 @@
 //! The one access check shared by the inline proxy and the forward-auth endpoints:
-//! facts → route → session lookup → [`policy::decide`] → [`Verdict`], and the
-//! answers stepgate writes itself when a request is not let through.
+//! facts → route → session (or client token) lookup → [`policy::decide`] →
+//! [`Verdict`], and the answers stepgate writes itself when a request is not
+//! let through.
+//!
+//! A rule with `tokens:` looks for a token where `tokens.from` says; one found
+//! is looked up in the store on every request (never cached, so a revocation
+//! anywhere counts at once) with its passkey's current standing. Failed token
+//! checks count per client network against `rate_limit.per_ip_per_minute`
+//! (in Redis when Redis is the store); past it, token checks get 429.
 //!
 //! Nothing here knows about pingora; the proxy and `authz` only translate.
 
@@ -10,15 +17,17 @@ use http::{HeaderName, StatusCode, header};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::audit;
-use crate::config::{Policy, Runtime};
+use crate::config::{IdentityHeaders, Policy, Rule, Runtime, TokenFrom, TokenRule};
 use crate::gateway::{Facts, Gateway, Reply};
-use crate::policy::{self, Decision, Identity, SessionState};
+use crate::policy::{self, Decision, Identity, SessionState, TokenReason};
+use crate::portal::ratelimit::Limited;
 use crate::request::BadRequest;
 use crate::routing::RouteRequest;
 use crate::session::cookie::{CookieKeys, set_state_cookie, state_from_headers};
 use crate::session::{AppView, new_token};
 use crate::store::StoreError;
 use crate::telemetry::metrics;
+use crate::token::{self, Presented, TokenView};
 
 /// What the access check found for one request.
 #[derive(Debug, Clone)]
@@ -28,9 +37,16 @@ pub struct Verdict {
     /// The rule's upstream name (inline mode), if any.
     pub upstream: Option<String>,
     pub decision: Decision,
+    /// The matched rule's index in the config snapshot it was judged against.
+    index: Option<usize>,
 }
 
 impl Verdict {
+    /// The matched rule, in `rt` (the snapshot the request was judged against).
+    pub fn rule_in<'a>(&self, rt: &'a Runtime) -> Option<&'a Rule> {
+        self.index.and_then(|i| rt.rules.get(i))
+    }
+
     /// The label used in metrics and logs.
     pub fn rule_label(&self) -> &str {
         self.rule.as_deref().unwrap_or("-")
@@ -43,9 +59,22 @@ impl Verdict {
             Decision::Login => "login",
             Decision::StepUp { .. } => "step_up",
             Decision::Deny(_) => "deny",
+            Decision::TokenRefused(_) => "token_refused",
+            Decision::RateLimited(_) => "rate_limited",
             Decision::Unavailable => "unavailable",
         }
     }
+}
+
+/// What a request to a passkey rule brought, as found in the store.
+enum Brought {
+    /// Nothing that counts (no cookie, or a token rule's token missing).
+    Nothing,
+    Session(AppView),
+    /// A token where the rule says; `None`: none that the store knows.
+    Token(Option<TokenView>),
+    /// Too many failed token checks from this client: retry after this many seconds.
+    Limited(u64),
 }
 
 /// Judge a request against `rt` — the one config snapshot the caller also
@@ -60,33 +89,39 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         method: &facts.method,
         client_ip: facts.client_ip,
     };
-    let rule = match rt.route(&req) {
-        Ok(found) => found.map(|(_, r)| r),
+    let (index, rule) = match rt.route(&req) {
+        Ok(found) => (found.map(|(i, _)| i), found.map(|(_, r)| r)),
         Err(e) => {
             metrics().request("-", "bad_request");
             return Err(BadRequest::Case(e));
         }
     };
     let now = gw.now();
-    let looked_up = match rule {
-        Some(r) if r.policy == Policy::Passkey => Some(lookup(gw, rt, facts).await),
+    let brought = match rule {
+        Some(r) if r.policy == Policy::Passkey => Some(bring(gw, rt, r, facts).await),
         _ => None,
     };
-    let state = match &looked_up {
-        None | Some(Ok(None)) => SessionState::None,
-        Some(Ok(Some(view))) => SessionState::Live(view),
+    let state = match &brought {
+        None | Some(Ok(Brought::Nothing | Brought::Limited(_))) => SessionState::None,
+        Some(Ok(Brought::Session(view))) => SessionState::Live(view),
+        Some(Ok(Brought::Token(found))) => SessionState::Token(found.as_ref()),
         Some(Err(_)) => SessionState::Unavailable,
     };
-    let decision = policy::decide(rt, rule, state, now);
+    let decision = match &brought {
+        Some(Ok(Brought::Limited(after))) => Decision::RateLimited(*after),
+        _ => policy::decide(rt, rule, state, now),
+    };
     let verdict = Verdict {
         rule: rule.map(|r| r.name.clone()),
         upstream: rule.and_then(|r| r.upstream.clone()),
         decision,
+        index,
     };
     metrics().request(verdict.rule_label(), verdict.outcome());
     if let Decision::Deny(reason) = &verdict.decision {
-        let user = match &looked_up {
-            Some(Ok(Some(view))) => Some(view.app.user.as_str()),
+        let user = match &brought {
+            Some(Ok(Brought::Session(view))) => Some(view.app.user.as_str()),
+            Some(Ok(Brought::Token(Some(view)))) => Some(view.token.user.as_str()),
             _ => None,
         };
         audit::denial(
@@ -108,6 +143,83 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         "judged"
     );
     Ok(verdict)
+}
+
+/// Look up what a request to passkey rule `rule` brought: the client token
+/// where the rule's `tokens.from` says, else (where sessions count) its session.
+async fn bring(
+    gw: &Gateway,
+    rt: &Runtime,
+    rule: &Rule,
+    facts: &Facts,
+) -> Result<Brought, StoreError> {
+    let session = |gw, rt, facts| async move {
+        Ok(match lookup(gw, rt, facts).await? {
+            Some(view) => Brought::Session(view),
+            None => Brought::Nothing,
+        })
+    };
+    let Some(tokens) = &rule.tokens else {
+        return session(gw, rt, facts).await;
+    };
+    match token::presented(&tokens.from, &facts.headers) {
+        Presented::Token(secret) => check_token(gw, rt, facts, Some(&secret)).await,
+        Presented::Ambiguous => check_token(gw, rt, facts, None).await,
+        Presented::Nothing if tokens.sessions => session(gw, rt, facts).await,
+        Presented::Nothing => Ok(Brought::Nothing),
+    }
+}
+
+/// Check a presented token (`None`: presented twice, so refused unread) under
+/// the client's failure limit; a failure is counted.
+async fn check_token(
+    gw: &Gateway,
+    rt: &Runtime,
+    facts: &Facts,
+    secret: Option<&str>,
+) -> Result<Brought, StoreError> {
+    let limits = &gw.portal.limits;
+    let store = gw.store.as_ref();
+    let (limit, now) = (rt.rate_limit.per_ip_per_minute, gw.now());
+    match limits
+        .token_checks_allowed(store, facts.client_ip, limit, now)
+        .await
+    {
+        Ok(()) => {}
+        Err(Limited::RetryAfter(after)) => return Ok(Brought::Limited(after)),
+        Err(Limited::Store(e)) => return Err(e),
+    }
+    let started = Instant::now();
+    let found = match secret.and_then(token::lookup_key) {
+        Some(hash) => token_view(gw, &hash).await,
+        None => Ok(None),
+    };
+    metrics().store_call("token", found.is_ok(), started.elapsed());
+    let found = found.inspect_err(|e| {
+        tracing::warn!(error = %e, "token lookup failed; failing closed");
+    })?;
+    if found.is_none() {
+        let counted = limits
+            .count_token_failure(store, facts.client_ip, now)
+            .await;
+        if let Err(e) = counted {
+            tracing::warn!(error = %e, "could not count a failed token check");
+        }
+    }
+    Ok(Brought::Token(found))
+}
+
+/// The token stored under `hash` with its passkey's current standing.
+async fn token_view(gw: &Gateway, hash: &str) -> Result<Option<TokenView>, StoreError> {
+    let Some(token) = gw.store.token(hash).await? else {
+        return Ok(None);
+    };
+    let credential = gw
+        .store
+        .credential(&token.verification.credential_id)
+        .await?
+        .map(|c| c.standing());
+    Ok(Some(TokenView { token, credential }))
 }
 
 /// Resolve the request's app cookie to a live app session on this host.
@@ -180,13 +292,16 @@ fn browser_login(rt: &Runtime, keys: &CookieKeys, facts: &Facts) -> (String, Opt
     (login_url(rt, &original_url(facts), Some(&binding)), set)
 }
 
-/// The answer for anything but `Allow`: 302 or 401 for a needed ceremony, 403, 503.
+/// The answer for anything but `Allow`: 302 or 401 for a needed ceremony,
+/// 401 for a refused client token, 403, 429, 503. `tokens` is the matched
+/// rule's `tokens:`: its challenge goes with every 401 the rule answers.
 pub fn refusal(
     rt: &Runtime,
     keys: &CookieKeys,
     facts: &Facts,
     decision: &Decision,
     mode: Mode,
+    tokens: Option<&TokenRule>,
 ) -> Reply {
     match decision {
         Decision::Allow { .. } => Reply::new(StatusCode::OK),
@@ -196,6 +311,12 @@ pub fn refusal(
             "503 Service Unavailable: the session store is not answering\n",
         )
         .header(header::RETRY_AFTER, "5"),
+        Decision::RateLimited(after) => text(
+            StatusCode::TOO_MANY_REQUESTS,
+            "429 Too Many Requests: too many failed token checks from this network\n",
+        )
+        .header(header::RETRY_AFTER, after.to_string()),
+        Decision::TokenRefused(reason) => token_refusal(rt, *reason, tokens),
         Decision::Login | Decision::StepUp { .. } => {
             let max_age = match decision {
                 Decision::StepUp {
@@ -227,6 +348,10 @@ pub fn refusal(
             )
             .header(header::WWW_AUTHENTICATE, challenge)
             .header(header::CACHE_CONTROL, "no-store");
+            if let Some(t) = tokens {
+                // A rule that also takes tokens tells native clients how.
+                reply = reply.header(header::WWW_AUTHENTICATE, token_challenge(&t.from, None));
+            }
             if browser {
                 // nginx turns this into the redirect others send directly.
                 reply = reply.header(header::LOCATION, &login);
@@ -237,6 +362,41 @@ pub fn refusal(
             reply
         }
     }
+}
+
+/// The 401 for a rule's refused (or missing) client token: the challenge its
+/// clients understand, never a redirect and never a cookie.
+fn token_refusal(rt: &Runtime, reason: TokenReason, tokens: Option<&TokenRule>) -> Reply {
+    let from = tokens.map_or(&TokenFrom::Bearer, |t| &t.from);
+    let error = (reason != TokenReason::Missing).then_some(reason);
+    Reply::new(StatusCode::UNAUTHORIZED)
+        .body(
+            "text/plain; charset=utf-8",
+            format!(
+                "401 Unauthorized: {}. Mint a token on {}\n",
+                reason.as_str(),
+                rt.portal.url("/.stepgate/account")
+            ),
+        )
+        .header(header::WWW_AUTHENTICATE, token_challenge(from, error))
+        .header(header::CACHE_CONTROL, "no-store")
+}
+
+/// The `WWW-Authenticate` challenge for tokens sent as `from` says; with
+/// `error`, why the one sent was refused (RFC 6750 `invalid_token`).
+fn token_challenge(from: &TokenFrom, error: Option<TokenReason>) -> String {
+    let mut c = match from {
+        TokenFrom::Basic => "Basic realm=\"stepgate\", charset=\"UTF-8\"".to_string(),
+        TokenFrom::Bearer => "Bearer realm=\"stepgate\"".to_string(),
+        TokenFrom::Header(name) => format!("StepgateToken realm=\"stepgate\", header=\"{name}\""),
+    };
+    if let (Some(reason), false) = (error, matches!(from, TokenFrom::Basic)) {
+        c.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            reason.as_str()
+        ));
+    }
+    c
 }
 
 fn text(status: StatusCode, body: &'static str) -> Reply {
@@ -253,11 +413,35 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
     "stepgate-rule",
 ];
 
-/// The identity headers for an allowed request: all six, empty where there is
-/// no value (so a front proxy overwrites any client-sent copy). Names and
-/// e-mail addresses go out as UTF-8 bytes (as other gateways do); a value with
-/// a control character is sent empty.
-pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)> {
+/// The identity headers for an allowed request: all six, then the upstream's
+/// own names (`mapped`) for user, e-mail, name and groups; every one empty
+/// where there is no value (so a front proxy overwrites any client-sent
+/// copy). Names and e-mail addresses go out as UTF-8 bytes (as other gateways
+/// do); a value with a control character is sent empty.
+pub fn identity_headers(
+    identity: Option<&Identity>,
+    mapped: Option<&IdentityHeaders>,
+) -> Vec<(HeaderName, String)> {
+    let mut out = default_identity_headers(identity);
+    if let Some(m) = mapped {
+        let value = |i: usize| out[i].1.clone();
+        let extra = [
+            (&m.user, value(0)),
+            (&m.groups, value(1)),
+            (&m.name, value(2)),
+            (&m.email, value(3)),
+        ];
+        for (name, v) in extra {
+            if let Some(name) = name {
+                out.push((name.clone(), v));
+            }
+        }
+    }
+    out
+}
+
+/// The six default identity headers (see [`identity_headers`]).
+fn default_identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)> {
     let values: [String; 6] = match identity {
         None => Default::default(),
         Some(id) => [
@@ -287,6 +471,14 @@ pub fn identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, String)
 pub fn is_identity_header(name: &str) -> bool {
     let canon = canonical_name(name);
     IDENTITY_HEADERS.iter().any(|h| *h == canon)
+}
+
+/// The carrier of a rule's tokens, when it must be removed before proxying
+/// (always, unless the rule says `keep: true`).
+pub fn token_carrier(rule: Option<&Rule>) -> Option<HeaderName> {
+    rule.and_then(|r| r.tokens.as_ref())
+        .filter(|t| !t.keep)
+        .map(|t| t.from.carrier().clone())
 }
 
 /// A header name lower-cased with `_` and `.` read as `-`: how many servers
@@ -335,7 +527,7 @@ mod tests {
             verified_at: Some(42),
             rule: "r".into(),
         };
-        let h = identity_headers(Some(&id));
+        let h = identity_headers(Some(&id), None);
         let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("remote-user"), Some("zoe"));
         assert_eq!(get("remote-groups"), Some("a,b"));
@@ -343,7 +535,25 @@ mod tests {
         assert_eq!(get("remote-email"), Some(""));
         assert_eq!(get("stepgate-verified-at"), Some("42"));
         assert_eq!(h.len(), 6);
-        assert!(identity_headers(None).iter().all(|(_, v)| v.is_empty()));
+        assert!(
+            identity_headers(None, None)
+                .iter()
+                .all(|(_, v)| v.is_empty())
+        );
+        let mapped = IdentityHeaders {
+            user: Some(HeaderName::from_static("x-webauth-user")),
+            groups: Some(HeaderName::from_static("x-webauth-groups")),
+            ..Default::default()
+        };
+        let h = identity_headers(Some(&id), Some(&mapped));
+        assert_eq!(h.len(), 8);
+        assert_eq!(get("x-webauth-user"), None, "not in the default set");
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-webauth-user"), Some("zoe"));
+        assert_eq!(get("x-webauth-groups"), Some("a,b"));
+        let none = identity_headers(None, Some(&mapped));
+        assert_eq!(none.len(), 8);
+        assert!(none.iter().all(|(_, v)| v.is_empty()));
     }
 
     #[test]

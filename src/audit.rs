@@ -16,6 +16,8 @@ pub enum CeremonyKind {
     Enroll,
     SignIn,
     StepUp,
+    /// The assertion that mints a client token.
+    MintToken,
 }
 
 impl CeremonyKind {
@@ -24,6 +26,7 @@ impl CeremonyKind {
             Self::Enroll => "enroll",
             Self::SignIn => "sign-in",
             Self::StepUp => "step-up",
+            Self::MintToken => "mint-token",
         }
     }
 }

@@ -15,7 +15,10 @@
 //! client's. Only peers in `trusted_proxies` may ask (others get 403). The
 //! described request is built by [`request::facts`], the same builder as
 //! inline mode, and judged by the same [`access::judge`]. Allowed: 200 with
-//! every identity header (empty when there is no value).
+//! every identity header (empty when there is no value), the default six and
+//! the names the matched rule's upstream maps (`identity_headers`), which the
+//! front proxy copies onto the request. A client token's header cannot be
+//! removed from here: the front proxy drops it (see the deploy snippets).
 
 use std::net::IpAddr;
 
@@ -92,10 +95,12 @@ pub async fn handle(
         Ok(v) => v,
         Err(why) => return access::bad_request(&why),
     };
+    let rule = verdict.rule_in(rt);
     match &verdict.decision {
         Decision::Allow { identity } => {
             let mut reply = Reply::new(StatusCode::OK);
-            for (name, value) in access::identity_headers(identity.as_ref()) {
+            let mapped = rule.and_then(|r| r.identity_headers.as_deref());
+            for (name, value) in access::identity_headers(identity.as_ref(), mapped) {
                 let v = HeaderValue::from_bytes(value.as_bytes())
                     .unwrap_or(HeaderValue::from_static(""));
                 reply.headers.push((name, v));
@@ -104,7 +109,8 @@ pub async fn handle(
         }
         other => {
             let keys = gw.cookie_keys.load();
-            access::refusal(rt, &keys, &judged, other, endpoint.mode())
+            let tokens = rule.and_then(|r| r.tokens.as_ref());
+            access::refusal(rt, &keys, &judged, other, endpoint.mode(), tokens)
         }
     }
 }

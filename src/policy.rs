@@ -9,11 +9,18 @@
 //! is not flagged or expired (read from the store with the session), and — for
 //! `authenticators` — its stored attestation proof is admitted by the set
 //! under the trust anchors of the config snapshot `decide` is given.
+//!
+//! A rule with `tokens:` judges a request that carries a client token by the
+//! token alone, as a session whose only ceremony is the mint: its rules are
+//! its scope, its mint time its verification time, the minting passkey its
+//! credential (whose standing counts as for any assertion). Without
+//! `tokens.sessions`, such a rule accepts nothing but a token.
 
 use std::time::Duration;
 
 use crate::config::{Policy, Rule, Runtime, Scope, StepUp};
 use crate::session::{AppView, CredentialStanding, Timestamp, Verification};
+use crate::token::TokenView;
 use crate::webauthn::TrustStore;
 
 /// What the request's cookie resolved to.
@@ -25,6 +32,10 @@ pub enum SessionState<'a> {
     Unavailable,
     /// A live app session (expiry already checked by the session layer).
     Live(&'a AppView),
+    /// A client token was presented where the rule's `tokens.from` says; the
+    /// request is judged by it alone. `None`: malformed, sent twice, unknown,
+    /// expired or revoked.
+    Token(Option<&'a TokenView>),
 }
 
 /// Who the upstream is told the user is.
@@ -50,6 +61,35 @@ pub enum StepUpReason {
     WrongAuthenticator,
     /// No counting ceremony used a device-bound (not synced) credential.
     NotDeviceBound,
+}
+
+/// Why a rule that takes client tokens does not take this request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenReason {
+    /// No token where the rule's tokens travel (and sessions do not count here).
+    Missing,
+    /// Malformed, sent twice, unknown, expired or revoked, or its user is gone.
+    Invalid,
+    /// Minted for other rules.
+    OtherRule,
+    /// The passkey that minted it is gone, flagged or expired.
+    CredentialGone,
+    /// Its mint ceremony does not meet the rule's `step_up`.
+    StepUp(StepUpReason),
+}
+
+impl TokenReason {
+    /// A short name for logs and the `error_description` of the challenge.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "a client token is required",
+            Self::Invalid => "the token is unknown, expired or revoked",
+            Self::OtherRule => "the token was not minted for this address",
+            Self::CredentialGone => "the passkey that minted the token is gone or blocked",
+            Self::StepUp(StepUpReason::TooOld) => "the token is older than this address allows",
+            Self::StepUp(_) => "the token was minted with a passkey this address does not accept",
+        }
+    }
 }
 
 /// Why a request is refused.
@@ -88,6 +128,11 @@ pub enum Decision {
         max_age: Option<Duration>,
     },
     Deny(DenyReason),
+    /// A rule that takes client tokens got none it accepts: 401 with the
+    /// challenge of the rule's `tokens.from`, never a redirect.
+    TokenRefused(TokenReason),
+    /// Too many failed token checks from this client: 429 after this many seconds.
+    RateLimited(u64),
     /// The store could not be asked: 503.
     Unavailable,
 }
@@ -107,18 +152,22 @@ pub fn decide(
         Policy::Bypass => return Decision::Allow { identity: None },
         Policy::Passkey => {}
     }
+    if let Some(tokens) = &rule.tokens {
+        match session {
+            SessionState::Unavailable => return Decision::Unavailable,
+            SessionState::Token(found) => return decide_token(config, rule, found, now),
+            SessionState::None | SessionState::Live(_) if !tokens.sessions => {
+                return Decision::TokenRefused(TokenReason::Missing);
+            }
+            _ => {}
+        }
+    }
     let view = match session {
         SessionState::Unavailable => return Decision::Unavailable,
-        SessionState::None => return Decision::Login,
+        SessionState::None | SessionState::Token(_) => return Decision::Login,
         SessionState::Live(view) => view,
     };
-    // A session resting on a credential now gone or flagged (a possible clone) is no session.
-    let mut rests_on = view
-        .portal
-        .signed_in_with
-        .iter()
-        .chain(view.portal.last_uv.as_ref().map(|v| &v.credential_id));
-    if rests_on.any(|id| view.standing(id).is_none_or(|c| c.flagged)) {
+    if rests_on_a_fallen_credential(view) {
         return Decision::Login;
     }
     let name = &view.app.user;
@@ -159,6 +208,94 @@ pub fn decide(
     }
 }
 
+/// Does the session rest on a credential now gone or flagged (a possible
+/// clone)? Then it is no session.
+fn rests_on_a_fallen_credential(view: &AppView) -> bool {
+    let mut rests_on = view
+        .portal
+        .signed_in_with
+        .iter()
+        .chain(view.portal.last_uv.as_ref().map(|v| &v.credential_id));
+    rests_on.any(|id| view.standing(id).is_none_or(|c| c.flagged))
+}
+
+/// Judge a request by the client token it carries (`None`: none that counts).
+fn decide_token(
+    config: &Runtime,
+    rule: &Rule,
+    found: Option<&TokenView>,
+    now: Timestamp,
+) -> Decision {
+    let refused = Decision::TokenRefused;
+    let Some(view) = found.filter(|v| v.token.is_live(now)) else {
+        return refused(TokenReason::Invalid);
+    };
+    let token = &view.token;
+    if !token.covers(&rule.name) {
+        return refused(TokenReason::OtherRule);
+    }
+    let v = &token.verification;
+    let Some(cred) = view
+        .credential
+        .as_ref()
+        .filter(|c| c.id == v.credential_id && c.is_usable(now))
+    else {
+        return refused(TokenReason::CredentialGone);
+    };
+    let Some(user) = config.users.get(&token.user) else {
+        return refused(TokenReason::Invalid);
+    };
+    if !user.is_active(now) {
+        return Decision::Deny(DenyReason::UserExpired);
+    }
+    if !rule.allows(&token.user, user) {
+        return Decision::Deny(DenyReason::NotAllowed);
+    }
+    // The mint ceremony was done for the token's rules, so `scope` is met by
+    // `covers`; age, model and binding are judged as for any assertion.
+    if let Some(step_up) = &rule.step_up
+        && let Err(reason) = assess(step_up, &config.trust, v, cred, now)
+    {
+        return refused(TokenReason::StepUp(reason));
+    }
+    Decision::Allow {
+        identity: Some(Identity {
+            user: token.user.clone(),
+            groups: user.groups.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            verified_at: Some(v.at),
+            rule: rule.name.clone(),
+        }),
+    }
+}
+
+/// Does assertion `v`, made with a credential of standing `cred`, meet
+/// `step_up` at `now`? If not, the most fundamental unmet need: model, then
+/// binding, then age.
+fn assess(
+    step_up: &StepUp,
+    trust: &TrustStore,
+    v: &Verification,
+    cred: &CredentialStanding,
+    now: Timestamp,
+) -> Result<(), StepUpReason> {
+    let fresh = step_up
+        .max_age
+        .is_none_or(|age| v.at <= now && now - v.at <= age.as_secs() as i64);
+    if !model_fits(step_up, trust, cred, now) {
+        return Err(StepUpReason::WrongAuthenticator);
+    }
+    // The assertion's own signed flag and the registered one must both say device-bound.
+    if !binding_fits(step_up, v.backup_eligible || cred.backup_eligible) {
+        return Err(StepUpReason::NotDeviceBound);
+    }
+    if !fresh {
+        return Err(StepUpReason::TooOld);
+    }
+    Ok(())
+}
+
 /// The assertion that meets `step_up`, or why none does.
 fn satisfying<'a>(
     step_up: &StepUp,
@@ -188,28 +325,17 @@ fn satisfying<'a>(
         let Some(cred) = view.standing(&v.credential_id).filter(|c| c.is_usable(now)) else {
             continue;
         };
-        let fresh = step_up
-            .max_age
-            .is_none_or(|age| v.at <= now && now - v.at <= age.as_secs() as i64);
-        let model_ok = model_fits(step_up, trust, cred, now);
-        // The assertion's own signed flag and the registered one must both say device-bound.
-        let bound_ok = binding_fits(step_up, v.backup_eligible || cred.backup_eligible);
-        if fresh && model_ok && bound_ok {
-            if best.is_none_or(|b| v.at > b.at) {
-                best = Some(v);
+        match assess(step_up, trust, v, cred, now) {
+            Ok(()) => {
+                if best.is_none_or(|b| v.at > b.at) {
+                    best = Some(v);
+                }
             }
-            continue;
-        }
-        // Report the most fundamental unmet need: model, then binding, then age.
-        let r = if !model_ok {
-            StepUpReason::WrongAuthenticator
-        } else if !bound_ok {
-            StepUpReason::NotDeviceBound
-        } else {
-            StepUpReason::TooOld
-        };
-        if reason == StepUpReason::Missing || rank(r) > rank(reason) {
-            reason = r;
+            Err(r) => {
+                if reason == StepUpReason::Missing || rank(r) > rank(reason) {
+                    reason = r;
+                }
+            }
         }
     }
     best.ok_or(reason)
@@ -258,3 +384,5 @@ fn rank(r: StepUpReason) -> u8 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;

@@ -19,7 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Timestamp, Verification, new_public_id, token_hash};
+use crate::config::TokenFrom;
+use crate::session::{CredentialStanding, Timestamp, Verification, new_public_id, token_hash};
 
 /// What every token secret starts with, so it is recognisable (in a config
 /// diff, a shell history, a secret scanner) and never confused with a password.
@@ -147,6 +148,69 @@ pub fn lookup_key(presented: &str) -> Option<String> {
     is_well_formed(presented).then(|| token_hash(presented))
 }
 
+/// A token as one request's check sees it: the record and the standing, read
+/// just now, of the passkey that minted it (`None`: that passkey is gone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenView {
+    pub token: ClientToken,
+    pub credential: Option<CredentialStanding>,
+}
+
+/// What a request carries where a rule's tokens travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// Nothing that starts like a token (no header, another scheme, a password).
+    Nothing,
+    /// A value starting with [`PREFIX`]: judged as a token (and by nothing else).
+    Token(String),
+    /// The header came more than once: refused, whatever the copies say.
+    Ambiguous,
+}
+
+/// Find a token where `from` says it travels.
+///
+/// `basic`: `Authorization: Basic` whose password (any user name) starts with
+/// [`PREFIX`]; `bearer`: `Authorization: Bearer <token>`; a named header: its
+/// whole value. Schemes compare case-insensitively. A token anywhere else (the
+/// user name, another header, the query) is not found.
+pub fn presented(from: &TokenFrom, headers: &http::HeaderMap) -> Presented {
+    let mut values = headers.get_all(from.carrier()).iter();
+    let Some(value) = values.next() else {
+        return Presented::Nothing;
+    };
+    if values.next().is_some() {
+        return Presented::Ambiguous;
+    }
+    let Ok(value) = value.to_str() else {
+        return Presented::Nothing;
+    };
+    let candidate = match from {
+        TokenFrom::Header(_) => Some(value.trim().to_string()),
+        TokenFrom::Bearer => scheme_value(value, "bearer").map(str::to_string),
+        TokenFrom::Basic => scheme_value(value, "basic").and_then(basic_password),
+    };
+    match candidate {
+        Some(c) if c.starts_with(PREFIX) => Presented::Token(c),
+        _ => Presented::Nothing,
+    }
+}
+
+/// The credentials after `scheme` (case-insensitive) in an `Authorization` value.
+fn scheme_value<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = value.trim().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// The password of `Basic` credentials (`base64(user:password)`).
+fn basic_password(encoded: &str) -> Option<String> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +275,108 @@ mod tests {
             assert_eq!(m.record.expires_at, 1_000 + want, "{asked:?} max {max:?}");
             assert!(m.record.is_live(1_000 + want - 1));
             assert!(!m.record.is_live(1_000 + want));
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) {
+                h.append(k, v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn tokens_are_found_only_where_the_rule_says() {
+        let token = format!("{PREFIX}{}", "A".repeat(SECRET_CHARS));
+        let basic = |cred: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(cred)
+            )
+        };
+        let custom = TokenFrom::Header(http::HeaderName::from_static("x-stepgate-token"));
+        let found = Presented::Token(token.clone());
+        /// Where the rule looks, what the request carries, what is found.
+        type Case<'a> = (TokenFrom, Vec<(&'a str, String)>, Presented);
+        let cases: Vec<Case> = vec![
+            (
+                TokenFrom::Basic,
+                vec![("authorization", basic(&format!("git:{token}")))],
+                found.clone(),
+            ),
+            (
+                TokenFrom::Basic,
+                vec![("authorization", basic(&format!(":{token}")))],
+                found.clone(),
+            ),
+            (
+                TokenFrom::Basic,
+                vec![("authorization", basic(&format!("{token}:x")))],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Basic,
+                vec![("authorization", format!("Bearer {token}"))],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Basic,
+                vec![("authorization", basic("alice:hunter2"))],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Basic,
+                vec![("authorization", "Basic !!!".into())],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Bearer,
+                vec![("authorization", format!("bearer  {token}"))],
+                found.clone(),
+            ),
+            (
+                TokenFrom::Bearer,
+                vec![("authorization", basic(&format!("git:{token}")))],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Bearer,
+                vec![("x-stepgate-token", token.clone())],
+                Presented::Nothing,
+            ),
+            (
+                TokenFrom::Bearer,
+                vec![
+                    ("authorization", format!("Bearer {token}")),
+                    ("authorization", format!("Bearer {token}")),
+                ],
+                Presented::Ambiguous,
+            ),
+            (
+                custom.clone(),
+                vec![("x-stepgate-token", token.clone())],
+                found.clone(),
+            ),
+            (
+                custom.clone(),
+                vec![("authorization", format!("Bearer {token}"))],
+                Presented::Nothing,
+            ),
+            (TokenFrom::Bearer, vec![], Presented::Nothing),
+        ];
+        for (from, given, want) in cases {
+            let pairs: Vec<(&str, &str)> = given.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(
+                presented(&from, &headers(&pairs)),
+                want,
+                "{from:?} {given:?}"
+            );
         }
     }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::config::{self, Policy, Principal, Runtime, Scope};
+use crate::config::{self, Policy, Principal, Rule, Runtime, Scope};
 use crate::routing::{RouteRequest, normalize_host, normalize_path};
 
 use super::exit;
@@ -196,6 +196,7 @@ pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> st
             writeln!(out, "step_up: {}", needs.join(", "))?;
         }
     }
+    explain_tokens(rule, out)?;
     if let Some(name) = &args.user {
         match rt.users.get(name) {
             None => writeln!(out, "user {name}: not in the config: denied")?,
@@ -205,6 +206,40 @@ pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> st
         }
     }
     Ok(exit::OK)
+}
+
+/// Whether a client token would be accepted, where from, and what the app is told.
+fn explain_tokens(rule: &Rule, out: &mut dyn Write) -> std::io::Result<()> {
+    match &rule.tokens {
+        None => writeln!(out, "tokens: not accepted (a browser session only)")?,
+        Some(t) => {
+            let sessions = if t.sessions {
+                "a request without one is judged by its browser session"
+            } else {
+                "nothing else is accepted: a browser session alone gets 401"
+            };
+            writeln!(
+                out,
+                "tokens: accepted from {}; {sessions}",
+                t.from.describe()
+            )?;
+            let kept = if t.keep {
+                "passed on to the app (keep: true)"
+            } else {
+                "removed before proxying"
+            };
+            writeln!(out, "token header: {kept}")?;
+        }
+    }
+    if let Some(m) = &rule.identity_headers {
+        let names: Vec<&str> = m.names().map(|n| n.as_str()).collect();
+        writeln!(
+            out,
+            "identity headers: Remote-User and the rest, and {}",
+            names.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 /// The path of an absolute URL exactly as written (before any resolution).

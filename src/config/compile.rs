@@ -3,8 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use ipnet::IpNet;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -14,6 +16,7 @@ use uuid::Uuid;
 use super::diag::Diagnostics;
 use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile};
 use super::runtime::*;
+use crate::proxy::hygiene;
 use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
 
 /// Defaults the reference documents.
@@ -24,6 +27,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_PER_IP_PER_MINUTE: u32 = 120;
 pub const DEFAULT_PER_USER_PER_MINUTE: u32 = 30;
+/// The longest a client token may live unless `session.token_max_lifetime` says otherwise.
+pub const DEFAULT_TOKEN_MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// The shortest `session.token_max_lifetime` accepted.
+pub const MIN_TOKEN_MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// The shortest `step_up.max_age` accepted.
 pub const MIN_MAX_AGE: Duration = Duration::from_secs(10);
 
@@ -78,8 +85,11 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
     let users = users(diags, &f.users, now);
     let authenticators = authenticators(diags, &f.authenticators);
     let rate_limit = rate_limit(diags, f.rate_limit.as_ref());
+    let token_max_lifetime = token_max_lifetime(diags, f.session.as_ref());
     let upstreams = upstreams(diags, &f.upstreams);
+    let identity = identity_maps(diags, &f.upstreams);
     let (rules, matchers) = rules(diags, &f.rules, &users, &authenticators, &upstreams);
+    let rules = tokens_and_identity(diags, &f.rules, rules, &identity);
     let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
 
     if diags.has_errors() {
@@ -98,6 +108,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         authenticators,
         trust: Default::default(),
         rate_limit,
+        token_max_lifetime,
         upstreams,
         rules,
         router: Router::new(matchers),
@@ -233,6 +244,16 @@ fn session(diags: &mut Diagnostics, s: Option<&file::SessionFile>) -> SessionLim
         idle_timeout: idle,
         max_lifetime: max,
     }
+}
+
+fn token_max_lifetime(diags: &mut Diagnostics, s: Option<&file::SessionFile>) -> Duration {
+    let max = s
+        .and_then(|s| s.token_max_lifetime)
+        .unwrap_or(DEFAULT_TOKEN_MAX_LIFETIME);
+    if max < MIN_TOKEN_MAX_LIFETIME {
+        diags.error("session.token_max_lifetime", "must be at least 1h");
+    }
+    max
 }
 
 fn store(diags: &mut Diagnostics, s: Option<&file::StoreFile>) -> StoreSettings {
@@ -848,10 +869,128 @@ fn rules(
             policy,
             allow,
             step_up,
+            tokens: None,
+            identity_headers: None,
         });
         matchers.push(matcher);
     }
     (rules, matchers)
+}
+
+/// `upstreams.NAME.identity_headers` of every upstream that has one: valid
+/// header names, none reserved ([`hygiene::reserved`]), no name twice.
+fn identity_maps(
+    diags: &mut Diagnostics,
+    raw: &BTreeMap<String, file::UpstreamFile>,
+) -> BTreeMap<String, Arc<IdentityHeaders>> {
+    let mut out = BTreeMap::new();
+    for (upstream, entry) in raw {
+        let file::UpstreamFile::Detailed(d) = entry else {
+            continue;
+        };
+        let Some(map) = &d.identity_headers else {
+            continue;
+        };
+        let mut headers = IdentityHeaders::default();
+        let mut seen: Vec<HeaderName> = Vec::new();
+        for (key, name) in map.entries() {
+            let Some(name) = name else { continue };
+            let p = format!("upstreams.{upstream}.identity_headers.{key}");
+            let Some(parsed) = header_name(diags, &p, name) else {
+                continue;
+            };
+            if seen.contains(&parsed) {
+                diags.error(
+                    &p,
+                    format!("\"{name}\" already carries another part of the identity"),
+                );
+                continue;
+            }
+            seen.push(parsed.clone());
+            let slot = match key {
+                "user" => &mut headers.user,
+                "email" => &mut headers.email,
+                "name" => &mut headers.name,
+                _ => &mut headers.groups,
+            };
+            *slot = Some(parsed);
+        }
+        out.insert(upstream.clone(), Arc::new(headers));
+    }
+    out
+}
+
+/// A header name an identity or a token may travel in, or an error at `path`.
+fn header_name(diags: &mut Diagnostics, path: &str, raw: &str) -> Option<HeaderName> {
+    let Ok(parsed) = HeaderName::from_bytes(raw.as_bytes()) else {
+        diags.error(path, format!("\"{raw}\" is not a header name"));
+        return None;
+    };
+    if let Some(why) = hygiene::reserved(raw) {
+        diags.error(path, format!("\"{raw}\" cannot be used: {why}"));
+        return None;
+    }
+    Some(parsed)
+}
+
+/// Give each compiled rule its upstream's identity names and its `tokens:`.
+fn tokens_and_identity(
+    diags: &mut Diagnostics,
+    raw: &[Option<RuleFile>],
+    mut rules: Vec<Rule>,
+    identity: &BTreeMap<String, Arc<IdentityHeaders>>,
+) -> Vec<Rule> {
+    // Compiled rules are the parsed ones, in order.
+    let parsed = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.as_ref()?)));
+    for ((i, file), rule) in parsed.zip(rules.iter_mut()) {
+        rule.identity_headers = file
+            .upstream
+            .as_ref()
+            .and_then(|u| identity.get(u))
+            .cloned();
+        let Some(t) = &file.tokens else { continue };
+        let p = format!("rules[{i}].tokens");
+        if rule.policy != Policy::Passkey {
+            diags.error(
+                &p,
+                "tokens only apply to policy: passkey rules (a bypass rule asks for nothing, a deny rule lets nobody in)",
+            );
+        }
+        let from = match &t.from {
+            file::TokenFromFile::Basic => Some(TokenFrom::Basic),
+            file::TokenFromFile::Bearer => Some(TokenFrom::Bearer),
+            file::TokenFromFile::Header(name) => {
+                token_header(diags, &format!("{p}.from.header"), name, rule)
+            }
+        };
+        rule.tokens = from.map(|from| TokenRule {
+            from,
+            keep: t.keep,
+            sessions: t.sessions,
+        });
+    }
+    rules
+}
+
+/// The header a rule's tokens travel in: a usable name that is not also one
+/// of the rule's identity headers (those are replaced before proxying).
+fn token_header(diags: &mut Diagnostics, path: &str, raw: &str, rule: &Rule) -> Option<TokenFrom> {
+    let name = header_name(diags, path, raw)?;
+    if rule
+        .identity_headers
+        .as_ref()
+        .is_some_and(|m| m.contains(name.as_str()))
+    {
+        diags.error(
+            path,
+            format!("\"{raw}\" is one of this rule's upstream identity_headers"),
+        );
+        return None;
+    }
+    Some(TokenFrom::Header(name))
 }
 
 /// Does `earlier` take every request `later` could take? (A conservative check.)

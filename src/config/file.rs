@@ -44,6 +44,9 @@ pub struct SessionFile {
     pub idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub max_lifetime: Option<Duration>,
+    /// The longest a client token may be minted for.
+    #[serde(default, with = "humantime_serde")]
+    pub token_max_lifetime: Option<Duration>,
 }
 
 /// `store:` — exactly one backend.
@@ -181,6 +184,30 @@ pub struct UpstreamDetailFile {
     /// without regard to case.
     #[serde(default)]
     pub case_insensitive_paths: bool,
+    /// The app's own header names for the identity stepgate vouches for.
+    pub identity_headers: Option<IdentityHeadersFile>,
+}
+
+/// `upstreams.NAME.identity_headers:` — header names, each optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityHeadersFile {
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Option<String>,
+}
+
+impl IdentityHeadersFile {
+    /// Each mapped key with its header name, in the order the reference lists them.
+    pub fn entries(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("user", self.user.as_deref()),
+            ("email", self.email.as_deref()),
+            ("name", self.name.as_deref()),
+            ("groups", self.groups.as_deref()),
+        ]
+    }
 }
 
 impl UpstreamFile {
@@ -230,6 +257,62 @@ pub struct RuleFile {
     pub upstream: Option<String>,
     pub policy: PolicyFile,
     pub step_up: Option<StepUpFile>,
+    pub tokens: Option<TokensFile>,
+}
+
+/// `rules[N].tokens:` — the rule accepts passkey-minted client tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensFile {
+    pub from: TokenFromFile,
+    /// Pass the header that carried the token on to the app.
+    #[serde(default)]
+    pub keep: bool,
+    /// Requests without a token are judged by their browser session.
+    #[serde(default)]
+    pub sessions: bool,
+}
+
+/// `rules[N].tokens.from`: `basic`, `bearer` or `{ header: NAME }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFromFile {
+    Basic,
+    Bearer,
+    Header(String),
+}
+
+/// The mapping form of [`TokenFromFile`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenHeaderFile {
+    header: String,
+}
+
+impl<'de> Deserialize<'de> for TokenFromFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TokenFromFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("basic, bearer or a mapping {header: NAME}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TokenFromFile, E> {
+                match v {
+                    "basic" => Ok(TokenFromFile::Basic),
+                    "bearer" => Ok(TokenFromFile::Bearer),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<TokenFromFile, A::Error> {
+                TokenHeaderFile::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(|h| TokenFromFile::Header(h.header))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// `rules[N].policy`

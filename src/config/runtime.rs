@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use ipnet::IpNet;
 use uuid::Uuid;
 
@@ -33,6 +34,8 @@ pub struct Runtime {
     /// out of `compile`, which reads no file: then no credential is in any set.
     pub trust: Arc<TrustStore>,
     pub rate_limit: RateLimit,
+    /// The longest a client token may be minted for (`session.token_max_lifetime`).
+    pub token_max_lifetime: Duration,
     pub upstreams: BTreeMap<String, Upstream>,
     pub rules: Vec<Rule>,
     pub router: Router,
@@ -188,6 +191,75 @@ pub enum Upstream {
     Whoami,
 }
 
+/// `upstreams.NAME.identity_headers`: the app's own header names for the
+/// identity, sent besides `Remote-User` and the rest (lower case, checked to be
+/// none of the framing, hop-by-hop or forwarding headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub user: Option<HeaderName>,
+    pub email: Option<HeaderName>,
+    pub name: Option<HeaderName>,
+    pub groups: Option<HeaderName>,
+}
+
+impl IdentityHeaders {
+    /// The mapped names.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        [&self.user, &self.email, &self.name, &self.groups]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Is `name` (lower case, as `http` keeps names) one of the mapped names?
+    pub fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n.as_str() == name)
+    }
+}
+
+/// `rules[N].tokens`: the rule accepts passkey-minted client tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRule {
+    /// Where a client sends its token.
+    pub from: TokenFrom,
+    /// Pass the carrying header on to the app (default: removed).
+    pub keep: bool,
+    /// A request without a token is judged by its browser session; without
+    /// this, only a token is accepted.
+    pub sessions: bool,
+}
+
+/// `rules[N].tokens.from`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFrom {
+    /// `Authorization: Basic`, the token as the password of any user name.
+    Basic,
+    /// `Authorization: Bearer TOKEN`.
+    Bearer,
+    /// The whole value of this header.
+    Header(HeaderName),
+}
+
+impl TokenFrom {
+    /// The header that carries the token.
+    pub fn carrier(&self) -> &HeaderName {
+        match self {
+            TokenFrom::Basic | TokenFrom::Bearer => &http::header::AUTHORIZATION,
+            TokenFrom::Header(name) => name,
+        }
+    }
+
+    /// How the config and `explain` write it.
+    pub fn describe(&self) -> String {
+        match self {
+            TokenFrom::Basic => {
+                "Authorization: Basic (any user name, the token as password)".into()
+            }
+            TokenFrom::Bearer => "Authorization: Bearer TOKEN".into(),
+            TokenFrom::Header(name) => format!("the {name} header"),
+        }
+    }
+}
+
 /// What a rule demands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -232,6 +304,10 @@ pub struct Rule {
     /// `None`: any signed-in user.
     pub allow: Option<Vec<Principal>>,
     pub step_up: Option<StepUp>,
+    /// Client tokens this rule accepts, and where from.
+    pub tokens: Option<TokenRule>,
+    /// The upstream's own identity header names, if it maps any.
+    pub identity_headers: Option<Arc<IdentityHeaders>>,
 }
 
 impl Rule {

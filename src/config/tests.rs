@@ -293,3 +293,104 @@ fn ca_files_take_a_path_or_a_root_with_its_aaguids() {
     // Nothing is read at compile time: no root is trusted until the files are loaded.
     assert!(c.runtime.trust.roots_of("keys").is_empty());
 }
+
+#[test]
+fn identity_headers_and_tokens_compile() {
+    let text = format!(
+        "{BASE}session: {{ token_max_lifetime: 30d }}\nupstreams:\n  gitea: {{ url: \"http://127.0.0.1:3000\", identity_headers: {{ user: X-WEBAUTH-USER, email: X-WEBAUTH-EMAIL }} }}\n  plain: \"http://127.0.0.1:3001\"\nrules:\n  - {{ name: git, hosts: [g.lab], paths: [/x/**], upstream: gitea, policy: passkey, tokens: {{ from: basic }} }}\n  - {{ name: api, hosts: [g.lab], paths: [/api/**], upstream: plain, policy: passkey, tokens: {{ from: {{ header: X-Stepgate-Token }}, keep: true, sessions: true }} }}\n  - {{ name: web, hosts: [g.lab], upstream: gitea, policy: passkey }}\n"
+    );
+    let rt = check_str("t.yaml", &text, 0).unwrap().runtime;
+    assert_eq!(rt.token_max_lifetime.as_secs(), 30 * 86_400);
+    let git = &rt.rules[0];
+    let mapped = git.identity_headers.as_deref().unwrap();
+    assert_eq!(
+        mapped.user.as_ref().map(|h| h.as_str()),
+        Some("x-webauth-user")
+    );
+    assert!(mapped.contains("x-webauth-email") && mapped.name.is_none());
+    assert_eq!(
+        git.tokens,
+        Some(TokenRule {
+            from: TokenFrom::Basic,
+            keep: false,
+            sessions: false
+        })
+    );
+    assert!(rt.rules[1].identity_headers.is_none());
+    assert_eq!(
+        rt.rules[1].tokens,
+        Some(TokenRule {
+            from: TokenFrom::Header(http::HeaderName::from_static("x-stepgate-token")),
+            keep: true,
+            sessions: true
+        })
+    );
+    assert!(rt.rules[2].identity_headers.is_some() && rt.rules[2].tokens.is_none());
+    let defaults = check_str("t.yaml", &format!("{BASE}rules: []"), 0).unwrap();
+    assert_eq!(defaults.runtime.token_max_lifetime.as_secs(), 90 * 86_400);
+}
+
+/// A mapping to a hop-by-hop, framing or forwarding header, and tokens in the
+/// wrong place, are refused all at once, each at its own line and column.
+#[test]
+fn reserved_identity_and_token_headers_are_refused_with_their_place() {
+    let text = r#"portal: { url: https://auth.home.lab }
+secrets: { cookie_keys: [k] }
+session: { token_max_lifetime: 10m }
+upstreams:
+  a:
+    url: http://127.0.0.1:3000
+    identity_headers:
+      user: Host
+      email: Content-Length
+      name: Transfer-Encoding
+      groups: Connection
+  b: { url: "http://127.0.0.1:3001", identity_headers: { user: Cookie, email: X_User, name: Proxy-Authorization, groups: X-Forwarded-User } }
+  c: { url: "http://127.0.0.1:3002", identity_headers: { user: X-User, email: X-User, name: Remote-User, groups: "bad name" } }
+rules:
+  - { name: t1, hosts: [h], paths: [/a], upstream: c, policy: passkey, tokens: { from: { header: X-User } } }
+  - { name: t2, hosts: [h], paths: [/b], policy: bypass, tokens: { from: bearer } }
+  - { name: t3, hosts: [h], paths: [/c], policy: passkey, tokens: { from: { header: Authorization } } }
+  - { name: t4, hosts: [h], paths: [/d], policy: passkey, tokens: { from: cookie } }
+  - { name: t5, hosts: [h], paths: [/e], policy: passkey, tokens: { from: basic, keeps: true } }
+"#;
+    let e = match check_str("t.yaml", text, 0) {
+        Ok(_) => panic!("passed"),
+        Err(e) => e,
+    };
+    let found: Vec<String> = e
+        .errors()
+        .map(|d| format!("{}:{}: {}: {}", d.line, d.col, d.path, d.message))
+        .collect();
+    for want in [
+        "8:13: upstreams.a.identity_headers.user: \"Host\" cannot be used: is a hop-by-hop, framing or credential header",
+        "9:14: upstreams.a.identity_headers.email: \"Content-Length\" cannot be used",
+        "10:13: upstreams.a.identity_headers.name: \"Transfer-Encoding\" cannot be used",
+        "11:15: upstreams.a.identity_headers.groups: \"Connection\" cannot be used",
+        "upstreams.b.identity_headers.user: \"Cookie\" cannot be used",
+        "upstreams.b.identity_headers.email: \"X_User\" cannot be used: header names with '_' or '.'",
+        "upstreams.b.identity_headers.name: \"Proxy-Authorization\" cannot be used",
+        "upstreams.b.identity_headers.groups: \"X-Forwarded-User\" cannot be used: is a forwarding header",
+        "upstreams.c.identity_headers.email: \"X-User\" already carries another part of the identity",
+        "upstreams.c.identity_headers.name: \"Remote-User\" cannot be used: is one of stepgate's own identity headers",
+        "upstreams.c.identity_headers.groups: \"bad name\" is not a header name",
+        "rules[0].tokens.from.header: \"X-User\" is one of this rule's upstream identity_headers",
+        "rules[1].tokens: tokens only apply to policy: passkey rules",
+        "rules[2].tokens.from.header: \"Authorization\" cannot be used",
+        "rules[3].tokens.from: invalid value: string \"cookie\", expected basic, bearer or a mapping {header: NAME}",
+        "rules[4].tokens.keeps: unknown key \"keeps\"",
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|m| m.starts_with(want) || m.contains(&format!(": {want}"))),
+            "missing {want:?} in {found:#?}"
+        );
+    }
+    assert!(
+        found
+            .iter()
+            .any(|m| m.contains("session.token_max_lifetime: must be at least 1h")),
+        "{found:#?}"
+    );
+}

@@ -9,7 +9,7 @@ use crate::audit;
 use http::StatusCode;
 
 use super::{
-    Failure, Result, guard, html, human_time, logout, pages, require_same_origin, sessions,
+    Failure, Result, guard, html, human_time, logout, pages, require_same_origin, sessions, tokens,
 };
 use crate::config::Runtime;
 use crate::gateway::{Facts, Gateway, Reply};
@@ -83,15 +83,9 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         }
         rows.push(session_row(gw, &rt, s, &session.id).await?);
     }
-    let notice = facts.query_param("done");
-    let notice = match notice.as_deref() {
-        Some("renamed") => Some("Passkey renamed."),
-        Some("revoked") => Some("Passkey removed."),
-        Some("ended") => Some("Session ended."),
-        Some("ended-others") => Some("Every other session ended."),
-        _ => None,
-    };
+    let notice = notice(facts);
     let csrf = guard::csrf_token(&lookup.token_hash);
+    let tokens = tokens::section(gw, &session, &csrf).await?;
     let user_cfg = rt.users.get(&session.user);
     let body = pages::account(&pages::Account {
         user: &session.user,
@@ -99,6 +93,7 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         csrf: &csrf,
         passkeys,
         sessions: rows,
+        tokens: &tokens,
         notice,
         reverify: login_url(gw),
         can_revoke: fresh(&session, now),
@@ -177,16 +172,28 @@ async fn session_row(
     })
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
+/// The line the page shows after an action (`?done=…`).
+fn notice(facts: &Facts) -> Option<&'static str> {
+    match facts.query_param("done").as_deref() {
+        Some("renamed") => Some("Passkey renamed."),
+        Some("revoked") => Some("Passkey removed."),
+        Some("ended") => Some("Session ended."),
+        Some("ended-others") => Some("Every other session ended."),
+        Some("token-revoked") => Some("Token revoked."),
+        _ => None,
+    }
+}
+
+pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
 /// The session of a form POST, after the origin and CSRF checks.
-async fn authorised(
+pub(super) async fn authorised(
     gw: &Gateway,
     facts: &Facts,
     f: &[(String, String)],

@@ -12,24 +12,19 @@ use std::time::Duration;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use serde::{Deserialize, Serialize};
-use webauthn_rs_core::proto::{
-    AuthenticationState, Credential as CoreCredential, PublicKeyCredential,
-};
+use webauthn_rs_core::proto::{AuthenticationState, Credential as CoreCredential};
 
+use super::assertion::{self, Asserted, Seen};
 use super::pending::{self, Pending};
 use super::redirect::{self, Target};
 use super::sso;
-use super::{
-    Failure, Result, count_failure, failures_allowed, html, json, limit_client, pages,
-    require_same_origin, sessions,
-};
+use super::{Failure, Result, html, json, limit_client, pages, require_same_origin, sessions};
 use crate::config::{Rule, Runtime, StepUp};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::routing::{RouteRequest, normalize_path};
 use crate::session::{Credential, Verification, new_token, token_hash};
-use crate::store::CounterCheck;
 use crate::telemetry::metrics;
-use crate::webauthn::{self, CeremonyError, RelyingParty};
+use crate::webauthn::{self, RelyingParty};
 
 /// Lifetime of a callback code.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
@@ -306,15 +301,7 @@ pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
         user: session_user.or(named),
         state,
     };
-    let begun = pending::put(gw, facts, pending).await?;
-    let mut reply = json(&serde_json::json!({
-        "ceremony": begun.ceremony,
-        "publicKey": options,
-    }));
-    if let Some(c) = begun.set_cookie {
-        reply = reply.header(SET_COOKIE, c);
-    }
-    Ok(reply)
+    pending::begin_reply(gw, facts, pending, options).await
 }
 
 /// The passkeys a signed-in user may use for `rule`, or why none.
@@ -391,12 +378,6 @@ pub fn core_credential(c: &Credential) -> Option<CoreCredential> {
     Some(core)
 }
 
-#[derive(Deserialize)]
-struct FinishRequest {
-    ceremony: String,
-    credential: serde_json::Value,
-}
-
 fn refuse(msg: &str) -> Failure {
     Failure::Forbidden(msg.to_string())
 }
@@ -437,90 +418,28 @@ async fn finish_ceremony(
     body: &[u8],
     audited: &mut Audited,
 ) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let req: FinishRequest = super::parse_json(body)?;
+    let (taken, rsp) = assertion::finish_request(gw, facts, body).await?;
     let Some(Pending::Login {
         rd,
         binding,
         user,
         state,
-    }) = pending::take(gw, facts, &req.ceremony).await?
+    }) = taken
     else {
         return Err(pending::expired());
     };
-    let rsp: PublicKeyCredential = serde_json::from_value(req.credential)
-        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
+    let mut seen = Seen::default();
+    let asserted = assertion::verify(gw, facts, &rsp, &state, user.as_deref(), &mut seen).await;
+    (audited.user, audited.credential) = (seen.user, seen.credential);
+    let Asserted {
+        credential: stored,
+        verification,
+    } = asserted?;
     let rt = gw.config.load();
     let now = gw.now();
-    let cred_id = webauthn::b64url(&rsp.raw_id);
-    let Some(stored) = gw.store.credential(&cred_id).await? else {
-        return Err(refuse("This passkey is not registered here."));
-    };
-    audited.user = Some(stored.user.clone());
-    audited.credential = Some(stored.label.clone());
-    failures_allowed(gw, facts, &stored.user).await?;
-    if user.as_deref().is_some_and(|u| u != stored.user) {
-        return Err(refuse("This passkey belongs to another account."));
-    }
-    match rsp.response.user_handle.as_deref() {
-        Some(h) if h != webauthn::user_handle(&stored.user).as_slice() => {
-            return Err(refuse("This passkey belongs to another account."));
-        }
-        None if user.is_none() => {
-            return Err(refuse(
-                "Your authenticator did not say whose passkey this is. Enter your user name and try again.",
-            ));
-        }
-        _ => {}
-    }
     let Some(cfg) = rt.users.get(&stored.user) else {
         return Err(refuse("This account no longer exists."));
     };
-    if !cfg.is_active(now) {
-        return Err(refuse("This account has expired."));
-    }
-    if stored.flagged {
-        return Err(refuse(
-            "This passkey has been blocked because it looked copied. Use another passkey.",
-        ));
-    }
-    if !stored.is_usable(now) {
-        return Err(refuse("This passkey has expired."));
-    }
-    let Some(core) = core_credential(&stored) else {
-        return Err(Failure::Bad("This passkey's record is damaged.".into()));
-    };
-    let rp = gw.portal.rp.load();
-    let asserted = match rp.finish_login(&rsp, &state, &core) {
-        Ok(a) => a,
-        Err(CeremonyError::CounterRegressed) => {
-            // Flag the credential: the store compares and flags atomically.
-            let counter =
-                webauthn::auth_data_counter(&rsp.response.authenticator_data).unwrap_or(0);
-            gw.store
-                .record_use(&stored.id, counter, stored.backup_state, now)
-                .await?;
-            tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
-            return Err(CeremonyError::CounterRegressed.into());
-        }
-        Err(e) => {
-            count_failure(gw, facts, &stored.user).await;
-            return Err(e.into());
-        }
-    };
-    match gw
-        .store
-        .record_use(&stored.id, asserted.counter, asserted.backup_state, now)
-        .await?
-    {
-        CounterCheck::Accepted => {}
-        CounterCheck::Regressed => {
-            tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
-            return Err(CeremonyError::CounterRegressed.into());
-        }
-        CounterCheck::Missing => return Err(refuse("This passkey was just removed.")),
-    }
     // What the rule needs, learnt again from the (already validated) target.
     let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
     let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
@@ -541,15 +460,6 @@ async fn finish_ceremony(
             )));
         }
     }
-    // What the credential is (model, standing) is read afresh at each request;
-    // the assertion records only itself, with its signed backup-eligible flag.
-    let verification = Verification {
-        at: now,
-        credential_id: stored.id.clone(),
-        credential_label: stored.label.clone(),
-        aaguid: stored.aaguid,
-        backup_eligible: asserted.backup_eligible,
-    };
     let (cookie_value, portal) =
         sessions::after_ceremony(gw, facts, &stored, Some(&verification)).await?;
     let redirect = match &target {

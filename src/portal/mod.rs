@@ -10,11 +10,14 @@
 //! - [`redirect`]: `rd` validation (open-redirect defence).
 //! - `pending`: ceremony state in the store, bound to one browser.
 //! - `login`, `enroll`, `callback`, `account`: the pages and their JSON APIs.
+//! - `tokens`: client tokens on the account page (mint with a passkey, revoke).
+//! - `assertion`: verifying one assertion, shared by sign-in and minting.
 //! - [`ratelimit`]: per-IP and per-user limits on ceremony begin/finish.
 //! - `sso`: what a portal session already proves for a rule (sign in once).
 //! - [`bootstrap`]: the first invite when no credential exists.
 
 mod account;
+mod assertion;
 mod bootstrap;
 mod callback;
 pub mod cookies;
@@ -28,6 +31,7 @@ pub mod ratelimit;
 pub mod redirect;
 mod sessions;
 mod sso;
+mod tokens;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -295,6 +299,9 @@ async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
         {
             account::action(gw, facts, sub, &body).await
         }
+        "account/revoke-token" if post => tokens::revoke(gw, facts, &body).await,
+        "api/tokens/begin" if post => tokens::begin(gw, facts, &body).await,
+        "api/tokens/finish" if post => tokens::finish(gw, facts, &body).await,
         "api/login/begin" if post => login::begin(gw, facts, &body).await,
         "api/login/finish" if post => login::finish(gw, facts, &body).await,
         "api/enroll/begin" if post => enroll::begin(gw, facts, &body).await,
@@ -309,6 +316,9 @@ async fn handle_request(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
         | "account/end-session"
         | "account/end-others"
         | "account/end-all"
+        | "account/revoke-token"
+        | "api/tokens/begin"
+        | "api/tokens/finish"
         | "api/login/begin"
         | "api/login/finish"
         | "api/enroll/begin"

@@ -213,6 +213,8 @@ pub struct Account<'a> {
     pub csrf: &'a str,
     pub passkeys: Vec<PasskeyRow>,
     pub sessions: Vec<SessionRow>,
+    /// The client tokens part, already rendered (`portal::tokens`).
+    pub tokens: &'a str,
     pub notice: Option<&'a str>,
     /// URL of the login page that refreshes the ceremony (for revoking).
     pub reverify: String,
@@ -302,6 +304,7 @@ pub fn account(a: &Account<'_>) -> String {
             h = hidden(a.csrf),
         );
     }
+    m.push_str("</ul>");
     if a.sessions.len() > 1 {
         let _ = write!(
             m,
@@ -310,14 +313,15 @@ pub fn account(a: &Account<'_>) -> String {
             hidden(a.csrf)
         );
     }
+    m.push_str(a.tokens);
     let _ = write!(
         m,
-        "</ul><h2>Sign out</h2><div class=\"row\">\
+        "<h2>Sign out</h2><div class=\"row\">\
 <form method=\"post\" action=\"/.stepgate/logout\">{h}<button type=\"submit\">Sign out</button></form>\
 <form method=\"post\" action=\"/.stepgate/account/end-all\">{h}<button type=\"submit\" class=\"danger\">Sign out everywhere</button></form></div>",
         h = hidden(a.csrf)
     );
-    layout("Your account", &m, None)
+    layout("Your account", &m, Some("data-page=\"account\""))
 }
 
 #[cfg(test)]

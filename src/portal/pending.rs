@@ -13,7 +13,7 @@ use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
 use super::cookies;
 use super::{Failure, Result};
-use crate::gateway::{Facts, Gateway};
+use crate::gateway::{Facts, Gateway, Reply};
 use crate::session::{Invite, Timestamp, new_token, token_hash};
 
 /// Lifetime of a ceremony state.
@@ -38,6 +38,17 @@ pub enum Pending {
         binding: Option<String>,
         /// The user named before the ceremony (session or user name), if any.
         user: Option<String>,
+        state: AuthenticationState,
+    },
+    /// Minting a client token (`portal::tokens`): the assertion is the token's own ceremony.
+    Mint {
+        user: String,
+        /// The public id of the portal session the mint began in.
+        session: String,
+        label: String,
+        rules: Vec<String>,
+        /// Seconds asked for; `None`: the default lifetime.
+        lifetime: Option<u64>,
         state: AuthenticationState,
     },
 }
@@ -85,6 +96,25 @@ pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun>
         ceremony,
         set_cookie,
     })
+}
+
+/// Store `pending` for this browser and answer the page's begin call with
+/// `{ceremony, publicKey: options}` (and the binding cookie if it had none).
+pub async fn begin_reply(
+    gw: &Gateway,
+    facts: &Facts,
+    pending: Pending,
+    options: serde_json::Value,
+) -> Result<Reply> {
+    let begun = put(gw, facts, pending).await?;
+    let mut reply = super::json(&serde_json::json!({
+        "ceremony": begun.ceremony,
+        "publicKey": options,
+    }));
+    if let Some(c) = begun.set_cookie {
+        reply = reply.header(http::header::SET_COOKIE, c);
+    }
+    Ok(reply)
 }
 
 /// Take (and so consume) the ceremony `ceremony` of this browser.

@@ -8,6 +8,11 @@
 //!   per user *and* client network, `rate_limit.per_user_per_minute`. A
 //!   stranger's failures therefore slow down only the stranger; naming a user
 //!   in a begin costs that user nothing.
+//! - **Client tokens**: failed token checks (malformed, unknown, expired or
+//!   revoked tokens) count against the client's network,
+//!   `rate_limit.per_ip_per_minute`; past it every token check from there is
+//!   refused until the window ends. Accepted tokens count nothing, so a sync
+//!   client's many requests are never slowed.
 //!
 //! Windows are fixed, one minute. Past a limit the caller answers 429 with
 //! `Retry-After`. When the store keeps shared counters (Redis), the counts are
@@ -95,6 +100,7 @@ impl Limiter {
 pub struct RateLimits {
     clients: Limiter,
     failures: Limiter,
+    tokens: Limiter,
 }
 
 /// The network a client address stands for: IPv4 as is, IPv6 by its /64.
@@ -152,6 +158,34 @@ impl RateLimits {
         )
         .await
     }
+}
+
+impl RateLimits {
+    /// Refuse a token check from `ip`'s network once it had `limit` failed
+    /// checks in this window (counts nothing).
+    pub async fn token_checks_allowed(
+        &self,
+        store: &dyn Store,
+        ip: IpAddr,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<(), Limited> {
+        count(&self.tokens, store, &token_key(ip), 0, limit, now).await
+    }
+
+    /// Count one failed token check from `ip`'s network.
+    pub async fn count_token_failure(
+        &self,
+        store: &dyn Store,
+        ip: IpAddr,
+        now: Timestamp,
+    ) -> Result<(), Limited> {
+        count(&self.tokens, store, &token_key(ip), 1, u32::MAX, now).await
+    }
+}
+
+fn token_key(ip: IpAddr) -> String {
+    format!("tokens\0{}", client_net(ip))
 }
 
 fn failure_key(user: &str, ip: IpAddr) -> String {

@@ -13,9 +13,10 @@ use crate::access::{self, Mode};
 use crate::authz::{self, Endpoint};
 use crate::config::{Runtime, Upstream};
 use crate::gateway::{Facts, Gateway, Reply};
-use crate::policy::{Decision, Identity};
+use crate::policy::Decision;
 
 use super::facts::Arrival;
+use super::hygiene::Handoff;
 
 /// The reserved path prefix served by stepgate on every host.
 pub const RESERVED: &str = "/.stepgate/";
@@ -36,12 +37,9 @@ pub enum Action {
     /// A portal page: read the body, then call [`portal`].
     Portal,
     /// Answer as `builtin:whoami` with what an upstream would receive.
-    Whoami { identity: Option<Identity> },
-    /// Proxy to the upstream with these identity headers.
-    Proxy {
-        target: Target,
-        identity: Option<Identity>,
-    },
+    Whoami { handoff: Handoff },
+    /// Proxy to the upstream with this identity (and these header changes).
+    Proxy { target: Target, handoff: Handoff },
 }
 
 /// Decide what happens to `arrival`, all against the config snapshot `rt`.
@@ -62,17 +60,25 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
         Ok(v) => v,
         Err(why) => return Action::Reply(access::bad_request(&why)),
     };
+    let rule = verdict.rule_in(rt);
     let identity = match verdict.decision {
         Decision::Allow { identity } => identity,
         other => {
             let keys = gw.cookie_keys.load();
-            return Action::Reply(access::refusal(rt, &keys, facts, &other, Mode::Inline));
+            let tokens = rule.and_then(|r| r.tokens.as_ref());
+            let reply = access::refusal(rt, &keys, facts, &other, Mode::Inline, tokens);
+            return Action::Reply(reply);
         }
+    };
+    let handoff = Handoff {
+        identity,
+        mapped: rule.and_then(|r| r.identity_headers.clone()),
+        carrier: access::token_carrier(rule),
     };
     let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
     match upstream {
         None => Action::Reply(bad_gateway("this rule has no upstream (forward-auth only)")),
-        Some(Upstream::Whoami) => Action::Whoami { identity },
+        Some(Upstream::Whoami) => Action::Whoami { handoff },
         Some(Upstream::Http {
             address, tls, sni, ..
         }) => match resolve(address).await {
@@ -82,7 +88,7 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
                     tls: *tls,
                     sni: sni.clone(),
                 },
-                identity,
+                handoff,
             },
             None => {
                 tracing::warn!(upstream = %address, "upstream address does not resolve");

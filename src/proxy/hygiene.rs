@@ -3,10 +3,12 @@
 //! - `Host` is the judged authority (also when an absolute-form request came
 //!   without one), and the normalised path replaces the raw one (the query is
 //!   kept as sent).
-//! - A client's identity headers go, in any spelling; so does every header
+//! - A client's identity headers go, in any spelling, and so do the names the
+//!   upstream maps the identity to (`identity_headers`); so does every header
 //!   whose name holds `_` or `.` (CGI, PHP and many frameworks read
 //!   `Remote_User` or `remote.user` as `Remote-User`; nginx drops such names by
 //!   default too).
+//! - The header that carried a client token goes, unless the rule keeps it.
 //! - Headers that change what a request means to some apps go whoever sent
 //!   them: method overrides, `X-Original-URL`, `X-Rewrite-URL`,
 //!   `X-Forwarded-Prefix/-Uri/-Port`, `X-Original-Method`.
@@ -18,9 +20,13 @@
 //!   no client can make stepgate's own headers hop-by-hop for the next hop.
 //! - stepgate's own cookies go.
 
+use std::sync::Arc;
+
+use http::HeaderName;
 use pingora::http::RequestHeader;
 
 use crate::access::{self, canonical_name};
+use crate::config::IdentityHeaders;
 use crate::policy::Identity;
 use crate::session::cookie::cookies_without_ours;
 
@@ -48,9 +54,69 @@ const MEANING: [&str; 9] = [
     "x-forwarded-port",
 ];
 
-/// Should a request header named `raw` be removed before proxying?
-fn dropped(raw: &str, trusted_peer: bool) -> bool {
+/// Hop-by-hop, framing and credential headers: what a request *is* on the
+/// wire, never a place for an identity or a token.
+const FRAMING: [&str; 13] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "trailers",
+    "upgrade",
+    "expect",
+    "cookie",
+    "set-cookie",
+    "authorization",
+];
+
+/// Why `name` may not carry an identity or a token (`None`: it may). Checked
+/// by `stepgate check` for `identity_headers` and `tokens.from.header`.
+pub fn reserved(name: &str) -> Option<&'static str> {
+    if name.contains(['_', '.']) {
+        return Some(
+            "header names with '_' or '.' are dropped before proxying (by stepgate, and by nginx by default)",
+        );
+    }
+    let lower = name.to_ascii_lowercase();
+    let n = lower.as_str();
+    if FRAMING.contains(&n) || n.starts_with("proxy-") || n.starts_with("content-") {
+        return Some("is a hop-by-hop, framing or credential header");
+    }
+    if FORWARDED.contains(&n) || MEANING.contains(&n) || n.starts_with("x-forwarded-") {
+        return Some(
+            "is a forwarding header: proxies set it, and it changes what the request means to apps",
+        );
+    }
+    if access::is_identity_header(n) {
+        return Some("is one of stepgate's own identity headers, always sent");
+    }
+    None
+}
+
+/// What the upstream request carries over from the verdict.
+#[derive(Debug, Clone, Default)]
+pub struct Handoff {
+    /// Who the user is; `None` for a bypass rule.
+    pub identity: Option<Identity>,
+    /// The upstream's own names for the identity.
+    pub mapped: Option<Arc<IdentityHeaders>>,
+    /// The header that carried a client token: removed.
+    pub carrier: Option<HeaderName>,
+}
+
+/// Should a request header named `raw` (lower case, as `http` keeps names) be
+/// removed before proxying?
+fn dropped(raw: &str, trusted_peer: bool, handoff: &Handoff) -> bool {
     if raw.contains(['_', '.']) || access::is_identity_header(raw) {
+        return true;
+    }
+    // Without '_' or '.', a lower-case name is its own canonical spelling.
+    if handoff.mapped.as_ref().is_some_and(|m| m.contains(raw))
+        || handoff.carrier.as_ref().is_some_and(|c| c.as_str() == raw)
+    {
         return true;
     }
     let canon = canonical_name(raw);
@@ -74,7 +140,7 @@ fn connection_listed(req: &RequestHeader) -> Vec<String> {
 pub fn prepare(
     req: &mut RequestHeader,
     arrival: &Arrival,
-    identity: Option<&Identity>,
+    handoff: &Handoff,
 ) -> pingora::Result<()> {
     let facts = &arrival.facts;
     for name in connection_listed(req) {
@@ -87,7 +153,7 @@ pub fn prepare(
     }
     let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
     for name in names {
-        if dropped(name.as_str(), arrival.trusted_peer) {
+        if dropped(name.as_str(), arrival.trusted_peer, handoff) {
             req.remove_header(&name);
         }
     }
@@ -121,8 +187,8 @@ pub fn prepare(
     for c in cookies {
         req.append_header(http::header::COOKIE, c)?;
     }
-    if let Some(id) = identity {
-        for (name, value) in access::identity_headers(Some(id)) {
+    if let Some(id) = &handoff.identity {
+        for (name, value) in access::identity_headers(Some(id), handoff.mapped.as_deref()) {
             req.insert_header(name, value)?;
         }
     }
@@ -140,6 +206,7 @@ mod tests {
 
     #[test]
     fn odd_spellings_and_meaning_changers_always_go() {
+        let none = Handoff::default();
         for name in [
             "remote_user",
             "x.authenticated.user",
@@ -149,10 +216,61 @@ mod tests {
             "x-original-url",
             "remote-user",
         ] {
-            assert!(dropped(name, true), "{name}");
+            assert!(dropped(name, true, &none), "{name}");
         }
-        assert!(dropped("x-forwarded-for", false));
-        assert!(!dropped("x-forwarded-for", true));
-        assert!(!dropped("accept", false));
+        assert!(dropped("x-forwarded-for", false, &none));
+        assert!(!dropped("x-forwarded-for", true, &none));
+        assert!(!dropped("accept", false, &none));
+    }
+
+    #[test]
+    fn mapped_names_and_the_token_carrier_go() {
+        let handoff = Handoff {
+            identity: None,
+            mapped: Some(Arc::new(IdentityHeaders {
+                user: Some(HeaderName::from_static("x-webauth-user")),
+                ..Default::default()
+            })),
+            carrier: Some(http::header::AUTHORIZATION),
+        };
+        for name in [
+            "x-webauth-user",
+            "x_webauth_user",
+            "x.webauth-user",
+            "authorization",
+        ] {
+            assert!(dropped(name, true, &handoff), "{name}");
+        }
+        assert!(!dropped("x-webauth-email", true, &handoff));
+        assert!(!dropped("authorization", true, &Handoff::default()));
+    }
+
+    #[test]
+    fn reserved_names_cannot_carry_an_identity() {
+        for name in [
+            "Host",
+            "Content-Length",
+            "transfer-encoding",
+            "Connection",
+            "Cookie",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "Proxy-Connection",
+            "Authorization",
+            "X-Forwarded-User",
+            "Forwarded",
+            "X-Original-URL",
+            "Remote-User",
+            "Stepgate-Rule",
+            "X_Remote_User",
+        ] {
+            assert!(reserved(name).is_some(), "{name}");
+        }
+        for name in ["X-WEBAUTH-USER", "X-Remote-User", "X-Stepgate-Token"] {
+            assert_eq!(reserved(name), None, "{name}");
+        }
     }
 }

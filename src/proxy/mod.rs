@@ -20,10 +20,10 @@ use pingora::proxy::{ProxyHttp, Session};
 use pingora::{Error, ErrorType};
 
 use crate::gateway::Gateway;
-use crate::policy::Identity;
 
 use dispatch::{Action, Target};
 use facts::Arrival;
+use hygiene::Handoff;
 
 /// The inline proxy.
 pub struct Proxy {
@@ -41,7 +41,7 @@ impl Proxy {
 pub struct Ctx {
     arrival: Option<Arrival>,
     target: Option<Target>,
-    identity: Option<Identity>,
+    handoff: Handoff,
 }
 
 #[async_trait]
@@ -72,15 +72,15 @@ impl ProxyHttp for Proxy {
                 };
                 respond::write(session, reply, false).await?;
             }
-            Action::Whoami { identity } => {
+            Action::Whoami { handoff } => {
                 let mut upstream_req = session.req_header().clone();
-                hygiene::prepare(&mut upstream_req, &arrival, identity.as_ref())?;
+                hygiene::prepare(&mut upstream_req, &arrival, &handoff)?;
                 respond::write(session, whoami::reply(&upstream_req), false).await?;
             }
-            Action::Proxy { target, identity } => {
+            Action::Proxy { target, handoff } => {
                 ctx.arrival = Some(arrival);
                 ctx.target = Some(target);
-                ctx.identity = identity;
+                ctx.handoff = handoff;
                 return Ok(false);
             }
         }
@@ -130,7 +130,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         match &ctx.arrival {
-            Some(arrival) => hygiene::prepare(upstream_request, arrival, ctx.identity.as_ref()),
+            Some(arrival) => hygiene::prepare(upstream_request, arrival, &ctx.handoff),
             None => Err(Error::explain(
                 ErrorType::InternalError,
                 "request not judged",

@@ -4,7 +4,7 @@
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
 //! Also: every app recipe under `docs/apps/` passes `stepgate check`.
 
-use crate::apps_util::{DavServer, GitClient, GitServer, Radicale, Rclone, websocket_echo};
+use crate::apps_util::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
 use crate::gateway_util::{EchoUpstream, Response, raw_request};
 
 #[test]
@@ -65,19 +65,7 @@ fn rclone_puts_lists_moves_and_deletes_over_webdav() {
     // proxy, as they will reach stepgate.
     let mut rclone = Rclone::new("http://dav.test/dav/");
     rclone.through(server.addr);
-    if let Err(e) = std::fs::write(rclone.local("notes.txt"), "dav body\n") {
-        panic!("{e}");
-    }
-    rclone.ok(&["mkdir", ":webdav:docs"]);
-    rclone.ok(&[
-        "copyto",
-        &rclone.local("notes.txt").to_string_lossy(),
-        ":webdav:docs/notes.txt",
-    ]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "notes.txt\n");
-    rclone.ok(&["moveto", ":webdav:docs/notes.txt", ":webdav:docs/moved.txt"]);
-    assert_eq!(rclone.ok(&["lsf", ":webdav:docs"]), "moved.txt\n");
-    assert_eq!(rclone.ok(&["cat", ":webdav:docs/moved.txt"]), "dav body\n");
+    rclone.round_trip("dav body\n");
     let on_disk = std::fs::read_to_string(server.files.join("docs/moved.txt"));
     assert_eq!(on_disk.ok().as_deref(), Some("dav body\n"));
     rclone.ok(&["deletefile", ":webdav:docs/moved.txt"]);
@@ -102,11 +90,6 @@ fn dav(server: &Radicale, method: &str, path: &str, user: Option<&str>, body: &s
         ),
     )
 }
-
-const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stepgate//test//EN\r\n\
-BEGIN:VEVENT\r\nUID:smoke-1@stepgate\r\nDTSTAMP:20261201T100000Z\r\n\
-DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n\
-END:VEVENT\r\nEND:VCALENDAR\r\n";
 
 #[test]
 fn radicale_signs_users_in_from_x_remote_user() {
@@ -169,7 +152,7 @@ fn every_recipe_passes_check_and_has_a_page() {
         Err(e) => panic!("{}: {e}", dir.display()),
     };
     recipes.sort();
-    assert_eq!(recipes.len(), 11, "one recipe per app: {recipes:?}");
+    assert_eq!(recipes.len(), 12, "one recipe per app: {recipes:?}");
     for yaml in &recipes {
         let out = match std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
             .arg("check")
@@ -194,4 +177,42 @@ fn every_recipe_passes_check_and_has_a_page() {
             );
         }
     }
+}
+
+/// `stepgate explain` on a recipe says whether a token is accepted for a URL,
+/// where it travels, and which headers the app is told the user in.
+#[test]
+fn explain_shows_where_a_token_is_accepted() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/apps/gitea.yaml");
+    let explain = |url: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .args(["explain", url, "-c"])
+            .arg(&file)
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => panic!("cannot run stepgate: {e}"),
+        }
+    };
+    let git = explain("https://git.home.lab/alice/demo.git/info/refs?service=git-upload-pack");
+    assert!(git.contains("rule: gitea-git"), "{git}");
+    assert!(
+        git.contains("tokens: accepted from Authorization: Basic (any user name, the token as password); nothing else is accepted"),
+        "{git}"
+    );
+    assert!(
+        git.contains("token header: removed before proxying"),
+        "{git}"
+    );
+    assert!(
+        git.contains("identity headers: Remote-User and the rest, and x-webauth-user, x-webauth-email, x-webauth-fullname"),
+        "{git}"
+    );
+    let api = explain("https://git.home.lab/api/v1/user");
+    assert!(
+        api.contains("tokens: accepted from Authorization: Bearer TOKEN; a request without one is judged by its browser session"),
+        "{api}"
+    );
+    let web = explain("https://git.home.lab/explore");
+    assert!(web.contains("tokens: not accepted"), "{web}");
 }

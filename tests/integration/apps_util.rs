@@ -9,6 +9,9 @@
 //!   `X-Remote-User` header (`[auth] type = http_x_remote_user`).
 //!
 //! WebSockets need nothing here: `gateway_util::EchoUpstream` answers upgrades.
+//! For the tests through stepgate: [`start_recipe`] runs an app recipe from
+//! `docs/apps/` against these servers, [`mint_token`] mints a client token
+//! through the account page's API.
 //! A missing program stops the test with the Debian package that provides it.
 
 #![allow(dead_code)]
@@ -18,7 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{ChildGuard, wait_for_port};
+use serde_json::json;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+use crate::gateway_util::{ChildGuard, NetBrowser, TestGateway, wait_for_port};
+use crate::portal_util::{Client, get};
 use crate::util::{free_port, temp_dir};
 
 /// The WebDAV PROPFIND module of Debian's nginx (`libnginx-mod-http-dav-ext`).
@@ -125,6 +132,8 @@ pub struct GitServer {
     pub addr: SocketAddr,
     /// The directory holding the bare repositories.
     pub root: PathBuf,
+    /// The repository's path under `root` (`demo.git`, `alice/demo.git`).
+    repo: String,
     _nginx: Nginx,
     _fcgiwrap: ChildGuard,
     _dir: tempfile::TempDir,
@@ -133,12 +142,18 @@ pub struct GitServer {
 impl GitServer {
     /// Start with one empty bare repository, `demo.git` (default branch `main`).
     pub fn start() -> GitServer {
+        Self::start_at("demo.git")
+    }
+
+    /// Start with one empty bare repository at `repo` under the root
+    /// (`alice/demo.git` is served as `/alice/demo.git`, as Gitea names them).
+    pub fn start_at(repo_path: &str) -> GitServer {
         require("git", "git");
         require("fcgiwrap", "fcgiwrap");
         let backend = git_http_backend();
         let dir = temp_dir();
         let root = dir.path().join("repos");
-        let repo = root.join("demo.git");
+        let repo = root.join(repo_path);
         run_ok(
             Command::new("git")
                 .args(["init", "-q", "--bare", "-b", "main"])
@@ -184,15 +199,16 @@ impl GitServer {
         GitServer {
             addr: ([127, 0, 0, 1], nginx.port).into(),
             root,
+            repo: repo_path.to_string(),
             _nginx: nginx,
             _fcgiwrap: fcgiwrap,
             _dir: dir,
         }
     }
 
-    /// The bare repository `demo.git`.
+    /// The bare repository.
     pub fn repo(&self) -> PathBuf {
-        self.root.join("demo.git")
+        self.root.join(&self.repo)
     }
 
     /// `git log -1 --format=FORMAT REF` in the bare repository, trimmed.
@@ -425,11 +441,42 @@ impl Rclone {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sign in to the WebDAV server as `user` with `password` (obscured, as
+    /// rclone wants it on the command line).
+    pub fn login(&mut self, user: &str, password: &str) {
+        let obscured = self.ok(&["obscure", password]);
+        self.flags.push(format!("--webdav-user={user}"));
+        self.flags
+            .push(format!("--webdav-pass={}", obscured.trim()));
+    }
+
     /// A local file under the client's dir.
     pub fn local(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Make `docs/`, put `notes.txt` holding `text` there, list it, move it to
+    /// `moved.txt`, list and read it back (MKCOL, PUT, PROPFIND, MOVE, GET).
+    pub fn round_trip(&self, text: &str) {
+        write(&self.local("notes.txt"), text);
+        self.ok(&["mkdir", ":webdav:docs"]);
+        self.ok(&[
+            "copyto",
+            &self.local("notes.txt").to_string_lossy(),
+            ":webdav:docs/notes.txt",
+        ]);
+        assert_eq!(self.ok(&["lsf", ":webdav:docs"]), "notes.txt\n");
+        self.ok(&["moveto", ":webdav:docs/notes.txt", ":webdav:docs/moved.txt"]);
+        assert_eq!(self.ok(&["lsf", ":webdav:docs"]), "moved.txt\n");
+        assert_eq!(self.ok(&["cat", ":webdav:docs/moved.txt"]), text);
+    }
 }
+
+/// One calendar event (an iCalendar object Radicale accepts in a calendar).
+pub const EVENT: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stepgate//test//EN\r\n\
+BEGIN:VEVENT\r\nUID:event-1@stepgate\r\nDTSTAMP:20261201T100000Z\r\n\
+DTSTART:20261224T180000Z\r\nDTEND:20261224T200000Z\r\nSUMMARY:Dinner\r\n\
+END:VEVENT\r\nEND:VCALENDAR\r\n";
 
 /// Radicale (CalDAV/CardDAV) taking the user from `X-Remote-User`, each user
 /// owning only their own collections (`[rights] type = owner_only`).
@@ -550,4 +597,101 @@ pub fn websocket_echo(
         }
     }
     WsExchange { head, echoed }
+}
+
+/// A gateway running the recipe `docs/apps/NAME.yaml` as written — its users,
+/// upstreams and rules — with each upstream URL in `urls` pointed at a test
+/// server, a portal at `https://auth.test` and a trusted proxy (127.0.0.1)
+/// that says https, as [`NetBrowser`] talks to it.
+pub fn start_recipe(name: &str, urls: &[(&str, SocketAddr)]) -> TestGateway {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/apps/{name}.yaml"));
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => panic!("{}: {e}", file.display()),
+    };
+    let Some(start) = text.find("\nusers:") else {
+        panic!("{}: no users: section", file.display());
+    };
+    let mut body = text[start..].to_string();
+    for (url, addr) in urls {
+        assert!(body.contains(url), "{name}.yaml does not name {url}");
+        body = body.replace(url, &format!("http://{addr}"));
+    }
+    start_behind_proxy(&body)
+}
+
+/// A gateway whose config is `rest` after a head with a portal at
+/// `https://auth.test` (as [`NetBrowser`] talks to it), a trusted proxy
+/// (127.0.0.1) that says https, and a SQLite store in its temp dir.
+pub fn start_behind_proxy(rest: &str) -> TestGateway {
+    let dir = temp_dir();
+    let d = dir.path().display().to_string();
+    TestGateway::start_with(dir, &|listen, admin| {
+        format!(
+            "listen: {listen}\nadmin_listen: {admin}\ntrusted_proxies: [127.0.0.1/32]\n\
+             portal: {{ url: \"https://auth.test\", rp_name: Test }}\n\
+             secrets: {{ cookie_keys: [\"{d}/cookie.key\"] }}\n\
+             store: {{ sqlite: {{ path: \"{d}/stepgate.db\" }} }}\n{rest}"
+        )
+    })
+}
+
+/// Mint a client token on the account page's API as `b`'s signed-in user,
+/// with the assertion `key` makes for it; returns the token's id and secret.
+pub fn mint_token(
+    b: &mut NetBrowser,
+    key: &mut SoftPasskey,
+    label: &str,
+    rules: &[&str],
+) -> (String, String) {
+    let begun = b.api(
+        "tokens/begin",
+        &json!({ "label": label, "rules": rules, "days": 30 }),
+    );
+    let cred = get(key, &begun["publicKey"], &Client::default());
+    let done = b.api(
+        "tokens/finish",
+        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
+    );
+    let id = done["id"].as_str().unwrap_or_default().to_string();
+    let secret = done["token"].as_str().unwrap_or_default().to_string();
+    assert!(secret.starts_with("sgt_") && !id.is_empty(), "{done}");
+    (id, secret)
+}
+
+/// Revoke token `id` on the account page as `b`'s user (the form's CSRF token
+/// read from the page, as a browser would send it).
+pub fn revoke_on_account_page(b: &mut NetBrowser, id: &str) {
+    let page = b.get("https://auth.test/.stepgate/account");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains(id),
+        "the page lists the token: {}",
+        page.body
+    );
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let form = format!("csrf={csrf}&id={id}");
+    let r = b.request(
+        "POST",
+        "https://auth.test/.stepgate/account/revoke-token",
+        &form,
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(r.status, 303, "{r:?}");
+}
+
+/// `Authorization: Basic` for `user` and `password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let raw = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }

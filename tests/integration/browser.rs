@@ -576,3 +576,6 @@ fn chromium_signs_in_once_and_step_up_still_asks() {
         }
     });
 }
+
+#[path = "browser_tokens.rs"]
+mod tokens;

@@ -1,9 +1,11 @@
 //! The one integration-test binary: the store conformance suite (run against
 //! SQLite and a private Redis), the CLI commands that work on the store, the
 //! session lifecycle, the portal ceremonies with software authenticators, the
-//! gateway end to end, real front proxies, and config files as users write them.
+//! gateway end to end, real front proxies, config files as users write them,
+//! real app clients through the app recipes, and client tokens.
 
 mod apps;
+mod apps_through;
 mod apps_util;
 mod attacks;
 mod attestation;
@@ -26,5 +28,6 @@ mod session;
 mod signin_attacks;
 mod sso;
 mod store;
+mod tokens;
 mod upgrade;
 mod util;

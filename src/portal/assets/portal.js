@@ -6,6 +6,7 @@
   const status = document.getElementById("status");
 
   function say(text, isError) {
+    if (!status) return;
     status.textContent = text;
     status.className = isError ? "error" : "note";
     if (isError) status.setAttribute("role", "alert");
@@ -149,8 +150,9 @@
     } catch (e) { say(explain(e), true); return; }
     await finishLogin(begun, cred);
   }
-  async function finishLogin(begun, cred) {
-    const body = {
+  // An assertion as the JSON API takes it.
+  function assertionBody(cred) {
+    return {
       id: cred.id,
       rawId: bufToB64url(cred.rawId),
       type: cred.type,
@@ -162,6 +164,9 @@
       },
       extensions: {},
     };
+  }
+  async function finishLogin(begun, cred) {
+    const body = assertionBody(cred);
     try {
       const done = await post("login/finish", { ceremony: begun.ceremony, credential: body });
       say("Verified. Continuing…");
@@ -169,6 +174,40 @@
     } catch (e) { say(explain(e), true); }
   }
 
+  // --- client tokens (account page): a ceremony whose purpose is the mint ---
+  async function mint(ev) {
+    ev.preventDefault();
+    const form = ev.target;
+    const rules = Array.from(form.querySelectorAll("input[name=rule]:checked")).map(c => c.value);
+    const request = {
+      label: document.getElementById("token-label").value.trim(),
+      rules: rules,
+      days: parseInt(document.getElementById("token-days").value, 10),
+    };
+    say("Preparing…");
+    let begun;
+    try { begun = await post("tokens/begin", request); } catch (e) { say(explain(e), true); return; }
+    say("Confirm with your passkey (PIN or fingerprint) to make the token.");
+    let cred;
+    try {
+      cred = await navigator.credentials.get({ publicKey: requestOptions(begun) });
+    } catch (e) { say(explain(e), true); return; }
+    const body = assertionBody(cred);
+    try {
+      const done = await post("tokens/finish", { ceremony: begun.ceremony, credential: body });
+      say("Token made; it expires " + done.expires + ".");
+      const secret = document.getElementById("minted-secret");
+      secret.value = done.token;
+      document.getElementById("minted").hidden = false;
+      secret.select();
+    } catch (e) { say(explain(e), true); }
+  }
+
+  if (page === "account") {
+    const form = document.getElementById("mint");
+    if (form && window.PublicKeyCredential) form.addEventListener("submit", mint);
+    return;
+  }
   if (!window.PublicKeyCredential) {
     say("This browser does not support passkeys.", true);
     return;
