@@ -174,9 +174,9 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
             for user in &report.removed_users {
                 match gw.store.revoke_user_sessions(user).await {
                     Ok(n) => crate::audit::revocation(
-                        "config-reload",
+                        "config_reload",
                         Some(user),
-                        "all-sessions",
+                        "all_sessions",
                         &format!("{n} session(s)"),
                         true,
                     ),

@@ -147,7 +147,7 @@ async fn audit_events_hold_who_what_and_no_secret() {
     assert_eq!(enroll["fields"]["credential"], "laptop");
     assert_eq!(enroll["fields"]["outcome"], "ok");
 
-    let sign_in = find(&events, "ceremony", Some("sign-in"));
+    let sign_in = find(&events, "ceremony", Some("sign_in"));
     assert_eq!(sign_in["fields"]["user"], "alice");
     assert_eq!(sign_in["fields"]["rule"], "app");
     assert_eq!(sign_in["fields"]["credential"], "laptop");
@@ -163,19 +163,19 @@ async fn audit_events_hold_who_what_and_no_secret() {
     assert_eq!(grant["fields"]["rule"], "app");
     assert_eq!(grant["fields"]["host"], "app.test");
 
-    let step_up = find(&events, "ceremony", Some("step-up"));
+    let step_up = find(&events, "ceremony", Some("step_up"));
     assert_eq!(step_up["fields"]["user"], "alice");
     assert_eq!(step_up["fields"]["rule"], "bound");
     assert_eq!(step_up["fields"]["credential"], "laptop");
 
     let denial = find(&events, "denial", None);
-    assert_eq!(denial["fields"]["outcome"], "no-rule");
+    assert_eq!(denial["fields"]["outcome"], "no_rule");
     assert_eq!(denial["fields"]["host"], "nothing.test");
     assert_eq!(denial["fields"]["client_ip"], "192.0.2.7");
 
     let revocation = find(&events, "revocation", None);
     assert_eq!(revocation["fields"]["user"], "alice");
-    assert_eq!(revocation["fields"]["what"], "all-sessions");
+    assert_eq!(revocation["fields"]["what"], "all_sessions");
     assert_eq!(revocation["fields"]["by"], "account");
 
     // No secret anywhere in the whole log (audit or not).
