@@ -4,8 +4,11 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::config::{self, Policy, Principal, Rule, Runtime, Scope};
+use crate::config::{self, Policy, Principal, Rule, Runtime};
+use crate::policy::{self, Decision, SessionState, StepUpText, Unadmitted};
 use crate::routing::{RouteRequest, normalize_host, normalize_path};
+use crate::session::lifecycle::{new_app_session, new_portal_session};
+use crate::session::{AppView, CredentialStanding};
 
 use super::exit;
 
@@ -95,35 +98,13 @@ pub fn explain(
 
 /// `explain` against an already compiled config.
 pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> std::io::Result<u8> {
-    let url = match url::Url::parse(&args.url) {
-        Ok(u) if u.has_host() => u,
-        _ => {
-            writeln!(
-                out,
-                "bad request: \"{}\" is not an absolute URL like https://app.example.com/path",
-                args.url
-            )?;
+    let (method, host, path) = match described(args) {
+        Ok(parts) => parts,
+        Err(why) => {
+            writeln!(out, "{why}")?;
             return Ok(exit::DENIED);
         }
     };
-    let host_raw = url.host_str().unwrap_or_default();
-    let host = match normalize_host(host_raw) {
-        Ok(h) => h,
-        Err(e) => {
-            writeln!(out, "bad request (400): host: {e}")?;
-            return Ok(exit::DENIED);
-        }
-    };
-    // `Url` has already resolved dot-segments; explain the path as sent on the wire.
-    let raw_path = raw_path_of(&args.url).unwrap_or_else(|| url.path().to_string());
-    let path = match normalize_path(&raw_path) {
-        Ok(p) => p,
-        Err(e) => {
-            writeln!(out, "bad request (400): path: {e}")?;
-            return Ok(exit::DENIED);
-        }
-    };
-    let method = args.method.to_ascii_uppercase();
     let req = RouteRequest {
         host: &host,
         path: &path,
@@ -143,19 +124,51 @@ pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> st
         }
     };
     writeln!(out, "rule: {} (rules[{index}])", rule.name)?;
+    explain_rule(rt, rule, out)?;
+    if rule.policy != Policy::Passkey {
+        return Ok(exit::OK);
+    }
+    explain_tokens(rule, out)?;
+    if let Some(name) = &args.user {
+        explain_user(rt, rule, name, out)?;
+    }
+    Ok(exit::OK)
+}
+
+/// The method, normalised host and normalised path `args` describe, or the
+/// line that says why it is no request.
+fn described(args: &ExplainArgs) -> Result<(String, String, String), String> {
+    let url = match url::Url::parse(&args.url) {
+        Ok(u) if u.has_host() => u,
+        _ => {
+            return Err(format!(
+                "bad request: \"{}\" is not an absolute URL like https://app.example.com/path",
+                args.url
+            ));
+        }
+    };
+    let host = normalize_host(url.host_str().unwrap_or_default())
+        .map_err(|e| format!("bad request (400): host: {e}"))?;
+    // `Url` has already resolved dot-segments; explain the path as sent on the wire.
+    let raw_path = raw_path_of(&args.url).unwrap_or_else(|| url.path().to_string());
+    let path = normalize_path(&raw_path).map_err(|e| format!("bad request (400): path: {e}"))?;
+    Ok((args.method.to_ascii_uppercase(), host, path))
+}
+
+/// The rule's policy, upstream, `allow` and `step_up`.
+fn explain_rule(rt: &Runtime, rule: &Rule, out: &mut dyn Write) -> std::io::Result<()> {
     let policy = match rule.policy {
         Policy::Bypass => "bypass (no sign-in)",
         Policy::Deny => "deny (403 for everyone)",
         Policy::Passkey => "passkey (sign-in with a UV passkey)",
     };
     writeln!(out, "policy: {policy}")?;
-    if let Some(up) = &rule.upstream {
-        writeln!(out, "upstream: {up}")?;
-    } else {
-        writeln!(out, "upstream: none (forward-auth only)")?;
+    match &rule.upstream {
+        Some(up) => writeln!(out, "upstream: {up}")?,
+        None => writeln!(out, "upstream: none (forward-auth only)")?,
     }
     if rule.policy != Policy::Passkey {
-        return Ok(exit::OK);
+        return Ok(());
     }
     match &rule.allow {
         None => writeln!(out, "allow: any configured user")?,
@@ -171,41 +184,56 @@ pub fn explain_with(rt: &Runtime, args: &ExplainArgs, out: &mut dyn Write) -> st
         }
     }
     match &rule.step_up {
-        None => writeln!(out, "step_up: none (any signed-in session)")?,
-        Some(s) => {
-            let mut needs = Vec::new();
-            if let Some(age) = s.max_age {
-                needs.push(format!(
-                    "a UV ceremony at most {} old",
-                    humantime::format_duration(age)
-                ));
-            }
-            needs.push(match s.scope {
-                Scope::Rule => "done for this rule".to_string(),
-                Scope::Session => "done anywhere in the session".to_string(),
-            });
-            if !s.authenticators.is_empty() {
-                needs.push(format!(
-                    "with an attested {}",
-                    rt.authenticator_names(&s.authenticators).join(" or ")
-                ));
-            }
-            if s.device_bound {
-                needs.push("from a device-bound (not synced) passkey".to_string());
-            }
-            writeln!(out, "step_up: {}", needs.join(", "))?;
-        }
+        None => writeln!(out, "step_up: none (any signed-in session)"),
+        Some(s) => writeln!(out, "step_up: {}", StepUpText::new(rt, s)),
     }
-    explain_tokens(rule, out)?;
-    if let Some(name) = &args.user {
-        match rt.users.get(name) {
-            None => writeln!(out, "user {name}: not in the config: denied")?,
-            Some(u) if !u.is_active(now()) => writeln!(out, "user {name}: expired: denied")?,
-            Some(u) if rule.allows(name, u) => writeln!(out, "user {name}: passes allow")?,
-            Some(_) => writeln!(out, "user {name}: not in allow: denied (403)")?,
+}
+
+/// Whether `name` is admitted, and what [`policy::decide`] does with a
+/// browser session of theirs just signed in with a passkey (no step-up yet).
+fn explain_user(rt: &Runtime, rule: &Rule, name: &str, out: &mut dyn Write) -> std::io::Result<()> {
+    let now = now();
+    match policy::admit(rt, name, Some(rule), now) {
+        Err(Unadmitted::Unknown) => return writeln!(out, "user {name}: not in the config: denied"),
+        Err(Unadmitted::Expired) => return writeln!(out, "user {name}: expired: denied"),
+        Err(Unadmitted::NotAllowed) => {
+            return writeln!(out, "user {name}: not in allow: denied (403)");
         }
+        Ok(_) => writeln!(out, "user {name}: passes allow")?,
     }
-    Ok(exit::OK)
+    let view = just_signed_in(rt, name, now);
+    let said = match policy::decide(rt, Some(rule), SessionState::Live(&view), now) {
+        Decision::Allow { .. } => "let in".to_string(),
+        Decision::StepUp { .. } => match &rule.step_up {
+            Some(s) => format!("sent to the portal for {}", StepUpText::new(rt, s)),
+            None => "sent to the portal".to_string(),
+        },
+        Decision::TokenRefused(reason) => format!("refused (401): {}", reason.as_str()),
+        Decision::Deny(reason) => format!("denied (403): {}", reason.as_str()),
+        Decision::Login => "sent to sign in".to_string(),
+        Decision::RateLimited(_) | Decision::Unavailable => "not judged".to_string(),
+    };
+    writeln!(out, "signed in as {name}, no step-up yet: {said}")
+}
+
+/// A browser session of `name` just signed in with a standing passkey, with
+/// no assertion and no grant: what a first visit after signing in brings.
+fn just_signed_in(rt: &Runtime, name: &str, now: i64) -> AppView {
+    let credential = "explain";
+    let mut portal = new_portal_session(name, None, None, &rt.session, now);
+    portal.signed_in_with = Some(credential.to_string());
+    AppView {
+        app: new_app_session(&portal, "explain", &rt.session, now),
+        portal,
+        grants: Vec::new(),
+        credentials: vec![CredentialStanding {
+            id: credential.to_string(),
+            flagged: false,
+            expires_at: None,
+            backup_eligible: false,
+            attestation: None,
+        }],
+    }
 }
 
 /// Whether a client token would be accepted, where from, and what the app is told.

@@ -9,11 +9,9 @@
 
 use url::Url;
 
+use super::PortalRoute;
 use crate::config::Runtime;
 use crate::routing::normalize_host;
-
-/// The portal page a refused or missing `rd` falls back to.
-pub const FALLBACK_PATH: &str = "/.stepgate/account";
 
 /// A validated target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +82,7 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
 
 /// The portal's own fallback page.
 pub fn fallback(rt: &Runtime) -> String {
-    rt.portal.url(FALLBACK_PATH)
+    PortalRoute::Account.url(&rt.portal)
 }
 
 /// The URL to send the browser to: `rd` if valid, else the portal's page.
