@@ -19,7 +19,7 @@ use super::file::{ConfigFile, TOP_LEVEL_KEYS};
 pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
     let mut diags = match positions(file, text) {
         Ok(positions) => Diagnostics::new(file, positions),
-        Err(diags) => return (unreadable(), diags),
+        Err(diags) => return (unreadable(), *diags),
     };
     match top_level(&mut diags, text) {
         Some(map) => (sections(&mut diags, map), diags),
@@ -36,7 +36,7 @@ fn unreadable() -> ConfigFile {
 }
 
 /// Every node's line and column, or the YAML syntax error.
-fn positions(file: &str, text: &str) -> Result<Positions, Diagnostics> {
+fn positions(file: &str, text: &str) -> Result<Positions, Box<Diagnostics>> {
     let mut positions = Positions::default();
     match MarkedYaml::load_from_str(text) {
         Ok(docs) => {
@@ -53,7 +53,7 @@ fn positions(file: &str, text: &str) -> Result<Positions, Diagnostics> {
                 m.col() + 1,
                 format!("YAML syntax error: {}", e.info()),
             );
-            Err(diags)
+            Err(Box::new(diags))
         }
     }
 }
