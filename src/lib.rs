@@ -11,6 +11,7 @@
 //! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`clock`]: the one source of the current time (tests move it).
 //! - [`webauthn`]: passkey ceremonies at the portal origin; attestation proofs, trust anchors and verified MDS3 blobs.
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
@@ -25,6 +26,7 @@
 pub mod access;
 pub mod audit;
 pub mod authz;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod gateway;

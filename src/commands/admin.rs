@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::SystemClock;
 use crate::config::{self, Runtime};
 use crate::policy::Unadmitted;
 use crate::portal::PortalRoute;
@@ -49,7 +50,7 @@ async fn open(
             return Ok(Err(exit::FAILED));
         }
     };
-    match store::open(&runtime.store) {
+    match store::open(&runtime.store, Arc::new(SystemClock)) {
         Ok(s) => Ok(Ok((runtime, s))),
         Err(e) => {
             writeln!(err, "error: {e}")?;

@@ -15,10 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::util::clock::OffsetClock;
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use stepgate::gateway::{Gateway, OffsetClock};
+use stepgate::gateway::Gateway;
 use stepgate::server::{self, ServeOptions};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -320,11 +321,11 @@ rules:
 {rules}"#
         );
         let rt = runtime(&yaml);
-        let store = match stepgate::store::open(&rt.store) {
+        let clock = Arc::new(OffsetClock::default());
+        let store = match stepgate::store::open(&rt.store, clock.clone()) {
             Ok(s) => s,
             Err(e) => panic!("store: {e}"),
         };
-        let clock = Arc::new(OffsetClock::default());
         let built =
             crate::gateway_util::tokio_rt().block_on(Gateway::build(rt, store, clock.clone()));
         let gw = match built {

@@ -217,7 +217,7 @@ fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     }
 
     // A revocation after the failover reaches both servers within 1 s.
-    let store = match stepgate::store::open(&b.gw.config.load().store) {
+    let store = match stepgate::store::open(&b.gw.config.load().store, b.gw.clock.clone()) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };
@@ -254,7 +254,10 @@ fn revocations_and_flags_wait_for_a_replica() {
         "portal: {{ url: https://auth.test }}\nsecrets: {{ cookie_keys: [k] }}\nstore: {{ redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }} }}\n",
         group.yaml_list()
     );
-    let store = match stepgate::store::open(&crate::gateway_util::runtime(&yaml).store) {
+    let store = match stepgate::store::open(
+        &crate::gateway_util::runtime(&yaml).store,
+        std::sync::Arc::new(stepgate::clock::SystemClock),
+    ) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };

@@ -1014,7 +1014,7 @@ fn two_gateways_on_one_redis_share_sessions_and_revocations() {
         assert_eq!(r.echoed("remote-user"), vec!["alice"], "gateway {name}");
     }
     // Revoke through a store handle of b's config, as `stepgate sessions revoke` would.
-    let store = match stepgate::store::open(&b.gw.config.load().store) {
+    let store = match stepgate::store::open(&b.gw.config.load().store, b.gw.clock.clone()) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };

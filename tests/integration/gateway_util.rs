@@ -10,8 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::util::clock::OffsetClock;
 use stepgate::config::{Runtime, check_str};
-use stepgate::gateway::{Gateway, OffsetClock};
+use stepgate::gateway::Gateway;
 use stepgate::server::{self, ServeOptions, ServerHandle};
 use stepgate::session::{
     AppSession, AttestationProof, Credential, Grant, PortalSession, Verification,
@@ -84,11 +85,11 @@ impl TestGateway {
             let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
             let yaml = make(listen, admin);
             let rt = runtime(&yaml);
-            let store = match stepgate::store::open(&rt.store) {
+            let clock = Arc::new(OffsetClock::default());
+            let store = match stepgate::store::open(&rt.store, clock.clone()) {
                 Ok(s) => s,
                 Err(e) => panic!("store: {e}"),
             };
-            let clock = Arc::new(OffsetClock::default());
             let gw = match tokio_rt().block_on(Gateway::build(rt, store.clone(), clock.clone())) {
                 Ok(gw) => Arc::new(gw),
                 Err(e) => panic!("gateway: {e}"),
@@ -332,7 +333,7 @@ pub fn sign_in(
     };
     // A store handle of its own, living in this runtime (as the CLI would):
     // the server's handle belongs to the server's runtime.
-    let store = match stepgate::store::open(&gw.config.load().store) {
+    let store = match stepgate::store::open(&gw.config.load().store, gw.clock.clone()) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };
@@ -953,7 +954,7 @@ impl NetBrowser {
             expires_at: g.now() + 3600,
         };
         let added = tokio_rt().block_on(async {
-            let store = stepgate::store::open(&g.gw.config.load().store)?;
+            let store = stepgate::store::open(&g.gw.config.load().store, g.gw.clock.clone())?;
             store
                 .add_invite(&stepgate::session::token_hash(&token), &invite)
                 .await

@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::util::clock::OffsetClock;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use stepgate::gateway::{Clock, Facts, Gateway, OffsetClock, Reply};
+use stepgate::gateway::{Clock, Facts, Gateway, Reply};
 use stepgate::session::{Invite, new_token, token_hash};
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
 use webauthn_rs_core::proto::{
@@ -194,11 +195,11 @@ impl Harness {
             Ok(c) => c.runtime,
             Err(e) => panic!("test config: {e}"),
         };
-        let store = match stepgate::store::open(&runtime.store) {
+        let clock = Arc::new(OffsetClock::default());
+        let store = match stepgate::store::open(&runtime.store, clock.clone()) {
             Ok(s) => s,
             Err(e) => panic!("store: {e}"),
         };
-        let clock = Arc::new(OffsetClock::default());
         let gw = match Gateway::build(runtime, store, clock.clone()).await {
             Ok(g) => g,
             Err(e) => panic!("gateway: {e}"),

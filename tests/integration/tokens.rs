@@ -84,7 +84,7 @@ fn stored_token(
     };
     let minted = token::mint(request, verification, at, Duration::MAX);
     let stored = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
+        let store = stepgate::store::open(&g.gw.config.load().store, g.gw.clock.clone())?;
         match store.add_credential(&cred).await {
             Ok(()) | Err(stepgate::store::StoreError::Conflict) => {}
             Err(e) => return Err(e),
@@ -101,7 +101,7 @@ fn with_store<T>(
     f: impl AsyncFnOnce(&dyn stepgate::store::Store) -> Result<T, stepgate::store::StoreError>,
 ) -> T {
     let result = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
+        let store = stepgate::store::open(&g.gw.config.load().store, g.gw.clock.clone())?;
         f(store.as_ref()).await
     });
     match result {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod clock;
 pub mod sentinel;
 pub mod traffic;
 
