@@ -85,15 +85,15 @@ pub fn fallback(rt: &Runtime) -> String {
     PortalRoute::Account.url(&rt.portal)
 }
 
-/// The URL to send the browser to: `rd` if valid, else the portal's page.
-pub fn target_or_fallback(rt: &Runtime, rd: Option<&str>) -> String {
-    rd.and_then(|r| validate(rt, r))
-        .map_or_else(|| fallback(rt), |t| t.url.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The URL to send the browser to: `rd` if valid, else the portal's page.
+    fn target_or_fallback(rt: &Runtime, rd: Option<&str>) -> String {
+        rd.and_then(|r| validate(rt, r))
+            .map_or_else(|| fallback(rt), |t| t.url.to_string())
+    }
 
     fn runtime(portal: &str) -> Runtime {
         let yaml = format!(

@@ -8,10 +8,25 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use stepgate::config::SessionLimits;
 use stepgate::session::cookie::{CookieKeys, CookieKind};
-use stepgate::session::{new_app_session, new_portal_session, resolve_app, resolve_portal};
+use stepgate::session::{
+    AppView, Timestamp, new_app_session, new_portal_session, resolve_app_cached, resolve_portal,
+};
 use stepgate::store::{Store, StoreError};
 
 use crate::store::{Backend, redis_backend, sqlite_backend, verification};
+
+/// The app session a request's cookies resolve to, with no cache in between.
+async fn resolve_app(
+    store: &dyn Store,
+    keys: &CookieKeys,
+    limits: &SessionLimits,
+    headers: &HeaderMap,
+    secure: bool,
+    host: &str,
+    now: Timestamp,
+) -> Result<Option<AppView>, StoreError> {
+    resolve_app_cached(store, None, keys, limits, headers, secure, host, now).await
+}
 
 const LIMITS: SessionLimits = SessionLimits {
     idle_timeout: Duration::from_secs(8 * 3600),
