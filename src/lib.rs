@@ -2,6 +2,9 @@
 //! verification (with user verification: PIN or biometric) in front of
 //! self-hosted services, per host and path.
 //!
+//! How the layers fit, the path of a request through them, and where each kind
+//! of change goes: `docs/architecture.md`.
+//!
 //! # Layout
 //! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`], reload.
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
