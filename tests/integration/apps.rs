@@ -4,8 +4,8 @@
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
 //! Also: every app recipe under `docs/apps/` passes `stepgate check`.
 
-use crate::apps_util::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
-use crate::gateway_util::{EchoUpstream, Response, raw_request};
+use crate::kit::apps::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
+use crate::kit::{EchoUpstream, Response, raw_request};
 
 #[test]
 fn git_clones_and_pushes_over_smart_http() {

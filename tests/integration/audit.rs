@@ -10,7 +10,7 @@ use serde_json::Value;
 use stepgate::gateway::Facts;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::portal_util::*;
+use crate::kit::portal::*;
 
 /// A `MakeWriter` that appends to a shared buffer.
 #[derive(Clone, Default)]
@@ -200,10 +200,10 @@ async fn audit_events_hold_who_what_and_no_secret() {
 /// request whose upstream failed (its request summary names no query).
 #[test]
 fn no_secret_reaches_the_log_at_any_level() {
-    use crate::gateway_util::{raw_request, wait_for_port, write_key};
-    use crate::util::{binary::Process, free_port, temp_dir};
+    use crate::kit::{binary::Process, free_port, temp_dir};
+    use crate::kit::{raw_request, wait_for_port, write_key};
     let dir = temp_dir();
-    write_key(&dir);
+    write_key(dir.path());
     let d = dir.path().display();
     let port = free_port();
     let file = dir.path().join("stepgate.yaml");

@@ -9,8 +9,8 @@ use stepgate::session::token_hash;
 use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
 
+use crate::kit;
 use crate::store::{app, client_token, credential, portal};
-use crate::util;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -19,7 +19,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = util::temp_dir();
+    let dir = kit::temp_dir();
     let db = dir.path().join("data").join("stepgate.db");
     let key = dir.path().join("cookie.key");
     let config = dir.path().join("stepgate.yaml");
@@ -376,7 +376,7 @@ async fn tokens_revoke_by_id_and_by_user() {
 /// on that Redis reads, and the reverse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_works_on_redis() {
-    let server = util::RedisServer::start();
+    let server = kit::RedisServer::start();
     let s = setup();
     let yaml = match std::fs::read_to_string(&s.config) {
         Ok(y) => y,
@@ -463,7 +463,7 @@ fn cli_reports_an_unreachable_redis() {
     let yaml = format!(
         "{}store:\n  redis: {{ url: \"redis://127.0.0.1:{}/0\" }}\n{}",
         &yaml[..start],
-        util::free_port(),
+        kit::free_port(),
         &yaml[end..]
     );
     if let Err(e) = std::fs::write(&s.config, yaml) {

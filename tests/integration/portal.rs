@@ -8,7 +8,7 @@ use stepgate::policy::{Decision, SessionState, decide};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
-use crate::portal_util::*;
+use crate::kit::portal::*;
 
 const APP: &str = "https://app.test/inbox?x=1";
 
@@ -758,7 +758,7 @@ async fn an_expired_user_is_refused() {
 
 #[tokio::test]
 async fn the_whole_flow_works_on_redis_too() {
-    let redis = crate::util::RedisServer::start();
+    let redis = crate::kit::RedisServer::start();
     let h = Harness::on_redis(&redis.url()).await;
     let mut b = h.browser();
     let mut key = enrolled(&h, &mut b, "alice", "laptop").await;

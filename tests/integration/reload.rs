@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{Response, parse_responses, raw_request, write_key};
-use crate::util::{free_port, temp_dir};
+use crate::kit::{Response, parse_responses, raw_request, write_key};
+use crate::kit::{free_port, temp_dir};
 
 /// Generation `k` of the config. Rules `x-ok` and `y-no` swap places every
 /// generation, so a request judged by one generation's router and another's
@@ -72,7 +72,7 @@ impl Drop for Killed {
 #[test]
 fn fifty_rewrites_under_load_never_fail_or_mix() {
     let dir = temp_dir();
-    write_key(&dir);
+    write_key(dir.path());
     let (port, admin_port) = (free_port(), free_port());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();

@@ -10,10 +10,10 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{EchoUpstream, wait_for_port, write_key};
-use crate::util::binary::Process;
-use crate::util::traffic::{RequestLoop, Sample};
-use crate::util::{free_port, temp_dir};
+use crate::kit::binary::Process;
+use crate::kit::traffic::{RequestLoop, Sample};
+use crate::kit::{EchoUpstream, wait_for_port, write_key};
+use crate::kit::{free_port, temp_dir};
 
 /// pingora keeps the old process accepting this long after the handover.
 const BOTH_ACCEPT: Duration = Duration::from_secs(5);
@@ -166,7 +166,7 @@ fn setup(dir: &Path, echo: SocketAddr) -> (SocketAddr, SocketAddr) {
 fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     let tmp = temp_dir();
     let dir = tmp.path();
-    write_key(&tmp);
+    write_key(tmp.path());
     let echo = EchoUpstream::start();
     let (addr, admin_addr) = setup(dir, echo.addr);
     let notify = UnixDatagram::bind(dir.join("run/notify.sock")).unwrap_or_else(|e| panic!("{e}"));

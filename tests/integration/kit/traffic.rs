@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{Response, parse_responses};
+use crate::kit::{Response, parse_responses};
 
 /// One request's outcome.
 #[derive(Debug, Clone)]
