@@ -200,34 +200,28 @@ async fn audit_events_hold_who_what_and_no_secret() {
 /// request whose upstream failed (its request summary names no query).
 #[test]
 fn no_secret_reaches_the_log_at_any_level() {
-    use crate::kit::{binary::Process, free_port, temp_dir};
-    use crate::kit::{raw_request, wait_for_port, write_key};
-    let dir = temp_dir();
-    write_key(dir.path());
-    let d = dir.path().display();
-    let port = free_port();
-    let file = dir.path().join("stepgate.yaml");
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:{port}
-portal: {{ url: "http://auth.localhost:{port}" }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-users: {{ alice: {{}} }}
-upstreams: {{ dead: "http://127.0.0.1:1", who: "builtin:whoami" }}
+    use crate::kit::{TestConfig, binary::Process, free_port, raw_request, wait_for_port};
+    let config = TestConfig::new()
+        .portal_on_listen_port("http://auth.localhost")
+        .body(
+            r#"users: { alice: {} }
+upstreams: { dead: "http://127.0.0.1:1", who: "builtin:whoami" }
 rules:
-  - {{ name: dead, hosts: [dead.localhost], upstream: dead, policy: bypass }}
-  - {{ name: app, hosts: [app.localhost], upstream: who, policy: passkey }}
-"#
-    );
+  - { name: dead, hosts: [dead.localhost], upstream: dead, policy: bypass }
+  - { name: app, hosts: [app.localhost], upstream: who, policy: passkey }
+"#,
+        );
+    let port = free_port();
+    let file = config.path("stepgate.yaml");
+    let yaml = config.yaml(([127, 0, 0, 1], port).into(), None);
     if let Err(e) = std::fs::write(&file, yaml) {
         panic!("{e}");
     }
     let f = file.display().to_string();
     let proc = Process::start_env(
-        dir.path(),
+        config.dir(),
         &["serve", "-c", &f],
-        dir.path().join("stepgate.log"),
+        config.dir().join("stepgate.log"),
         &[("RUST_LOG", "trace")],
     );
     let addr = ([127, 0, 0, 1], port).into();

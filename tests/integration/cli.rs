@@ -9,7 +9,7 @@ use stepgate::session::token_hash;
 use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
 
-use crate::kit;
+use crate::kit::{self, TestConfig};
 use crate::store::{app, client_token, credential, portal};
 
 struct Setup {
@@ -19,32 +19,24 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = kit::temp_dir();
-    let db = dir.path().join("data").join("stepgate.db");
-    let key = dir.path().join("cookie.key");
-    let config = dir.path().join("stepgate.yaml");
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-portal: {{ url: "https://auth.home.lab" }}
-secrets: {{ cookie_keys: ["{key}"] }}
-store:
-  sqlite: {{ path: "{db}" }}
-users:
-  alice: {{ groups: [admins] }}
-  bob: {{}}
-  old: {{ expires: 2020-01-01T00:00:00Z }}
+    let base = TestConfig::new().portal("https://auth.home.lab");
+    let db = base.path("data").join("stepgate.db");
+    let base = base.sqlite(&db).body(
+        r#"users:
+  alice: { groups: [admins] }
+  bob: {}
+  old: { expires: 2020-01-01T00:00:00Z }
 upstreams:
   demo: builtin:whoami
 rules:
-  - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}
+  - { name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }
 "#,
-        key = key.display(),
-        db = db.display()
     );
-    if let Err(e) = std::fs::write(&config, yaml) {
+    let config = base.path("stepgate.yaml");
+    if let Err(e) = std::fs::write(&config, base.yaml(([127, 0, 0, 1], 0).into(), None)) {
         panic!("{e}");
     }
+    let dir = base.into_dir();
     Setup { dir, config, db }
 }
 

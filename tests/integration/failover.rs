@@ -144,7 +144,7 @@ fn wait_for_status(
     deadline: Instant,
 ) {
     loop {
-        let r = crate::kit::traffic::try_send(g.addr, app_request(cookie).as_bytes());
+        let r = crate::kit::try_send(g.addr, app_request(cookie).as_bytes());
         let status = r.as_ref().map_or(0, |r| r.status);
         if status == want {
             return;
@@ -234,10 +234,11 @@ fn revocations_and_flags_wait_for_a_replica() {
     use stepgate::store::{CounterCheck, StoreError};
 
     let mut group = SentinelGroup::start();
-    let yaml = format!(
-        "portal: {{ url: https://auth.test }}\nsecrets: {{ cookie_keys: [k] }}\nstore: {{ redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }} }}\n",
+    let config = TestConfig::new().store(&format!(
+        "redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }}",
         group.yaml_list()
-    );
+    ));
+    let yaml = config.yaml(([127, 0, 0, 1], 0).into(), None);
     let store = match stepgate::store::open(
         &crate::kit::runtime(&yaml).store,
         std::sync::Arc::new(stepgate::clock::SystemClock),

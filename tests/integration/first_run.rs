@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::kit::binary::Process;
-use crate::kit::traffic::try_send;
+use crate::kit::try_send;
 use crate::kit::wait_for_port;
 use crate::kit::{free_port, temp_dir};
 

@@ -558,13 +558,7 @@ fn signs_in_once_through(start_front: fn(u16, &TestGateway, &EchoUpstream) -> Fr
     );
     // Signing out at the portal ends both app sessions.
     let page = b.get(&format!("{portal}/.stepgate/logout"));
-    let csrf = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = crate::kit::csrf_of(&page.body);
     let done = b.request(
         "POST",
         &format!("{portal}/.stepgate/logout"),

@@ -8,7 +8,7 @@
 use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::kit::{NetBrowser, TestConfig, TestGateway};
+use crate::kit::{NetBrowser, TestConfig, TestGateway, csrf_of};
 
 /// The portal at https://auth.test; two app hosts with plain rules, a
 /// `scope: rule` step-up, a young `scope: session` step-up, and an admins-only host.
@@ -148,15 +148,6 @@ fn a_user_outside_allow_gets_a_403_page_not_a_ceremony() {
             .get("ops.test")
             .is_some_and(|j| j.contains_key("__Host-stepgate_app"))
     );
-}
-
-/// The CSRF token in a page's sign-out form.
-fn csrf_of(body: &str) -> String {
-    body.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use super::authenticator::{Client, get};
+use super::authenticator::{Client, assertion};
 use super::{
-    ChildGuard, NetBrowser, TestConfig, TestGateway, free_port, spawn, temp_dir, wait_for_port,
+    ChildGuard, NetBrowser, TestConfig, TestGateway, csrf_of, free_port, spawn, temp_dir,
+    wait_for_port,
 };
 
 /// The WebDAV PROPFIND module of Debian's nginx (`libnginx-mod-http-dav-ext`).
@@ -626,11 +627,7 @@ pub fn mint_token(
         "tokens/begin",
         &json!({ "label": label, "rules": rules, "days": 30 }),
     );
-    let cred = get(key, &begun["publicKey"], &Client::default());
-    let done = b.api(
-        "tokens/finish",
-        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-    );
+    let done = b.api("tokens/finish", &assertion(key, &begun, &Client::default()));
     let id = done["id"].as_str().unwrap_or_default().to_string();
     let secret = done["token"].as_str().unwrap_or_default().to_string();
     assert!(secret.starts_with("sgt_") && !id.is_empty(), "{done}");
@@ -647,13 +644,7 @@ pub fn revoke_on_account_page(b: &mut NetBrowser, id: &str) {
         "the page lists the token: {}",
         page.body
     );
-    let csrf = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = csrf_of(&page.body);
     let form = format!("csrf={csrf}&id={id}");
     let r = b.request(
         "POST",

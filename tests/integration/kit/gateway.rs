@@ -32,17 +32,8 @@ pub struct TestGateway {
 impl TestGateway {
     /// Start a gateway on free ports with `config`, in its temp dir.
     pub fn start(config: TestConfig) -> TestGateway {
-        let yaml = |listen, admin| config.yaml(listen, Some(admin));
-        let (server, listen, admin) = serve_on_free_ports(&yaml);
-        TestGateway {
-            addr: listen,
-            admin,
-            gw: server.gw,
-            clock: server.clock,
-            store: server.store,
-            dir: config.into_dir(),
-            handle: Some(server.handle),
-        }
+        let served = serve_on_free_ports(&|listen, admin| config.yaml(listen, Some(admin)));
+        Self::running(served, config.into_dir())
     }
 
     /// Start a gateway on free ports with the config text `make(listen,
@@ -52,15 +43,21 @@ impl TestGateway {
         make: &dyn Fn(SocketAddr, SocketAddr) -> String,
     ) -> TestGateway {
         write_key(dir.path());
-        let (server, listen, admin) = serve_on_free_ports(make);
+        Self::running(serve_on_free_ports(make), dir)
+    }
+
+    fn running(
+        (served, addr, admin): (Served, SocketAddr, SocketAddr),
+        dir: tempfile::TempDir,
+    ) -> TestGateway {
         TestGateway {
-            addr: listen,
+            addr,
             admin,
-            gw: server.gw,
-            clock: server.clock,
-            store: server.store,
+            gw: served.gw,
+            clock: served.clock,
+            store: served.store,
             dir,
-            handle: Some(server.handle),
+            handle: Some(served.handle),
         }
     }
 

@@ -60,14 +60,25 @@ pub fn raw_request(addr: SocketAddr, text: &str) -> Response {
 
 /// Send bytes, read until the server closes, parse the first response.
 pub fn send_bytes(addr: SocketAddr, bytes: &[u8]) -> Response {
-    let all = exchange(addr, bytes);
-    match parse_responses(&all).into_iter().next() {
-        Some(r) => r,
-        None => panic!(
-            "no response from {addr}; got {:?}",
-            String::from_utf8_lossy(&all)
-        ),
+    try_send(addr, bytes).unwrap_or_else(|e| panic!("{addr}: {e}"))
+}
+
+/// Send one request (the server closes after it) and parse the answer.
+pub fn try_send(addr: SocketAddr, bytes: &[u8]) -> Result<Response, String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    s.write_all(bytes).map_err(|e| format!("write: {e}"))?;
+    let mut all = Vec::new();
+    if let Err(e) = s.read_to_end(&mut all)
+        && all.is_empty()
+    {
+        return Err(format!("read: {e}"));
     }
+    parse_responses(&all)
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no response ({} bytes)", all.len()))
 }
 
 /// Send bytes and read everything until the server closes (or 5 s of silence).

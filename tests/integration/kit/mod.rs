@@ -14,7 +14,8 @@
 //! - [`redis`], [`sentinel`]: private `redis-server`s; [`traffic`]: request
 //!   loops; [`binary`]: the built `stepgate`; [`clock`]: a clock tests move.
 //!
-//! Below: temp dirs, free ports, waiting for a port, a runtime, child processes.
+//! Below: temp dirs, free ports, waiting for a port, a runtime, child
+//! processes, a cookie jar's rule.
 
 pub mod apps;
 pub mod authenticator;
@@ -88,6 +89,19 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// What a browser's cookie jar for one host does with a `Set-Cookie` value:
+/// keep the cookie, or forget it when it is cleared.
+pub fn remember(jar: &mut std::collections::HashMap<String, String>, set_cookie: &str) {
+    let first = set_cookie.split(';').next().unwrap_or("");
+    if let Some((name, value)) = first.split_once('=') {
+        if value.is_empty() || set_cookie.contains("Max-Age=0") {
+            jar.remove(name);
+        } else {
+            jar.insert(name.to_string(), value.to_string());
+        }
     }
 }
 

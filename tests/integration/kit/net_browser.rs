@@ -12,7 +12,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use super::authenticator::{self, Client};
 use super::gateway::{TestGateway, own_store};
 use super::http::{Response, send_bytes};
-use super::tokio_rt;
+use super::{remember, tokio_rt};
 
 /// A browser speaking HTTP to the gateway: one cookie jar per host, every
 /// request carrying `X-Forwarded-Proto: https` as the TLS-terminating proxy would.
@@ -131,19 +131,13 @@ impl NetBrowser {
         req.push_str("\r\n");
         req.push_str(body);
         let r = send_bytes(self.addr, req.as_bytes());
-        for (k, v) in &r.headers {
-            if !k.eq_ignore_ascii_case("set-cookie") {
-                continue;
-            }
-            let first = v.split(';').next().unwrap_or("");
-            if let Some((name, value)) = first.split_once('=') {
-                let jar = self.jar.entry(host.clone()).or_default();
-                if value.is_empty() || v.contains("Max-Age=0") {
-                    jar.remove(name);
-                } else {
-                    jar.insert(name.to_string(), value.to_string());
-                }
-            }
+        let jar = self.jar.entry(host).or_default();
+        for (_, v) in r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        {
+            remember(jar, v);
         }
         r
     }
@@ -240,4 +234,13 @@ impl NetBrowser {
         assert_eq!(cb.status, 303, "{cb:?}");
         cb.header("location").unwrap_or("").to_string()
     }
+}
+
+/// The CSRF token in a page's sign-out form.
+pub fn csrf_of(body: &str) -> String {
+    body.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -21,7 +21,7 @@ use super::clock::OffsetClock;
 use super::config::TestConfig;
 use super::gateway::{build, spawn_server};
 use super::http::{Response, raw_request};
-use super::{free_port, wait_for_port};
+use super::{free_port, remember, wait_for_port};
 
 pub use super::authenticator::{Client, PORTAL, create, get};
 
@@ -274,19 +274,13 @@ impl Browser {
             headers,
         };
         let reply = stepgate::portal::handle(&self.gw, &facts, Bytes::copy_from_slice(body)).await;
-        for (name, value) in &reply.headers {
-            if name == http::header::SET_COOKIE {
-                let v = value.to_str().unwrap_or("");
-                let first = v.split(';').next().unwrap_or("");
-                if let Some((k, val)) = first.split_once('=') {
-                    let jar = self.jar.entry(host.clone()).or_default();
-                    if val.is_empty() || v.contains("Max-Age=0") {
-                        jar.remove(k);
-                    } else {
-                        jar.insert(k.into(), val.into());
-                    }
-                }
-            }
+        let jar = self.jar.entry(host).or_default();
+        for (_, v) in reply
+            .headers
+            .iter()
+            .filter(|(k, _)| k == http::header::SET_COOKIE)
+        {
+            remember(jar, v.to_str().unwrap_or(""));
         }
         reply
     }
