@@ -18,6 +18,8 @@ use crate::session::{Credential, PortalSession};
 
 /// How fresh the ceremony must be to revoke a passkey, in seconds.
 pub const REVOKE_MAX_AGE: i64 = 300;
+/// The longest name a passkey or token may have, in characters.
+pub(super) const LABEL_MAX: usize = 64;
 
 /// The login page that refreshes the ceremony and comes back here.
 fn login_url(req: &PortalRequest<'_>) -> String {
@@ -237,13 +239,13 @@ pub(super) async fn authorised(req: &PortalRequest<'_>) -> Result<Option<PortalS
     Ok(Some(lookup.session))
 }
 
-/// A label as given: trimmed, without control characters, at most 64 characters.
+/// A label as given: trimmed, without control characters, at most [`LABEL_MAX`] characters.
 pub(super) fn clean_label(raw: &str, what: &'static str) -> Result<String> {
     let label: String = raw
         .trim()
         .chars()
         .filter(|c| !c.is_control())
-        .take(64)
+        .take(LABEL_MAX)
         .collect();
     if label.is_empty() {
         return Err(Refusal::LabelMissing(what));

@@ -8,6 +8,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::PortalRoute;
+use super::account::LABEL_MAX;
 
 /// The page frame. `script` is the ceremony script's tag, when the page has one.
 fn layout(title: &str, main: Markup, script: Option<Markup>) -> String {
@@ -100,7 +101,7 @@ pub fn enroll(token: &str, user: Option<&str>) -> String {
         (status())
         form id="enroll" {
             label for="label" { "Name this passkey" }
-            input id="label" name="label" maxlength="64" placeholder="laptop, phone, yubikey" required;
+            input id="label" name="label" maxlength=(LABEL_MAX) placeholder="laptop, phone, yubikey" required;
             button type="submit" { "Create passkey" }
         }
         p class="small" {
@@ -283,7 +284,7 @@ fn passkey_card(p: &PasskeyRow, csrf: &str, can_revoke: bool) -> Markup {
             }
             (post_form(PortalRoute::RenamePasskey, csrf, Some(&p.id), html! {
                 label for=(rename_id) { "New name" }
-                input id=(rename_id) name="label" maxlength="64" required value=(p.label);
+                input id=(rename_id) name="label" maxlength=(LABEL_MAX) required value=(p.label);
                 button type="submit" { "Rename" }
             }))
             (post_form(PortalRoute::RevokePasskey, csrf, Some(&p.id), html! {
@@ -333,7 +334,7 @@ fn mint_form(m: &MintForm) -> Markup {
         form id="mint" {
             h3 { "New token" }
             label for="token-label" { "Name" }
-            input id="token-label" name="label" maxlength="64"
+            input id="token-label" name="label" maxlength=(LABEL_MAX)
                 placeholder="laptop git, phone calendar" required;
             fieldset {
                 legend { "For" }

@@ -4,6 +4,7 @@
 //! whether UV is asked), and turns a ceremony's begin answer into its finish
 //! body. Every browser of the kit drives its ceremonies through it.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
@@ -42,23 +43,42 @@ fn client_data(kind: &str, challenge: &str, c: &Client) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `options` as the authenticator takes them (UV `discouraged` at `uv_at`
+/// unless the client asks for UV), the `clientDataJSON` of a `kind` ceremony
+/// for its challenge, and that JSON's hash.
+fn prepare<T: DeserializeOwned>(
+    options: &Value,
+    uv_at: &[&str],
+    kind: &str,
+    c: &Client,
+) -> (T, Vec<u8>, Vec<u8>) {
+    let mut options = options.clone();
+    if !c.uv {
+        let mut at = &mut options;
+        for key in uv_at {
+            at = &mut at[*key];
+        }
+        *at = "discouraged".into();
+    }
+    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
+    let opts: T = match serde_json::from_value(options) {
+        Ok(o) => o,
+        Err(e) => panic!("{kind} options: {e}"),
+    };
+    let cdj = client_data(kind, &challenge, c);
+    let hash = Sha256::digest(&cdj).to_vec();
+    (opts, cdj, hash)
+}
+
 /// Run `navigator.credentials.create()` on a software authenticator.
 pub fn create(
     auth: &mut impl AuthenticatorBackendHashedClientData,
     options: &Value,
     c: &Client,
 ) -> Value {
-    let mut options = options.clone();
-    if !c.uv {
-        options["authenticatorSelection"]["userVerification"] = "discouraged".into();
-    }
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialCreationOptions = match serde_json::from_value(options) {
-        Ok(o) => o,
-        Err(e) => panic!("creation options: {e}"),
-    };
-    let cdj = client_data("webauthn.create", &challenge, c);
-    let hash = Sha256::digest(&cdj).to_vec();
+    let uv_at = ["authenticatorSelection", "userVerification"];
+    let (opts, cdj, hash): (PublicKeyCredentialCreationOptions, _, _) =
+        prepare(options, &uv_at, "webauthn.create", c);
     let mut reg = match auth.perform_register(hash, opts, 60_000) {
         Ok(r) => r,
         Err(e) => panic!("authenticator register: {e:?}"),
@@ -73,17 +93,8 @@ pub fn get(
     options: &Value,
     c: &Client,
 ) -> Value {
-    let mut options = options.clone();
-    if !c.uv {
-        options["userVerification"] = "discouraged".into();
-    }
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialRequestOptions = match serde_json::from_value(options) {
-        Ok(o) => o,
-        Err(e) => panic!("request options: {e}"),
-    };
-    let cdj = client_data("webauthn.get", &challenge, c);
-    let hash = Sha256::digest(&cdj).to_vec();
+    let (opts, cdj, hash): (PublicKeyCredentialRequestOptions, _, _) =
+        prepare(options, &["userVerification"], "webauthn.get", c);
     let mut a = match auth.perform_auth(hash, opts, 60_000) {
         Ok(r) => r,
         Err(e) => panic!("authenticator get: {e:?}"),
