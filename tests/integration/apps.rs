@@ -1,4 +1,4 @@
-//! Real app protocols with real clients: each endpoint of `apps_util` talked
+//! Real app protocols with real clients: each endpoint of `kit::apps` talked
 //! to directly (no stepgate in between), so a failure here is the harness's,
 //! not the gateway's. Git smart HTTP with the `git` CLI, WebDAV with `rclone`,
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
