@@ -139,6 +139,16 @@ pub fn uv(at: i64, sets: &[&str], backup_eligible: bool) -> Verification {
     }
 }
 
+/// The fingerprint of the first certificate in the PEM file at `path`, as
+/// an attestation proof records its root.
+fn root_fingerprint(path: &std::path::Path) -> Option<String> {
+    let pem = std::fs::read(path).ok()?;
+    let list = webauthn_rs_core::proto::AttestationCaList::try_from(pem.as_slice()).ok()?;
+    list.cas()
+        .values()
+        .find_map(stepgate::webauthn::trust::fingerprint)
+}
+
 /// The credential a [`uv`] names, as registration would have stored it.
 fn test_credential(gw: &Gateway, user: &str, v: &Verification) -> Credential {
     let rt = gw.config.load();
@@ -149,7 +159,11 @@ fn test_credential(gw: &Gateway, user: &str, v: &Verification) -> Credential {
             .get(set)
             .and_then(|a| a.aaguids.first().copied())
             .unwrap_or_else(|| panic!("no authenticator set {set} in the test config"));
-        let root = rt.trust.roots_of(set).into_iter().next();
+        let root = rt
+            .authenticators
+            .get(set)
+            .and_then(|a| a.ca_files.first())
+            .and_then(|ca| root_fingerprint(&ca.path));
         AttestationProof {
             format: "packed".into(),
             root: root.unwrap_or_else(|| panic!("set {set} has no root")),
