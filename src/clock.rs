@@ -1,12 +1,10 @@
 //! Where the time comes from: the gateway, the portal and the stores read the
 //! wall clock only through a [`Clock`], so a test can move one clock for all.
 
-use crate::session::Timestamp;
-
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
-    /// Unix seconds.
-    fn now(&self) -> Timestamp;
+    /// Unix seconds (a `session::Timestamp`).
+    fn now(&self) -> i64;
 
     /// Unix milliseconds (for short expiries kept to the millisecond).
     fn now_ms(&self) -> i64 {
@@ -19,7 +17,7 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
+    fn now(&self) -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
     }
 
