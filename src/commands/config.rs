@@ -278,3 +278,79 @@ fn raw_path_of(url: &str) -> Option<String> {
     let end = path.find(['?', '#']).unwrap_or(path.len());
     Some(path[..end].to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(yaml: &str, url: &str, user: Option<&str>) -> (u8, String) {
+        let rt = match config::check_str("t.yaml", yaml, 0) {
+            Ok(c) => c.runtime,
+            Err(e) => panic!("test config: {e}"),
+        };
+        let args = ExplainArgs {
+            url: url.into(),
+            method: "get".into(),
+            user: user.map(str::to_string),
+            ip: IpAddr::from([127, 0, 0, 1]),
+        };
+        let mut out = Vec::new();
+        let code = match explain_with(&rt, &args, &mut out) {
+            Ok(c) => c,
+            Err(e) => panic!("write: {e}"),
+        };
+        (code, String::from_utf8_lossy(&out).into_owned())
+    }
+
+    const YAML: &str = r#"
+listen: 127.0.0.1:8080
+portal: { url: "https://auth.home.lab" }
+secrets: { cookie_keys: [/dev/null] }
+users:
+  alice: { groups: [admins] }
+  bob: {}
+  old: { expires: 2020-01-01T00:00:00Z }
+upstreams: { demo: "builtin:whoami" }
+rules:
+  - { name: admin, hosts: [app.home.lab], paths: [/admin/**], upstream: demo, policy: passkey, allow: [group:admins], step_up: { max_age: 5m, device_bound: true } }
+  - { name: git, hosts: [app.home.lab], paths: [/git/**], upstream: demo, policy: passkey, tokens: { from: basic } }
+  - { name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }
+"#;
+
+    /// What `decide` does with a session just signed in, for each kind of user and rule.
+    #[test]
+    fn explain_says_what_decide_does_for_a_user() {
+        let (code, out) = explained(YAML, "https://app.home.lab/admin/x", Some("alice"));
+        assert_eq!(code, exit::OK);
+        assert!(
+            out.contains("step_up: a check with your PIN or fingerprint at most 5m old, done for this page, from a device-bound (not synced) passkey"),
+            "{out}"
+        );
+        assert!(out.contains("user alice: passes allow"), "{out}");
+        assert!(
+            out.contains("signed in as alice, no step-up yet: sent to the portal for a check"),
+            "{out}"
+        );
+        let (_, out) = explained(YAML, "https://app.home.lab/admin/x", Some("bob"));
+        assert!(
+            out.contains("user bob: not in allow: denied (403)"),
+            "{out}"
+        );
+        let (_, out) = explained(YAML, "https://app.home.lab/x", Some("old"));
+        assert!(out.contains("user old: expired: denied"), "{out}");
+        let (_, out) = explained(YAML, "https://app.home.lab/x", Some("eve"));
+        assert!(out.contains("user eve: not in the config: denied"), "{out}");
+        let (_, out) = explained(YAML, "https://app.home.lab/x", Some("bob"));
+        assert!(
+            out.contains("signed in as bob, no step-up yet: let in"),
+            "{out}"
+        );
+        let (_, out) = explained(YAML, "https://app.home.lab/git/x", Some("bob"));
+        assert!(
+            out.contains(
+                "signed in as bob, no step-up yet: refused (401): a client token is required"
+            ),
+            "{out}"
+        );
+    }
+}
