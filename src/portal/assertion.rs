@@ -12,7 +12,7 @@
 use serde::Deserialize;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 
-use super::login::{core_credential, unadmitted};
+use super::login::core_credential;
 use super::pending::{self, Pending};
 use super::{PortalRequest, Refusal, Result};
 use crate::policy;
@@ -83,7 +83,8 @@ pub(crate) async fn verify(
         None if expected.is_none() => return Err(Refusal::NoUserHandle),
         _ => {}
     }
-    policy::admit(&req.rt, &stored.user, None, now).map_err(|why| unadmitted(why, &stored.user))?;
+    policy::admit(&req.rt, &stored.user, None, now)
+        .map_err(|why| Refusal::unadmitted(why, &stored.user))?;
     if stored.flagged {
         return Err(Refusal::PasskeyBlocked);
     }

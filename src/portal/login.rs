@@ -21,7 +21,7 @@ use super::{PortalRequest, PortalRoute, Refusal, Result, html, json, pages, sess
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime, StepUp};
 use crate::gateway::{Facts, Reply};
-use crate::policy::{self, StepUpText, Unadmitted};
+use crate::policy::{self, StepUpText};
 use crate::routing::{RouteRequest, normalize_path};
 use crate::session::{Credential, Verification, new_token, token_hash};
 use crate::telemetry::metrics;
@@ -150,15 +150,6 @@ async fn user_credentials(
     Ok((all, ok))
 }
 
-/// The refusal for a user `admit` turned away.
-pub(crate) fn unadmitted(why: Unadmitted, user: &str) -> Refusal {
-    match why {
-        Unadmitted::Unknown => Refusal::UserUnknown,
-        Unadmitted::Expired => Refusal::UserExpired,
-        Unadmitted::NotAllowed => Refusal::NotAllowed(user.to_string()),
-    }
-}
-
 /// A browser binding as an app host writes it into the login URL.
 fn binding_param(raw: Option<String>) -> Option<String> {
     raw.filter(|b| {
@@ -205,7 +196,7 @@ pub async fn page(req: &PortalRequest<'_>) -> Result<Reply> {
     if let Some(lookup) = &current {
         let user = &lookup.session.user;
         if let Err(why) = policy::admit(rt, user, to.rule, req.now) {
-            let refusal = unadmitted(why, user);
+            let refusal = Refusal::unadmitted(why, user);
             let body = pages::message("Not allowed", &refusal.message(), None);
             return Ok(html(StatusCode::FORBIDDEN, body));
         }
@@ -316,7 +307,7 @@ async fn signed_in_allow(
     user: &str,
     to: &Destination<'_>,
 ) -> Result<Vec<CoreCredential>> {
-    policy::admit(&req.rt, user, to.rule, req.now).map_err(|why| unadmitted(why, user))?;
+    policy::admit(&req.rt, user, to.rule, req.now).map_err(|why| Refusal::unadmitted(why, user))?;
     let (all, ok) = user_credentials(req, user, to.step_up()).await?;
     if ok.is_empty() {
         return Err(Refusal::NoFittingPasskey(no_match_text(
@@ -466,7 +457,7 @@ async fn fits_destination(
 ) -> Result<()> {
     let rt = &req.rt;
     policy::admit(rt, &stored.user, to.rule, req.now)
-        .map_err(|why| unadmitted(why, &stored.user))?;
+        .map_err(|why| Refusal::unadmitted(why, &stored.user))?;
     let step_up = to.step_up();
     if !satisfies(rt, stored, step_up, req.now) {
         let (all, _) = user_credentials(req, &stored.user, step_up).await?;

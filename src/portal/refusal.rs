@@ -5,6 +5,7 @@
 
 use http::StatusCode;
 
+use crate::policy::Unadmitted;
 use crate::store::StoreError;
 use crate::webauthn::CeremonyError;
 
@@ -253,6 +254,15 @@ impl Refusal {
             PasskeyMisfits => "This passkey is not accepted by every address you chose.",
         };
         text.to_string()
+    }
+
+    /// The refusal for a user [`crate::policy::admit`] turned away.
+    pub fn unadmitted(why: Unadmitted, user: &str) -> Refusal {
+        match why {
+            Unadmitted::Unknown => Refusal::UserUnknown,
+            Unadmitted::Expired => Refusal::UserExpired,
+            Unadmitted::NotAllowed => Refusal::NotAllowed(user.to_string()),
+        }
     }
 
     /// The title of the page that shows this refusal.
