@@ -1,20 +1,22 @@
 //! The portal: every `/.stepgate/…` path except `/.stepgate/authz/*`.
 //!
-//! [`handle`] takes one [`PortalRequest`] (config snapshot, facts, time,
-//! body), parses its [`PortalRoute`] once and dispatches on it; each page or
-//! API lives in its own module and answers a [`Refusal`] when it refuses. Pages are served only on the portal host (a login link that lands
-//! on an app host is bounced to the portal); the callback and the assets are
+//! [`handle`] takes one `PortalRequest` (config snapshot, facts, time,
+//! body), parses its [`PortalRoute`] once (404 for an unknown path, 405 for a
+//! known one asked with another method) and dispatches on it; each page or API
+//! lives in its own module and answers a [`Refusal`] when it refuses. Pages
+//! are served only on the portal host (a login link that lands on an app host
+//! is bounced to the portal); the callback, the assets and signing out are
 //! served on every host. Every state-changing endpoint checks
 //! `Origin`/`Sec-Fetch-Site` ([`guard`]) and forms carry a CSRF token.
 //!
 //! # Layout
 //! - [`route`]: every reserved path, parsed once and used to build every link.
-//! - `context`: the [`PortalRequest`] every handler takes.
+//! - `context`: the `PortalRequest` every handler takes.
 //! - `refusal`: every refusal with its message, status and label.
-//! - [`pages`]: the HTML, from compile-time checked templates.
-//! - [`redirect`]: `rd` validation (open-redirect defence).
+//! - `pages`: the HTML, from compile-time checked templates (maud).
+//! - `redirect`: `rd` validation (open-redirect defence).
 //! - `pending`: ceremony state in the store, bound to one browser.
-//! - `login`, `enroll`, `callback`, `account`: the pages and their JSON APIs.
+//! - `login`, `enroll`, `callback`, `account`, `logout`: the pages and their JSON APIs.
 //! - `tokens`: client tokens on the account page (mint with a passkey, revoke).
 //! - `assertion`: verifying one assertion, shared by sign-in and minting.
 //! - [`ratelimit`]: per-IP and per-user limits on ceremony begin/finish.
