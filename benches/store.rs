@@ -17,7 +17,7 @@ use stepgate::config::SessionLimits;
 use stepgate::session::cookie::{CookieKeys, CookieKind};
 use stepgate::session::{
     AttestationProof, Credential, Grant, Verification, new_app_session, new_portal_session,
-    resolve_app,
+    resolve_app_cached,
 };
 use stepgate::store::Store;
 use stepgate::store::redis::RedisStore;
@@ -148,8 +148,9 @@ fn bench_store(c: &mut Criterion, name: &str, rt: &tokio::runtime::Runtime, stor
     g.bench_function("resolve_app", |b| {
         b.iter(|| {
             let t = now();
-            let v = rt.block_on(resolve_app(
+            let v = rt.block_on(resolve_app_cached(
                 store.as_ref(),
+                None,
                 &keys,
                 &LIMITS,
                 black_box(&headers),

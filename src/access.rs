@@ -14,12 +14,12 @@
 use std::time::Instant;
 
 use http::{HeaderName, StatusCode, header};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::audit;
 use crate::config::{IdentityHeaders, Policy, Rule, Runtime, TokenFrom, TokenRule};
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::{self, Decision, Identity, SessionState, TokenReason};
+use crate::portal::PortalRoute;
 use crate::portal::ratelimit::Limited;
 use crate::request::BadRequest;
 use crate::routing::RouteRequest;
@@ -256,16 +256,9 @@ pub fn original_url(facts: &Facts) -> String {
 /// The portal's login page for a ceremony that returns to `rd`; `binding`
 /// ties the callback code to the browser that was sent there.
 pub fn login_url(rt: &Runtime, rd: &str, binding: Option<&str>) -> String {
-    let mut url = format!(
-        "{}?rd={}",
-        rt.portal.url("/.stepgate/login"),
-        utf8_percent_encode(rd, NON_ALPHANUMERIC)
-    );
-    if let Some(b) = binding {
-        url.push_str("&state=");
-        url.push_str(b);
-    }
-    url
+    let mut query = vec![("rd", rd)];
+    query.extend(binding.map(|b| ("state", b)));
+    PortalRoute::Login.url_with(&rt.portal, &query)
 }
 
 /// The 400 answer for a request refused before (or while) judging.
@@ -375,7 +368,7 @@ fn token_refusal(rt: &Runtime, reason: TokenReason, tokens: Option<&TokenRule>) 
             format!(
                 "401 Unauthorized: {}. Mint a token on {}\n",
                 reason.as_str(),
-                rt.portal.url("/.stepgate/account")
+                PortalRoute::Account.url(&rt.portal)
             ),
         )
         .header(header::WWW_AUTHENTICATE, token_challenge(from, error))

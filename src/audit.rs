@@ -24,14 +24,15 @@ impl CeremonyKind {
     fn as_str(self) -> &'static str {
         match self {
             Self::Enroll => "enroll",
-            Self::SignIn => "sign-in",
-            Self::StepUp => "step-up",
-            Self::MintToken => "mint-token",
+            Self::SignIn => "sign_in",
+            Self::StepUp => "step_up",
+            Self::MintToken => "mint_token",
         }
     }
 }
 
-/// A passkey ceremony finished (`outcome` is "ok" or a short reason such as "uv-missing").
+/// A passkey ceremony finished (`outcome` is "ok" or the refusal's label,
+/// such as "user_not_verified"; the ceremony metric counts the same label).
 pub fn ceremony(
     kind: CeremonyKind,
     user: Option<&str>,
@@ -91,9 +92,10 @@ pub fn denial(
     );
 }
 
-/// Something was revoked. `by` is who did it ("cli", "account", "config-reload"),
-/// `what` the kind ("credential", "session", "all-sessions", "token", "all-tokens"), `target` its public
-/// id or label; `user` whose it was, when known.
+/// Something was revoked. `by` is who did it ("cli", "account", "logout",
+/// "config_reload"), `what` the kind ("credential", "session",
+/// "other_sessions", "all_sessions", "token", "all_tokens"), `target` its
+/// public id or label; `user` whose it was, when known.
 pub fn revocation(by: &str, user: Option<&str>, what: &str, target: &str, ok: bool) {
     tracing::info!(
         target: TARGET,
@@ -102,7 +104,7 @@ pub fn revocation(by: &str, user: Option<&str>, what: &str, target: &str, ok: bo
         user = user.unwrap_or("-"),
         what,
         target,
-        outcome = if ok { "ok" } else { "not-found" },
+        outcome = if ok { "ok" } else { "not_found" },
         "revoked {what} {target}"
     );
 }
@@ -123,7 +125,7 @@ pub fn reload(trigger: &str, ok: bool, changes: &[String], errors: Option<usize>
             target: TARGET,
             event = "reload",
             trigger,
-            outcome = "failed",
+            outcome = "error",
             errors = errors.unwrap_or(0),
             "config reload failed; keeping the running config"
         );

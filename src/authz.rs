@@ -28,6 +28,7 @@ use crate::access::{self, Mode};
 use crate::config::Runtime;
 use crate::gateway::{Facts, Gateway, Reply};
 use crate::policy::Decision;
+use crate::portal::route;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
 use crate::routing::normalize_host;
@@ -55,8 +56,8 @@ impl Endpoint {
     /// The endpoint for a normalised request path, if it is one.
     pub fn for_path(path: &str) -> Option<Self> {
         match path {
-            "/.stepgate/authz/forward-auth" => Some(Self::ForwardAuth),
-            "/.stepgate/authz/auth-request" => Some(Self::AuthRequest),
+            route::FORWARD_AUTH => Some(Self::ForwardAuth),
+            route::AUTH_REQUEST => Some(Self::AuthRequest),
             _ => None,
         }
     }

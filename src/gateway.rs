@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -17,40 +16,7 @@ use crate::config::Runtime;
 use crate::session::Timestamp;
 use crate::store::Store;
 
-/// Where the time comes from; tests move it by hand.
-pub trait Clock: Send + Sync + 'static {
-    /// Unix seconds.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-}
-
-/// A clock that runs with the system clock plus an offset tests can change.
-#[derive(Debug, Default)]
-pub struct OffsetClock {
-    offset: AtomicI64,
-}
-
-impl OffsetClock {
-    /// Move the clock forward by `secs`.
-    pub fn advance(&self, secs: i64) {
-        self.offset.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for OffsetClock {
-    fn now(&self) -> Timestamp {
-        SystemClock.now() + self.offset.load(Ordering::SeqCst)
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// Everything a request handler needs, shared by all connections.
 pub struct Gateway {

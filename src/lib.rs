@@ -2,6 +2,9 @@
 //! verification (with user verification: PIN or biometric) in front of
 //! self-hosted services, per host and path.
 //!
+//! How the layers fit, the path of a request through them, and where each kind
+//! of change goes: `docs/architecture.md`.
+//!
 //! # Layout
 //! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`], reload.
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
@@ -11,6 +14,7 @@
 //! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`clock`]: the one source of the current time (tests move it).
 //! - [`webauthn`]: passkey ceremonies at the portal origin; attestation proofs, trust anchors and verified MDS3 blobs.
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
@@ -25,6 +29,7 @@
 pub mod access;
 pub mod audit;
 pub mod authz;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod gateway;

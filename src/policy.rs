@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Policy, Rule, Runtime, Scope, StepUp};
+use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User};
 use crate::session::{AppView, CredentialStanding, Timestamp, Verification};
 use crate::token::TokenView;
 use crate::webauthn::TrustStore;
@@ -102,13 +102,13 @@ pub enum DenyReason {
 }
 
 impl DenyReason {
-    /// A short name for logs and metrics.
+    /// The stable snake_case label of audit events and logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::NoRule => "no-rule",
-            Self::RuleDenies => "rule-denies",
-            Self::NotAllowed => "not-allowed",
-            Self::UserExpired => "user-expired",
+            Self::NoRule => "no_rule",
+            Self::RuleDenies => "rule_denies",
+            Self::NotAllowed => "not_allowed",
+            Self::UserExpired => "user_expired",
         }
     }
 }
@@ -135,6 +135,86 @@ pub enum Decision {
     RateLimited(u64),
     /// The store could not be asked: 503.
     Unavailable,
+}
+
+/// Why a user is not admitted to a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unadmitted {
+    /// Not (or no longer) in `users:`.
+    Unknown,
+    /// Past the user's `expires`.
+    Expired,
+    /// Outside the rule's `allow`.
+    NotAllowed,
+}
+
+impl Unadmitted {
+    /// The refusal `decide` gives a known user who is not admitted.
+    fn deny_reason(self) -> DenyReason {
+        match self {
+            Unadmitted::Expired => DenyReason::UserExpired,
+            Unadmitted::Unknown | Unadmitted::NotAllowed => DenyReason::NotAllowed,
+        }
+    }
+}
+
+/// The one admission check: is `name` a configured user, active at `now`,
+/// and let in by `rule`'s `allow` (when a rule is given)? Their config if so.
+/// `decide`, the portal (sign-in, sessions, sign in once, tokens) and
+/// `stepgate explain` all ask this.
+pub fn admit<'a>(
+    config: &'a Runtime,
+    name: &str,
+    rule: Option<&Rule>,
+    now: Timestamp,
+) -> Result<&'a User, Unadmitted> {
+    let user = config.users.get(name).ok_or(Unadmitted::Unknown)?;
+    if !user.is_active(now) {
+        return Err(Unadmitted::Expired);
+    }
+    if rule.is_some_and(|r| !r.allows(name, user)) {
+        return Err(Unadmitted::NotAllowed);
+    }
+    Ok(user)
+}
+
+/// A rule's `step_up` in words, with its authenticator sets by their display
+/// names: "a check with your PIN or fingerprint at most 5m old, done for this
+/// page, on an attested YubiKey 5, from a device-bound (not synced) passkey".
+pub struct StepUpText<'a> {
+    step_up: &'a StepUp,
+    names: Vec<String>,
+}
+
+impl<'a> StepUpText<'a> {
+    /// The words for `step_up` under `config`'s authenticator names.
+    pub fn new(config: &Runtime, step_up: &'a StepUp) -> Self {
+        StepUpText {
+            step_up,
+            names: config.authenticator_names(&step_up.authenticators),
+        }
+    }
+}
+
+impl std::fmt::Display for StepUpText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.step_up;
+        f.write_str("a check with your PIN or fingerprint")?;
+        if let Some(age) = s.max_age {
+            write!(f, " at most {} old", humantime::format_duration(age))?;
+        }
+        f.write_str(match s.scope {
+            Scope::Rule => ", done for this page",
+            Scope::Session => ", done anywhere in this sign-in",
+        })?;
+        if !self.names.is_empty() {
+            write!(f, ", on an attested {}", self.names.join(" or "))?;
+        }
+        if s.device_bound {
+            f.write_str(", from a device-bound (not synced) passkey")?;
+        }
+        Ok(())
+    }
 }
 
 /// Decide what happens to a request that routed to `rule` (or to no rule).
@@ -171,16 +251,12 @@ pub fn decide(
         return Decision::Login;
     }
     let name = &view.app.user;
-    // A user removed from the config has no access, even with a live session.
-    let Some(user) = config.users.get(name) else {
-        return Decision::Login;
+    let user = match admit(config, name, Some(rule), now) {
+        Ok(user) => user,
+        // A user removed from the config has no access, even with a live session.
+        Err(Unadmitted::Unknown) => return Decision::Login,
+        Err(why) => return Decision::Deny(why.deny_reason()),
     };
-    if !user.is_active(now) {
-        return Decision::Deny(DenyReason::UserExpired);
-    }
-    if !rule.allows(name, user) {
-        return Decision::Deny(DenyReason::NotAllowed);
-    }
     let verification = match &rule.step_up {
         None => view.portal.last_uv.as_ref().filter(|v| {
             view.standing(&v.credential_id)
@@ -242,15 +318,11 @@ fn decide_token(
     else {
         return refused(TokenReason::CredentialGone);
     };
-    let Some(user) = config.users.get(&token.user) else {
-        return refused(TokenReason::Invalid);
+    let user = match admit(config, &token.user, Some(rule), now) {
+        Ok(user) => user,
+        Err(Unadmitted::Unknown) => return refused(TokenReason::Invalid),
+        Err(why) => return Decision::Deny(why.deny_reason()),
     };
-    if !user.is_active(now) {
-        return Decision::Deny(DenyReason::UserExpired);
-    }
-    if !rule.allows(&token.user, user) {
-        return Decision::Deny(DenyReason::NotAllowed);
-    }
     // The mint ceremony was done for the token's rules, so `scope` is met by
     // `covers`; age, model and binding are judged as for any assertion.
     if let Some(step_up) = &rule.step_up

@@ -72,7 +72,7 @@ impl Metrics {
         let ceremonies = counter(
             &registry,
             "stepgate_ceremonies_total",
-            "Passkey ceremonies, by kind (enroll, sign-in, step-up) and result",
+            "Passkey ceremonies, by kind (enroll, sign_in, step_up, mint_token) and result",
             &["kind", "result"],
         );
         let signins = counter(
@@ -116,8 +116,8 @@ impl Metrics {
         }
     }
 
-    /// Count one passkey ceremony; `kind`: `enroll`, `sign-in`, `step-up`;
-    /// `result`: `ok` or a short fixed reason.
+    /// Count one passkey ceremony; `kind`: `enroll`, `sign_in`, `step_up`,
+    /// `mint_token`; `result`: `ok` or the refusal's label.
     pub fn ceremony(&self, kind: &str, result: &str) {
         if let Some(c) = &self.ceremonies {
             c.with_label_values(&[kind, result]).inc();
@@ -187,12 +187,14 @@ mod tests {
             Some("alice"),
             Some("admin"),
             Some("key"),
-            "uv-missing",
+            "user_not_verified",
             ip,
         );
         let text = metrics().render();
         assert!(
-            text.contains("stepgate_ceremonies_total{kind=\"step-up\",result=\"uv-missing\"}"),
+            text.contains(
+                "stepgate_ceremonies_total{kind=\"step_up\",result=\"user_not_verified\"}"
+            ),
             "{text}"
         );
     }

@@ -13,7 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::SystemClock;
 use crate::config::{self, Runtime};
+use crate::policy::Unadmitted;
+use crate::portal::PortalRoute;
 use crate::session::{Invite, Timestamp, new_token, token_hash};
 use crate::store::{self, Store};
 
@@ -47,7 +50,7 @@ async fn open(
             return Ok(Err(exit::FAILED));
         }
     };
-    match store::open(&runtime.store) {
+    match store::open(&runtime.store, Arc::new(SystemClock)) {
         Ok(s) => Ok(Ok((runtime, s))),
         Err(e) => {
             writeln!(err, "error: {e}")?;
@@ -101,8 +104,8 @@ pub async fn invite(
 ) -> std::io::Result<u8> {
     let (rt, store) = open_or_exit!(config_path, err);
     let t = now();
-    match rt.users.get(&args.user) {
-        None => {
+    match crate::policy::admit(&rt, &args.user, None, t) {
+        Err(Unadmitted::Unknown) => {
             writeln!(
                 err,
                 "error: no user \"{}\" in {} (add it under users: first)",
@@ -111,7 +114,7 @@ pub async fn invite(
             )?;
             return Ok(exit::FAILED);
         }
-        Some(u) if !u.is_active(t) => {
+        Err(_) => {
             writeln!(
                 err,
                 "error: user \"{}\" has expired (users.{}.expires)",
@@ -119,7 +122,7 @@ pub async fn invite(
             )?;
             return Ok(exit::FAILED);
         }
-        Some(_) => {}
+        Ok(_) => {}
     }
     if args.ttl.as_secs() == 0 {
         writeln!(err, "error: --ttl must be at least one second")?;
@@ -139,7 +142,7 @@ pub async fn invite(
     writeln!(
         out,
         "{}",
-        rt.portal.url(&format!("/.stepgate/enroll?token={token}"))
+        PortalRoute::Enroll.url_with(&rt.portal, &[("token", &token)])
     )?;
     let lifetime = match args.credential_ttl {
         Some(d) => format!(
@@ -375,7 +378,7 @@ pub async fn sessions_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_sessions(user), err);
-    revoked_all("all-sessions", "session", user, n, out)
+    revoked_all("all_sessions", "session", user, n, out)
 }
 
 /// `stepgate tokens list [USER]`: live client tokens (never their secrets).
@@ -433,5 +436,5 @@ pub async fn tokens_revoke_user(
 ) -> std::io::Result<u8> {
     let (_, store) = open_or_exit!(config_path, err);
     let n = store_or_exit!(store.revoke_user_tokens(user), err);
-    revoked_all("all-tokens", "token", user, n, out)
+    revoked_all("all_tokens", "token", user, n, out)
 }

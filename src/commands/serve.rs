@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Runtime, StoreSettings};
-use crate::gateway::{Gateway, SystemClock};
+use crate::gateway::Gateway;
 use crate::server::{self, ServeOptions, Stop};
 use crate::telemetry;
 
@@ -44,7 +45,8 @@ pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Res
         writeln!(err, "error: {e}")?;
         return Ok(exit::FAILED);
     }
-    let store = match crate::store::open(&rt.store) {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = match crate::store::open(&rt.store, Arc::clone(&clock)) {
         Ok(s) => s,
         Err(e) => {
             writeln!(err, "error: store: {e}")?;
@@ -53,7 +55,7 @@ pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Res
     };
     let built = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(tokio_rt) => tokio_rt.block_on(async {
-            let gw = Gateway::build(rt, store, Arc::new(SystemClock)).await?;
+            let gw = Gateway::build(rt, store, clock).await?;
             // No credential at all: one enrollment link for the first user, on
             // standard output (the log never holds a secret).
             match crate::portal::bootstrap(&gw).await {

@@ -14,7 +14,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::diag::Diagnostics;
-use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile};
+use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile, StepUpFile};
 use super::runtime::*;
 use crate::proxy::hygiene;
 use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
@@ -681,6 +681,15 @@ fn upstreams(
     out
 }
 
+/// What a rule is checked against: the compiled users, their groups, the
+/// authenticator sets and the upstreams.
+struct RuleContext<'a> {
+    users: &'a BTreeMap<String, User>,
+    groups: HashSet<&'a str>,
+    sets: &'a BTreeMap<String, AuthenticatorSet>,
+    upstreams: &'a BTreeMap<String, Upstream>,
+}
+
 fn rules(
     diags: &mut Diagnostics,
     raw: &[Option<RuleFile>],
@@ -688,13 +697,18 @@ fn rules(
     sets: &BTreeMap<String, AuthenticatorSet>,
     upstreams: &BTreeMap<String, Upstream>,
 ) -> (Vec<Rule>, Vec<Matcher>) {
-    let mut rules = Vec::new();
-    let mut matchers = Vec::new();
+    let cx = RuleContext {
+        users,
+        groups: users
+            .values()
+            .flat_map(|u| u.groups.iter().map(String::as_str))
+            .collect(),
+        sets,
+        upstreams,
+    };
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut matchers: Vec<Matcher> = Vec::new();
     let mut names = HashSet::new();
-    let groups: HashSet<&str> = users
-        .values()
-        .flat_map(|u| u.groups.iter().map(String::as_str))
-        .collect();
     if raw.is_empty() {
         diags.warn("rules", "no rules: every request is denied");
     }
@@ -709,172 +723,199 @@ fn rules(
                 format!("duplicate rule name \"{}\"", r.name),
             );
         }
-        if r.hosts.is_empty() {
-            diags.error(
-                &format!("{p}.hosts"),
-                "list at least one host (exact, \"*.suffix\" or \"*\")",
-            );
-        }
-        let mut hosts = Vec::new();
-        for (j, h) in r.hosts.iter().enumerate() {
-            match HostPattern::parse(h) {
-                Ok(hp) => hosts.push(hp),
-                Err(m) => diags.error(&format!("{p}.hosts[{j}]"), m),
-            }
-        }
-        let mut paths = Vec::new();
-        for (j, pat) in r.paths.iter().enumerate() {
-            match PathPattern::parse(pat) {
-                Ok(pp) => paths.push(pp),
-                Err(m) => diags.error(&format!("{p}.paths[{j}]"), m),
-            }
-        }
-        let methods = r.methods.as_ref().map(|ms| {
-            let mut out = Vec::new();
-            for (j, m) in ms.iter().enumerate() {
-                let up = m.to_ascii_uppercase();
-                if KNOWN_METHODS.contains(&up.as_str()) {
-                    out.push(up);
-                } else {
-                    diags.error(
-                        &format!("{p}.methods[{j}]"),
-                        format!("unknown HTTP method \"{m}\""),
-                    );
-                }
-            }
-            out
-        });
-        let networks = networks(diags, &format!("{p}.networks"), &r.networks, false);
-        let allow = r.allow.as_ref().map(|list| {
-            let mut out = Vec::new();
-            for (j, a) in list.iter().enumerate() {
-                let ap = format!("{p}.allow[{j}]");
-                if let Some(u) = a.strip_prefix("user:") {
-                    if !users.contains_key(u) {
-                        let known = known_list(users.keys());
-                        diags.error(&ap, format!("unknown user \"{u}\" ({known})"));
-                    }
-                    out.push(Principal::User(u.to_string()));
-                } else if let Some(g) = a.strip_prefix("group:") {
-                    if !groups.contains(g) {
-                        diags.warn(&ap, format!("no configured user is in group \"{g}\""));
-                    }
-                    out.push(Principal::Group(g.to_string()));
-                } else {
-                    diags.error(&ap, format!("\"{a}\" must be user:NAME or group:NAME"));
-                }
-            }
-            out
-        });
-        if let Some(u) = &r.upstream
-            && !upstreams.contains_key(u)
-        {
-            let known = known_list(upstreams.keys());
-            diags.error(
-                &format!("{p}.upstream"),
-                format!("unknown upstream \"{u}\" ({known})"),
-            );
-        }
-        let policy = match r.policy {
-            PolicyFile::Bypass => Policy::Bypass,
-            PolicyFile::Deny => Policy::Deny,
-            PolicyFile::Passkey => Policy::Passkey,
-        };
-        if policy != Policy::Passkey && r.allow.is_some() {
-            let kind = if policy == Policy::Bypass {
-                "bypass"
-            } else {
-                "deny"
-            };
-            diags.error(&format!("{p}.allow"), format!("allow only applies to policy: passkey; a {kind} rule never looks at who the user is"));
-        }
-        let step_up = r.step_up.as_ref().map(|s| {
-            let sp = format!("{p}.step_up");
-            if policy != Policy::Passkey {
-                diags.error(&sp, "step_up is only allowed on policy: passkey rules");
-            }
-            if let Some(age) = s.max_age
-                && age < MIN_MAX_AGE
-            {
-                diags.error(
-                    &format!("{sp}.max_age"),
-                    format!(
-                        "{} is too short: the minimum is 10s",
-                        humantime::format_duration(age)
-                    ),
-                );
-            }
-            for (j, a) in s.authenticators.iter().enumerate() {
-                if !sets.contains_key(a) {
-                    let known = known_list(sets.keys());
-                    diags.error(
-                        &format!("{sp}.authenticators[{j}]"),
-                        format!("unknown authenticator set \"{a}\" ({known})"),
-                    );
-                }
-            }
-            StepUp {
-                max_age: s.max_age,
-                scope: match s.scope.unwrap_or(ScopeFile::Rule) {
-                    ScopeFile::Rule => Scope::Rule,
-                    ScopeFile::Session => Scope::Session,
-                },
-                authenticators: s.authenticators.clone(),
-                device_bound: s.device_bound,
-            }
-        });
-        if policy == Policy::Passkey && r.allow.is_none() && hosts.contains(&HostPattern::Any) {
-            diags.warn(
-                &format!("{p}.hosts"),
-                "passkey rule on \"*\" with no allow: any enrolled user may open any host",
-            );
-        }
-        let fold_case = r
-            .upstream
-            .as_ref()
-            .and_then(|u| upstreams.get(u))
-            .is_some_and(|u| {
-                matches!(
-                    u,
-                    Upstream::Http {
-                        fold_case: true,
-                        ..
-                    }
-                )
-            });
-        let matcher = Matcher {
-            hosts: hosts.clone(),
-            paths,
-            methods,
-            networks,
-            fold_case,
-        };
+        let (rule, matcher) = rule(diags, &cx, &p, r);
         if let Some(k) = matchers
             .iter()
             .position(|earlier| shadows(earlier, &matcher))
         {
-            let name: &Rule = &rules[k];
             diags.warn(
                 &p,
                 format!(
                     "rule \"{}\" can never match: rule \"{}\" above takes all of its requests",
-                    r.name, name.name
+                    r.name, rules[k].name
                 ),
             );
         }
-        rules.push(Rule {
-            name: r.name.clone(),
-            hosts,
-            upstream: r.upstream.clone(),
-            policy,
-            allow,
-            step_up,
-            tokens: None,
-            identity_headers: None,
-        });
+        rules.push(rule);
         matchers.push(matcher);
     }
     (rules, matchers)
+}
+
+/// One rule at `p` and what routes to it.
+fn rule(diags: &mut Diagnostics, cx: &RuleContext<'_>, p: &str, r: &RuleFile) -> (Rule, Matcher) {
+    let matcher = matcher(diags, cx, p, r);
+    let allow = r.allow.as_ref().map(|list| allow_list(diags, cx, p, list));
+    if let Some(u) = &r.upstream
+        && !cx.upstreams.contains_key(u)
+    {
+        let known = known_list(cx.upstreams.keys());
+        diags.error(
+            &format!("{p}.upstream"),
+            format!("unknown upstream \"{u}\" ({known})"),
+        );
+    }
+    let policy = match r.policy {
+        PolicyFile::Bypass => Policy::Bypass,
+        PolicyFile::Deny => Policy::Deny,
+        PolicyFile::Passkey => Policy::Passkey,
+    };
+    if policy != Policy::Passkey && r.allow.is_some() {
+        let kind = if policy == Policy::Bypass {
+            "bypass"
+        } else {
+            "deny"
+        };
+        diags.error(&format!("{p}.allow"), format!("allow only applies to policy: passkey; a {kind} rule never looks at who the user is"));
+    }
+    let step_up = r.step_up.as_ref().map(|s| {
+        if policy != Policy::Passkey {
+            diags.error(
+                &format!("{p}.step_up"),
+                "step_up is only allowed on policy: passkey rules",
+            );
+        }
+        step_up(diags, cx, &format!("{p}.step_up"), s)
+    });
+    if policy == Policy::Passkey && r.allow.is_none() && matcher.hosts.contains(&HostPattern::Any) {
+        diags.warn(
+            &format!("{p}.hosts"),
+            "passkey rule on \"*\" with no allow: any enrolled user may open any host",
+        );
+    }
+    let rule = Rule {
+        name: r.name.clone(),
+        hosts: matcher.hosts.clone(),
+        upstream: r.upstream.clone(),
+        policy,
+        allow,
+        step_up,
+        tokens: None,
+        identity_headers: None,
+    };
+    (rule, matcher)
+}
+
+/// What routes to the rule at `p`: its hosts, paths, methods and networks,
+/// and whether its upstream folds case.
+fn matcher(diags: &mut Diagnostics, cx: &RuleContext<'_>, p: &str, r: &RuleFile) -> Matcher {
+    if r.hosts.is_empty() {
+        diags.error(
+            &format!("{p}.hosts"),
+            "list at least one host (exact, \"*.suffix\" or \"*\")",
+        );
+    }
+    let mut hosts = Vec::new();
+    for (j, h) in r.hosts.iter().enumerate() {
+        match HostPattern::parse(h) {
+            Ok(hp) => hosts.push(hp),
+            Err(m) => diags.error(&format!("{p}.hosts[{j}]"), m),
+        }
+    }
+    let mut paths = Vec::new();
+    for (j, pat) in r.paths.iter().enumerate() {
+        match PathPattern::parse(pat) {
+            Ok(pp) => paths.push(pp),
+            Err(m) => diags.error(&format!("{p}.paths[{j}]"), m),
+        }
+    }
+    let methods = r.methods.as_ref().map(|ms| {
+        let mut out = Vec::new();
+        for (j, m) in ms.iter().enumerate() {
+            let up = m.to_ascii_uppercase();
+            if KNOWN_METHODS.contains(&up.as_str()) {
+                out.push(up);
+            } else {
+                diags.error(
+                    &format!("{p}.methods[{j}]"),
+                    format!("unknown HTTP method \"{m}\""),
+                );
+            }
+        }
+        out
+    });
+    let fold_case = r
+        .upstream
+        .as_ref()
+        .and_then(|u| cx.upstreams.get(u))
+        .is_some_and(|u| {
+            matches!(
+                u,
+                Upstream::Http {
+                    fold_case: true,
+                    ..
+                }
+            )
+        });
+    Matcher {
+        hosts,
+        paths,
+        methods,
+        networks: networks(diags, &format!("{p}.networks"), &r.networks, false),
+        fold_case,
+    }
+}
+
+/// A rule's `allow` list: `user:NAME` of a configured user or `group:NAME`.
+fn allow_list(
+    diags: &mut Diagnostics,
+    cx: &RuleContext<'_>,
+    p: &str,
+    list: &[String],
+) -> Vec<Principal> {
+    let mut out = Vec::new();
+    for (j, a) in list.iter().enumerate() {
+        let ap = format!("{p}.allow[{j}]");
+        if let Some(u) = a.strip_prefix("user:") {
+            if !cx.users.contains_key(u) {
+                let known = known_list(cx.users.keys());
+                diags.error(&ap, format!("unknown user \"{u}\" ({known})"));
+            }
+            out.push(Principal::User(u.to_string()));
+        } else if let Some(g) = a.strip_prefix("group:") {
+            if !cx.groups.contains(g) {
+                diags.warn(&ap, format!("no configured user is in group \"{g}\""));
+            }
+            out.push(Principal::Group(g.to_string()));
+        } else {
+            diags.error(&ap, format!("\"{a}\" must be user:NAME or group:NAME"));
+        }
+    }
+    out
+}
+
+/// A rule's `step_up` at `sp`: `max_age` at least [`MIN_MAX_AGE`], known sets.
+fn step_up(diags: &mut Diagnostics, cx: &RuleContext<'_>, sp: &str, s: &StepUpFile) -> StepUp {
+    if let Some(age) = s.max_age
+        && age < MIN_MAX_AGE
+    {
+        diags.error(
+            &format!("{sp}.max_age"),
+            format!(
+                "{} is too short: the minimum is {}",
+                humantime::format_duration(age),
+                humantime::format_duration(MIN_MAX_AGE)
+            ),
+        );
+    }
+    for (j, a) in s.authenticators.iter().enumerate() {
+        if !cx.sets.contains_key(a) {
+            let known = known_list(cx.sets.keys());
+            diags.error(
+                &format!("{sp}.authenticators[{j}]"),
+                format!("unknown authenticator set \"{a}\" ({known})"),
+            );
+        }
+    }
+    StepUp {
+        max_age: s.max_age,
+        scope: match s.scope.unwrap_or(ScopeFile::Rule) {
+            ScopeFile::Rule => Scope::Rule,
+            ScopeFile::Session => Scope::Session,
+        },
+        authenticators: s.authenticators.clone(),
+        device_bound: s.device_bound,
+    }
 }
 
 /// `upstreams.NAME.identity_headers` of every upstream that has one: valid

@@ -17,12 +17,33 @@ use super::file::{ConfigFile, TOP_LEVEL_KEYS};
 
 /// Read `text` (named `file` in messages) into the file model; problems go to the returned diagnostics.
 pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
+    let mut diags = match positions(file, text) {
+        Ok(positions) => Diagnostics::new(file, positions),
+        Err(diags) => return (unreadable(), *diags),
+    };
+    match top_level(&mut diags, text) {
+        Some(map) => (sections(&mut diags, map), diags),
+        None => (unreadable(), diags),
+    }
+}
+
+/// The file model of a file that could not be read as a mapping.
+fn unreadable() -> ConfigFile {
+    ConfigFile {
+        unreadable: true,
+        ..Default::default()
+    }
+}
+
+/// Every node's line and column, or the YAML syntax error.
+fn positions(file: &str, text: &str) -> Result<Positions, Box<Diagnostics>> {
     let mut positions = Positions::default();
     match MarkedYaml::load_from_str(text) {
         Ok(docs) => {
             if let Some(doc) = docs.first() {
                 index_node(doc, String::new(), None, &mut positions);
             }
+            Ok(positions)
         }
         Err(e) => {
             let mut diags = Diagnostics::new(file, positions);
@@ -32,16 +53,13 @@ pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
                 m.col() + 1,
                 format!("YAML syntax error: {}", e.info()),
             );
-            return (
-                ConfigFile {
-                    unreadable: true,
-                    ..Default::default()
-                },
-                diags,
-            );
+            Err(Box::new(diags))
         }
     }
-    let mut diags = Diagnostics::new(file, positions);
+}
+
+/// The top-level mapping, or `None` (with the error reported).
+fn top_level(diags: &mut Diagnostics, text: &str) -> Option<serde_norway::Mapping> {
     let root: Value = match serde_norway::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -54,41 +72,27 @@ pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
                 col,
                 format!("YAML error: {}", strip_location(&e.to_string())),
             );
-            return (
-                ConfigFile {
-                    unreadable: true,
-                    ..Default::default()
-                },
-                diags,
-            );
+            return None;
         }
     };
-    let map = match root {
-        Value::Mapping(m) => m,
+    match root {
+        Value::Mapping(m) => Some(m),
         Value::Null => {
             diags.error("", "the file is empty; see config/reference.yaml");
-            return (
-                ConfigFile {
-                    unreadable: true,
-                    ..Default::default()
-                },
-                diags,
-            );
+            None
         }
         _ => {
             diags.error(
                 "",
                 "the file must be a mapping of keys (listen, portal, rules, ...)",
             );
-            return (
-                ConfigFile {
-                    unreadable: true,
-                    ..Default::default()
-                },
-                diags,
-            );
+            None
         }
-    };
+    }
+}
+
+/// Read each top-level section on its own; a section with an error is named in `failed`.
+fn sections(diags: &mut Diagnostics, map: serde_norway::Mapping) -> ConfigFile {
     let mut out = ConfigFile::default();
     for (key, value) in map {
         let Some(key) = key.as_str().map(str::to_owned) else {
@@ -96,7 +100,7 @@ pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
             continue;
         };
         let before = diags.items.len();
-        let d = &mut diags;
+        let d = &mut *diags;
         match key.as_str() {
             "listen" => out.listen = read(d, "listen", value),
             "tls" => out.tls = read(d, "tls", value),
@@ -126,7 +130,7 @@ pub fn load(file: &str, text: &str) -> (ConfigFile, Diagnostics) {
             out.failed.push(key);
         }
     }
-    (out, diags)
+    out
 }
 
 /// Deserialize one value; on failure, report the innermost path that failed.

@@ -36,10 +36,49 @@ pub enum ReloadOutcome {
 
 /// Keep what cannot change live from `old`, and describe the differences.
 pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
-    let mut r = ReloadReport::default();
+    let mut r = ReloadReport {
+        restart_required: keep_fixed(old, &mut new),
+        ..ReloadReport::default()
+    };
+    rule_changes(old, &new, &mut r.changes);
+    for (name, user) in &new.users {
+        match old.users.get(name) {
+            None => r.changes.push(format!("user added: {name}")),
+            Some(u) if u != user => r.changes.push(format!("user changed: {name}")),
+            Some(_) => {}
+        }
+    }
+    for name in old.users.keys() {
+        if !new.users.contains_key(name) {
+            r.changes.push(format!("user removed: {name}"));
+            r.removed_users.push(name.clone());
+        }
+    }
+    for (what, differs) in [
+        ("upstreams", old.upstreams != new.upstreams),
+        ("authenticators", old.authenticators != new.authenticators),
+        (
+            "trusted_proxies",
+            old.trusted_proxies != new.trusted_proxies,
+        ),
+        ("session", old.session != new.session),
+        ("rate_limit", old.rate_limit != new.rate_limit),
+        ("secrets.cookie_keys", old.cookie_keys != new.cookie_keys),
+    ] {
+        if differs {
+            r.changes.push(format!("{what} changed"));
+        }
+    }
+    (new, r)
+}
+
+/// Give `new` the old value of every setting that only applies at the next
+/// start; returns the names of those that differed.
+fn keep_fixed(old: &Runtime, new: &mut Runtime) -> Vec<String> {
+    let mut restart_required = Vec::new();
     let mut keep = |what: &str, differs: bool| {
         if differs {
-            r.restart_required.push(what.to_string());
+            restart_required.push(what.to_string());
         }
         differs
     };
@@ -71,52 +110,28 @@ pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
     ) {
         new.portal = old.portal.clone();
     }
+    restart_required
+}
+
+/// "rule added/changed/removed: NAME" lines (a rule that moved changed).
+fn rule_changes(old: &Runtime, new: &Runtime, changes: &mut Vec<String>) {
     for (name, rule) in new.rules.iter().enumerate().map(|(i, r)| (&r.name, (i, r))) {
         match old.rules.iter().position(|o| &o.name == name) {
-            None => r.changes.push(format!("rule added: {name}")),
+            None => changes.push(format!("rule added: {name}")),
             Some(j) => {
                 let same_rule = old.rules[j] == *rule.1;
-                let same_match = signature(old, j) == signature(&new, rule.0);
+                let same_match = signature(old, j) == signature(new, rule.0);
                 if !same_rule || !same_match || j != rule.0 {
-                    r.changes.push(format!("rule changed: {name}"));
+                    changes.push(format!("rule changed: {name}"));
                 }
             }
         }
     }
     for o in &old.rules {
         if !new.rules.iter().any(|n| n.name == o.name) {
-            r.changes.push(format!("rule removed: {}", o.name));
+            changes.push(format!("rule removed: {}", o.name));
         }
     }
-    for (name, user) in &new.users {
-        match old.users.get(name) {
-            None => r.changes.push(format!("user added: {name}")),
-            Some(u) if u != user => r.changes.push(format!("user changed: {name}")),
-            Some(_) => {}
-        }
-    }
-    for name in old.users.keys() {
-        if !new.users.contains_key(name) {
-            r.changes.push(format!("user removed: {name}"));
-            r.removed_users.push(name.clone());
-        }
-    }
-    for (what, differs) in [
-        ("upstreams", old.upstreams != new.upstreams),
-        ("authenticators", old.authenticators != new.authenticators),
-        (
-            "trusted_proxies",
-            old.trusted_proxies != new.trusted_proxies,
-        ),
-        ("session", old.session != new.session),
-        ("rate_limit", old.rate_limit != new.rate_limit),
-        ("secrets.cookie_keys", old.cookie_keys != new.cookie_keys),
-    ] {
-        if differs {
-            r.changes.push(format!("{what} changed"));
-        }
-    }
-    (new, r)
 }
 
 /// A comparable form of rule `i`'s matching half.
@@ -174,9 +189,9 @@ pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
             for user in &report.removed_users {
                 match gw.store.revoke_user_sessions(user).await {
                     Ok(n) => crate::audit::revocation(
-                        "config-reload",
+                        "config_reload",
                         Some(user),
-                        "all-sessions",
+                        "all_sessions",
                         &format!("{n} session(s)"),
                         true,
                     ),

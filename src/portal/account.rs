@@ -2,31 +2,29 @@
 //! started, the apps it opened and the grants they hold), and the form actions
 //! behind it (rename, revoke, end a session, end all others, sign out
 //! everywhere). Every action checks `Origin`/`Sec-Fetch-Site` and the
-//! session's CSRF token; revoking a passkey needs a ceremony at most five
-//! minutes old. Signing out lives in [`super::logout`].
+//! session's CSRF token; revoking a passkey needs a ceremony at most
+//! [`REVOKE_MAX_AGE`] seconds old. Signing out lives in [`super::logout`].
 
-use crate::audit;
 use http::StatusCode;
 
 use super::{
-    Failure, Result, guard, html, human_time, logout, pages, require_same_origin, sessions, tokens,
+    PortalRequest, PortalRoute, Refusal, Result, guard, html, human_time, logout, pages, sessions,
+    tokens,
 };
+use crate::audit;
 use crate::config::Runtime;
-use crate::gateway::{Facts, Gateway, Reply};
-use crate::session::PortalSession;
+use crate::gateway::Reply;
+use crate::session::{Credential, PortalSession};
 
-/// How fresh the ceremony must be to revoke a passkey.
+/// How fresh the ceremony must be to revoke a passkey, in seconds.
 pub const REVOKE_MAX_AGE: i64 = 300;
+/// The longest name a passkey or token may have, in characters.
+pub(super) const LABEL_MAX: usize = 64;
 
-fn login_url(gw: &Gateway) -> String {
-    let rt = gw.config.load();
-    let account = rt.portal.url("/.stepgate/account");
-    rt.portal.url(&format!(
-        "/.stepgate/login?{}",
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("rd", &account)
-            .finish()
-    ))
+/// The login page that refreshes the ceremony and comes back here.
+fn login_url(req: &PortalRequest<'_>) -> String {
+    let account = req.url(PortalRoute::Account);
+    PortalRoute::Login.url_with(&req.rt.portal, &[("rd", &account)])
 }
 
 fn fresh(s: &PortalSession, now: i64) -> bool {
@@ -36,56 +34,28 @@ fn fresh(s: &PortalSession, now: i64) -> bool {
 }
 
 /// `GET /.stepgate/account`
-pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let Some(lookup) = sessions::current(gw, facts).await? else {
-        return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(gw)));
+pub async fn page(req: &PortalRequest<'_>) -> Result<Reply> {
+    let Some(lookup) = sessions::current(req).await? else {
+        return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(req)));
     };
+    let (rt, now) = (&req.rt, req.now);
     let session = lookup.session;
-    let rt = gw.config.load();
-    let now = gw.now();
-    let passkeys = gw
-        .store
+    let passkeys = req
+        .store()
         .credentials(Some(&session.user))
         .await?
-        .into_iter()
-        .map(|c| {
-            let sets = rt.trust.sets_of(c.attestation.as_ref(), now);
-            let claimed = rt.trust.sets_listing(c.aaguid);
-            let model = if !sets.is_empty() {
-                Some(format!(
-                    "{} (attested)",
-                    rt.authenticator_names(&sets).join(", ")
-                ))
-            } else if !claimed.is_empty() {
-                Some(format!(
-                    "says it is {} (not proven)",
-                    rt.authenticator_names(&claimed).join(", ")
-                ))
-            } else {
-                None
-            };
-            pages::PasskeyRow {
-                id: c.id.clone(),
-                label: c.label.clone(),
-                model,
-                created: human_time(c.created_at),
-                last_used: c.last_used_at.map_or("never".into(), human_time),
-                synced: c.backup_eligible,
-                expires: c.expires_at.map(human_time),
-                flagged: c.flagged,
-            }
-        })
+        .iter()
+        .map(|c| passkey_row(rt, c, now))
         .collect();
     let mut rows = Vec::new();
-    for s in gw.store.portal_sessions(Some(&session.user)).await? {
+    for s in req.store().portal_sessions(Some(&session.user)).await? {
         if s.expires_at <= now {
             continue;
         }
-        rows.push(session_row(gw, &rt, s, &session.id).await?);
+        rows.push(session_row(req, s, &session.id).await?);
     }
-    let notice = notice(facts);
     let csrf = guard::csrf_token(&lookup.token_hash);
-    let tokens = tokens::section(gw, &session, &csrf).await?;
+    let tokens = tokens::section(req, &session, &csrf).await?;
     let user_cfg = rt.users.get(&session.user);
     let body = pages::account(&pages::Account {
         user: &session.user,
@@ -93,12 +63,43 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         csrf: &csrf,
         passkeys,
         sessions: rows,
-        tokens: &tokens,
-        notice,
-        reverify: login_url(gw),
+        tokens,
+        notice: notice(req),
+        reverify: login_url(req),
         can_revoke: fresh(&session, now),
+        revoke_max_age: REVOKE_MAX_AGE,
     });
     Ok(html(StatusCode::OK, body))
+}
+
+/// One passkey as the account page shows it, with what it is proven (or
+/// claims) to be.
+fn passkey_row(rt: &Runtime, c: &Credential, now: i64) -> pages::PasskeyRow {
+    let sets = rt.trust.sets_of(c.attestation.as_ref(), now);
+    let claimed = rt.trust.sets_listing(c.aaguid);
+    let model = if !sets.is_empty() {
+        Some(format!(
+            "{} (attested)",
+            rt.authenticator_names(&sets).join(", ")
+        ))
+    } else if !claimed.is_empty() {
+        Some(format!(
+            "says it is {} (not proven)",
+            rt.authenticator_names(&claimed).join(", ")
+        ))
+    } else {
+        None
+    };
+    pages::PasskeyRow {
+        id: c.id.clone(),
+        label: c.label.clone(),
+        model,
+        created: human_time(c.created_at),
+        last_used: c.last_used_at.map_or("never".into(), human_time),
+        synced: c.backup_eligible,
+        expires: c.expires_at.map(human_time),
+        flagged: c.flagged,
+    }
 }
 
 /// "Firefox 133.0 on Linux", from a User-Agent; "unknown browser" when it says nothing known.
@@ -123,20 +124,20 @@ fn browser_of(user_agent: &str) -> String {
 /// One portal session as the account page shows it: where it was started,
 /// and each app it opened with the grants that app session holds now.
 async fn session_row(
-    gw: &Gateway,
-    rt: &Runtime,
+    req: &PortalRequest<'_>,
     s: PortalSession,
     current: &str,
 ) -> Result<pages::SessionRow> {
+    let store = req.store();
     let mut apps = Vec::new();
-    for a in gw.store.app_sessions(&s.id).await? {
-        let grants = gw
-            .store
+    for a in store.app_sessions(&s.id).await? {
+        let grants = store
             .grants_of(&a.id)
             .await?
             .into_iter()
             .map(|g| {
-                let max_age = rt
+                let max_age = req
+                    .rt
                     .rules
                     .iter()
                     .find(|r| r.name == g.rule)
@@ -173,139 +174,166 @@ async fn session_row(
 }
 
 /// The line the page shows after an action (`?done=…`).
-fn notice(facts: &Facts) -> Option<&'static str> {
-    match facts.query_param("done").as_deref() {
-        Some("renamed") => Some("Passkey renamed."),
-        Some("revoked") => Some("Passkey removed."),
-        Some("ended") => Some("Session ended."),
-        Some("ended-others") => Some("Every other session ended."),
-        Some("token-revoked") => Some("Token revoked."),
-        _ => None,
+fn notice(req: &PortalRequest<'_>) -> Option<&'static str> {
+    Done::ALL
+        .into_iter()
+        .find(|d| req.param("done").as_deref() == Some(d.as_str()))
+        .map(Done::notice)
+}
+
+/// What an account action did, carried back to the page in `?done=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Renamed,
+    Revoked,
+    Ended,
+    EndedOthers,
+    TokenRevoked,
+}
+
+impl Done {
+    const ALL: [Done; 5] = [
+        Done::Renamed,
+        Done::Revoked,
+        Done::Ended,
+        Done::EndedOthers,
+        Done::TokenRevoked,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Done::Renamed => "renamed",
+            Done::Revoked => "revoked",
+            Done::Ended => "ended",
+            Done::EndedOthers => "ended-others",
+            Done::TokenRevoked => "token-revoked",
+        }
+    }
+
+    fn notice(self) -> &'static str {
+        match self {
+            Done::Renamed => "Passkey renamed.",
+            Done::Revoked => "Passkey removed.",
+            Done::Ended => "Session ended.",
+            Done::EndedOthers => "Every other session ended.",
+            Done::TokenRevoked => "Token revoked.",
+        }
+    }
+
+    /// Back to the account page, saying what was done.
+    pub(super) fn back(self, req: &PortalRequest<'_>) -> Reply {
+        let url = PortalRoute::Account.url_with(&req.rt.portal, &[("done", self.as_str())]);
+        Reply::redirect(StatusCode::SEE_OTHER, &url)
     }
 }
 
-pub(super) fn form(body: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body).into_owned().collect()
-}
-
-pub(super) fn field<'a>(f: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    f.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 /// The session of a form POST, after the origin and CSRF checks.
-pub(super) async fn authorised(
-    gw: &Gateway,
-    facts: &Facts,
-    f: &[(String, String)],
-) -> Result<Option<PortalSession>> {
-    require_same_origin(gw, facts)?;
-    let Some(lookup) = sessions::current(gw, facts).await? else {
+pub(super) async fn authorised(req: &PortalRequest<'_>) -> Result<Option<PortalSession>> {
+    req.require_same_origin()?;
+    let Some(lookup) = sessions::current(req).await? else {
         return Ok(None);
     };
-    if !guard::csrf_ok(&lookup.token_hash, field(f, "csrf").unwrap_or("")) {
-        return Err(Failure::Forbidden(
-            "This form is out of date. Reload the page and try again.".into(),
-        ));
+    if !guard::csrf_ok(&lookup.token_hash, req.form().field("csrf")) {
+        return Err(Refusal::StaleForm);
     }
     Ok(Some(lookup.session))
 }
 
-/// `POST /.stepgate/account/{rename,revoke,end-session,end-all}`
-pub async fn action(gw: &Gateway, facts: &Facts, which: &str, body: &[u8]) -> Result<Reply> {
-    let f = form(body);
-    let Some(session) = authorised(gw, facts, &f).await? else {
-        return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(gw)));
+/// A label as given: trimmed, without control characters, at most [`LABEL_MAX`] characters.
+pub(super) fn clean_label(raw: &str, what: &'static str) -> Result<String> {
+    let label: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(LABEL_MAX)
+        .collect();
+    if label.is_empty() {
+        return Err(Refusal::LabelMissing(what));
+    }
+    Ok(label)
+}
+
+/// `POST /.stepgate/account/{rename,revoke,end-session,end-others,end-all}`
+pub async fn action(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply> {
+    let Some(session) = authorised(req).await? else {
+        return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(req)));
     };
-    let rt = gw.config.load();
-    let back = |done: &str| {
-        Ok(Reply::redirect(
-            StatusCode::SEE_OTHER,
-            &rt.portal.url(&format!("/.stepgate/account?done={done}")),
-        ))
-    };
-    let id = field(&f, "id").unwrap_or("");
-    let own_credential = async {
-        Ok::<_, Failure>(
-            gw.store
-                .credential(id)
-                .await?
-                .is_some_and(|c| c.user == session.user),
-        )
-    };
-    match which {
-        "account/rename" => {
-            let label: String = field(&f, "label")
-                .unwrap_or("")
-                .trim()
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(64)
-                .collect();
-            if label.is_empty() {
-                return Err(Failure::Bad("Please give the passkey a name.".into()));
-            }
-            if !own_credential.await? {
-                return Err(Failure::NotFound);
-            }
-            gw.store.rename_credential(id, &label).await?;
-            back("renamed")
+    let form = req.form();
+    let id = form.field("id");
+    match route {
+        PortalRoute::RenamePasskey => {
+            let label = clean_label(form.field("label"), "the passkey")?;
+            own_credential(req, &session, id).await?;
+            req.store().rename_credential(id, &label).await?;
+            Ok(Done::Renamed.back(req))
         }
-        "account/revoke" => {
-            if !fresh(&session, gw.now()) {
-                return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(gw)));
+        PortalRoute::RevokePasskey => {
+            if !fresh(&session, req.now) {
+                return Ok(Reply::redirect(StatusCode::SEE_OTHER, &login_url(req)));
             }
-            if !own_credential.await? {
-                return Err(Failure::NotFound);
-            }
-            let ok = gw.store.revoke_credential(id).await?;
+            own_credential(req, &session, id).await?;
+            let ok = req.store().revoke_credential(id).await?;
             audit::revocation("account", Some(&session.user), "credential", id, ok);
             // Revoking may end this very session (if it rests on the passkey).
-            back("revoked")
+            Ok(Done::Revoked.back(req))
         }
-        "account/end-session" => {
-            let mine = gw
-                .store
-                .portal_sessions(Some(&session.user))
-                .await?
-                .iter()
-                .any(|s| s.id == id);
-            if !mine {
-                return Err(Failure::NotFound);
-            }
-            let ok = gw.store.revoke_session(id).await?;
-            audit::revocation("account", Some(&session.user), "session", id, ok);
-            if id == session.id {
-                return Ok(logout::portal_signed_out(gw));
-            }
-            back("ended")
+        PortalRoute::EndSession => end_session(req, &session, id).await,
+        PortalRoute::EndOtherSessions => end_others(req, &session).await,
+        PortalRoute::EndAllSessions => {
+            let n = req.store().revoke_user_sessions(&session.user).await?;
+            let ended = format!("{n} session(s)");
+            audit::revocation("account", Some(&session.user), "all_sessions", &ended, true);
+            Ok(logout::portal_signed_out(req))
         }
-        "account/end-others" => {
-            let mut n = 0u64;
-            for s in gw.store.portal_sessions(Some(&session.user)).await? {
-                if s.id != session.id && gw.store.revoke_session(&s.id).await? {
-                    n += 1;
-                }
-            }
-            audit::revocation(
-                "account",
-                Some(&session.user),
-                "other-sessions",
-                &format!("{n} session(s)"),
-                true,
-            );
-            back("ended-others")
-        }
-        "account/end-all" => {
-            let n = gw.store.revoke_user_sessions(&session.user).await?;
-            audit::revocation(
-                "account",
-                Some(&session.user),
-                "all-sessions",
-                &format!("{n} session(s)"),
-                true,
-            );
-            Ok(logout::portal_signed_out(gw))
-        }
-        _ => Err(Failure::NotFound),
+        _ => Err(Refusal::NotFound),
     }
+}
+
+/// Refuse (404) a credential id that is not one of the session user's.
+async fn own_credential(req: &PortalRequest<'_>, session: &PortalSession, id: &str) -> Result<()> {
+    let credential = req.store().credential(id).await?;
+    if credential.is_some_and(|c| c.user == session.user) {
+        Ok(())
+    } else {
+        Err(Refusal::NotFound)
+    }
+}
+
+/// End one of the user's sessions (this one signs the browser out).
+async fn end_session(req: &PortalRequest<'_>, session: &PortalSession, id: &str) -> Result<Reply> {
+    let store = req.store();
+    let mine = store
+        .portal_sessions(Some(&session.user))
+        .await?
+        .iter()
+        .any(|s| s.id == id);
+    if !mine {
+        return Err(Refusal::NotFound);
+    }
+    let ok = store.revoke_session(id).await?;
+    audit::revocation("account", Some(&session.user), "session", id, ok);
+    if id == session.id {
+        return Ok(logout::portal_signed_out(req));
+    }
+    Ok(Done::Ended.back(req))
+}
+
+/// End every session of the user but this one.
+async fn end_others(req: &PortalRequest<'_>, session: &PortalSession) -> Result<Reply> {
+    let store = req.store();
+    let mut n = 0u64;
+    for s in store.portal_sessions(Some(&session.user)).await? {
+        if s.id != session.id && store.revoke_session(&s.id).await? {
+            n += 1;
+        }
+    }
+    let ended = format!("{n} session(s)");
+    audit::revocation(
+        "account",
+        Some(&session.user),
+        "other_sessions",
+        &ended,
+        true,
+    );
+    Ok(Done::EndedOthers.back(req))
 }

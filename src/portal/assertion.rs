@@ -14,8 +14,8 @@ use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 
 use super::login::core_credential;
 use super::pending::{self, Pending};
-use super::{Failure, Result, count_failure, failures_allowed, limit_client, require_same_origin};
-use crate::gateway::{Facts, Gateway};
+use super::{PortalRequest, Refusal, Result};
+use crate::policy;
 use crate::session::{Credential, Verification};
 use crate::store::CounterCheck;
 use crate::webauthn::{self, CeremonyError};
@@ -46,71 +46,52 @@ struct FinishRequest {
 /// limit: the ceremony state it names (taken, so used up whatever follows;
 /// `None` when there is none for this browser) and the authenticator's answer.
 pub(crate) async fn finish_request(
-    gw: &Gateway,
-    facts: &Facts,
-    body: &[u8],
+    req: &PortalRequest<'_>,
 ) -> Result<(Option<Pending>, PublicKeyCredential)> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let req: FinishRequest = super::parse_json(body)?;
-    let taken = pending::take(gw, facts, &req.ceremony).await?;
-    let rsp = serde_json::from_value(req.credential)
-        .map_err(|_| Failure::Bad("The authenticator's answer was malformed.".into()))?;
+    req.require_same_origin()?;
+    req.limit_client().await?;
+    let body: FinishRequest = req.json()?;
+    let taken = pending::take(req, &body.ceremony).await?;
+    let rsp = serde_json::from_value(body.credential).map_err(|_| Refusal::MalformedCredential)?;
     Ok((taken, rsp))
-}
-
-fn refuse(msg: &str) -> Failure {
-    Failure::Forbidden(msg.to_string())
 }
 
 /// Verify `rsp` for the ceremony `state`; `expected` names the user it must
 /// belong to (the signed-in or named user), if any.
 pub(crate) async fn verify(
-    gw: &Gateway,
-    facts: &Facts,
+    req: &PortalRequest<'_>,
     rsp: &PublicKeyCredential,
     state: &AuthenticationState,
     expected: Option<&str>,
     seen: &mut Seen,
 ) -> Result<Asserted> {
-    let rt = gw.config.load();
-    let now = gw.now();
+    let now = req.now;
     let cred_id = webauthn::b64url(&rsp.raw_id);
-    let Some(stored) = gw.store.credential(&cred_id).await? else {
-        return Err(refuse("This passkey is not registered here."));
+    let Some(stored) = req.store().credential(&cred_id).await? else {
+        return Err(Refusal::UnknownPasskey);
     };
     seen.user = Some(stored.user.clone());
     seen.credential = Some(stored.label.clone());
-    failures_allowed(gw, facts, &stored.user).await?;
+    req.failures_allowed(&stored.user).await?;
     if expected.is_some_and(|u| u != stored.user) {
-        return Err(refuse("This passkey belongs to another account."));
+        return Err(Refusal::OtherUsersPasskey);
     }
     match rsp.response.user_handle.as_deref() {
         Some(h) if h != webauthn::user_handle(&stored.user).as_slice() => {
-            return Err(refuse("This passkey belongs to another account."));
+            return Err(Refusal::OtherUsersPasskey);
         }
-        None if expected.is_none() => {
-            return Err(refuse(
-                "Your authenticator did not say whose passkey this is. Enter your user name and try again.",
-            ));
-        }
+        None if expected.is_none() => return Err(Refusal::NoUserHandle),
         _ => {}
     }
-    let Some(cfg) = rt.users.get(&stored.user) else {
-        return Err(refuse("This account no longer exists."));
-    };
-    if !cfg.is_active(now) {
-        return Err(refuse("This account has expired."));
-    }
+    policy::admit(&req.rt, &stored.user, None, now)
+        .map_err(|why| Refusal::unadmitted(why, &stored.user))?;
     if stored.flagged {
-        return Err(refuse(
-            "This passkey has been blocked because it looked copied. Use another passkey.",
-        ));
+        return Err(Refusal::PasskeyBlocked);
     }
     if !stored.is_usable(now) {
-        return Err(refuse("This passkey has expired."));
+        return Err(Refusal::PasskeyExpired);
     }
-    let backup_eligible = check_signature(gw, facts, rsp, state, &stored).await?;
+    let backup_eligible = check_signature(req, rsp, state, &stored).await?;
     // What the credential is (model, standing) is read afresh at each request;
     // the assertion records only itself, with its signed backup-eligible flag.
     let verification = Verification {
@@ -129,36 +110,33 @@ pub(crate) async fn verify(
 /// The relying party's check of the signature (with UV), then the counter and
 /// backup state stored; returns the assertion's signed backup-eligible flag.
 async fn check_signature(
-    gw: &Gateway,
-    facts: &Facts,
+    req: &PortalRequest<'_>,
     rsp: &PublicKeyCredential,
     state: &AuthenticationState,
     stored: &Credential,
 ) -> Result<bool> {
-    let now = gw.now();
+    let (store, now) = (req.store(), req.now);
     let Some(core) = core_credential(stored) else {
-        return Err(Failure::Bad("This passkey's record is damaged.".into()));
+        return Err(Refusal::DamagedPasskey);
     };
-    let rp = gw.portal.rp.load();
-    let asserted = match rp.finish_login(rsp, state, &core) {
+    let asserted = match req.rp.finish_login(rsp, state, &core) {
         Ok(a) => a,
         Err(CeremonyError::CounterRegressed) => {
             // Flag the credential: the store compares and flags atomically.
             let counter =
                 webauthn::auth_data_counter(&rsp.response.authenticator_data).unwrap_or(0);
-            gw.store
+            store
                 .record_use(&stored.id, counter, stored.backup_state, now)
                 .await?;
             tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
             return Err(CeremonyError::CounterRegressed.into());
         }
         Err(e) => {
-            count_failure(gw, facts, &stored.user).await;
+            req.count_failure(&stored.user).await;
             return Err(e.into());
         }
     };
-    match gw
-        .store
+    match store
         .record_use(&stored.id, asserted.counter, asserted.backup_state, now)
         .await?
     {
@@ -167,6 +145,6 @@ async fn check_signature(
             tracing::warn!(credential = %stored.id, user = %stored.user, "sign counter went backwards; credential flagged");
             Err(CeremonyError::CounterRegressed.into())
         }
-        CounterCheck::Missing => Err(refuse("This passkey was just removed.")),
+        CounterCheck::Missing => Err(Refusal::PasskeyRemoved),
     }
 }

@@ -32,7 +32,7 @@ pub async fn bootstrap(gw: &Gateway) -> Result<Option<String>, StoreError> {
         expires_at: now + BOOTSTRAP_TTL.as_secs() as i64,
     };
     gw.store.add_invite(&token_hash(&token), &invite).await?;
-    let url = rt.portal.url(&format!("/.stepgate/enroll?token={token}"));
+    let url = super::PortalRoute::Enroll.url_with(&rt.portal, &[("token", &token)]);
     // The link is a secret: it goes to the operator's terminal (standard
     // output, see `commands::serve`), never into the log.
     tracing::warn!(user = %user,

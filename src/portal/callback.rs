@@ -8,84 +8,99 @@
 //! the host and keeps that session's grants only when both come from the same
 //! portal session (the renewed rule's grant is replaced).
 
-use crate::audit;
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::cookies::{CookieKind, set_cookie};
 use super::login::{CODE_TTL, CodeRecord, code_key};
-use super::{Failure, Result, html, pages, redirect};
-use crate::gateway::{Facts, Gateway, Reply};
+use super::{PortalRequest, Refusal, Result, html, pages, redirect};
+use crate::audit;
+use crate::gateway::Reply;
+use crate::policy;
 use crate::session::cookie::state_from_headers;
 use crate::session::lifecycle::new_app_session;
-use crate::session::{Grant, is_live, token_hash};
+use crate::session::{Grant, PortalSession, is_live, token_hash};
 
-pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let rt = gw.config.load();
-    let now = gw.now();
-    let origin = facts.origin();
+/// `GET /.stepgate/callback?code=&rd=`: the app session for a valid code, or a
+/// page that says the link expired (with a link to start over).
+pub async fn handle(req: &PortalRequest<'_>) -> Result<Reply> {
+    let origin = req.facts.origin();
     // Only ever back to this origin; starting over there signs in afresh.
-    let back = facts
-        .query_param("rd")
-        .and_then(|r| redirect::validate(&rt, &r))
+    let back = req
+        .param("rd")
+        .and_then(|r| redirect::validate(&req.rt, &r))
         .filter(|t| t.origin() == origin)
         .map_or_else(|| "/".to_string(), |t| t.url.to_string());
-    let retry = back.clone();
-    let expired = || {
-        Ok(html(
+    match redeem(req, &origin).await? {
+        Some((record, portal)) => open_app_session(req, &record, &portal, &back).await,
+        None => Ok(html(
             StatusCode::BAD_REQUEST,
             pages::message(
                 "Sign-in link expired",
                 "This sign-in link has expired or was already used. Please sign in again.",
-                Some((&retry, "Sign in again")),
+                Some((&back, "Sign in again")),
             ),
-        ))
+        )),
+    }
+}
+
+/// Take the request's code and check it: made within [`CODE_TTL`] for this
+/// origin and this browser, its portal session alive and its user admitted.
+/// `None`: expired, used, or not this browser's.
+async fn redeem(
+    req: &PortalRequest<'_>,
+    origin: &str,
+) -> Result<Option<(CodeRecord, PortalSession)>> {
+    let (rt, now) = (&req.rt, req.now);
+    let Some(code) = req.param("code").filter(|c| !c.is_empty() && c.len() <= 64) else {
+        return Ok(None);
     };
-    let Some(code) = facts
-        .query_param("code")
-        .filter(|c| !c.is_empty() && c.len() <= 64)
-    else {
-        return expired();
+    let Some(bytes) = req.store().take_once(&code_key(&code)).await? else {
+        return Ok(None);
     };
-    let Some(bytes) = gw.store.take_once(&code_key(&code)).await? else {
-        return expired();
-    };
-    let record: CodeRecord = serde_json::from_slice(&bytes)
-        .map_err(|_| Failure::Bad("The sign-in link was damaged.".into()))?;
+    let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|_| Refusal::DamagedLink)?;
     let age = now - record.at;
     if !(0..=CODE_TTL.as_secs() as i64).contains(&age) {
-        return expired();
+        return Ok(None);
     }
     // Only at the origin it was made for, and only in the browser that origin
     // sent to the portal (its browser-state cookie, bound with our keys).
-    let keys = gw.cookie_keys.load();
-    let bound = state_from_headers(&facts.headers, facts.https)
-        .is_some_and(|state| keys.binding_ok(state, &origin, &record.binding));
+    let bound = state_from_headers(&req.facts.headers, req.facts.https)
+        .is_some_and(|state| req.keys.binding_ok(state, origin, &record.binding));
     if origin != record.origin || !bound {
         tracing::info!(%origin, "callback code presented at another origin or by another browser");
-        return expired();
+        return Ok(None);
     }
     // The portal session the code came from must still be alive (idle limit
     // included) and its user still allowed in.
-    let Some(portal) = gw
-        .store
+    let portal = req
+        .store()
         .portal_sessions(Some(&record.user))
         .await?
         .into_iter()
         .find(|p| {
             p.id == record.portal_id
                 && is_live(p.created_at, p.last_seen_at, p.expires_at, &rt.session, now)
-        })
-    else {
-        return expired();
-    };
-    if !rt.users.get(&record.user).is_some_and(|u| u.is_active(now)) {
-        return expired();
-    }
+        });
+    let admitted = policy::admit(rt, &record.user, None, now).is_ok();
+    Ok(portal.filter(|_| admitted).map(|p| (record, p)))
+}
+
+/// Replace this browser's app session on the host with one from `portal`
+/// carrying the code's grant, and send the browser to `back` with its cookie.
+async fn open_app_session(
+    req: &PortalRequest<'_>,
+    record: &CodeRecord,
+    portal: &PortalSession,
+    back: &str,
+) -> Result<Reply> {
+    let (store, facts, now) = (req.store(), req.facts, req.now);
     let secure = facts.https;
     let mut grants: Vec<Grant> = Vec::new();
-    if let Some(old) = keys.token_from_headers(&facts.headers, CookieKind::App, secure)
-        && let Some(view) = gw.store.app_session(&token_hash(&old)).await?
+    if let Some(old) = req
+        .keys
+        .token_from_headers(&facts.headers, CookieKind::App, secure)
+        && let Some(view) = store.app_session(&token_hash(&old)).await?
     {
         // Grants earned in this same portal session on this host stay; nothing
         // crosses from another portal session.
@@ -96,20 +111,21 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
                     .filter(|g| Some(&g.rule) != record.rule.as_ref()),
             );
         }
-        gw.store.remove_app_session(&view.app.id).await?;
+        store.remove_app_session(&view.app.id).await?;
     }
-    if let (Some(rule), Some(v)) = (&record.rule, &record.verification) {
+    let granted = record.rule.as_ref().zip(record.verification.as_ref());
+    if let Some((rule, v)) = granted {
         grants.push(Grant {
             rule: rule.clone(),
             verification: v.clone(),
         });
     }
-    let app = new_app_session(&portal, &facts.host, &rt.session, now);
-    let minted = keys.mint(CookieKind::App);
-    gw.store
+    let app = new_app_session(portal, &facts.host, &req.rt.session, now);
+    let minted = req.keys.mint(CookieKind::App);
+    store
         .add_app_session(&minted.token_hash, &app, &grants)
         .await?;
-    if let (Some(rule), Some(v)) = (&record.rule, &record.verification) {
+    if let Some((rule, v)) = granted {
         audit::grant(
             &app.user,
             rule,
@@ -125,5 +141,5 @@ pub async fn handle(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         app.expires_at,
         now,
     );
-    Ok(Reply::redirect(StatusCode::SEE_OTHER, &back).header(SET_COOKIE, cookie))
+    Ok(Reply::redirect(StatusCode::SEE_OTHER, back).header(SET_COOKIE, cookie))
 }

@@ -6,7 +6,6 @@
 //! rotates the portal session, records the verification, and sends the
 //! browser through the app host's `/.stepgate/callback` with a one-time code.
 
-use crate::audit::{self, CeremonyKind};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -18,9 +17,11 @@ use super::assertion::{self, Asserted, Seen};
 use super::pending::{self, Pending};
 use super::redirect::{self, Target};
 use super::sso;
-use super::{Failure, Result, html, json, limit_client, pages, require_same_origin, sessions};
+use super::{PortalRequest, PortalRoute, Refusal, Result, html, json, pages, sessions};
+use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime, StepUp};
-use crate::gateway::{Facts, Gateway, Reply};
+use crate::gateway::{Facts, Reply};
+use crate::policy::{self, StepUpText};
 use crate::routing::{RouteRequest, normalize_path};
 use crate::session::{Credential, Verification, new_token, token_hash};
 use crate::telemetry::metrics;
@@ -50,21 +51,18 @@ pub struct CodeRecord {
 
 /// Store `code` (single use, [`CODE_TTL`]) and return the app host's callback
 /// URL that redeems it and lands on `target`.
-async fn callback_url(gw: &Gateway, target: &Target, code: &CodeRecord) -> Result<String> {
+async fn callback_url(
+    req: &PortalRequest<'_>,
+    target: &Target,
+    code: &CodeRecord,
+) -> Result<String> {
     let secret = new_token();
-    let bytes = serde_json::to_vec(code)
-        .map_err(|_| Failure::Bad("Could not finish signing in.".into()))?;
-    gw.store
+    let bytes = serde_json::to_vec(code).map_err(|_| Refusal::NotStored)?;
+    req.store()
         .put_once(&code_key(&secret), &bytes, CODE_TTL)
         .await?;
-    let mut url = format!("{}/.stepgate/callback?", target.origin());
-    url.push_str(
-        &url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("code", &secret)
-            .append_pair("rd", target.url.as_str())
-            .finish(),
-    );
-    Ok(url)
+    let pairs = [("code", secret.as_str()), ("rd", target.url.as_str())];
+    Ok(PortalRoute::Callback.at(&target.origin(), &pairs))
 }
 
 /// The store key of a callback code.
@@ -92,27 +90,6 @@ pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&
 pub fn satisfies(rt: &Runtime, cred: &Credential, step_up: Option<&StepUp>, now: i64) -> bool {
     let Some(s) = step_up else { return true };
     crate::policy::credential_fits(s, &rt.trust, &cred.standing(), now)
-}
-
-/// Sentences describing what a rule's step-up needs.
-fn needs_text(rt: &Runtime, s: &StepUp) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(age) = s.max_age {
-        out.push(format!(
-            "This page asks for a fresh check with your PIN or fingerprint (at most {} old).",
-            humantime::format_duration(age)
-        ));
-    }
-    if !s.authenticators.is_empty() {
-        out.push(format!(
-            "It accepts only these authenticators: {}.",
-            rt.authenticator_names(&s.authenticators).join(", ")
-        ));
-    }
-    if s.device_bound {
-        out.push("It accepts only device-bound passkeys (not synced ones).".into());
-    }
-    out
 }
 
 /// "this page needs your YubiKey 5; your passkeys: laptop (synced)".
@@ -153,14 +130,13 @@ fn no_match_text(rt: &Runtime, s: Option<&StepUp>, creds: &[Credential]) -> Stri
 
 /// The user's usable credentials, and those that satisfy `step_up`.
 async fn user_credentials(
-    gw: &Gateway,
+    req: &PortalRequest<'_>,
     user: &str,
     step_up: Option<&StepUp>,
 ) -> Result<(Vec<Credential>, Vec<Credential>)> {
-    let now = gw.now();
-    let rt = gw.config.load();
-    let all: Vec<Credential> = gw
-        .store
+    let now = req.now;
+    let all: Vec<Credential> = req
+        .store()
         .credentials(Some(user))
         .await?
         .into_iter()
@@ -168,7 +144,7 @@ async fn user_credentials(
         .collect();
     let ok = all
         .iter()
-        .filter(|c| satisfies(&rt, c, step_up, now))
+        .filter(|c| satisfies(&req.rt, c, step_up, now))
         .cloned()
         .collect();
     Ok((all, ok))
@@ -183,13 +159,31 @@ fn binding_param(raw: Option<String>) -> Option<String> {
     })
 }
 
+/// What the login page and its begin learn from `rd`: the validated target
+/// and the rule it routes to.
+struct Destination<'r> {
+    target: Option<Target>,
+    rule: Option<&'r Rule>,
+}
+
+impl<'r> Destination<'r> {
+    fn of(rt: &'r Runtime, rd: Option<&str>, facts: &Facts) -> Self {
+        let target = rd.and_then(|r| redirect::validate(rt, r));
+        let rule = target.as_ref().and_then(|t| rule_for(rt, t, facts));
+        Destination { target, rule }
+    }
+
+    fn step_up(&self) -> Option<&'r StepUp> {
+        self.rule.and_then(|r| r.step_up.as_ref())
+    }
+}
+
 /// `GET /.stepgate/login?rd=&state=`
-pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let rt = gw.config.load();
-    let rd = facts.query_param("rd");
-    let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
-    let binding = binding_param(facts.query_param("state"));
-    if let Some(t) = &target
+pub async fn page(req: &PortalRequest<'_>) -> Result<Reply> {
+    let rt = &req.rt;
+    let to = Destination::of(rt, req.param("rd").as_deref(), req.facts);
+    let binding = binding_param(req.param("state"));
+    if let Some(t) = &to.target
         && t.host != rt.portal.host
         && binding.is_none()
     {
@@ -197,62 +191,69 @@ pub async fn page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
         // first; it sends the browser back here with its binding.
         return Ok(Reply::redirect(StatusCode::FOUND, t.url.as_str()));
     }
-    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
-    let step_up = rule.and_then(|r| r.step_up.as_ref());
-    let current = sessions::current(gw, facts).await?;
-    let user = current.as_ref().map(|l| l.session.user.clone());
+    let current = sessions::current(req).await?;
     let mut no_match = None;
-    if let Some(u) = &user {
-        if let (Some(rule), Some(cfg)) = (rule, rt.users.get(u))
-            && !rule.allows(u, cfg)
-        {
-            return Ok(html(
-                StatusCode::FORBIDDEN,
-                pages::message(
-                    "Not allowed",
-                    &format!("Your account ({u}) may not open this page."),
-                    None,
-                ),
-            ));
+    if let Some(lookup) = &current {
+        let user = &lookup.session.user;
+        if let Err(why) = policy::admit(rt, user, to.rule, req.now) {
+            let refusal = Refusal::unadmitted(why, user);
+            let body = pages::message("Not allowed", &refusal.message(), None);
+            return Ok(html(StatusCode::FORBIDDEN, body));
         }
-        if let (Some(t), Some(rule), Some(lookup), Some(b)) = (&target, rule, &current, &binding)
-            && let Some(proof) =
-                sso::already_proven(gw, &rt, &lookup.session, rule, &t.host, gw.now()).await?
-        {
-            // Signed in once: this session already satisfies the rule.
-            metrics().signin(&rule.name, "silent");
-            let code = CodeRecord {
-                at: gw.now(),
-                portal_id: lookup.session.id.clone(),
-                user: lookup.session.user.clone(),
-                origin: t.origin(),
-                binding: b.clone(),
-                rule: Some(rule.name.clone()),
-                verification: proof.verification,
-            };
-            return Ok(Reply::redirect(
-                StatusCode::FOUND,
-                &callback_url(gw, t, &code).await?,
-            ));
+        if let Some(url) = signed_in_once(req, &to, lookup, binding.as_deref()).await? {
+            return Ok(Reply::redirect(StatusCode::FOUND, &url));
         }
-        let (all, ok) = user_credentials(gw, u, step_up).await?;
+        let (all, ok) = user_credentials(req, user, to.step_up()).await?;
         if ok.is_empty() {
-            no_match = Some(no_match_text(&rt, step_up, &all));
+            no_match = Some(no_match_text(rt, to.step_up(), &all));
         }
     }
-    let destination = target
+    let destination = to
+        .target
         .as_ref()
         .map_or(rt.portal.host.clone(), |t| t.authority.clone());
-    let rd_text = target.as_ref().map_or(String::new(), |t| t.url.to_string());
+    let rd_text = to
+        .target
+        .as_ref()
+        .map_or(String::new(), |t| t.url.to_string());
     let body = pages::login(&pages::Login {
         rd: &rd_text,
         state: binding.as_deref().unwrap_or(""),
         destination: &destination,
-        needs: step_up.map(|s| needs_text(&rt, s)).unwrap_or_default(),
-        user: user.as_deref(),
+        needs: to
+            .step_up()
+            .map(|s| format!("This page asks for {}.", StepUpText::new(rt, s))),
+        user: current.as_ref().map(|l| l.session.user.as_str()),
         no_match,
     });
     Ok(html(StatusCode::OK, body))
+}
+
+/// Signed in once: when this portal session already satisfies the rule, the
+/// callback URL that sends the browser on without a ceremony.
+async fn signed_in_once(
+    req: &PortalRequest<'_>,
+    to: &Destination<'_>,
+    lookup: &crate::session::lifecycle::PortalLookup,
+    binding: Option<&str>,
+) -> Result<Option<String>> {
+    let (Some(t), Some(rule), Some(b)) = (&to.target, to.rule, binding) else {
+        return Ok(None);
+    };
+    let Some(proof) = sso::already_proven(req, &lookup.session, rule, &t.host).await? else {
+        return Ok(None);
+    };
+    metrics().signin(&rule.name, "silent");
+    let code = CodeRecord {
+        at: req.now,
+        portal_id: lookup.session.id.clone(),
+        user: lookup.session.user.clone(),
+        origin: t.origin(),
+        binding: b.to_string(),
+        rule: Some(rule.name.clone()),
+        verification: proof.verification,
+    };
+    Ok(Some(callback_url(req, t, &code).await?))
 }
 
 #[derive(Deserialize)]
@@ -273,55 +274,47 @@ struct BeginRequest {
 /// exists, may open the page or has passkeys (their usable passkeys' ids, or
 /// stable decoy ids); what applies is said only after a verified assertion.
 /// Without a name: a discoverable-credential ceremony.
-pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let req: BeginRequest = super::parse_json(body)?;
-    let rt = gw.config.load();
-    let target = req.rd.as_deref().and_then(|r| redirect::validate(&rt, r));
-    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
-    let step_up = rule.and_then(|r| r.step_up.as_ref());
-    let session_user = sessions::current(gw, facts).await?.map(|l| l.session.user);
-    let named = req
+pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
+    req.require_same_origin()?;
+    req.limit_client().await?;
+    let body: BeginRequest = req.json()?;
+    let to = Destination::of(&req.rt, body.rd.as_deref(), req.facts);
+    let session_user = sessions::current(req).await?.map(|l| l.session.user);
+    let named = body
         .username
         .map(|u| u.trim().to_string())
         .filter(|u| !u.is_empty() && u.len() <= 64);
-    let rp = gw.portal.rp.load();
     let (options, state) = match (&session_user, &named) {
         (Some(u), _) => {
-            let allow = signed_in_allow(gw, &rt, u, rule, step_up).await?;
-            rp.begin_login(allow)?
+            let allow = signed_in_allow(req, u, &to).await?;
+            req.rp.begin_login(allow)?
         }
-        (None, Some(name)) => named_options(gw, &rp, name).await?,
-        (None, None) => rp.begin_login(Vec::new())?,
+        (None, Some(name)) => named_options(req, &req.rp, name).await?,
+        (None, None) => req.rp.begin_login(Vec::new())?,
     };
     let pending = Pending::Login {
-        rd: target.map(|t| t.url.to_string()),
-        binding: binding_param(req.state),
+        rd: to.target.map(|t| t.url.to_string()),
+        binding: binding_param(body.state),
         user: session_user.or(named),
         state,
     };
-    pending::begin_reply(gw, facts, pending, options).await
+    pending::begin_reply(req, pending, options, &[]).await
 }
 
-/// The passkeys a signed-in user may use for `rule`, or why none.
+/// The passkeys a signed-in user may use for the destination's rule, or why none.
 async fn signed_in_allow(
-    gw: &Gateway,
-    rt: &Runtime,
+    req: &PortalRequest<'_>,
     user: &str,
-    rule: Option<&Rule>,
-    step_up: Option<&StepUp>,
+    to: &Destination<'_>,
 ) -> Result<Vec<CoreCredential>> {
-    if let (Some(rule), Some(cfg)) = (rule, rt.users.get(user))
-        && !rule.allows(user, cfg)
-    {
-        return Err(Failure::Forbidden(format!(
-            "Your account ({user}) may not open this page."
-        )));
-    }
-    let (all, ok) = user_credentials(gw, user, step_up).await?;
+    policy::admit(&req.rt, user, to.rule, req.now).map_err(|why| Refusal::unadmitted(why, user))?;
+    let (all, ok) = user_credentials(req, user, to.step_up()).await?;
     if ok.is_empty() {
-        return Err(Failure::Bad(no_match_text(rt, step_up, &all)));
+        return Err(Refusal::NoFittingPasskey(no_match_text(
+            &req.rt,
+            to.step_up(),
+            &all,
+        )));
     }
     Ok(ok.iter().filter_map(core_credential).collect())
 }
@@ -330,19 +323,14 @@ async fn signed_in_allow(
 /// the ids of its usable passkeys, or decoys derived from the name (stable
 /// across requests and instances, like real ones), each as `{type, id}` only.
 async fn named_options(
-    gw: &Gateway,
+    req: &PortalRequest<'_>,
     rp: &RelyingParty,
     name: &str,
 ) -> Result<(serde_json::Value, AuthenticationState)> {
-    let now = gw.now();
-    let active = gw
-        .config
-        .load()
-        .users
-        .get(name)
-        .is_some_and(|u| u.is_active(now));
+    let now = req.now;
+    let active = policy::admit(&req.rt, name, None, now).is_ok();
     let creds: Vec<CoreCredential> = if active {
-        gw.store
+        req.store()
             .credentials(Some(name))
             .await?
             .iter()
@@ -353,9 +341,7 @@ async fn named_options(
         Vec::new()
     };
     let ids: Vec<String> = if creds.is_empty() {
-        vec![webauthn::b64url(
-            &gw.cookie_keys.load().decoy_credential_id(name),
-        )]
+        vec![webauthn::b64url(&req.keys.decoy_credential_id(name))]
     } else {
         creds
             .iter()
@@ -378,10 +364,6 @@ pub fn core_credential(c: &Credential) -> Option<CoreCredential> {
     Some(core)
 }
 
-fn refuse(msg: &str) -> Failure {
-    Failure::Forbidden(msg.to_string())
-}
-
 /// What the audit log learns about a sign-in or step-up as it goes.
 #[derive(Default)]
 struct Audited {
@@ -392,33 +374,28 @@ struct Audited {
 }
 
 /// `POST /.stepgate/api/login/finish` `{ceremony, credential}`: the ceremony, then one audit event.
-pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
+pub async fn finish(req: &PortalRequest<'_>) -> Result<Reply> {
     let mut audited = Audited::default();
-    let result = finish_ceremony(gw, facts, body, &mut audited).await;
+    let result = finish_ceremony(req, &mut audited).await;
     let kind = if audited.step_up {
         CeremonyKind::StepUp
     } else {
         CeremonyKind::SignIn
     };
-    let outcome = result.as_ref().map_or_else(Failure::code, |_| "ok");
+    let outcome = result.as_ref().map_or_else(Refusal::label, |_| "ok");
     audit::ceremony(
         kind,
         audited.user.as_deref(),
         audited.rule.as_deref(),
         audited.credential.as_deref(),
         outcome,
-        facts.client_ip,
+        req.facts.client_ip,
     );
     result
 }
 
-async fn finish_ceremony(
-    gw: &Gateway,
-    facts: &Facts,
-    body: &[u8],
-    audited: &mut Audited,
-) -> Result<Reply> {
-    let (taken, rsp) = assertion::finish_request(gw, facts, body).await?;
+async fn finish_ceremony(req: &PortalRequest<'_>, audited: &mut Audited) -> Result<Reply> {
+    let (taken, rsp) = assertion::finish_request(req).await?;
     let Some(Pending::Login {
         rd,
         binding,
@@ -426,64 +403,67 @@ async fn finish_ceremony(
         state,
     }) = taken
     else {
-        return Err(pending::expired());
+        return Err(Refusal::CeremonyExpired);
     };
     let mut seen = Seen::default();
-    let asserted = assertion::verify(gw, facts, &rsp, &state, user.as_deref(), &mut seen).await;
+    let asserted = assertion::verify(req, &rsp, &state, user.as_deref(), &mut seen).await;
     (audited.user, audited.credential) = (seen.user, seen.credential);
     let Asserted {
         credential: stored,
         verification,
     } = asserted?;
-    let rt = gw.config.load();
-    let now = gw.now();
-    let Some(cfg) = rt.users.get(&stored.user) else {
-        return Err(refuse("This account no longer exists."));
-    };
+    let rt = &req.rt;
     // What the rule needs, learnt again from the (already validated) target.
-    let target = rd.as_deref().and_then(|r| redirect::validate(&rt, r));
-    let rule = target.as_ref().and_then(|t| rule_for(&rt, t, facts));
-    if let Some(rule) = rule {
+    let to = Destination::of(rt, rd.as_deref(), req.facts);
+    if let Some(rule) = to.rule {
         audited.rule = Some(rule.name.clone());
         audited.step_up = rule.step_up.is_some();
-        if !rule.allows(&stored.user, cfg) {
-            return Err(refuse(&format!(
-                "Your account ({}) may not open this page.",
-                stored.user
-            )));
-        }
-        if !satisfies(&rt, &stored, rule.step_up.as_ref(), now) {
-            let (all, _) = user_credentials(gw, &stored.user, rule.step_up.as_ref()).await?;
-            return Err(refuse(&format!(
-                "Wrong authenticator. {}",
-                no_match_text(&rt, rule.step_up.as_ref(), &all)
-            )));
-        }
     }
+    fits_destination(req, &stored, &to).await?;
     let (cookie_value, portal) =
-        sessions::after_ceremony(gw, facts, &stored, Some(&verification)).await?;
-    let redirect = match &target {
-        None => redirect::fallback(&rt),
+        sessions::after_ceremony(req, &stored, Some(&verification)).await?;
+    let redirect = match &to.target {
+        None => redirect::fallback(rt),
         Some(t) if t.host == rt.portal.host => t.url.to_string(),
         // Only the browser the app host sent here may redeem a code: without
         // its binding, go back to the app, which starts over with one.
         Some(t) if binding.is_none() => t.url.to_string(),
         Some(t) => {
-            if let Some(rule) = rule {
+            if let Some(rule) = to.rule {
                 metrics().signin(&rule.name, "ceremony");
             }
             let code = CodeRecord {
-                at: now,
+                at: req.now,
                 portal_id: portal.id.clone(),
                 user: stored.user.clone(),
                 origin: t.origin(),
                 binding: binding.unwrap_or_default(),
-                rule: rule.map(|r| r.name.clone()),
+                rule: to.rule.map(|r| r.name.clone()),
                 verification: Some(verification),
             };
-            callback_url(gw, t, &code).await?
+            callback_url(req, t, &code).await?
         }
     };
     Ok(json(&serde_json::json!({ "redirect": redirect }))
-        .header(SET_COOKIE, sessions::cookie(gw, &cookie_value, &portal)))
+        .header(SET_COOKIE, sessions::cookie(req, &cookie_value, &portal)))
+}
+
+/// Refuse a verified credential whose user the destination's rule does not
+/// admit, or that does not fit the rule's `step_up`.
+async fn fits_destination(
+    req: &PortalRequest<'_>,
+    stored: &Credential,
+    to: &Destination<'_>,
+) -> Result<()> {
+    let rt = &req.rt;
+    policy::admit(rt, &stored.user, to.rule, req.now)
+        .map_err(|why| Refusal::unadmitted(why, &stored.user))?;
+    let step_up = to.step_up();
+    if !satisfies(rt, stored, step_up, req.now) {
+        let (all, _) = user_credentials(req, &stored.user, step_up).await?;
+        return Err(Refusal::WrongAuthenticator(no_match_text(
+            rt, step_up, &all,
+        )));
+    }
+    Ok(())
 }

@@ -12,45 +12,33 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::cookies::{CookieKind, clear_cookie};
-use super::{Failure, Result, guard, html, pages, require_same_origin, sessions};
+use super::{PortalRequest, PortalRoute, Refusal, Result, guard, html, pages, sessions};
 use crate::audit;
-use crate::gateway::{Facts, Gateway, Reply};
-use crate::session::token_hash;
+use crate::gateway::Reply;
+use crate::session::{AppView, token_hash};
 
 /// The page after signing out, clearing `kind`'s cookie on this host.
-fn signed_out(gw: &Gateway, kind: CookieKind, secure: bool) -> Reply {
-    let rt = gw.config.load();
+fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool) -> Reply {
     html(
         StatusCode::OK,
         pages::message(
             "Signed out",
             "You are signed out: this browser's sign-in and every app it opened with it have ended.",
-            Some((&rt.portal.url("/.stepgate/account"), "Sign in again")),
+            Some((&req.url(PortalRoute::Account), "Sign in again")),
         ),
     )
     .header(SET_COOKIE, clear_cookie(kind, secure))
 }
 
 /// The portal page after signing out of the portal.
-pub fn portal_signed_out(gw: &Gateway) -> Reply {
-    signed_out(gw, CookieKind::Portal, gw.config.load().portal.secure)
-}
-
-fn field(body: &[u8], name: &str) -> String {
-    url::form_urlencoded::parse(body)
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-fn stale_form() -> Failure {
-    Failure::Forbidden("This form is out of date. Reload the page and try again.".into())
+pub fn portal_signed_out(req: &PortalRequest<'_>) -> Reply {
+    signed_out(req, CookieKind::Portal, req.rt.portal.secure)
 }
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.
-pub async fn portal_page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let Some(lookup) = sessions::current(gw, facts).await? else {
-        return Ok(portal_signed_out(gw));
+pub async fn portal_page(req: &PortalRequest<'_>) -> Result<Reply> {
+    let Some(lookup) = sessions::current(req).await? else {
+        return Ok(portal_signed_out(req));
     };
     let csrf = guard::csrf_token(&lookup.token_hash);
     Ok(html(
@@ -60,31 +48,31 @@ pub async fn portal_page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
 }
 
 /// `POST /.stepgate/logout` on the portal host.
-pub async fn portal_submit(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    if let Some(lookup) = sessions::current(gw, facts).await? {
-        if !guard::csrf_ok(&lookup.token_hash, &field(body, "csrf")) {
-            return Err(stale_form());
+pub async fn portal_submit(req: &PortalRequest<'_>) -> Result<Reply> {
+    req.require_same_origin()?;
+    if let Some(lookup) = sessions::current(req).await? {
+        if !guard::csrf_ok(&lookup.token_hash, req.form().field("csrf")) {
+            return Err(Refusal::StaleForm);
         }
         let s = lookup.session;
-        let ok = gw.store.revoke_session(&s.id).await?;
+        let ok = req.store().revoke_session(&s.id).await?;
         audit::revocation("logout", Some(&s.user), "session", &s.id, ok);
     }
-    Ok(portal_signed_out(gw))
+    Ok(portal_signed_out(req))
 }
 
 /// The app session of this request on this host: (its cookie token's hash, its view).
-async fn app_session(
-    gw: &Gateway,
-    facts: &Facts,
-) -> Result<Option<(String, crate::session::AppView)>> {
-    let keys = gw.cookie_keys.load();
-    let Some(token) = keys.token_from_headers(&facts.headers, CookieKind::App, facts.https) else {
+async fn app_session(req: &PortalRequest<'_>) -> Result<Option<(String, AppView)>> {
+    let facts = req.facts;
+    let Some(token) = req
+        .keys
+        .token_from_headers(&facts.headers, CookieKind::App, facts.https)
+    else {
         return Ok(None);
     };
     let hash = token_hash(&token);
-    Ok(gw
-        .store
+    Ok(req
+        .store()
         .app_session(&hash)
         .await?
         .filter(|v| v.app.host == facts.host)
@@ -92,9 +80,9 @@ async fn app_session(
 }
 
 /// `GET /.stepgate/logout` on an app host: a confirm button.
-pub async fn app_page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
-    let Some((hash, view)) = app_session(gw, facts).await? else {
-        return Ok(signed_out(gw, CookieKind::App, facts.https));
+pub async fn app_page(req: &PortalRequest<'_>) -> Result<Reply> {
+    let Some((hash, view)) = app_session(req).await? else {
+        return Ok(signed_out(req, CookieKind::App, req.facts.https));
     };
     Ok(html(
         StatusCode::OK,
@@ -104,19 +92,17 @@ pub async fn app_page(gw: &Gateway, facts: &Facts) -> Result<Reply> {
 
 /// `POST /.stepgate/logout` on an app host: ends the portal session this app
 /// session came from, and so every app session of it.
-pub async fn app_submit(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    if !guard::same_origin(facts, &facts.origin()) {
-        return Err(Failure::Forbidden(
-            "This request did not come from this site's own page, so it was refused.".into(),
-        ));
+pub async fn app_submit(req: &PortalRequest<'_>) -> Result<Reply> {
+    if !guard::same_origin(req.facts, &req.facts.origin()) {
+        return Err(Refusal::NotFromSite);
     }
-    if let Some((hash, view)) = app_session(gw, facts).await? {
-        if !guard::csrf_ok(&hash, &field(body, "csrf")) {
-            return Err(stale_form());
+    if let Some((hash, view)) = app_session(req).await? {
+        if !guard::csrf_ok(&hash, req.form().field("csrf")) {
+            return Err(Refusal::StaleForm);
         }
         let id = &view.portal.id;
-        let ok = gw.store.revoke_session(id).await?;
+        let ok = req.store().revoke_session(id).await?;
         audit::revocation("logout", Some(&view.app.user), "session", id, ok);
     }
-    Ok(signed_out(gw, CookieKind::App, facts.https))
+    Ok(signed_out(req, CookieKind::App, req.facts.https))
 }

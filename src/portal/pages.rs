@@ -1,55 +1,46 @@
-//! Server-rendered HTML for the portal pages.
+//! Server-rendered HTML for the portal pages, from maud templates: checked
+//! when the gateway is compiled, every value escaped unless it is markup.
 //!
 //! One layout, plain semantic HTML, one stylesheet and one script, both served
 //! from the binary (`/.stepgate/assets/…`): no CDN, no third-party request.
-//! Every dynamic value goes through [`escape`].
+//! Links and form actions come from [`PortalRoute`].
 
-use std::fmt::Write;
+use maud::{DOCTYPE, Markup, html};
 
-/// Escape text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+use super::PortalRoute;
+use super::account::LABEL_MAX;
+
+/// The page frame. `script` is the ceremony script's tag, when the page has one.
+fn layout(title: &str, main: Markup, script: Option<Markup>) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " · stepgate" }
+                link rel="stylesheet" href=(PortalRoute::Stylesheet.path());
+            }
+            body {
+                main id="main" { (main) }
+                @if let Some(s) = script { (s) }
+            }
         }
     }
-    out
-}
-
-/// The page frame. `script` adds the ceremony script with `data-*` attributes.
-pub fn layout(title: &str, main: &str, script: Option<&str>) -> String {
-    let script = script.map_or(String::new(), |attrs| {
-        format!("<script src=\"/.stepgate/assets/portal.js\" {attrs}></script>")
-    });
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"referrer\" content=\"same-origin\">\
-<title>{t} · stepgate</title>\
-<link rel=\"stylesheet\" href=\"/.stepgate/assets/portal.css\"></head>\
-<body><main id=\"main\">{main}</main>{script}</body></html>\n",
-        t = escape(title)
-    )
+    .into_string()
 }
 
 /// A page with one message and an optional link.
 pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
-    let mut m = format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text));
-    if let Some((href, label)) = link {
-        let _ = write!(
-            m,
-            "<p><a class=\"button\" href=\"{}\">{}</a></p>",
-            escape(href),
-            escape(label)
-        );
-    }
-    layout(title, &m, None)
+    let main = html! {
+        h1 { (title) }
+        p { (text) }
+        @if let Some((href, label)) = link {
+            p { a class="button" href=(href) { (label) } }
+        }
+    };
+    layout(title, main, None)
 }
 
 /// What the login page shows.
@@ -59,74 +50,72 @@ pub struct Login<'a> {
     pub state: &'a str,
     /// Where the user is going (host), shown to them.
     pub destination: &'a str,
-    /// Plain sentences about what the page needs ("a fresh check …").
-    pub needs: Vec<String>,
+    /// What the page's `step_up` asks for, in a sentence.
+    pub needs: Option<String>,
     /// The signed-in user, if known.
     pub user: Option<&'a str>,
     /// Set when the known user has no passkey that satisfies the rule.
     pub no_match: Option<String>,
 }
 
+/// The status line the ceremony script writes to.
+fn status() -> Markup {
+    html! { div id="status" role="status" aria-live="polite" {} }
+}
+
 pub fn login(p: &Login<'_>) -> String {
-    let mut m = String::new();
-    let _ = write!(
-        m,
-        "<h1>Sign in</h1><p class=\"lead\">to continue to <strong>{}</strong></p>",
-        escape(p.destination)
-    );
-    if let Some(u) = p.user {
-        let _ = write!(m, "<p>Signed in as <strong>{}</strong>.</p>", escape(u));
-    }
-    for n in &p.needs {
-        let _ = write!(m, "<p class=\"note\">{}</p>", escape(n));
-    }
-    if let Some(msg) = &p.no_match {
-        let _ = write!(m, "<p class=\"error\" role=\"alert\">{}</p>", escape(msg));
-    }
-    m.push_str(
-        "<div id=\"status\" role=\"status\" aria-live=\"polite\"></div>\
-<p><button id=\"signin\" type=\"button\">Sign in with a passkey</button></p>\
-<details><summary>Use a passkey for a specific user name</summary>\
-<form id=\"signin-name\"><label for=\"username\">User name</label>\
-<input id=\"username\" name=\"username\" autocomplete=\"username webauthn\" autocapitalize=\"none\" spellcheck=\"false\" required>\
-<button type=\"submit\">Continue</button></form></details>\
-<p class=\"small\">Your authenticator will ask for your PIN or fingerprint.</p>",
-    );
-    layout(
-        "Sign in",
-        &m,
-        Some(&format!(
-            "data-page=\"login\" data-rd=\"{}\" data-state=\"{}\"{}",
-            escape(p.rd),
-            escape(p.state),
-            p.user
-                .map_or(String::new(), |u| format!(" data-user=\"{}\"", escape(u)))
-        )),
-    )
+    let main = html! {
+        h1 { "Sign in" }
+        p class="lead" { "to continue to " strong { (p.destination) } }
+        @if let Some(u) = p.user { p { "Signed in as " strong { (u) } "." } }
+        @if let Some(n) = &p.needs { p class="note" { (n) } }
+        @if let Some(msg) = &p.no_match { p class="error" role="alert" { (msg) } }
+        (status())
+        p { button id="signin" type="button" { "Sign in with a passkey" } }
+        details {
+            summary { "Use a passkey for a specific user name" }
+            form id="signin-name" {
+                label for="username" { "User name" }
+                input id="username" name="username" autocomplete="username webauthn"
+                    autocapitalize="none" spellcheck="false" required;
+                button type="submit" { "Continue" }
+            }
+        }
+        p class="small" { "Your authenticator will ask for your PIN or fingerprint." }
+    };
+    let script = html! {
+        script src=(PortalRoute::Script.path()) data-page="login" data-rd=(p.rd)
+            data-state=(p.state) data-user=[p.user] {}
+    };
+    layout("Sign in", main, Some(script))
 }
 
 pub fn enroll(token: &str, user: Option<&str>) -> String {
-    let who = user.map_or(String::new(), |u| {
-        format!(" for <strong>{}</strong>", escape(u))
-    });
-    let m = format!(
-        "<h1>Register a passkey</h1><p class=\"lead\">Create a passkey{who} to sign in to this portal.</p>\
-<div id=\"status\" role=\"status\" aria-live=\"polite\"></div>\
-<form id=\"enroll\"><label for=\"label\">Name this passkey</label>\
-<input id=\"label\" name=\"label\" maxlength=\"64\" placeholder=\"laptop, phone, yubikey\" required>\
-<button type=\"submit\">Create passkey</button></form>\
-<p class=\"small\">Your authenticator must ask for your PIN or fingerprint; one that cannot is refused.</p>\
-<p class=\"small\">Registering signs you in, but it is not a check of your PIN or fingerprint: \
-when a page asks for one, now confirm with your passkey.</p>"
-    );
-    layout(
-        "Register a passkey",
-        &m,
-        Some(&format!(
-            "data-page=\"enroll\" data-token=\"{}\"",
-            escape(token)
-        )),
-    )
+    let main = html! {
+        h1 { "Register a passkey" }
+        p class="lead" {
+            "Create a passkey"
+            @if let Some(u) = user { " for " strong { (u) } }
+            " to sign in to this portal."
+        }
+        (status())
+        form id="enroll" {
+            label for="label" { "Name this passkey" }
+            input id="label" name="label" maxlength=(LABEL_MAX) placeholder="laptop, phone, yubikey" required;
+            button type="submit" { "Create passkey" }
+        }
+        p class="small" {
+            "Your authenticator must ask for your PIN or fingerprint; one that cannot is refused."
+        }
+        p class="small" {
+            "Registering signs you in, but it is not a check of your PIN or fingerprint: \
+             when a page asks for one, now confirm with your passkey."
+        }
+    };
+    let script = html! {
+        script src=(PortalRoute::Script.path()) data-page="enroll" data-token=(token) {}
+    };
+    layout("Register a passkey", main, Some(script))
 }
 
 /// One passkey row on the account page.
@@ -167,44 +156,41 @@ pub struct GrantRow {
     pub valid_until: String,
 }
 
-fn apps_list(apps: &[AppRow]) -> String {
-    if apps.is_empty() {
-        return "none".to_string();
-    }
-    let mut out = String::from("<ul>");
-    for a in apps {
-        let _ = write!(out, "<li>{}", escape(&a.host));
-        if a.grants.is_empty() {
-            out.push_str(" (signed in; no step-up yet)");
-        } else {
-            out.push_str("<ul>");
-            for g in &a.grants {
-                let _ = write!(
-                    out,
-                    "<li>rule {}: checked {}, counts until {}</li>",
-                    escape(&g.rule),
-                    escape(&g.verified),
-                    escape(&g.valid_until)
-                );
-            }
-            out.push_str("</ul>");
-        }
-        out.push_str("</li>");
-    }
-    out.push_str("</ul>");
-    out
+/// One live client token on the account page.
+pub struct TokenRow {
+    pub id: String,
+    pub label: String,
+    /// The rules it was minted for, joined.
+    pub rules: String,
+    pub made: String,
+    /// The label of the passkey that minted it.
+    pub credential: String,
+    pub expires: String,
 }
 
-/// The page behind a "log out" link: one button that signs out (a `GET` never does).
-pub fn confirm_logout(user: &str, csrf: &str) -> String {
-    let m = format!(
-        "<h1>Sign out</h1><p class=\"lead\">Signed in as <strong>{}</strong>.</p>\
-<p>Signing out ends this browser's sign-in and every app it opened with it.</p>\
-<form method=\"post\" action=\"/.stepgate/logout\">{}<button type=\"submit\">Sign out</button></form>",
-        escape(user),
-        hidden(csrf)
-    );
-    layout("Sign out", &m, None)
+/// A rule the mint form offers.
+pub struct MintRule {
+    pub name: String,
+    /// Its host patterns, joined.
+    pub hosts: String,
+    /// Its `step_up.max_age`, in words: a token works only that long.
+    pub max_age: Option<String>,
+}
+
+/// The mint form's choices.
+pub struct MintForm {
+    pub rules: Vec<MintRule>,
+    /// Lifetimes offered, in days.
+    pub days: Vec<u64>,
+    pub default_days: u64,
+}
+
+/// The account page's client tokens part.
+pub struct Tokens {
+    pub csrf: String,
+    pub rows: Vec<TokenRow>,
+    /// `None` when no rule takes tokens for this user.
+    pub mint: Option<MintForm>,
 }
 
 pub struct Account<'a> {
@@ -213,115 +199,219 @@ pub struct Account<'a> {
     pub csrf: &'a str,
     pub passkeys: Vec<PasskeyRow>,
     pub sessions: Vec<SessionRow>,
-    /// The client tokens part, already rendered (`portal::tokens`).
-    pub tokens: &'a str,
+    pub tokens: Tokens,
     pub notice: Option<&'a str>,
     /// URL of the login page that refreshes the ceremony (for revoking).
     pub reverify: String,
     pub can_revoke: bool,
+    /// How fresh (seconds) the ceremony must be to remove a passkey.
+    pub revoke_max_age: i64,
 }
 
-fn hidden(csrf: &str) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(csrf)
-    )
+/// The CSRF field every form of a signed-in page carries.
+fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+/// A form that posts `csrf` (and `id`, when given) to `route`.
+fn post_form(route: PortalRoute, csrf: &str, id: Option<&str>, inner: Markup) -> Markup {
+    html! {
+        form method="post" action=(route.path()) {
+            (csrf_field(csrf))
+            @if let Some(id) = id { input type="hidden" name="id" value=(id); }
+            (inner)
+        }
+    }
+}
+
+fn apps_list(apps: &[AppRow]) -> Markup {
+    html! {
+        @if apps.is_empty() { "none" } @else {
+            ul {
+                @for a in apps {
+                    li {
+                        (a.host)
+                        @if a.grants.is_empty() { " (signed in; no step-up yet)" } @else {
+                            ul {
+                                @for g in &a.grants {
+                                    li {
+                                        "rule " (g.rule) ": checked " (g.verified)
+                                        ", counts until " (g.valid_until)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The page behind a "log out" link: one button that signs out (a `GET` never does).
+pub fn confirm_logout(user: &str, csrf: &str) -> String {
+    let main = html! {
+        h1 { "Sign out" }
+        p class="lead" { "Signed in as " strong { (user) } "." }
+        p { "Signing out ends this browser's sign-in and every app it opened with it." }
+        (post_form(PortalRoute::Logout, csrf, None, html! { button type="submit" { "Sign out" } }))
+    };
+    layout("Sign out", main, None)
+}
+
+/// "5 minutes" for 300 seconds.
+fn minutes(secs: i64) -> String {
+    match secs / 60 {
+        1 => "1 minute".to_string(),
+        m => format!("{m} minutes"),
+    }
+}
+
+fn passkey_card(p: &PasskeyRow, csrf: &str, can_revoke: bool) -> Markup {
+    let rename_id = format!("rename-{}", p.id);
+    html! {
+        li class="card" {
+            h3 { (p.label) }
+            dl {
+                dt { "Model" } dd { (p.model.as_deref().unwrap_or("unknown")) }
+                dt { "Kind" } dd { (if p.synced { "synced (backup eligible)" } else { "device-bound" }) }
+                dt { "Created" } dd { (p.created) }
+                dt { "Last used" } dd { (p.last_used) }
+                dt { "Expires" } dd { (p.expires.as_deref().unwrap_or("never")) }
+            }
+            @if p.flagged {
+                p class="error" { "Blocked: its sign counter went backwards (possible copy)." }
+            }
+            (post_form(PortalRoute::RenamePasskey, csrf, Some(&p.id), html! {
+                label for=(rename_id) { "New name" }
+                input id=(rename_id) name="label" maxlength=(LABEL_MAX) required value=(p.label);
+                button type="submit" { "Rename" }
+            }))
+            (post_form(PortalRoute::RevokePasskey, csrf, Some(&p.id), html! {
+                button type="submit" class="danger" disabled[!can_revoke] { "Remove " (p.label) }
+            }))
+        }
+    }
+}
+
+fn session_card(s: &SessionRow, csrf: &str) -> Markup {
+    html! {
+        li class="card" {
+            h3 { "Session " (s.id) @if s.current { " (this browser)" } }
+            dl {
+                dt { "Browser" } dd { (s.browser) }
+                dt { "Signed in from" } dd { (s.address) }
+                dt { "Started" } dd { (s.created) }
+                dt { "Last seen" } dd { (s.last_seen) }
+                dt { "Apps" } dd { (apps_list(&s.apps)) }
+            }
+            (post_form(PortalRoute::EndSession, csrf, Some(&s.id), html! {
+                button type="submit" { "End this session" }
+            }))
+        }
+    }
+}
+
+fn token_card(t: &TokenRow, csrf: &str) -> Markup {
+    html! {
+        li class="card" {
+            h3 { (t.label) }
+            dl {
+                dt { "For" } dd { (t.rules) }
+                dt { "Made" } dd { (t.made) " with " (t.credential) }
+                dt { "Expires" } dd { (t.expires) }
+            }
+            (post_form(PortalRoute::RevokeToken, csrf, Some(&t.id), html! {
+                button type="submit" class="danger" { "Revoke " (t.label) }
+            }))
+        }
+    }
+}
+
+/// The form that mints a token (driven by the portal script).
+fn mint_form(m: &MintForm) -> Markup {
+    html! {
+        form id="mint" {
+            h3 { "New token" }
+            label for="token-label" { "Name" }
+            input id="token-label" name="label" maxlength=(LABEL_MAX)
+                placeholder="laptop git, phone calendar" required;
+            fieldset {
+                legend { "For" }
+                @for r in &m.rules {
+                    label class="check" {
+                        input type="checkbox" name="rule" value=(r.name);
+                        " " (r.name) " (" (r.hosts) ")"
+                        @if let Some(age) = &r.max_age { " — works only for " (age) " after it is made" }
+                    }
+                }
+            }
+            label for="token-days" { "Valid for" }
+            select id="token-days" name="days" {
+                @for d in &m.days {
+                    option value=(d) selected[*d == m.default_days] {
+                        (d) " " (if *d == 1 { "day" } else { "days" })
+                    }
+                }
+            }
+            button type="submit" { "Make token" }
+        }
+        (status())
+        div id="minted" hidden {
+            p { "Your new token. Copy it now: it is not shown again." }
+            input id="minted-secret" readonly aria-label="New token";
+        }
+    }
+}
+
+fn tokens_part(t: &Tokens) -> Markup {
+    html! {
+        h2 { "Client tokens" }
+        p class="small" {
+            "For apps that cannot use a passkey: git, calendar, contacts and WebDAV apps, \
+             scripts. A token works only for the addresses it was made for, and no longer \
+             than they allow: one that asks for a check at most N minutes old refuses a token \
+             minted longer ago. Making one asks for your passkey."
+        }
+        ul class="cards" { @for row in &t.rows { (token_card(row, &t.csrf)) } }
+        @if let Some(m) = &t.mint { (mint_form(m)) }
+    }
 }
 
 pub fn account(a: &Account<'_>) -> String {
-    let mut m = String::new();
-    let _ = write!(
-        m,
-        "<h1>Your account</h1><p class=\"lead\">Signed in as <strong>{}</strong>{}</p>",
-        escape(a.user),
-        a.display
-            .map_or(String::new(), |d| format!(" ({})", escape(d)))
-    );
-    if let Some(n) = a.notice {
-        let _ = write!(m, "<p class=\"note\" role=\"status\">{}</p>", escape(n));
-    }
-    m.push_str("<h2>Passkeys</h2>");
-    if !a.can_revoke {
-        let _ = write!(
-            m,
-            "<p class=\"small\">Removing a passkey needs a check at most 5 minutes old. \
-<a href=\"{}\">Verify again</a> first.</p>",
-            escape(&a.reverify)
-        );
-    }
-    m.push_str("<ul class=\"cards\">");
-    for p in &a.passkeys {
-        let _ = write!(
-            m,
-            "<li class=\"card\"><h3>{label}</h3><dl>\
-<dt>Model</dt><dd>{model}</dd><dt>Kind</dt><dd>{kind}</dd>\
-<dt>Created</dt><dd>{created}</dd><dt>Last used</dt><dd>{used}</dd>\
-<dt>Expires</dt><dd>{exp}</dd></dl>{flag}\
-<form method=\"post\" action=\"/.stepgate/account/rename\">{h}\
-<input type=\"hidden\" name=\"id\" value=\"{id}\">\
-<label for=\"rename-{id}\">New name</label>\
-<input id=\"rename-{id}\" name=\"label\" maxlength=\"64\" required value=\"{label}\">\
-<button type=\"submit\">Rename</button></form>\
-<form method=\"post\" action=\"/.stepgate/account/revoke\">{h}\
-<input type=\"hidden\" name=\"id\" value=\"{id}\">\
-<button type=\"submit\" class=\"danger\"{dis}>Remove {label}</button></form></li>",
-            label = escape(&p.label),
-            model = escape(p.model.as_deref().unwrap_or("unknown")),
-            kind = if p.synced {
-                "synced (backup eligible)"
-            } else {
-                "device-bound"
-            },
-            created = escape(&p.created),
-            used = escape(&p.last_used),
-            exp = escape(p.expires.as_deref().unwrap_or("never")),
-            flag = if p.flagged {
-                "<p class=\"error\">Blocked: its sign counter went backwards (possible copy).</p>"
-            } else {
-                ""
-            },
-            h = hidden(a.csrf),
-            id = escape(&p.id),
-            dis = if a.can_revoke { "" } else { " disabled" },
-        );
-    }
-    m.push_str("</ul><h2>Sessions</h2><ul class=\"cards\">");
-    for s in &a.sessions {
-        let _ = write!(
-            m,
-            "<li class=\"card\"><h3>Session {id}{cur}</h3><dl><dt>Browser</dt><dd>{b}</dd>\
-<dt>Signed in from</dt><dd>{ip}</dd><dt>Started</dt><dd>{c}</dd>\
-<dt>Last seen</dt><dd>{l}</dd><dt>Apps</dt><dd>{apps}</dd></dl>\
-<form method=\"post\" action=\"/.stepgate/account/end-session\">{h}\
-<input type=\"hidden\" name=\"id\" value=\"{id}\"><button type=\"submit\">End this session</button></form></li>",
-            id = escape(&s.id),
-            cur = if s.current { " (this browser)" } else { "" },
-            b = escape(&s.browser),
-            ip = escape(&s.address),
-            c = escape(&s.created),
-            l = escape(&s.last_seen),
-            apps = apps_list(&s.apps),
-            h = hidden(a.csrf),
-        );
-    }
-    m.push_str("</ul>");
-    if a.sessions.len() > 1 {
-        let _ = write!(
-            m,
-            "<form method=\"post\" action=\"/.stepgate/account/end-others\">{}\
-<button type=\"submit\">End every other session</button></form>",
-            hidden(a.csrf)
-        );
-    }
-    m.push_str(a.tokens);
-    let _ = write!(
-        m,
-        "<h2>Sign out</h2><div class=\"row\">\
-<form method=\"post\" action=\"/.stepgate/logout\">{h}<button type=\"submit\">Sign out</button></form>\
-<form method=\"post\" action=\"/.stepgate/account/end-all\">{h}<button type=\"submit\" class=\"danger\">Sign out everywhere</button></form></div>",
-        h = hidden(a.csrf)
-    );
-    layout("Your account", &m, Some("data-page=\"account\""))
+    let main = html! {
+        h1 { "Your account" }
+        p class="lead" {
+            "Signed in as " strong { (a.user) }
+            @if let Some(d) = a.display { " (" (d) ")" }
+        }
+        @if let Some(n) = a.notice { p class="note" role="status" { (n) } }
+        h2 { "Passkeys" }
+        @if !a.can_revoke {
+            p class="small" {
+                "Removing a passkey needs a check at most " (minutes(a.revoke_max_age)) " old. "
+                a href=(a.reverify) { "Verify again" } " first."
+            }
+        }
+        ul class="cards" { @for p in &a.passkeys { (passkey_card(p, a.csrf, a.can_revoke)) } }
+        h2 { "Sessions" }
+        ul class="cards" { @for s in &a.sessions { (session_card(s, a.csrf)) } }
+        @if a.sessions.len() > 1 {
+            (post_form(PortalRoute::EndOtherSessions, a.csrf, None, html! {
+                button type="submit" { "End every other session" }
+            }))
+        }
+        (tokens_part(&a.tokens))
+        h2 { "Sign out" }
+        div class="row" {
+            (post_form(PortalRoute::Logout, a.csrf, None, html! { button type="submit" { "Sign out" } }))
+            (post_form(PortalRoute::EndAllSessions, a.csrf, None, html! {
+                button type="submit" class="danger" { "Sign out everywhere" }
+            }))
+        }
+    };
+    let script = html! { script src=(PortalRoute::Script.path()) data-page="account" {} };
+    layout("Your account", main, Some(script))
 }
 
 #[cfg(test)]
@@ -330,10 +420,12 @@ mod tests {
 
     #[test]
     fn escapes_everything_dangerous() {
-        assert_eq!(
-            escape("<a href=\"x\" onclick='y'>&</a>"),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        let page = message("t", "<a href=\"x\" onclick='y'>&</a>", None);
+        assert!(
+            page.contains("&lt;a href=&quot;x&quot; onclick='y'&gt;&amp;&lt;/a&gt;"),
+            "{page}"
         );
+        assert!(!page.contains("<a href=\"x\""));
     }
 
     #[test]
@@ -342,12 +434,18 @@ mod tests {
             state: "",
             rd: "https://a/\"><script>",
             destination: "a",
-            needs: vec![],
+            needs: None,
             user: None,
             no_match: None,
         });
         assert!(!html.contains("\"><script>"));
         assert!(html.contains("data-rd=\"https://a/&quot;&gt;&lt;script&gt;\""));
         assert!(html.contains("<label for=\"username\">"));
+    }
+
+    #[test]
+    fn revoking_says_the_age_it_needs() {
+        assert_eq!(minutes(300), "5 minutes");
+        assert_eq!(minutes(60), "1 minute");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The browser holds only a random *binding* id in a short-lived cookie; each
 //! begin returns a random *ceremony* id. The state is stored with `put_once`
-//! (5 minutes) under a hash of both, so a finish from another browser (which
+//! ([`TTL`]) under a hash of both, so a finish from another browser (which
 //! lacks the cookie) finds nothing, and the first finish consumes it whether
 //! it succeeds or fails.
 
@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
 use super::cookies;
-use super::{Failure, Result};
-use crate::gateway::{Facts, Gateway, Reply};
+use super::{PortalRequest, Refusal, Result};
+use crate::gateway::Reply;
 use crate::session::{Invite, Timestamp, new_token, token_hash};
 
 /// Lifetime of a ceremony state.
@@ -72,9 +72,9 @@ fn key(binding: &str, ceremony: &str) -> String {
 }
 
 /// Store `pending` for this browser.
-pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun> {
-    let secure = gw.config.load().portal.secure;
-    let (binding, set_cookie) = match cookies::ceremony(facts, secure) {
+pub async fn put(req: &PortalRequest<'_>, pending: Pending) -> Result<Begun> {
+    let secure = req.rt.portal.secure;
+    let (binding, set_cookie) = match cookies::ceremony(req.facts, secure) {
         Some(b) if b.len() >= 16 => (b, None),
         _ => {
             let b = new_token();
@@ -84,12 +84,11 @@ pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun>
     };
     let ceremony = new_token();
     let stored = Stored {
-        at: gw.now(),
+        at: req.now,
         pending,
     };
-    let bytes = serde_json::to_vec(&stored)
-        .map_err(|_| Failure::Bad("The ceremony could not be started.".into()))?;
-    gw.store
+    let bytes = serde_json::to_vec(&stored).map_err(|_| Refusal::NotStored)?;
+    req.store()
         .put_once(&key(&binding, &ceremony), &bytes, TTL)
         .await?;
     Ok(Begun {
@@ -99,18 +98,23 @@ pub async fn put(gw: &Gateway, facts: &Facts, pending: Pending) -> Result<Begun>
 }
 
 /// Store `pending` for this browser and answer the page's begin call with
-/// `{ceremony, publicKey: options}` (and the binding cookie if it had none).
+/// `{ceremony, publicKey: options}` and `extra` fields (and the binding
+/// cookie if it had none).
 pub async fn begin_reply(
-    gw: &Gateway,
-    facts: &Facts,
+    req: &PortalRequest<'_>,
     pending: Pending,
     options: serde_json::Value,
+    extra: &[(&str, &str)],
 ) -> Result<Reply> {
-    let begun = put(gw, facts, pending).await?;
-    let mut reply = super::json(&serde_json::json!({
+    let begun = put(req, pending).await?;
+    let mut body = serde_json::json!({
         "ceremony": begun.ceremony,
         "publicKey": options,
-    }));
+    });
+    for (k, v) in extra {
+        body[*k] = serde_json::Value::from(*v);
+    }
+    let mut reply = super::json(&body);
     if let Some(c) = begun.set_cookie {
         reply = reply.header(http::header::SET_COOKIE, c);
     }
@@ -118,31 +122,22 @@ pub async fn begin_reply(
 }
 
 /// Take (and so consume) the ceremony `ceremony` of this browser.
-pub async fn take(gw: &Gateway, facts: &Facts, ceremony: &str) -> Result<Option<Pending>> {
-    let secure = gw.config.load().portal.secure;
-    let Some(binding) = cookies::ceremony(facts, secure) else {
+pub async fn take(req: &PortalRequest<'_>, ceremony: &str) -> Result<Option<Pending>> {
+    let Some(binding) = cookies::ceremony(req.facts, req.rt.portal.secure) else {
         return Ok(None);
     };
     if ceremony.is_empty() || ceremony.len() > 64 {
         return Ok(None);
     }
-    let Some(bytes) = gw.store.take_once(&key(&binding, ceremony)).await? else {
+    let Some(bytes) = req.store().take_once(&key(&binding, ceremony)).await? else {
         return Ok(None);
     };
     let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
         return Ok(None);
     };
-    let age = gw.now() - stored.at;
+    let age = req.now - stored.at;
     if !(0..=TTL.as_secs() as i64).contains(&age) {
         return Ok(None);
     }
     Ok(Some(stored.pending))
-}
-
-/// The answer when no ceremony state is found.
-pub fn expired() -> Failure {
-    Failure::Bad(
-        "This attempt timed out, was already used, or was started in another browser. Please start again."
-            .into(),
-    )
 }

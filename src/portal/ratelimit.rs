@@ -86,10 +86,12 @@ impl Limiter {
     }
 
     /// How many windows are held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.windows.lock().map_or(0, |m| m.len())
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

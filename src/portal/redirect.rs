@@ -9,11 +9,9 @@
 
 use url::Url;
 
+use super::PortalRoute;
 use crate::config::Runtime;
 use crate::routing::normalize_host;
-
-/// The portal page a refused or missing `rd` falls back to.
-pub const FALLBACK_PATH: &str = "/.stepgate/account";
 
 /// A validated target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,18 +82,18 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
 
 /// The portal's own fallback page.
 pub fn fallback(rt: &Runtime) -> String {
-    rt.portal.url(FALLBACK_PATH)
-}
-
-/// The URL to send the browser to: `rd` if valid, else the portal's page.
-pub fn target_or_fallback(rt: &Runtime, rd: Option<&str>) -> String {
-    rd.and_then(|r| validate(rt, r))
-        .map_or_else(|| fallback(rt), |t| t.url.to_string())
+    PortalRoute::Account.url(&rt.portal)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The URL to send the browser to: `rd` if valid, else the portal's page.
+    fn target_or_fallback(rt: &Runtime, rd: Option<&str>) -> String {
+        rd.and_then(|r| validate(rt, r))
+            .map_or_else(|| fallback(rt), |t| t.url.to_string())
+    }
 
     fn runtime(portal: &str) -> Runtime {
         let yaml = format!(

@@ -13,12 +13,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::{Rule, Runtime};
-use crate::gateway::Gateway;
+use crate::config::Rule;
 use crate::policy::{self, Decision, SessionState};
-use crate::session::{AppSession, AppView, PortalSession, Timestamp, Verification};
+use crate::session::{AppSession, AppView, PortalSession, Verification};
 
-use super::Result;
+use super::{PortalRequest, Result};
 
 /// A portal session's proof for a rule: the assertion the new app session's
 /// grant carries (`None` when the rule asks for no fresh proof).
@@ -29,16 +28,14 @@ pub struct Proof {
 
 /// The proof `portal` already holds for `rule` on `host`, if it satisfies it.
 pub async fn already_proven(
-    gw: &Gateway,
-    rt: &Runtime,
+    req: &PortalRequest<'_>,
     portal: &PortalSession,
     rule: &Rule,
     host: &str,
-    now: Timestamp,
 ) -> Result<Option<Proof>> {
-    let view = as_app_session(gw, portal, rule, host, now).await?;
+    let view = as_app_session(req, portal, rule, host).await?;
     let Decision::Allow { identity } =
-        policy::decide(rt, Some(rule), SessionState::Live(&view), now)
+        policy::decide(&req.rt, Some(rule), SessionState::Live(&view), req.now)
     else {
         return Ok(None);
     };
@@ -62,16 +59,16 @@ pub async fn already_proven(
 /// The app session the callback would make on `host` from `portal`, with the
 /// grants for `rule` its app sessions hold and their credentials' standing.
 async fn as_app_session(
-    gw: &Gateway,
+    req: &PortalRequest<'_>,
     portal: &PortalSession,
     rule: &Rule,
     host: &str,
-    now: Timestamp,
 ) -> Result<AppView> {
+    let (store, now) = (req.store(), req.now);
     let mut grants = Vec::new();
-    for app in gw.store.app_sessions(&portal.id).await? {
+    for app in store.app_sessions(&portal.id).await? {
         grants.extend(
-            gw.store
+            store
                 .grants_of(&app.id)
                 .await?
                 .into_iter()
@@ -86,7 +83,7 @@ async fn as_app_session(
     ids.extend(portal.signed_in_with.as_deref());
     let mut credentials = Vec::new();
     for id in ids {
-        if let Some(c) = gw.store.credential(id).await? {
+        if let Some(c) = store.credential(id).await? {
             credentials.push(c.standing());
         }
     }

@@ -16,26 +16,27 @@
 //! The lifetime is what was asked (default 30 days), at most
 //! `session.token_max_lifetime`.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use http::StatusCode;
 use serde::Deserialize;
 
-use super::account::{authorised, field, form};
+use super::account::{Done, authorised, clean_label};
 use super::assertion::{self, Asserted, Seen};
 use super::login::{core_credential, satisfies};
-use super::pages::escape;
 use super::pending::{self, Pending};
-use super::{Failure, Result, human_time, json, limit_client, require_same_origin, sessions};
+use super::{PortalRequest, PortalRoute, Refusal, Result, human_time, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime};
-use crate::gateway::{Facts, Gateway, Reply};
-use crate::session::{Credential, PortalSession};
+use crate::gateway::Reply;
+use crate::policy;
+use crate::session::{Credential, PortalSession, Timestamp};
 use crate::token::{self, TokenRequest};
 
 /// Lifetimes offered, in days (those above the operator's maximum are not).
 const DAYS: [u64; 5] = [1, 7, 30, 90, 365];
+/// Seconds in a day.
+const DAY: u64 = 86_400;
 
 #[derive(Deserialize)]
 struct BeginRequest {
@@ -45,31 +46,29 @@ struct BeginRequest {
     days: Option<u64>,
 }
 
-/// The rules a user may mint tokens for: passkey rules with `tokens:` whose `allow` lets them in.
-fn mintable<'a>(rt: &'a Runtime, user: &str) -> Vec<&'a Rule> {
-    let Some(cfg) = rt.users.get(user) else {
-        return Vec::new();
-    };
+/// The rules a user may mint tokens for: passkey rules with `tokens:` that admit them.
+fn mintable<'a>(rt: &'a Runtime, user: &str, now: Timestamp) -> Vec<&'a Rule> {
     rt.rules
         .iter()
-        .filter(|r| r.tokens.is_some() && r.allows(user, cfg))
+        .filter(|r| r.tokens.is_some() && policy::admit(rt, user, Some(r), now).is_ok())
         .collect()
 }
 
 /// The named rules, each one `user` may mint for, or why not.
-fn chosen<'a>(rt: &'a Runtime, user: &str, names: &[String]) -> Result<Vec<&'a Rule>> {
+fn chosen<'a>(
+    rt: &'a Runtime,
+    user: &str,
+    names: &[String],
+    now: Timestamp,
+) -> Result<Vec<&'a Rule>> {
     if names.is_empty() {
-        return Err(Failure::Bad(
-            "Choose at least one address for the token.".into(),
-        ));
+        return Err(Refusal::NoRuleChosen);
     }
-    let allowed = mintable(rt, user);
+    let allowed = mintable(rt, user, now);
     let mut out: Vec<&Rule> = Vec::new();
     for name in names {
         let Some(rule) = allowed.iter().find(|r| &r.name == name) else {
-            return Err(Failure::Bad(format!(
-                "\"{name}\" does not take tokens, or your account may not use it."
-            )));
+            return Err(Refusal::RuleNotMintable(name.clone()));
         };
         if !out.iter().any(|r| r.name == rule.name) {
             out.push(rule);
@@ -78,102 +77,80 @@ fn chosen<'a>(rt: &'a Runtime, user: &str, names: &[String]) -> Result<Vec<&'a R
     Ok(out)
 }
 
-/// A label as given: trimmed, without control characters, at most 64 characters.
-fn clean_label(raw: &str) -> Result<String> {
-    let label: String = raw
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
-    if label.is_empty() {
-        return Err(Failure::Bad("Please give the token a name.".into()));
-    }
-    Ok(label)
-}
-
 /// The signed-in user's usable passkeys that fit every rule in `rules`.
-async fn fitting(
-    gw: &Gateway,
-    rt: &Runtime,
-    user: &str,
-    rules: &[&Rule],
-) -> Result<Vec<Credential>> {
-    let now = gw.now();
-    Ok(gw
-        .store
+async fn fitting(req: &PortalRequest<'_>, user: &str, rules: &[&Rule]) -> Result<Vec<Credential>> {
+    let now = req.now;
+    Ok(req
+        .store()
         .credentials(Some(user))
         .await?
         .into_iter()
         .filter(|c| c.is_usable(now))
-        .filter(|c| {
-            rules
-                .iter()
-                .all(|r| satisfies(rt, c, r.step_up.as_ref(), now))
-        })
+        .filter(|c| fits_all(&req.rt, c, rules, now))
         .collect())
 }
 
+/// Does `c` fit the `step_up` of every rule in `rules`?
+fn fits_all(rt: &Runtime, c: &Credential, rules: &[&Rule], now: Timestamp) -> bool {
+    rules
+        .iter()
+        .all(|r| satisfies(rt, c, r.step_up.as_ref(), now))
+}
+
 /// `POST /.stepgate/api/tokens/begin`
-pub async fn begin(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    require_same_origin(gw, facts)?;
-    limit_client(gw, facts).await?;
-    let Some(current) = sessions::current(gw, facts).await? else {
-        return Err(Failure::Forbidden("Sign in first.".into()));
+pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
+    req.require_same_origin()?;
+    req.limit_client().await?;
+    let Some(current) = sessions::current(req).await? else {
+        return Err(Refusal::NotSignedIn);
     };
-    let req: BeginRequest = super::parse_json(body)?;
-    let rt = gw.config.load();
+    let body: BeginRequest = req.json()?;
     let user = current.session.user.clone();
-    let label = clean_label(&req.label)?;
-    let rules = chosen(&rt, &user, &req.rules)?;
-    if req.days == Some(0) {
-        return Err(Failure::Bad("A token must live at least one day.".into()));
+    let label = clean_label(&body.label, "the token")?;
+    let rules = chosen(&req.rt, &user, &body.rules, req.now)?;
+    if body.days == Some(0) {
+        return Err(Refusal::ZeroLifetime);
     }
-    let creds = fitting(gw, &rt, &user, &rules).await?;
+    let creds = fitting(req, &user, &rules).await?;
     if creds.is_empty() {
-        return Err(Failure::Bad(
-            "None of your passkeys is accepted by every address you chose; mint separate tokens."
-                .into(),
-        ));
+        return Err(Refusal::NoPasskeyFitsAll);
     }
     let allow = creds.iter().filter_map(core_credential).collect();
-    let (options, state) = gw.portal.rp.load().begin_login(allow)?;
+    let (options, state) = req.rp.begin_login(allow)?;
     let pending = Pending::Mint {
         user,
         session: current.session.id,
         label,
         rules: rules.iter().map(|r| r.name.clone()).collect(),
-        lifetime: req.days.map(|d| d.saturating_mul(86_400)),
+        lifetime: body.days.map(|d| d.saturating_mul(DAY)),
         state,
     };
-    pending::begin_reply(gw, facts, pending, options).await
+    pending::begin_reply(req, pending, options, &[]).await
 }
 
 /// `POST /.stepgate/api/tokens/finish`: the ceremony, then one audit event.
-pub async fn finish(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
+pub async fn finish(req: &PortalRequest<'_>) -> Result<Reply> {
     let mut seen = Seen::default();
     let mut rules = None;
-    let result = mint(gw, facts, body, &mut seen, &mut rules).await;
-    let outcome = result.as_ref().map_or_else(Failure::code, |_| "ok");
+    let result = mint(req, &mut seen, &mut rules).await;
+    let outcome = result.as_ref().map_or_else(Refusal::label, |_| "ok");
     audit::ceremony(
         CeremonyKind::MintToken,
         seen.user.as_deref(),
         rules.as_deref(),
         seen.credential.as_deref(),
         outcome,
-        facts.client_ip,
+        req.facts.client_ip,
     );
     result
 }
 
 async fn mint(
-    gw: &Gateway,
-    facts: &Facts,
-    body: &[u8],
+    req: &PortalRequest<'_>,
     seen: &mut Seen,
     audited_rules: &mut Option<String>,
 ) -> Result<Reply> {
-    let (taken, rsp) = assertion::finish_request(gw, facts, body).await?;
+    let (taken, rsp) = assertion::finish_request(req).await?;
     let Some(Pending::Mint {
         user,
         session,
@@ -183,31 +160,23 @@ async fn mint(
         state,
     }) = taken
     else {
-        return Err(pending::expired());
+        return Err(Refusal::CeremonyExpired);
     };
     *audited_rules = Some(rules.join(","));
     // Still the same browser session that began it.
-    let current = sessions::current(gw, facts).await?;
+    let current = sessions::current(req).await?;
     if current.is_none_or(|c| c.session.id != session || c.session.user != user) {
-        return Err(Failure::Forbidden(
-            "Sign in again, then mint the token.".into(),
-        ));
+        return Err(Refusal::SessionChanged);
     }
     let Asserted {
         credential,
         verification,
-    } = assertion::verify(gw, facts, &rsp, &state, Some(&user), seen).await?;
-    // The config may have changed since begin: the rules are asked again.
-    let rt = gw.config.load();
-    let now = gw.now();
-    let rules = chosen(&rt, &user, &rules)?;
-    if !rules
-        .iter()
-        .all(|r| satisfies(&rt, &credential, r.step_up.as_ref(), now))
-    {
-        return Err(Failure::Forbidden(
-            "This passkey is not accepted by every address you chose.".into(),
-        ));
+    } = assertion::verify(req, &rsp, &state, Some(&user), seen).await?;
+    // The rules are asked again, against this request's config.
+    let (rt, now) = (&req.rt, req.now);
+    let rules = chosen(rt, &user, &rules, now)?;
+    if !fits_all(rt, &credential, &rules, now) {
+        return Err(Refusal::PasskeyMisfits);
     }
     let request = TokenRequest {
         user,
@@ -216,7 +185,7 @@ async fn mint(
         lifetime: lifetime.map(Duration::from_secs),
     };
     let minted = token::mint(request, verification, now, rt.token_max_lifetime);
-    gw.store
+    req.store()
         .add_token(&minted.token_hash, &minted.record)
         .await?;
     Ok(json(&serde_json::json!({
@@ -227,114 +196,87 @@ async fn mint(
 }
 
 /// `POST /.stepgate/account/revoke-token` `{csrf, id}`: end one of the user's own tokens.
-pub async fn revoke(gw: &Gateway, facts: &Facts, body: &[u8]) -> Result<Reply> {
-    let f = form(body);
-    let rt = gw.config.load();
-    let Some(session) = authorised(gw, facts, &f).await? else {
+pub async fn revoke(req: &PortalRequest<'_>) -> Result<Reply> {
+    let Some(session) = authorised(req).await? else {
         return Ok(Reply::redirect(
             StatusCode::SEE_OTHER,
-            &rt.portal.url("/.stepgate/account"),
+            &req.url(PortalRoute::Account),
         ));
     };
-    let id = field(&f, "id").unwrap_or("");
-    let mine = gw
-        .store
+    let form = req.form();
+    let id = form.field("id");
+    let mine = req
+        .store()
         .tokens(Some(&session.user))
         .await?
         .iter()
         .any(|t| t.id == id);
     if !mine {
-        return Err(Failure::NotFound);
+        return Err(Refusal::NotFound);
     }
-    let ok = gw.store.revoke_token(id).await?;
+    let ok = req.store().revoke_token(id).await?;
     audit::revocation("account", Some(&session.user), "token", id, ok);
-    Ok(Reply::redirect(
-        StatusCode::SEE_OTHER,
-        &rt.portal.url("/.stepgate/account?done=token-revoked"),
-    ))
+    Ok(Done::TokenRevoked.back(req))
 }
 
-/// The account page's "Client tokens" part: the user's live tokens with a
-/// revoke button each, and the mint form (when some rule takes tokens).
-pub async fn section(gw: &Gateway, session: &PortalSession, csrf: &str) -> Result<String> {
-    let rt = gw.config.load();
-    let now = gw.now();
-    let tokens = gw.store.tokens(Some(&session.user)).await?;
-    let mut m = String::from(
-        "<h2>Client tokens</h2><p class=\"small\">For apps that cannot use a passkey: git, \
-calendar, contacts and WebDAV apps, scripts. A token works only for the addresses it was \
-made for, and no longer than they allow: one that asks for a check at most N minutes old \
-refuses a token minted longer ago. Making one asks for your passkey.</p><ul class=\"cards\">",
-    );
-    for t in tokens.iter().filter(|t| t.is_live(now)) {
-        let _ = write!(
-            m,
-            "<li class=\"card\"><h3>{label}</h3><dl><dt>For</dt><dd>{rules}</dd>\
-<dt>Made</dt><dd>{made} with {cred}</dd><dt>Expires</dt><dd>{exp}</dd></dl>\
-<form method=\"post\" action=\"/.stepgate/account/revoke-token\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
-<button type=\"submit\" class=\"danger\">Revoke {label}</button></form></li>",
-            label = escape(&t.label),
-            rules = escape(&t.rules.join(", ")),
-            made = escape(&human_time(t.created_at)),
-            cred = escape(&t.verification.credential_label),
-            exp = escape(&human_time(t.expires_at)),
-            csrf = escape(csrf),
-            id = escape(&t.id),
-        );
-    }
-    m.push_str("</ul>");
-    let rules = mintable(&rt, &session.user);
-    if !rules.is_empty() {
-        m.push_str(&mint_form(&rt, &rules));
-    }
-    Ok(m)
+/// The account page's "Client tokens" part: the user's live tokens, and the
+/// mint form's choices (when some rule takes tokens).
+pub async fn section(
+    req: &PortalRequest<'_>,
+    session: &PortalSession,
+    csrf: &str,
+) -> Result<pages::Tokens> {
+    let (rt, now) = (&req.rt, req.now);
+    let tokens = req.store().tokens(Some(&session.user)).await?;
+    let rows = tokens
+        .iter()
+        .filter(|t| t.is_live(now))
+        .map(|t| pages::TokenRow {
+            id: t.id.clone(),
+            label: t.label.clone(),
+            rules: t.rules.join(", "),
+            made: human_time(t.created_at),
+            credential: t.verification.credential_label.clone(),
+            expires: human_time(t.expires_at),
+        })
+        .collect();
+    let rules = mintable(rt, &session.user, now);
+    let mint = (!rules.is_empty()).then(|| mint_form(rt, &rules));
+    Ok(pages::Tokens {
+        csrf: csrf.to_string(),
+        rows,
+        mint,
+    })
 }
 
-/// The form that mints a token (driven by the portal script).
-fn mint_form(rt: &Runtime, rules: &[&Rule]) -> String {
-    let mut m = String::from(
-        "<form id=\"mint\"><h3>New token</h3><label for=\"token-label\">Name</label>\
-<input id=\"token-label\" name=\"label\" maxlength=\"64\" placeholder=\"laptop git, phone calendar\" required>\
-<fieldset><legend>For</legend>",
-    );
-    for r in rules {
-        let hosts: Vec<String> = r.hosts.iter().map(|h| h.to_string()).collect();
-        let note = r
-            .step_up
-            .as_ref()
-            .and_then(|s| s.max_age)
-            .map_or(String::new(), |age| {
-                format!(
-                    " — works only for {} after it is made",
-                    humantime::format_duration(age)
-                )
-            });
-        let _ = write!(
-            m,
-            "<label class=\"check\"><input type=\"checkbox\" name=\"rule\" value=\"{name}\"> {name} ({hosts}){note}</label>",
-            name = escape(&r.name),
-            hosts = escape(&hosts.join(", ")),
-            note = escape(&note),
-        );
-    }
-    let max_days = (rt.token_max_lifetime.as_secs() / 86_400).max(1);
-    let default = token::clamp_lifetime(None, rt.token_max_lifetime).as_secs() / 86_400;
+/// What the mint form offers: the rules, and lifetimes up to the maximum.
+fn mint_form(rt: &Runtime, rules: &[&Rule]) -> pages::MintForm {
+    let rules = rules
+        .iter()
+        .map(|r| pages::MintRule {
+            name: r.name.clone(),
+            hosts: r
+                .hosts
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            max_age: r
+                .step_up
+                .as_ref()
+                .and_then(|s| s.max_age)
+                .map(|age| humantime::format_duration(age).to_string()),
+        })
+        .collect();
+    let max_days = (rt.token_max_lifetime.as_secs() / DAY).max(1);
+    let default = (token::clamp_lifetime(None, rt.token_max_lifetime).as_secs() / DAY).max(1);
     let mut days: Vec<u64> = DAYS.iter().copied().filter(|d| *d <= max_days).collect();
     if !days.contains(&max_days) {
         days.push(max_days);
     }
-    m.push_str("</fieldset><label for=\"token-days\">Valid for</label><select id=\"token-days\" name=\"days\">");
-    for d in days {
-        let selected = if d == default.max(1) { " selected" } else { "" };
-        let unit = if d == 1 { "day" } else { "days" };
-        let _ = write!(m, "<option value=\"{d}\"{selected}>{d} {unit}</option>");
+    pages::MintForm {
+        rules,
+        days,
+        default_days: default,
     }
-    m.push_str(
-        "</select><button type=\"submit\">Make token</button></form>\
-<div id=\"status\" role=\"status\" aria-live=\"polite\"></div>\
-<div id=\"minted\" hidden><p>Your new token. Copy it now: it is not shown again.</p>\
-<input id=\"minted-secret\" readonly aria-label=\"New token\"></div>",
-    );
-    m
 }

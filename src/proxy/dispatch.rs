@@ -19,7 +19,7 @@ use super::facts::Arrival;
 use super::hygiene::Handoff;
 
 /// The reserved path prefix served by stepgate on every host.
-pub const RESERVED: &str = "/.stepgate/";
+pub const RESERVED: &str = crate::portal::route::PREFIX;
 
 /// Where an allowed request goes.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub enum Action {
 /// Decide what happens to `arrival`, all against the config snapshot `rt`.
 pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     let facts = &arrival.facts;
-    if facts.path == "/.stepgate" || facts.path.starts_with(RESERVED) {
+    if crate::portal::route::is_reserved(&facts.path) {
         return match Endpoint::for_path(&facts.path) {
             Some(endpoint) => {
                 Action::Reply(authz::handle(gw, rt, facts, arrival.peer, endpoint).await)
@@ -119,7 +119,8 @@ fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
     if !matches!(rt.route(&req), Ok(None)) {
         return None;
     }
-    Some(Reply::redirect(StatusCode::FOUND, "/.stepgate/account"))
+    let account = crate::portal::PortalRoute::Account.path();
+    Some(Reply::redirect(StatusCode::FOUND, account))
 }
 
 async fn resolve(address: &str) -> Option<SocketAddr> {

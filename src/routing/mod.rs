@@ -211,14 +211,6 @@ impl Router {
     pub fn matcher(&self, i: usize) -> Option<&Matcher> {
         self.matchers.get(i)
     }
-
-    pub fn len(&self) -> usize {
-        self.matchers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.matchers.is_empty()
-    }
 }
 
 #[cfg(test)]

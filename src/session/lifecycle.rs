@@ -1,7 +1,7 @@
 //! Session lifecycle: how a request's cookie becomes a live session, how idle
 //! time is refreshed, and how long new sessions live.
 //!
-//! The gateway calls [`resolve_app`] on every request to a `passkey` rule (its
+//! The gateway calls [`resolve_app_cached`] on every request to a `passkey` rule (its
 //! result goes straight into `policy::decide`); the portal calls
 //! [`resolve_portal`] for its own pages and ceremonies, and builds new sessions
 //! with [`new_portal_session`] / [`new_app_session`] and [`CookieKeys::mint`].
@@ -29,7 +29,9 @@ pub struct PortalLookup {
     pub session: PortalSession,
 }
 
-/// Resolve the app cookie of a request on `host` to a live app session.
+/// Resolve the app cookie of a request on `host` to a live app session,
+/// reusing a store answer from `cache` when it is fresh (see
+/// [`SessionCache`]); every check after the store read still runs.
 ///
 /// - `headers`: the request headers as they arrived (every `Cookie` header is read;
 ///   a cookie present twice means no session).
@@ -43,20 +45,6 @@ pub struct PortalLookup {
 /// clocks of the app session *and* its portal session are written when they are
 /// at least a minute old (activity in an app keeps the sign-in alive), and the
 /// returned view carries the refreshed times.
-pub async fn resolve_app(
-    store: &dyn Store,
-    keys: &CookieKeys,
-    limits: &SessionLimits,
-    headers: &HeaderMap,
-    secure: bool,
-    host: &str,
-    now: Timestamp,
-) -> Result<Option<AppView>, StoreError> {
-    resolve_app_cached(store, None, keys, limits, headers, secure, host, now).await
-}
-
-/// [`resolve_app`], reusing a store answer from `cache` when it is fresh
-/// (see [`SessionCache`]); every check after the store read still runs.
 #[allow(clippy::too_many_arguments)]
 pub async fn resolve_app_cached(
     store: &dyn Store,
@@ -125,7 +113,7 @@ pub async fn resolve_app_cached(
 }
 
 /// Resolve the portal cookie of a request (on the portal host) to a live portal
-/// session; same rules and return values as [`resolve_app`].
+/// session; same rules and return values as [`resolve_app_cached`].
 pub async fn resolve_portal(
     store: &dyn Store,
     keys: &CookieKeys,

@@ -17,8 +17,7 @@ pub mod lifecycle;
 pub use cache::SessionCache;
 pub use cookie::{CookieKeys, CookieKind, Minted};
 pub use lifecycle::{
-    PortalLookup, new_app_session, new_portal_session, resolve_app, resolve_app_cached,
-    resolve_portal,
+    PortalLookup, new_app_session, new_portal_session, resolve_app_cached, resolve_portal,
 };
 
 use serde::{Deserialize, Serialize};

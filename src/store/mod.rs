@@ -5,6 +5,7 @@
 //! failure surfaces as [`StoreError::Unavailable`], which the gateway turns into
 //! 503: a store in doubt never lets a request through.
 
+mod codec;
 pub mod redis;
 pub mod sqlite;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::clock::Clock;
 use crate::config::StoreSettings;
 
 use crate::session::{
@@ -181,11 +183,14 @@ pub trait Store: Send + Sync + 'static {
 /// Redis connects lazily, so a Redis (or every sentinel) that is down at start-up
 /// shows as `Unavailable` on the first call (and in `/readyz`), not here; a
 /// malformed URL or an unusable SQLite file is an error here.
-pub fn open(settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+/// Every wall-clock read of the store goes through `clock`.
+pub fn open(settings: &StoreSettings, clock: Arc<dyn Clock>) -> Result<Arc<dyn Store>, StoreError> {
     match settings {
-        StoreSettings::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStore::open(path)?)),
-        StoreSettings::Redis { target, prefix } => {
-            Ok(Arc::new(redis::RedisStore::connect(target, prefix)?))
+        StoreSettings::Sqlite { path } => {
+            Ok(Arc::new(sqlite::SqliteStore::open_with(path, clock)?))
         }
+        StoreSettings::Redis { target, prefix } => Ok(Arc::new(redis::RedisStore::connect_with(
+            target, prefix, clock,
+        )?)),
     }
 }

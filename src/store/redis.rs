@@ -30,12 +30,14 @@
 mod tokens;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 
+use super::codec::{corrupt, from_json, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
+use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::session::{
     AppSession, AppView, AttestationProof, Credential, CredentialStanding, Grant, Invite,
@@ -352,6 +354,8 @@ pub struct RedisStore {
     prefix: String,
     scripts: Scripts,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Every wall-clock read of ours goes through it (Redis expires keys by its own).
+    clock: Arc<dyn Clock>,
 }
 
 impl Drop for RedisStore {
@@ -371,26 +375,10 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn now_secs() -> Timestamp {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(corrupt)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(corrupt)
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        unavailable(e)
+    }
 }
 
 fn num<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
@@ -476,6 +464,15 @@ impl RedisStore {
     /// A store on `target` (one URL, or the primary Sentinel names) with every key
     /// under `prefix`. Connects lazily, like [`RedisStore::open`].
     pub fn connect(target: &RedisTarget, prefix: &str) -> Result<Self, StoreError> {
+        Self::connect_with(target, prefix, Arc::new(SystemClock))
+    }
+
+    /// [`RedisStore::connect`], reading the time from `clock`.
+    pub fn connect_with(
+        target: &RedisTarget,
+        prefix: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let link = Arc::new(Link::new(target)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -489,6 +486,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             scripts: Scripts::new(),
             runtime: Some(runtime),
+            clock,
         })
     }
 
@@ -707,7 +705,7 @@ impl Store for RedisStore {
     }
 
     async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
-        if invite.expires_at <= now_secs() {
+        if invite.expires_at <= self.clock.now() {
             return Ok(());
         }
         let key = self.key("invite", token_hash);
@@ -916,7 +914,7 @@ impl Store for RedisStore {
                 _ => Err(corrupt("portal session: wrong number of fields")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let now = now_secs();
+        let now = self.clock.now();
         out.retain(|p| p.expires_at > now);
         out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
         Ok(out)

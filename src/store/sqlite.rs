@@ -19,12 +19,14 @@ mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
+use crate::clock::{Clock, SystemClock};
 use crate::session::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
     Verification,
@@ -132,6 +134,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Every wall-clock read (expiries, sweeps) goes through it.
+    clock: Arc<dyn Clock>,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<tokio::sync::Semaphore>,
 }
@@ -144,58 +148,34 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
-}
-
-fn sql(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
-        _ => unavailable(e),
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
+            _ => unavailable(e),
+        }
     }
-}
-
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn now_secs() -> Timestamp {
-    now_ms() / 1000
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(sql)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
 }
 
 /// Bring the schema up to date; safe when several processes start at once.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(sql)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(unavailable(format!(
             "cannot switch the database to WAL (journal_mode is {mode})"
         )));
     }
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(sql)?;
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(sql)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
         return Err(unavailable(format!(
@@ -203,16 +183,21 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         )));
     }
     for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-        tx.execute_batch(step).map_err(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(sql)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
-    tx.commit().map_err(sql)
+    Ok(tx.commit()?)
 }
 
 impl SqliteStore {
-    /// Open (creating the file and its parent directory if needed) and migrate.
+    /// Open (creating the file and its parent directory if needed) and
+    /// migrate, on the system clock.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Arc::new(SystemClock))
+    }
+
+    /// [`SqliteStore::open`], reading the time from `clock`.
+    pub fn open_with(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -224,6 +209,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                clock,
                 idle: Mutex::new(vec![conn]),
                 permits: Arc::new(tokio::sync::Semaphore::new(POOL_SIZE)),
             }),
@@ -239,7 +225,7 @@ impl SqliteStore {
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection, &dyn Clock) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         let permit = Arc::clone(&inner.permits)
@@ -253,7 +239,7 @@ impl SqliteStore {
                 Some(c) => c,
                 None => connect(&inner.path)?,
             };
-            let out = f(&mut conn);
+            let out = f(&mut conn, inner.clock.as_ref());
             if let Ok(mut idle) = inner.idle.lock()
                 && idle.len() < POOL_SIZE
             {
@@ -302,13 +288,6 @@ fn finish_credential(
     c.aaguid = uuid::Uuid::parse_str(&aaguid).map_err(corrupt)?;
     c.attestation = from_json_opt(attestation)?;
     Ok(c)
-}
-
-fn from_json_opt<T: serde::de::DeserializeOwned>(
-    json: Option<String>,
-) -> Result<Option<T>, StoreError> {
-    json.map(|j| serde_json::from_str(&j).map_err(corrupt))
-        .transpose()
 }
 
 /// The standing of every credential a portal session's ceremonies used, per
@@ -383,12 +362,10 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<AppSession> {
 
 /// The standing of the credentials portal session `portal_id` rests on.
 fn standings(conn: &Connection, portal_id: &str) -> Result<Vec<CredentialStanding>, StoreError> {
-    let mut stmt = conn.prepare_cached(STANDING_BY_PORTAL).map_err(sql)?;
+    let mut stmt = conn.prepare_cached(STANDING_BY_PORTAL)?;
     let rows = stmt
-        .query_map([portal_id], standing_row)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(sql)?;
+        .query_map([portal_id], standing_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
         .map(|(mut c, attestation)| {
             c.attestation = from_json_opt(attestation)?;
@@ -397,45 +374,34 @@ fn standings(conn: &Connection, portal_id: &str) -> Result<Vec<CredentialStandin
         .collect()
 }
 
-fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(corrupt)
-}
-
 /// Drop every record whose absolute expiry has passed.
-fn sweep(conn: &Connection) -> Result<(), StoreError> {
-    let now = now_secs();
-    conn.execute("DELETE FROM portal_sessions WHERE expires_at <= ?1", [now])
-        .map_err(sql)?;
-    conn.execute("DELETE FROM app_sessions WHERE expires_at <= ?1", [now])
-        .map_err(sql)?;
-    conn.execute("DELETE FROM invites WHERE expires_at <= ?1", [now])
-        .map_err(sql)?;
-    tokens::sweep(conn)?;
+fn sweep(conn: &Connection, clock: &dyn Clock) -> Result<(), StoreError> {
+    let now = clock.now();
+    conn.execute("DELETE FROM portal_sessions WHERE expires_at <= ?1", [now])?;
+    conn.execute("DELETE FROM app_sessions WHERE expires_at <= ?1", [now])?;
+    conn.execute("DELETE FROM invites WHERE expires_at <= ?1", [now])?;
+    tokens::sweep(conn, now)?;
     conn.execute(
         "DELETE FROM once_items WHERE expires_at_ms <= ?1",
-        [now_ms()],
-    )
-    .map_err(sql)?;
+        [clock.now_ms()],
+    )?;
     Ok(())
 }
 
 /// The grants of one app session, oldest first.
 fn grants_in(conn: &Connection, app_id: &str) -> Result<Vec<Grant>, StoreError> {
     let mut stmt = conn
-        .prepare_cached("SELECT rule, verification FROM grants WHERE app_id = ?1 ORDER BY seq")
-        .map_err(sql)?;
+        .prepare_cached("SELECT rule, verification FROM grants WHERE app_id = ?1 ORDER BY seq")?;
     let raw = stmt
         .query_map([app_id], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(sql)?;
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     raw.into_iter()
         .map(|(rule, v)| {
             Ok(Grant {
                 rule,
-                verification: serde_json::from_str(&v).map_err(corrupt)?,
+                verification: from_json(&v)?,
             })
         })
         .collect()
@@ -443,12 +409,10 @@ fn grants_in(conn: &Connection, app_id: &str) -> Result<Vec<Grant>, StoreError> 
 
 /// End portal sessions (and, by cascade, their app sessions and grants).
 fn end_portal_sessions(conn: &Connection, where_sql: &str, arg: &str) -> Result<u64, StoreError> {
-    let n = conn
-        .execute(
-            &format!("DELETE FROM portal_sessions WHERE {where_sql}"),
-            [arg],
-        )
-        .map_err(sql)?;
+    let n = conn.execute(
+        &format!("DELETE FROM portal_sessions WHERE {where_sql}"),
+        [arg],
+    )?;
     Ok(n as u64)
 }
 
@@ -465,19 +429,17 @@ fn note_credential(conn: &Connection, portal_id: &str, credential: &str) -> Resu
     conn.execute(
         "INSERT OR IGNORE INTO session_credentials (portal_id, credential_id) VALUES (?1, ?2)",
         params![portal_id, credential],
-    )
-    .map_err(sql)?;
+    )?;
     Ok(())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|c| {
+        self.run(|c, _| {
             c.query_row("SELECT count(*) FROM credentials", [], |r| {
                 r.get::<_, i64>(0)
-            })
-            .map_err(sql)?;
+            })?;
             Ok(())
         })
         .await
@@ -485,7 +447,7 @@ impl Store for SqliteStore {
 
     async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
         let c = cred.clone();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             conn.execute(
                 &format!(
                     "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) \
@@ -506,8 +468,7 @@ impl Store for SqliteStore {
                     c.expires_at,
                     c.flagged,
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
         .await
@@ -515,15 +476,14 @@ impl Store for SqliteStore {
 
     async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             let row = conn
                 .query_row(
                     &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE id = ?1"),
                     [id],
                     credential_row,
                 )
-                .optional()
-                .map_err(sql)?;
+                .optional()?;
             row.map(finish_credential).transpose()
         })
         .await
@@ -531,28 +491,22 @@ impl Store for SqliteStore {
 
     async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
         let user = user.map(str::to_string);
-        self.run(move |conn| {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
+        self.run(move |conn, _| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
                      WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at, id"
-                ))
-                .map_err(sql)?;
+            ))?;
             let rows = stmt
-                .query_map([user], credential_row)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)?;
+                .query_map([user], credential_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter().map(finish_credential).collect()
         })
         .await
     }
 
     async fn count_credentials(&self) -> Result<u64, StoreError> {
-        self.run(|conn| {
-            let n: i64 = conn
-                .query_row("SELECT count(*) FROM credentials", [], |r| r.get(0))
-                .map_err(sql)?;
+        self.run(|conn, _| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM credentials", [], |r| r.get(0))?;
             Ok(n.max(0) as u64)
         })
         .await
@@ -566,18 +520,15 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<CounterCheck, StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
+        self.run(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let stored: Option<u32> = tx
                 .query_row(
                     "SELECT counter FROM credentials WHERE id = ?1",
                     [&id],
                     |r| r.get(0),
                 )
-                .optional()
-                .map_err(sql)?;
+                .optional()?;
             let Some(stored) = stored else {
                 return Ok(CounterCheck::Missing);
             };
@@ -586,17 +537,15 @@ impl Store for SqliteStore {
                     "UPDATE credentials SET counter = ?2, backup_state = ?3, last_used_at = ?4 \
                      WHERE id = ?1",
                     params![id, counter, backup_state, now],
-                )
-                .map_err(sql)?;
+                )?;
                 CounterCheck::Accepted
             } else {
                 // A possible clone: flag it and end every session it touched.
-                tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])
-                    .map_err(sql)?;
+                tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])?;
                 end_sessions_of_credential(&tx, &id)?;
                 CounterCheck::Regressed
             };
-            tx.commit().map_err(sql)?;
+            tx.commit()?;
             Ok(check)
         })
         .await
@@ -604,13 +553,11 @@ impl Store for SqliteStore {
 
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError> {
         let (id, label) = (id.to_string(), label.to_string());
-        self.run(move |conn| {
-            let n = conn
-                .execute(
-                    "UPDATE credentials SET label = ?2 WHERE id = ?1",
-                    params![id, label],
-                )
-                .map_err(sql)?;
+        self.run(move |conn, _| {
+            let n = conn.execute(
+                "UPDATE credentials SET label = ?2 WHERE id = ?1",
+                params![id, label],
+            )?;
             Ok(n > 0)
         })
         .await
@@ -618,16 +565,12 @@ impl Store for SqliteStore {
 
     async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
-            let n = tx
-                .execute("DELETE FROM credentials WHERE id = ?1", [&id])
-                .map_err(sql)?;
+        self.run(move |conn, clock| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("DELETE FROM credentials WHERE id = ?1", [&id])?;
             end_sessions_of_credential(&tx, &id)?;
-            tokens::remove(&tx, tokens::Column::Credential, &id)?;
-            tx.commit().map_err(sql)?;
+            tokens::remove(&tx, tokens::Column::Credential, &id, clock.now())?;
+            tx.commit()?;
             Ok(n > 0)
         })
         .await
@@ -635,8 +578,8 @@ impl Store for SqliteStore {
 
     async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
         let (h, inv) = (token_hash.to_string(), invite.clone());
-        self.run(move |conn| {
-            sweep(conn)?;
+        self.run(move |conn, clock| {
+            sweep(conn, clock)?;
             conn.execute(
                 "INSERT INTO invites (token_hash, user, credential_ttl, expires_at) \
                  VALUES (?1, ?2, ?3, ?4)",
@@ -646,8 +589,7 @@ impl Store for SqliteStore {
                     inv.credential_ttl.map(|t| t.min(i64::MAX as u64) as i64),
                     inv.expires_at
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
         .await
@@ -659,7 +601,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<Invite>, StoreError> {
         let h = token_hash.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, clock| {
             let row = conn
                 .query_row(
                     "DELETE FROM invites WHERE token_hash = ?1 \
@@ -673,10 +615,9 @@ impl Store for SqliteStore {
                         })
                     },
                 )
-                .optional()
-                .map_err(sql)?;
+                .optional()?;
             // Judged by the caller's clock and by the wall clock (as Redis's TTL would).
-            Ok(row.filter(|i| now < i.expires_at && now_secs() < i.expires_at))
+            Ok(row.filter(|i| now < i.expires_at && clock.now() < i.expires_at))
         })
         .await
     }
@@ -684,14 +625,17 @@ impl Store for SqliteStore {
     async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_vec());
         let ttl = ttl.min(MAX_ONCE_TTL);
-        let expires = now_ms().saturating_add(ttl.as_millis() as i64);
-        self.run(move |conn| {
-            sweep(conn)?;
+        let expires = self
+            .inner
+            .clock
+            .now_ms()
+            .saturating_add(ttl.as_millis() as i64);
+        self.run(move |conn, clock| {
+            sweep(conn, clock)?;
             conn.execute(
                 "INSERT OR REPLACE INTO once_items (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
                 params![key, value, expires],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
         .await
@@ -699,16 +643,15 @@ impl Store for SqliteStore {
 
     async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, clock| {
             let row: Option<(Vec<u8>, i64)> = conn
                 .query_row(
                     "DELETE FROM once_items WHERE key = ?1 RETURNING value, expires_at_ms",
                     [key],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .optional()
-                .map_err(sql)?;
-            Ok(row.filter(|(_, exp)| now_ms() < *exp).map(|(v, _)| v))
+                .optional()?;
+            Ok(row.filter(|(_, exp)| clock.now_ms() < *exp).map(|(v, _)| v))
         })
         .await
     }
@@ -719,13 +662,11 @@ impl Store for SqliteStore {
         session: &PortalSession,
     ) -> Result<(), StoreError> {
         let (h, s) = (token_hash.to_string(), session.clone());
-        self.run(move |conn| {
+        self.run(move |conn, clock| {
             let uv = s.last_uv.as_ref().map(to_json).transpose()?;
             let client = s.client.as_ref().map(to_json).transpose()?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
-            sweep(&tx)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            sweep(&tx, clock)?;
             tx.execute(
                 &format!(
                     "INSERT INTO portal_sessions (token_hash, {PORTAL_COLUMNS}) \
@@ -742,31 +683,29 @@ impl Store for SqliteStore {
                     s.signed_in_with,
                     client,
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             let uv_cred = s.last_uv.as_ref().map(|v| &v.credential_id);
             for cred in s.signed_in_with.iter().chain(uv_cred) {
                 note_credential(&tx, &s.id, cred)?;
             }
-            tx.commit().map_err(sql)
+            Ok(tx.commit()?)
         })
         .await
     }
 
     async fn portal_session(&self, token_hash: &str) -> Result<Option<PortalSession>, StoreError> {
         let h = token_hash.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, clock| {
             let row = conn
                 .query_row(
                     &format!(
                         "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
                          WHERE token_hash = ?1 AND expires_at > ?2"
                     ),
-                    params![h, now_secs()],
+                    params![h, clock.now()],
                     portal_row,
                 )
-                .optional()
-                .map_err(sql)?;
+                .optional()?;
             row.map(finish_portal).transpose()
         })
         .await
@@ -780,22 +719,22 @@ impl Store for SqliteStore {
     ) -> Result<Option<PortalSession>, StoreError> {
         let (old, new) = (old_token_hash.to_string(), new_token_hash.to_string());
         let uv = last_uv.cloned();
-        self.run(move |conn| {
+        self.run(move |conn, clock| {
             let uv_json = uv.as_ref().map(to_json).transpose()?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
+                ?;
             let row = tx
                 .query_row(
                     &format!(
                         "UPDATE portal_sessions SET token_hash = ?2, last_uv = coalesce(?3, last_uv) \
                          WHERE token_hash = ?1 AND expires_at > ?4 RETURNING {PORTAL_COLUMNS}"
                     ),
-                    params![old, new, uv_json, now_secs()],
+                    params![old, new, uv_json, clock.now()],
                     portal_row,
                 )
                 .optional()
-                .map_err(sql)?;
+                ?;
             let Some(row) = row else {
                 return Ok(None);
             };
@@ -803,7 +742,7 @@ impl Store for SqliteStore {
             if let Some(v) = &uv {
                 note_credential(&tx, &session.id, &v.credential_id)?;
             }
-            tx.commit().map_err(sql)?;
+            tx.commit()?;
             Ok(Some(session))
         })
         .await
@@ -811,12 +750,11 @@ impl Store for SqliteStore {
 
     async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             conn.execute(
                 "UPDATE portal_sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
                 params![id, now],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
         .await
@@ -829,20 +767,17 @@ impl Store for SqliteStore {
         grants: &[Grant],
     ) -> Result<(), StoreError> {
         let (h, s, grants) = (token_hash.to_string(), session.clone(), grants.to_vec());
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
+        self.run(move |conn, clock| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let portal_exists = tx
                 .query_row(
                     "SELECT 1 FROM portal_sessions WHERE id = ?1 AND expires_at > ?2",
-                    params![s.portal_id, now_secs()],
+                    params![s.portal_id, clock.now()],
                     |_| Ok(()),
                 )
-                .optional()
-                .map_err(sql)?
+                .optional()?
                 .is_some();
-            if !portal_exists || s.expires_at <= now_secs() {
+            if !portal_exists || s.expires_at <= clock.now() {
                 return Ok(());
             }
             tx.execute(
@@ -860,48 +795,42 @@ impl Store for SqliteStore {
                     s.last_seen_at,
                     s.expires_at
                 ],
-            )
-            .map_err(sql)?;
+            )?;
             for g in &grants {
                 tx.execute(
                     "INSERT INTO grants (app_id, rule, verification) VALUES (?1, ?2, ?3)",
                     params![s.id, g.rule, to_json(&g.verification)?],
-                )
-                .map_err(sql)?;
+                )?;
                 note_credential(&tx, &s.portal_id, &g.verification.credential_id)?;
             }
-            tx.commit().map_err(sql)
+            Ok(tx.commit()?)
         })
         .await
     }
 
     async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError> {
         let h = token_hash.to_string();
-        self.run(move |conn| {
-            let now = now_secs();
+        self.run(move |conn, clock| {
+            let now = clock.now();
             // One read transaction: the app, its portal and its grants as of one moment.
-            let tx = conn.transaction().map_err(sql)?;
+            let tx = conn.transaction()?;
             // Cached statements: this runs on every request to a passkey
             // rule, and parsing the SQL each time cost more than running it.
             let app = tx
                 .prepare_cached(APP_BY_TOKEN)
-                .and_then(|mut st| st.query_row(params![h, now], app_row).optional())
-                .map_err(sql)?;
+                .and_then(|mut st| st.query_row(params![h, now], app_row).optional())?;
             let Some(app) = app else { return Ok(None) };
-            let portal = tx
-                .prepare_cached(PORTAL_BY_ID)
-                .and_then(|mut st| {
-                    st.query_row(params![app.portal_id, now], portal_row)
-                        .optional()
-                })
-                .map_err(sql)?;
+            let portal = tx.prepare_cached(PORTAL_BY_ID).and_then(|mut st| {
+                st.query_row(params![app.portal_id, now], portal_row)
+                    .optional()
+            })?;
             let Some(portal) = portal else {
                 return Ok(None);
             };
             let portal = finish_portal(portal)?;
             let grants = grants_in(&tx, &app.id)?;
             let credentials = standings(&tx, &portal.id)?;
-            tx.commit().map_err(sql)?;
+            tx.commit()?;
             Ok(Some(AppView {
                 app,
                 portal,
@@ -914,12 +843,11 @@ impl Store for SqliteStore {
 
     async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
+        self.run(move |conn, _| {
             conn.execute(
                 "UPDATE app_sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1",
                 params![id, now],
-            )
-            .map_err(sql)?;
+            )?;
             Ok(())
         })
         .await
@@ -927,9 +855,8 @@ impl Store for SqliteStore {
 
     async fn remove_app_session(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.run(move |conn| {
-            conn.execute("DELETE FROM app_sessions WHERE id = ?1", [id])
-                .map_err(sql)?;
+        self.run(move |conn, _| {
+            conn.execute("DELETE FROM app_sessions WHERE id = ?1", [id])?;
             Ok(())
         })
         .await
@@ -937,19 +864,15 @@ impl Store for SqliteStore {
 
     async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
         let user = user.map(str::to_string);
-        self.run(move |conn| {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
+        self.run(move |conn, clock| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
                      WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
                      ORDER BY user, created_at, id"
-                ))
-                .map_err(sql)?;
+            ))?;
             let rows = stmt
-                .query_map(params![user, now_secs()], portal_row)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)?;
+                .query_map(params![user, clock.now()], portal_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter().map(finish_portal).collect()
         })
         .await
@@ -957,18 +880,14 @@ impl Store for SqliteStore {
 
     async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError> {
         let id = portal_id.to_string();
-        self.run(move |conn| {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT {APP_COLUMNS} FROM app_sessions \
+        self.run(move |conn, clock| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {APP_COLUMNS} FROM app_sessions \
                      WHERE portal_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
-                ))
-                .map_err(sql)?;
+            ))?;
             let rows = stmt
-                .query_map(params![id, now_secs()], app_row)
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)?;
+                .query_map(params![id, clock.now()], app_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -976,26 +895,23 @@ impl Store for SqliteStore {
 
     async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
         let id = app_id.to_string();
-        self.run(move |conn| grants_in(conn, &id)).await
+        self.run(move |conn, _| grants_in(conn, &id)).await
     }
 
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.run(move |conn| Ok(end_portal_sessions(conn, "id = ?1", &id)? > 0))
+        self.run(move |conn, _| Ok(end_portal_sessions(conn, "id = ?1", &id)? > 0))
             .await
     }
 
     async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
         let user = user.to_string();
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
+        self.run(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = end_portal_sessions(&tx, "user = ?1", &user)?;
             // App sessions always belong to a portal session of the same user; be thorough anyway.
-            tx.execute("DELETE FROM app_sessions WHERE user = ?1", [&user])
-                .map_err(sql)?;
-            tx.commit().map_err(sql)?;
+            tx.execute("DELETE FROM app_sessions WHERE user = ?1", [&user])?;
+            tx.commit()?;
             Ok(n)
         })
         .await
@@ -1003,33 +919,36 @@ impl Store for SqliteStore {
 
     async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
         let (h, t) = (token_hash.to_string(), token.clone());
-        self.run(move |conn| {
-            sweep(conn)?;
-            tokens::add(conn, &h, &t)
+        self.run(move |conn, clock| {
+            sweep(conn, clock)?;
+            tokens::add(conn, &h, &t, clock.now())
         })
         .await
     }
 
     async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
         let h = token_hash.to_string();
-        self.run(move |conn| tokens::by_hash(conn, &h)).await
+        self.run(move |conn, clock| tokens::by_hash(conn, &h, clock.now()))
+            .await
     }
 
     async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
         let user = user.map(str::to_string);
-        self.run(move |conn| tokens::list(conn, user.as_deref()))
+        self.run(move |conn, clock| tokens::list(conn, user.as_deref(), clock.now()))
             .await
     }
 
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.run(move |conn| Ok(tokens::remove(conn, tokens::Column::Id, &id)? > 0))
-            .await
+        self.run(move |conn, clock| {
+            Ok(tokens::remove(conn, tokens::Column::Id, &id, clock.now())? > 0)
+        })
+        .await
     }
 
     async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
         let user = user.to_string();
-        self.run(move |conn| tokens::remove(conn, tokens::Column::User, &user))
+        self.run(move |conn, clock| tokens::remove(conn, tokens::Column::User, &user, clock.now()))
             .await
     }
 }

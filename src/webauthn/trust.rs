@@ -296,15 +296,6 @@ impl TrustStore {
             .collect()
     }
 
-    /// Fingerprints of the roots that vouch for some AAGUID of `set`.
-    pub fn roots_of(&self, set: &str) -> Vec<String> {
-        self.vouchers
-            .iter()
-            .filter(|(_, vs)| vs.iter().any(|v| v.set == set))
-            .map(|(fp, _)| fp.clone())
-            .collect()
-    }
-
     /// What was wrong with the trust sources (already logged at load).
     pub fn warnings(&self) -> &[TrustWarning] {
         &self.warnings
@@ -332,6 +323,15 @@ pub fn der_to_pem(der: &[u8]) -> String {
 
 #[cfg(test)]
 impl TrustStore {
+    /// Fingerprints of the roots that vouch for some AAGUID of `set`.
+    pub(crate) fn roots_of(&self, set: &str) -> Vec<String> {
+        self.vouchers
+            .iter()
+            .filter(|(_, vs)| vs.iter().any(|v| v.set == set))
+            .map(|(fp, _)| fp.clone())
+            .collect()
+    }
+
     /// A store whose sets are `sets` (name, AAGUIDs) and whose root `fp`
     /// vouches for each named set: for unit tests that need no files.
     pub(crate) fn for_tests(sets: &[(&str, &[Uuid], &str)]) -> Self {

@@ -1,11 +1,11 @@
-//! Real app protocols with real clients: each endpoint of `apps_util` talked
+//! Real app protocols with real clients: each endpoint of `kit::apps` talked
 //! to directly (no stepgate in between), so a failure here is the harness's,
 //! not the gateway's. Git smart HTTP with the `git` CLI, WebDAV with `rclone`,
 //! CalDAV with Radicale's trusted-header sign-in, and a WebSocket upgrade.
 //! Also: every app recipe under `docs/apps/` passes `stepgate check`.
 
-use crate::apps_util::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
-use crate::gateway_util::{EchoUpstream, Response, raw_request};
+use crate::kit::apps::{DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, websocket_echo};
+use crate::kit::{EchoUpstream, Response, raw_request};
 
 #[test]
 fn git_clones_and_pushes_over_smart_http() {

@@ -15,11 +15,11 @@
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::apps_util::{
+use crate::kit::apps::{
     DavServer, EVENT, GitClient, GitServer, Radicale, Rclone, basic, mint_token,
     revoke_on_account_page, start_recipe, websocket_echo,
 };
-use crate::gateway_util::{EchoUpstream, NetBrowser, Response, TestGateway, uv};
+use crate::kit::{EchoUpstream, NetBrowser, Response, TestGateway, uv};
 
 /// Every `WWW-Authenticate` challenge of a response.
 fn challenges(r: &Response) -> Vec<&str> {

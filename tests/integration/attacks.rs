@@ -4,16 +4,19 @@
 //! tries. The same shapes through real Caddy, nginx and Traefik are in
 //! `front_proxies`; sign-in attacks are in `signin_attacks`.
 
-use crate::gateway_util::{EchoUpstream, Response, TestGateway, exchange, parse_responses, uv};
+use crate::kit::{EchoUpstream, Response, TestConfig, TestGateway, exchange, parse_responses, uv};
 
 const HTML: (&str, &str) = ("Accept", "text/html");
 
 /// Rules for the attack tests; `trusted`: the test client (127.0.0.1) is a trusted proxy.
-fn config(echo: &EchoUpstream, trusted: bool) -> String {
-    let trusted = if trusted { "[127.0.0.1/32]" } else { "[]" };
-    format!(
+fn config(echo: &EchoUpstream, trusted: bool) -> TestConfig {
+    let config = if trusted {
+        TestConfig::new().trusting_loopback()
+    } else {
+        TestConfig::new()
+    };
+    config.body(&format!(
         r#"
-trusted_proxies: {trusted}
 users:
   alice: {{ name: Alice, groups: [admins] }}
 upstreams:
@@ -35,12 +38,12 @@ rules:
   - {{ name: ci, hosts: [ci.home.lab], upstream: folding, policy: bypass }}
 "#,
         echo = echo.addr
-    )
+    ))
 }
 
 fn start(trusted: bool) -> (TestGateway, EchoUpstream) {
     let echo = EchoUpstream::start();
-    let g = TestGateway::start(&config(&echo, trusted));
+    let g = TestGateway::start(config(&echo, trusted));
     (g, echo)
 }
 
@@ -262,7 +265,7 @@ fn hosts_match_case_insensitively_among_many_rules() {
             "  - {{ name: r{i}, hosts: [h{i}.home.lab], paths: [/open/**], upstream: echo, policy: bypass }}\n  - {{ name: d{i}, hosts: [h{i}.home.lab], policy: deny }}\n"
         ));
     }
-    let g = TestGateway::start(&rules);
+    let g = TestGateway::start(TestConfig::new().body(&rules));
     for host in [
         "h77.home.lab",
         "H77.HOME.LAB",
@@ -385,7 +388,7 @@ fn a_websocket_upgrade_is_judged_before_any_101() {
 #[test]
 fn no_tunnel_opens_when_the_app_refuses_the_upgrade() {
     let echo = EchoUpstream::start_refusing_upgrades();
-    let g = TestGateway::start(&config(&echo, false));
+    let g = TestGateway::start(config(&echo, false));
     // An upgrade the app refuses (403), with a second request right behind it
     // that a raw tunnel would carry to the app unjudged.
     let smuggled = "GET /admin/secret HTTP/1.1\r\nHost: app.home.lab\r\n\r\n";
@@ -585,7 +588,7 @@ fn forward_auth_refuses_what_inline_refuses() {
 }
 
 /// How many scripts a Redis server has run (every session lookup is one).
-fn scripts_run(redis: &crate::util::RedisServer) -> u64 {
+fn scripts_run(redis: &crate::kit::RedisServer) -> u64 {
     use std::io::{Read, Write};
     let addr = redis
         .url()
@@ -612,12 +615,13 @@ fn scripts_run(redis: &crate::util::RedisServer) -> u64 {
 
 #[test]
 fn stray_requests_under_the_reserved_prefix_keep_the_session_cache() {
-    use crate::gateway_util::raw_request;
-    let redis = crate::util::RedisServer::start();
-    let g = TestGateway::start(&format!(
-        "\nstore: {{ redis: {{ url: \"{}\" }} }}\nusers: {{ alice: {{}} }}\nupstreams: {{ who: \"builtin:whoami\" }}\nrules: [ {{ name: app, hosts: [app.home.lab], upstream: who, policy: passkey }} ]\n",
-        redis.url()
-    ));
+    use crate::kit::raw_request;
+    let redis = crate::kit::RedisServer::start();
+    let g = TestGateway::start(
+        TestConfig::new()
+            .store(&format!("redis: {{ url: \"{}\" }}", redis.url()))
+            .body("users: { alice: {} }\nupstreams: { who: \"builtin:whoami\" }\nrules: [ { name: app, hosts: [app.home.lab], upstream: who, policy: passkey } ]\n"),
+    );
     let cookie = g.sign_in(
         "alice",
         "app.home.lab",

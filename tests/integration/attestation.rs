@@ -22,8 +22,9 @@ use stepgate::policy::{Decision, SessionState, decide};
 use uuid::Uuid;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
-use crate::handmade::{Format, Token};
-use crate::portal_util::*;
+use crate::kit::TestConfig;
+use crate::kit::handmade::{Format, Token};
+use crate::kit::portal::*;
 
 const ADMIN: &str = "https://admin.test/settings";
 const APP: &str = "https://app.test/";
@@ -48,16 +49,15 @@ async fn trusting(ca: &crypto_glue::x509::Certificate) -> Harness {
 
 /// [`trusting`], serving HTTP.
 async fn serving_trusting(ca: &crypto_glue::x509::Certificate) -> Harness {
-    let dir = crate::util::temp_dir();
-    let section = set_trusting(dir.path(), ca);
-    Harness::serving(dir, &section, None).await
+    let config = TestConfig::new();
+    let section = set_trusting(config.dir(), ca);
+    Harness::serving(config, &section).await
 }
 
-/// A served harness whose `softkey` set trusts an unrelated CA.
-async fn unrelated_serving(store: Option<&str>) -> Harness {
-    let dir = crate::util::temp_dir();
-    let section = unrelated_softkey_set(dir.path());
-    Harness::serving(dir, &section, store).await
+/// A served harness on `config` whose `softkey` set trusts an unrelated CA.
+async fn unrelated_serving(config: TestConfig) -> Harness {
+    let section = unrelated_softkey_set(config.dir());
+    Harness::serving(config, &section).await
 }
 
 pub fn b64(s: &str) -> Vec<u8> {
@@ -271,7 +271,7 @@ async fn app_session_from_portal(h: &Harness, user: &str, host: &str) -> String 
 #[tokio::test]
 async fn none_attestation_claiming_uv_signs_in_but_satisfies_no_step_up() {
     let (mut token, _ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
-    let h = unrelated_serving(None).await;
+    let h = unrelated_serving(TestConfig::new()).await;
     let mut b = h.browser();
     let v = enroll_as_none(&h, &mut b, &mut token).await;
     // Signed in: the account page opens.
@@ -452,18 +452,10 @@ async fn a_backup_eligibility_change_from_registration_is_refused() {
 /// credential made within 1 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_regression_ends_the_credentials_sessions_on_every_instance() {
-    let redis = crate::util::RedisServer::start();
-    let store = format!("redis: {{ url: \"{}\", prefix: \"clone:\" }}", redis.url());
-    let a = unrelated_serving(Some(&store)).await;
-    let dir_b = crate::util::temp_dir();
-    if let Err(e) = std::fs::copy(
-        a.dir.path().join("cookie.key"),
-        dir_b.path().join("cookie.key"),
-    ) {
-        panic!("copy cookie key: {e}");
-    }
-    let section = unrelated_softkey_set(dir_b.path());
-    let b = Harness::serving(dir_b, &section, Some(&store)).await;
+    let redis = crate::kit::RedisServer::start();
+    let on_redis = || TestConfig::new().redis(&redis.url(), "clone:");
+    let a = unrelated_serving(on_redis()).await;
+    let b = unrelated_serving(on_redis().cookie_key(&a.dir.path().join("cookie.key"))).await;
 
     let (mut token, _ca) = SoftToken::new(true).unwrap_or_else(|e| panic!("{e:?}"));
     let mut alice = a.browser();
@@ -670,13 +662,9 @@ async fn mds_blobs_that_fail_verification_or_vouch_for_nothing_are_refused() {
 
 #[test]
 fn stepgate_check_warns_about_an_expired_mds_blob() {
-    let dir = crate::util::temp_dir();
-    let yaml = config_yaml(
-        &dir.path().join("stepgate.db"),
-        &mds_section("expired.jwt"),
-        (10, 10),
-    );
-    let path = dir.path().join("stepgate.yaml");
+    let config = portal_config(TestConfig::new(), &mds_section("expired.jwt"), (10, 10));
+    let yaml = config.yaml(([127, 0, 0, 1], 0).into(), None);
+    let path = config.path("stepgate.yaml");
     if let Err(e) = std::fs::write(&path, yaml) {
         panic!("{e}");
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use stepgate::gateway::Facts;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::portal_util::*;
+use crate::kit::portal::*;
 
 /// A `MakeWriter` that appends to a shared buffer.
 #[derive(Clone, Default)]
@@ -147,7 +147,7 @@ async fn audit_events_hold_who_what_and_no_secret() {
     assert_eq!(enroll["fields"]["credential"], "laptop");
     assert_eq!(enroll["fields"]["outcome"], "ok");
 
-    let sign_in = find(&events, "ceremony", Some("sign-in"));
+    let sign_in = find(&events, "ceremony", Some("sign_in"));
     assert_eq!(sign_in["fields"]["user"], "alice");
     assert_eq!(sign_in["fields"]["rule"], "app");
     assert_eq!(sign_in["fields"]["credential"], "laptop");
@@ -163,19 +163,19 @@ async fn audit_events_hold_who_what_and_no_secret() {
     assert_eq!(grant["fields"]["rule"], "app");
     assert_eq!(grant["fields"]["host"], "app.test");
 
-    let step_up = find(&events, "ceremony", Some("step-up"));
+    let step_up = find(&events, "ceremony", Some("step_up"));
     assert_eq!(step_up["fields"]["user"], "alice");
     assert_eq!(step_up["fields"]["rule"], "bound");
     assert_eq!(step_up["fields"]["credential"], "laptop");
 
     let denial = find(&events, "denial", None);
-    assert_eq!(denial["fields"]["outcome"], "no-rule");
+    assert_eq!(denial["fields"]["outcome"], "no_rule");
     assert_eq!(denial["fields"]["host"], "nothing.test");
     assert_eq!(denial["fields"]["client_ip"], "192.0.2.7");
 
     let revocation = find(&events, "revocation", None);
     assert_eq!(revocation["fields"]["user"], "alice");
-    assert_eq!(revocation["fields"]["what"], "all-sessions");
+    assert_eq!(revocation["fields"]["what"], "all_sessions");
     assert_eq!(revocation["fields"]["by"], "account");
 
     // No secret anywhere in the whole log (audit or not).
@@ -200,34 +200,28 @@ async fn audit_events_hold_who_what_and_no_secret() {
 /// request whose upstream failed (its request summary names no query).
 #[test]
 fn no_secret_reaches_the_log_at_any_level() {
-    use crate::gateway_util::{raw_request, wait_for_port, write_key};
-    use crate::util::{binary::Process, free_port, temp_dir};
-    let dir = temp_dir();
-    write_key(&dir);
-    let d = dir.path().display();
-    let port = free_port();
-    let file = dir.path().join("stepgate.yaml");
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:{port}
-portal: {{ url: "http://auth.localhost:{port}" }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-users: {{ alice: {{}} }}
-upstreams: {{ dead: "http://127.0.0.1:1", who: "builtin:whoami" }}
+    use crate::kit::{TestConfig, binary::Process, free_port, raw_request, wait_for_port};
+    let config = TestConfig::new()
+        .portal_on_listen_port("http://auth.localhost")
+        .body(
+            r#"users: { alice: {} }
+upstreams: { dead: "http://127.0.0.1:1", who: "builtin:whoami" }
 rules:
-  - {{ name: dead, hosts: [dead.localhost], upstream: dead, policy: bypass }}
-  - {{ name: app, hosts: [app.localhost], upstream: who, policy: passkey }}
-"#
-    );
+  - { name: dead, hosts: [dead.localhost], upstream: dead, policy: bypass }
+  - { name: app, hosts: [app.localhost], upstream: who, policy: passkey }
+"#,
+        );
+    let port = free_port();
+    let file = config.path("stepgate.yaml");
+    let yaml = config.yaml(([127, 0, 0, 1], port).into(), None);
     if let Err(e) = std::fs::write(&file, yaml) {
         panic!("{e}");
     }
     let f = file.display().to_string();
     let proc = Process::start_env(
-        dir.path(),
+        config.dir(),
         &["serve", "-c", &f],
-        dir.path().join("stepgate.log"),
+        config.dir().join("stepgate.log"),
         &[("RUST_LOG", "trace")],
     );
     let addr = ([127, 0, 0, 1], port).into();

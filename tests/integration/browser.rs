@@ -9,21 +9,16 @@
 //! account and login pages go to `target/test-artifacts/`.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use stepgate::gateway::{Gateway, OffsetClock};
-use stepgate::server::{self, ServeOptions};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_util::{runtime, wait_for_port, write_key};
-use crate::util::{free_port, temp_dir};
+use crate::kit::{TestConfig, TestGateway, temp_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -288,70 +283,20 @@ impl Cdp {
     }
 }
 
-/// A stepgate server whose portal is `http://auth.localhost:PORT`.
-struct Server {
-    addr: SocketAddr,
-    gw: Arc<Gateway>,
-    clock: Arc<OffsetClock>,
-    _handle: server::ServerHandle,
-    _dir: tempfile::TempDir,
-}
-
 /// The rules of the first test: one app.
 const ONE_APP: &str =
     "  - { name: app, hosts: [app.localhost], upstream: demo, policy: passkey }\n";
 
-fn start_server(rules: &str) -> Server {
-    let dir = temp_dir();
-    write_key(&dir);
-    let d = dir.path().display().to_string();
-    for _ in 0..5 {
-        let port = free_port();
-        let yaml = format!(
-            r#"
-listen: 127.0.0.1:{port}
-portal: {{ url: "http://auth.localhost:{port}", rp_name: Home Lab }}
-secrets: {{ cookie_keys: [{d}/cookie.key] }}
-store: {{ sqlite: {{ path: {d}/stepgate.db }} }}
-users:
-  alice: {{ name: Alice, email: alice@home.lab, groups: [admins] }}
-upstreams: {{ demo: "builtin:whoami" }}
-rules:
-{rules}"#
-        );
-        let rt = runtime(&yaml);
-        let store = match stepgate::store::open(&rt.store) {
-            Ok(s) => s,
-            Err(e) => panic!("store: {e}"),
-        };
-        let clock = Arc::new(OffsetClock::default());
-        let built =
-            crate::gateway_util::tokio_rt().block_on(Gateway::build(rt, store, clock.clone()));
-        let gw = match built {
-            Ok(g) => Arc::new(g),
-            Err(e) => panic!("gateway: {e}"),
-        };
-        let opts = ServeOptions {
-            threads: 1,
-            grace_period: Duration::from_secs(0),
-            ..ServeOptions::default()
-        };
-        let handle = match server::spawn(gw.clone(), opts) {
-            Ok(h) => h,
-            Err(server::ServeError::Bind { .. }) => continue,
-            Err(e) => panic!("server: {e}"),
-        };
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        wait_for_port(addr);
-        return Server {
-            addr,
-            gw,
-            clock,
-            _handle: handle,
-            _dir: dir,
-        };
-    }
-    panic!("no free port for the gateway");
+/// A stepgate server whose portal is `http://auth.localhost:PORT` (Chromium
+/// resolves `*.localhost` to loopback), with `rules`.
+fn start_server(rules: &str) -> TestGateway {
+    TestGateway::start(
+        TestConfig::new()
+            .portal_on_listen_port("http://auth.localhost")
+            .body(&format!(
+                "users:\n  alice: {{ name: Alice, email: alice@home.lab, groups: [admins] }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n{rules}"
+            )),
+    )
 }
 
 #[test]
@@ -360,7 +305,7 @@ fn chromium_enrolls_signs_in_and_uv_is_enforced() {
     let port = srv.addr.port();
     let portal = format!("http://auth.localhost:{port}");
     let app = format!("http://app.localhost:{port}/hello");
-    let invite = crate::gateway_util::tokio_rt()
+    let invite = crate::kit::tokio_rt()
         .block_on(stepgate::portal::bootstrap(&srv.gw))
         .ok()
         .flatten();
@@ -506,7 +451,7 @@ fn chromium_signs_in_once_and_step_up_still_asks() {
     let photos = format!("http://photos.localhost:{port}/albums");
     let admin = format!("http://photos.localhost:{port}/admin");
     let recent = format!("http://photos.localhost:{port}/recent/today");
-    let invite = crate::gateway_util::tokio_rt()
+    let invite = crate::kit::tokio_rt()
         .block_on(stepgate::portal::bootstrap(&srv.gw))
         .ok()
         .flatten()

@@ -6,31 +6,24 @@
 use serde_json::json;
 
 use super::{Cdp, Chromium};
-use crate::apps_util::basic;
-use crate::gateway_util::{TestGateway, tokio_rt};
+use crate::kit::apps::basic;
+use crate::kit::{TestConfig, TestGateway, tokio_rt};
 
 /// A gateway whose portal is `http://auth.localhost:PORT` (Chromium resolves
 /// `*.localhost` to loopback), with one rule that takes tokens.
 fn start() -> TestGateway {
-    let dir = crate::util::temp_dir();
-    let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &|listen, admin| {
-        format!(
-            r#"
-listen: {listen}
-admin_listen: {admin}
-portal: {{ url: "http://auth.localhost:{port}", rp_name: Home Lab }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-users:
-  alice: {{ name: Alice }}
-upstreams: {{ demo: "builtin:whoami" }}
+    TestGateway::start(
+        TestConfig::new()
+            .portal_on_listen_port("http://auth.localhost")
+            .body(
+                r#"users:
+  alice: { name: Alice }
+upstreams: { demo: "builtin:whoami" }
 rules:
-  - {{ name: git, hosts: [git.localhost], upstream: demo, policy: passkey, tokens: {{ from: basic }} }}
+  - { name: git, hosts: [git.localhost], upstream: demo, policy: passkey, tokens: { from: basic } }
 "#,
-            port = listen.port()
-        )
-    })
+            ),
+    )
 }
 
 #[test]

@@ -9,8 +9,8 @@ use stepgate::session::token_hash;
 use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
 
+use crate::kit::{self, TestConfig};
 use crate::store::{app, client_token, credential, portal};
-use crate::util;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -19,32 +19,24 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = util::temp_dir();
-    let db = dir.path().join("data").join("stepgate.db");
-    let key = dir.path().join("cookie.key");
-    let config = dir.path().join("stepgate.yaml");
-    let yaml = format!(
-        r#"
-listen: 127.0.0.1:0
-portal: {{ url: "https://auth.home.lab" }}
-secrets: {{ cookie_keys: ["{key}"] }}
-store:
-  sqlite: {{ path: "{db}" }}
-users:
-  alice: {{ groups: [admins] }}
-  bob: {{}}
-  old: {{ expires: 2020-01-01T00:00:00Z }}
+    let base = TestConfig::new().portal("https://auth.home.lab");
+    let db = base.path("data").join("stepgate.db");
+    let base = base.sqlite(&db).body(
+        r#"users:
+  alice: { groups: [admins] }
+  bob: {}
+  old: { expires: 2020-01-01T00:00:00Z }
 upstreams:
   demo: builtin:whoami
 rules:
-  - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}
+  - { name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }
 "#,
-        key = key.display(),
-        db = db.display()
     );
-    if let Err(e) = std::fs::write(&config, yaml) {
+    let config = base.path("stepgate.yaml");
+    if let Err(e) = std::fs::write(&config, base.yaml(([127, 0, 0, 1], 0).into(), None)) {
         panic!("{e}");
     }
+    let dir = base.into_dir();
     Setup { dir, config, db }
 }
 
@@ -376,7 +368,7 @@ async fn tokens_revoke_by_id_and_by_user() {
 /// on that Redis reads, and the reverse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_works_on_redis() {
-    let server = util::RedisServer::start();
+    let server = kit::RedisServer::start();
     let s = setup();
     let yaml = match std::fs::read_to_string(&s.config) {
         Ok(y) => y,
@@ -463,7 +455,7 @@ fn cli_reports_an_unreachable_redis() {
     let yaml = format!(
         "{}store:\n  redis: {{ url: \"redis://127.0.0.1:{}/0\" }}\n{}",
         &yaml[..start],
-        util::free_port(),
+        kit::free_port(),
         &yaml[end..]
     );
     if let Err(e) = std::fs::write(&s.config, yaml) {

@@ -5,35 +5,25 @@
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{NetBrowser, TestGateway};
+use crate::kit::{NetBrowser, TestConfig, TestGateway};
 
 #[test]
 fn enroll_sign_in_step_up_and_expiry_through_the_server() {
-    let dir = crate::util::temp_dir();
-    let d = dir.path().display().to_string();
-    let g = TestGateway::start_with(dir, &|listen, admin| {
-        format!(
-            r#"
-listen: {listen}
-admin_listen: {admin}
-trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "https://auth.test", rp_name: Test }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
+    let g = TestGateway::start(TestConfig::behind_proxy().body(
+        r#"
 users:
-  alice: {{ name: Alice, email: alice@test, groups: [admins] }}
-upstreams: {{ demo: "builtin:whoami" }}
+  alice: { name: Alice, email: alice@test, groups: [admins] }
+upstreams: { demo: "builtin:whoami" }
 rules:
   - name: pin
     hosts: [app.test]
     paths: [/admin, /admin/**]
     upstream: demo
     policy: passkey
-    step_up: {{ max_age: 5m, scope: rule }}
-  - {{ name: app, hosts: [app.test], upstream: demo, policy: passkey }}
-"#
-        )
-    });
+    step_up: { max_age: 5m, scope: rule }
+  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
+"#,
+    ));
     let mut b = NetBrowser::new(g.addr);
     // Not signed in: to the portal.
     let r = b.get("https://app.test/inbox?x=1");

@@ -7,33 +7,24 @@ use std::time::{Duration, Instant};
 
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::NetBrowser;
-use crate::gateway_util::{TestGateway, tokio_rt};
-use crate::util::sentinel::{MASTER_NAME, SentinelGroup};
-use crate::util::traffic::{RequestLoop, Sample};
+use crate::kit::NetBrowser;
+use crate::kit::sentinel::{MASTER_NAME, SentinelGroup};
+use crate::kit::traffic::{RequestLoop, Sample};
+use crate::kit::{TestConfig, TestGateway, tokio_rt};
 
-/// The config of one server on the group's sentinels; `key` is the shared cookie key.
-fn config(
-    listen: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    key: &str,
-    sentinels: &str,
-) -> String {
-    format!(
-        r#"
-listen: {listen}
-admin_listen: {admin}
-trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "https://auth.test", rp_name: Test }}
-secrets: {{ cookie_keys: ["{key}"] }}
-store:
-  redis: {{ sentinels: {sentinels}, master_name: {MASTER_NAME}, prefix: "failover:" }}
-users: {{ alice: {{ name: Alice }} }}
-upstreams: {{ demo: "builtin:whoami" }}
+/// The config of one server on the group's sentinels.
+fn config(sentinels: &str) -> TestConfig {
+    TestConfig::behind_proxy()
+        .store(&format!(
+            "redis: {{ sentinels: {sentinels}, master_name: {MASTER_NAME}, prefix: \"failover:\" }}"
+        ))
+        .body(
+            r#"users: { alice: { name: Alice } }
+upstreams: { demo: "builtin:whoami" }
 rules:
-  - {{ name: app, hosts: [app.test], upstream: demo, policy: passkey }}
-"#
-    )
+  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
+"#,
+        )
 }
 
 /// Enroll a software passkey by invite and sign in through `g`'s portal over
@@ -153,7 +144,7 @@ fn wait_for_status(
     deadline: Instant,
 ) {
     loop {
-        let r = crate::util::traffic::try_send(g.addr, app_request(cookie).as_bytes());
+        let r = crate::kit::try_send(g.addr, app_request(cookie).as_bytes());
         let status = r.as_ref().map_or(0, |r| r.status);
         if status == want {
             return;
@@ -171,12 +162,8 @@ fn wait_for_status(
 fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     let mut group = SentinelGroup::start();
     let sentinels = group.yaml_list();
-    let dir = crate::util::temp_dir();
-    let key = dir.path().join("cookie.key").display().to_string();
-    let a = TestGateway::start_with(dir, &|l, ad| config(l, ad, &key, &sentinels));
-    let b = TestGateway::start_with(crate::util::temp_dir(), &|l, ad| {
-        config(l, ad, &key, &sentinels)
-    });
+    let a = TestGateway::start(config(&sentinels));
+    let b = TestGateway::start(config(&sentinels).cookie_key(&a.dir.path().join("cookie.key")));
     let gateways = [("a", &a), ("b", &b)];
     let cookie = sign_in_through_the_portal(&a);
     // The sign-in is on the replica too before the primary dies.
@@ -217,10 +204,7 @@ fn sentinel_failover_fails_closed_then_serves_the_same_session() {
     }
 
     // A revocation after the failover reaches both servers within 1 s.
-    let store = match stepgate::store::open(&b.gw.config.load().store) {
-        Ok(s) => s,
-        Err(e) => panic!("store: {e}"),
-    };
+    let store = crate::kit::own_store(&b.gw);
     let ended = tokio_rt().block_on(store.revoke_user_sessions("alice"));
     assert!(matches!(ended, Ok(1)), "{ended:?}");
     let revoked = Instant::now();
@@ -250,11 +234,15 @@ fn revocations_and_flags_wait_for_a_replica() {
     use stepgate::store::{CounterCheck, StoreError};
 
     let mut group = SentinelGroup::start();
-    let yaml = format!(
-        "portal: {{ url: https://auth.test }}\nsecrets: {{ cookie_keys: [k] }}\nstore: {{ redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }} }}\n",
+    let config = TestConfig::new().store(&format!(
+        "redis: {{ sentinels: {}, master_name: {MASTER_NAME}, prefix: \"durable:\" }}",
         group.yaml_list()
-    );
-    let store = match stepgate::store::open(&crate::gateway_util::runtime(&yaml).store) {
+    ));
+    let yaml = config.yaml(([127, 0, 0, 1], 0).into(), None);
+    let store = match stepgate::store::open(
+        &crate::kit::runtime(&yaml).store,
+        std::sync::Arc::new(stepgate::clock::SystemClock),
+    ) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };

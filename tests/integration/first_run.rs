@@ -7,10 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::gateway_util::wait_for_port;
-use crate::util::binary::Process;
-use crate::util::traffic::try_send;
-use crate::util::{free_port, temp_dir};
+use crate::kit::binary::Process;
+use crate::kit::try_send;
+use crate::kit::wait_for_port;
+use crate::kit::{free_port, temp_dir};
 
 /// `config/example.yaml` with its ports moved to free ones; returns the proxy address.
 fn example_in(dir: &Path) -> std::net::SocketAddr {

@@ -7,12 +7,12 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use crate::gateway_util::{
-    EchoUpstream, Response, TestGateway, assert_login_redirect, raw_request, uv, wait_for_port,
+use crate::kit::{
+    ChildGuard, EchoUpstream, Response, TestGateway, assert_login_redirect, free_port, raw_request,
+    spawn, temp_dir, uv, wait_for_port,
 };
-use crate::util::{free_port, temp_dir};
 
 fn deploy(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,7 +41,8 @@ const EXTRA_RULES: &str = "rules:
   - { name: photos, hosts: [photos.home.lab], policy: passkey }
 ";
 
-/// stepgate with `deploy/stepgate.yaml`, listen/admin/paths templated, and
+/// stepgate with the shipped `deploy/stepgate.yaml`, its listen and admin
+/// addresses and file paths replaced for this test, and
 /// [`EXTRA_RULES`] first.
 fn stepgate() -> TestGateway {
     stepgate_with_portal(None)
@@ -52,7 +53,7 @@ fn stepgate() -> TestGateway {
 fn stepgate_with_portal(portal: Option<String>) -> TestGateway {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &move |listen: SocketAddr, admin: SocketAddr| {
+    TestGateway::start_yaml(dir, &move |listen: SocketAddr, admin: SocketAddr| {
         let t = deploy("stepgate.yaml");
         let t = match &portal {
             Some(p) => subst(t, "url: https://auth.home.lab", &format!("url: {p}")),
@@ -74,31 +75,9 @@ fn stepgate_with_portal(portal: Option<String>) -> TestGateway {
     })
 }
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &mut Command, what: &str) -> Proc {
-    match cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => Proc(c),
-        Err(e) => panic!("cannot start {what} (is it installed? .ci/run installs it): {e}"),
-    }
-}
-
 struct Front {
     port: u16,
-    _proc: Proc,
+    _proc: ChildGuard,
     _dir: tempfile::TempDir,
 }
 
@@ -543,7 +522,7 @@ fn every_yaml_in_config_and_deploy_passes_check() {
 /// second app (photos) with no ceremony, its `scope: rule` step-up still
 /// asking, and signing out at the portal ending both app sessions.
 fn signs_in_once_through(start_front: fn(u16, &TestGateway, &EchoUpstream) -> Front, name: &str) {
-    use crate::gateway_util::NetBrowser;
+    use crate::kit::NetBrowser;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
     let port = free_port();
     let portal = format!("http://auth.home.lab:{port}");
@@ -579,13 +558,7 @@ fn signs_in_once_through(start_front: fn(u16, &TestGateway, &EchoUpstream) -> Fr
     );
     // Signing out at the portal ends both app sessions.
     let page = b.get(&format!("{portal}/.stepgate/logout"));
-    let csrf = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = crate::kit::csrf_of(&page.body);
     let done = b.request(
         "POST",
         &format!("{portal}/.stepgate/logout"),

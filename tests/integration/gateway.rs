@@ -2,16 +2,24 @@
 //! SQLite store (sessions made through the Store API), `builtin:whoami` and an
 //! echoing upstream showing what an app receives.
 
-use crate::gateway_util::{
-    Conn, EchoUpstream, TestGateway, assert_login_redirect, exchange, grant, parse_responses, uv,
+use crate::kit::{
+    Conn, EchoUpstream, TestConfig, TestGateway, assert_login_redirect, exchange, grant,
+    parse_responses, uv,
 };
 
 const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
 
-fn rules(echo: &EchoUpstream) -> String {
-    format!(
+/// A proxy network no test request comes from.
+const UNTRUSTED: &str = "10.255.255.0/24";
+
+/// The gateway tests' sections on `config`, believing forwarded headers from
+/// `trusted`; the `yubikey5` set's root is a self-signed `yubico.pem` in its dir.
+fn rules(config: TestConfig, echo: &EchoUpstream, trusted: &str) -> TestConfig {
+    crate::kit::self_signed(config.dir(), "yubico");
+    let ca = config.path("yubico.pem");
+    config.body(&format!(
         r#"
-trusted_proxies: [10.255.255.0/24]
+trusted_proxies: [{trusted}]
 users:
   alice: {{ name: Alice, email: alice@home.lab, groups: [admins, staff] }}
   bob: {{ groups: [staff] }}
@@ -19,7 +27,7 @@ users:
 authenticators:
   yubikey5:
     aaguids: [cb69481e-8ff7-4039-93ec-0a2729a154a8]
-    ca_files: [{{DIR}}/yubico.pem]
+    ca_files: ["{ca}"]
 upstreams:
   who: builtin:whoami
   echo: http://{echo}
@@ -58,13 +66,14 @@ rules:
   - {{ name: dead, hosts: [dead.home.lab], upstream: dead, policy: bypass }}
   - {{ name: app, hosts: [app.home.lab], upstream: who, policy: passkey }}
 "#,
-        echo = echo.addr
-    )
+        echo = echo.addr,
+        ca = ca.display()
+    ))
 }
 
 fn start() -> (TestGateway, EchoUpstream) {
     let echo = EchoUpstream::start();
-    let g = TestGateway::start(&rules(&echo));
+    let g = TestGateway::start(rules(TestConfig::new(), &echo, UNTRUSTED));
     (g, echo)
 }
 
@@ -551,7 +560,7 @@ fn a_portal_post_expecting_100_continue_gets_it() {
 #[test]
 fn forward_auth_from_a_trusted_proxy() {
     let echo = EchoUpstream::start();
-    let g = TestGateway::start(&rules(&echo).replace("10.255.255.0/24", "127.0.0.1/32"));
+    let g = TestGateway::start(rules(TestConfig::new(), &echo, "127.0.0.1/32"));
     let ask = |uri: &str, extra: &[(&str, &str)]| {
         let mut h = vec![
             ("X-Forwarded-Host", "app.home.lab"),
@@ -673,14 +682,10 @@ fn admin_listener_reports_health_and_metrics() {
 
 #[test]
 fn store_down_fails_closed_with_503() {
-    let mut redis = crate::util::RedisServer::start();
+    let mut redis = crate::kit::RedisServer::start();
     let echo = EchoUpstream::start();
-    let yaml = format!(
-        "store: {{ redis: {{ url: \"{}\", prefix: \"t:\" }} }}\n{}",
-        redis.url(),
-        rules(&echo)
-    );
-    let g = TestGateway::start(&format!("\n{yaml}"));
+    let config = TestConfig::new().redis(&redis.url(), "t:");
+    let g = TestGateway::start(rules(config, &echo, UNTRUSTED));
     let c = g.sign_in(
         "alice",
         "app.home.lab",
@@ -712,25 +717,12 @@ fn tls_listener_serves_https_and_says_so_upstream() {
     use pingora::tls::ssl::{SslConnector, SslMethod, SslVerifyMode};
     use std::io::{Read, Write};
     let echo = EchoUpstream::start();
-    let dir = crate::util::temp_dir();
-    let (cert, key) = crate::gateway_util::self_signed(dir.path(), "tls");
-    crate::gateway_util::self_signed(dir.path(), "yubico");
-    let d = dir.path().display().to_string();
-    let tls_port = crate::util::free_port();
-    let rest = rules(&echo).replace("{DIR}", &d);
-    let g = TestGateway::start_with(dir, &|listen, admin| {
-        format!(
-            "{}tls: {{ listen: 127.0.0.1:{tls_port}, cert: {}, key: {} }}\nstore: {{ sqlite: {{ path: {d}/stepgate.db }} }}\n{rest}",
-            crate::gateway_util::BASE
-                .replace("{LISTEN}", &listen.to_string())
-                .replace("{ADMIN}", &admin.to_string())
-                .replace("{DIR}", &d),
-            cert.display(),
-            key.display()
-        )
-    });
-    crate::gateway_util::wait_for_port(([127, 0, 0, 1], tls_port).into());
-    let https_get = |path: &str, extra: &str| -> crate::gateway_util::Response {
+    let config = TestConfig::new();
+    let (cert, key) = crate::kit::self_signed(config.dir(), "tls");
+    let tls_port = crate::kit::free_port();
+    let g = TestGateway::start(rules(config.tls(tls_port, &cert, &key), &echo, UNTRUSTED));
+    crate::kit::wait_for_port(([127, 0, 0, 1], tls_port).into());
+    let https_get = |path: &str, extra: &str| -> crate::kit::Response {
         let mut b = match SslConnector::builder(SslMethod::tls()) {
             Ok(b) => b,
             Err(e) => panic!("{e}"),
@@ -751,10 +743,7 @@ fn tls_listener_serves_https_and_says_so_upstream() {
         assert!(s.write_all(req.as_bytes()).is_ok());
         let mut all = Vec::new();
         let _ = s.read_to_end(&mut all);
-        match crate::gateway_util::parse_responses(&all)
-            .into_iter()
-            .next()
-        {
+        match crate::kit::parse_responses(&all).into_iter().next() {
             Some(r) => r,
             None => panic!("no response over TLS: {:?}", String::from_utf8_lossy(&all)),
         }
@@ -799,7 +788,7 @@ fn tls_listener_serves_https_and_says_so_upstream() {
         cn.unwrap_or_default()
     };
     assert_eq!(peer_cn(), "tls");
-    let (cert2, key2) = crate::gateway_util::self_signed(g.dir.path(), "renewed");
+    let (cert2, key2) = crate::kit::self_signed(g.dir.path(), "renewed");
     let current = g.gw.config.load_full();
     let with_tls = |cert: &std::path::Path, key: &std::path::Path| {
         let mut rt = (*current).clone();
@@ -841,27 +830,24 @@ fn serve_binary_finishes_in_flight_requests_on_sigterm() {
             });
         }
     });
-    let dir = crate::util::temp_dir();
-    crate::gateway_util::write_key(&dir);
-    let d = dir.path().display().to_string();
-    let port = crate::util::free_port();
-    let admin = crate::util::free_port();
-    let yaml = format!(
-        "{}store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\nupstreams: {{ slow: \"http://{}\" }}\nrules:\n  - {{ name: slow, hosts: [\"*\"], upstream: slow, policy: bypass }}\n",
-        crate::gateway_util::BASE
-            .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
-            .replace("{ADMIN}", &format!("127.0.0.1:{admin}"))
-            .replace("{DIR}", &d),
+    let port = crate::kit::free_port();
+    let admin = crate::kit::free_port();
+    let config = TestConfig::new().body(&format!(
+        "upstreams: {{ slow: \"http://{}\" }}\nrules:\n  - {{ name: slow, hosts: [\"*\"], upstream: slow, policy: bypass }}\n",
         slow_addr.map(|a| a.to_string()).unwrap_or_default()
+    ));
+    let yaml = config.yaml(
+        ([127, 0, 0, 1], port).into(),
+        Some(([127, 0, 0, 1], admin).into()),
     );
-    let file = dir.path().join("stepgate.yaml");
+    let file = config.path("stepgate.yaml");
     assert!(std::fs::write(&file, yaml).is_ok());
-    let mut child = crate::gateway_util::serve_binary(&file);
+    let mut child = crate::kit::binary::serve(&file);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    crate::gateway_util::wait_for_port(addr);
-    crate::gateway_util::wait_for_port(([127, 0, 0, 1], admin).into());
+    crate::kit::wait_for_port(addr);
+    crate::kit::wait_for_port(([127, 0, 0, 1], admin).into());
     let in_flight = std::thread::spawn(move || {
-        crate::gateway_util::raw_request(
+        crate::kit::raw_request(
             addr,
             "GET /x HTTP/1.1\nHost: app.home.lab\nConnection: close\n\n",
         )
@@ -895,34 +881,25 @@ fn serve_binary_finishes_in_flight_requests_on_sigterm() {
 #[test]
 fn sighup_reloads_the_config_and_a_bad_file_keeps_the_running_one() {
     use std::time::{Duration, Instant};
-    let dir = crate::util::temp_dir();
-    crate::gateway_util::write_key(&dir);
-    let d = dir.path().display().to_string();
-    let port = crate::util::free_port();
-    let admin = crate::util::free_port();
-    let head = format!(
-        "{}store: {{ sqlite: {{ path: {d}/stepgate.db }} }}\nupstreams: {{ who: builtin:whoami }}\n",
-        crate::gateway_util::BASE
-            .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
-            .replace("{ADMIN}", &format!("127.0.0.1:{admin}"))
-            .replace("{DIR}", &d),
+    let port = crate::kit::free_port();
+    let admin = crate::kit::free_port();
+    let config = TestConfig::new().body("upstreams: { who: builtin:whoami }\n");
+    let head = config.yaml(
+        ([127, 0, 0, 1], port).into(),
+        Some(([127, 0, 0, 1], admin).into()),
     );
     let with_policy = |p: &str| {
         format!("{head}rules:\n  - {{ name: x, hosts: [\"*\"], upstream: who, policy: {p} }}\n")
     };
-    let file = dir.path().join("stepgate.yaml");
+    let file = config.path("stepgate.yaml");
     assert!(std::fs::write(&file, with_policy("bypass")).is_ok());
-    let child = crate::gateway_util::serve_binary(&file);
+    let child = crate::kit::binary::serve(&file);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let admin_addr: std::net::SocketAddr = ([127, 0, 0, 1], admin).into();
-    crate::gateway_util::wait_for_port(addr);
-    crate::gateway_util::wait_for_port(admin_addr);
+    crate::kit::wait_for_port(addr);
+    crate::kit::wait_for_port(admin_addr);
     let status = || {
-        crate::gateway_util::raw_request(
-            addr,
-            "GET / HTTP/1.1\nHost: a.test\nConnection: close\n\n",
-        )
-        .status
+        crate::kit::raw_request(addr, "GET / HTTP/1.1\nHost: a.test\nConnection: close\n\n").status
     };
     let hup = || {
         let s = std::process::Command::new("kill")
@@ -949,7 +926,7 @@ fn sighup_reloads_the_config_and_a_bad_file_keeps_the_running_one() {
     hup();
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let m = crate::gateway_util::raw_request(
+        let m = crate::kit::raw_request(
             admin_addr,
             "GET /metrics HTTP/1.1\nHost: admin\nConnection: close\n\n",
         );
@@ -989,19 +966,12 @@ fn counter(text: &str, series: &str) -> u64 {
 /// by the other, and a revocation ends it on both at once (no cache stretches it).
 #[test]
 fn two_gateways_on_one_redis_share_sessions_and_revocations() {
-    let redis = crate::util::RedisServer::start();
-    let rest = format!(
-        "\nstore: {{ redis: {{ url: \"{}\", prefix: \"multi:\" }} }}\nusers: {{ alice: {{ groups: [admins] }} }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n  - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}\n",
-        redis.url()
-    );
-    let a = TestGateway::start(&rest);
+    let redis = crate::kit::RedisServer::start();
+    let rest = "users: { alice: { groups: [admins] } }\nupstreams: { demo: \"builtin:whoami\" }\nrules:\n  - { name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }\n";
+    let on_redis = || TestConfig::new().redis(&redis.url(), "multi:").body(rest);
+    let a = TestGateway::start(on_redis());
     let key = a.dir.path().join("cookie.key");
-    let b = TestGateway::start_with(crate::util::temp_dir(), &|listen, admin| {
-        format!(
-            "listen: {listen}\nadmin_listen: {admin}\nportal: {{ url: http://auth.home.lab }}\nsecrets: {{ cookie_keys: [{}] }}\n{rest}",
-            key.display()
-        )
-    });
+    let b = TestGateway::start(on_redis().cookie_key(&key));
     let cookie = a.sign_in(
         "alice",
         "app.home.lab",
@@ -1014,11 +984,8 @@ fn two_gateways_on_one_redis_share_sessions_and_revocations() {
         assert_eq!(r.echoed("remote-user"), vec!["alice"], "gateway {name}");
     }
     // Revoke through a store handle of b's config, as `stepgate sessions revoke` would.
-    let store = match stepgate::store::open(&b.gw.config.load().store) {
-        Ok(s) => s,
-        Err(e) => panic!("store: {e}"),
-    };
-    let ended = crate::gateway_util::tokio_rt().block_on(store.revoke_user_sessions("alice"));
+    let store = crate::kit::own_store(&b.gw);
+    let ended = crate::kit::tokio_rt().block_on(store.revoke_user_sessions("alice"));
     assert!(matches!(ended, Ok(1)), "{ended:?}");
     // Both refuse it within 1 s, as promised, whatever either has cached.
     let revoked_at = std::time::Instant::now();

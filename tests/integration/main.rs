@@ -6,7 +6,6 @@
 
 mod apps;
 mod apps_through;
-mod apps_util;
 mod attacks;
 mod attestation;
 mod audit;
@@ -19,10 +18,8 @@ mod failover;
 mod first_run;
 mod front_proxies;
 mod gateway;
-mod gateway_util;
-mod handmade;
+mod kit;
 mod portal;
-mod portal_util;
 mod reload;
 mod session;
 mod signin_attacks;
@@ -30,4 +27,3 @@ mod sso;
 mod store;
 mod tokens;
 mod upgrade;
-mod util;

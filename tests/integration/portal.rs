@@ -8,7 +8,7 @@ use stepgate::policy::{Decision, SessionState, decide};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 
-use crate::portal_util::*;
+use crate::kit::portal::*;
 
 const APP: &str = "https://app.test/inbox?x=1";
 
@@ -619,6 +619,38 @@ async fn portal_pages_on_an_app_host_bounce_to_the_portal() {
     assert_eq!(r.status, StatusCode::OK);
 }
 
+/// A known path asked with another method is 405, an unknown one 404; the
+/// JSON API answers both in JSON with their labels, pages as pages. An app
+/// host knows only the assets, the callback and signing out.
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405() {
+    let h = Harness::new().await;
+    let mut b = h.browser();
+    let json_of = |r: &stepgate::gateway::Reply| -> serde_json::Value {
+        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
+    };
+    let r = b.get(&format!("{PORTAL}/.stepgate/api/login/begin")).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json_of(&r)["error"], "method_not_allowed");
+    let r = b
+        .post_form(&format!("{PORTAL}/.stepgate/account"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(body_text(&r).contains("does not accept that kind of request"));
+    let r = b.get(&format!("{PORTAL}/.stepgate/api/nothing")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(json_of(&r)["error"], "not_found");
+    let r = b.get(&format!("{PORTAL}/.stepgate/account/")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(body_text(&r).contains("There is no such page."));
+    let r = b
+        .post_form("https://app.test/.stepgate/account/rename", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = b.post_form("https://app.test/.stepgate/login", &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn account_rename_revoke_and_sign_out_everywhere() {
     let h = Harness::new().await;
@@ -758,7 +790,7 @@ async fn an_expired_user_is_refused() {
 
 #[tokio::test]
 async fn the_whole_flow_works_on_redis_too() {
-    let redis = crate::util::RedisServer::start();
+    let redis = crate::kit::RedisServer::start();
     let h = Harness::on_redis(&redis.url()).await;
     let mut b = h.browser();
     let mut key = enrolled(&h, &mut b, "alice", "laptop").await;

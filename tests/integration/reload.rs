@@ -3,28 +3,28 @@
 //! and the reload counters on /metrics.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{Response, parse_responses, raw_request, write_key};
-use crate::util::{free_port, temp_dir};
+use crate::kit::{Response, TestConfig, free_port, raw_request, try_send};
 
 /// Generation `k` of the config. Rules `x-ok` and `y-no` swap places every
 /// generation, so a request judged by one generation's router and another's
 /// rule list would get the wrong answer: /x must always pass and /y always be
 /// denied. `/gen/k` passes only in generation k, so the test sees each one land.
-fn generation(k: u32, port: u16, admin: u16, dir: &Path) -> String {
+fn generation(k: u32, config: &TestConfig, port: u16, admin: u16) -> String {
     let x =
         "  - { name: x-ok, hosts: [app.localhost], paths: [/x], upstream: demo, policy: bypass }\n";
     let y = "  - { name: y-no, hosts: [app.localhost], paths: [/y], policy: deny }\n";
     let (first, second) = if k.is_multiple_of(2) { (x, y) } else { (y, x) };
+    let head = config.yaml(
+        ([127, 0, 0, 1], port).into(),
+        Some(([127, 0, 0, 1], admin).into()),
+    );
     format!(
-        "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nportal: {{ url: http://auth.localhost:{port} }}\nsecrets: {{ cookie_keys: [{key}] }}\nstore: {{ sqlite: {{ path: {db} }} }}\nupstreams: {{ demo: \"builtin:whoami\" }}\nrules:\n{first}{second}  - {{ name: gen-{k}, hosts: [app.localhost], paths: [/gen/{k}], upstream: demo, policy: bypass }}\n",
-        key = dir.join("cookie.key").display(),
-        db = dir.join("stepgate.db").display(),
+        "{head}rules:\n{first}{second}  - {{ name: gen-{k}, hosts: [app.localhost], paths: [/gen/{k}], upstream: demo, policy: bypass }}\n"
     )
 }
 
@@ -60,32 +60,17 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn fifty_rewrites_under_load_never_fail_or_mix() {
-    let dir = temp_dir();
-    write_key(&dir);
+    let base = TestConfig::new()
+        .portal_on_listen_port("http://auth.localhost")
+        .body("upstreams: { demo: \"builtin:whoami\" }\n");
     let (port, admin_port) = (free_port(), free_port());
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let admin: SocketAddr = ([127, 0, 0, 1], admin_port).into();
-    let config = dir.path().join("stepgate.yaml");
-    std::fs::write(&config, generation(0, port, admin_port, dir.path())).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_stepgate"))
-        .args(["serve", "-c"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = Killed(child);
+    let config = base.dir().join("stepgate.yaml");
+    std::fs::write(&config, generation(0, &base, port, admin_port)).unwrap();
+    let child = crate::kit::binary::serve(&config);
     wait_until("the gateway to serve", || {
         status_of(addr, "app.localhost", "/x") == 200
     });
@@ -132,8 +117,8 @@ fn fifty_rewrites_under_load_never_fail_or_mix() {
             );
         }
         // Replace the file the way editors do: write a new file, rename it over.
-        let tmp = dir.path().join(".stepgate.yaml.tmp");
-        std::fs::write(&tmp, generation(k, port, admin_port, dir.path())).unwrap();
+        let tmp = base.dir().join(".stepgate.yaml.tmp");
+        std::fs::write(&tmp, generation(k, &base, port, admin_port)).unwrap();
         std::fs::rename(&tmp, &config).unwrap();
         wait_until(&format!("generation {k}"), || {
             get(addr, &format!("/gen/{k}")).status == 200
@@ -177,15 +162,6 @@ fn fifty_rewrites_under_load_never_fail_or_mix() {
 
 /// The status of a GET, or 0 when nothing answered (the server is still starting).
 fn status_of(addr: SocketAddr, host: &str, path: &str) -> u16 {
-    use std::io::{Read, Write};
-    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
-        return 0;
-    };
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    let mut data = Vec::new();
-    if conn.write_all(req.as_bytes()).is_err() || conn.read_to_end(&mut data).is_err() {
-        return 0;
-    }
-    parse_responses(&data).first().map_or(0, |r| r.status)
+    try_send(addr, req.as_bytes()).map_or(0, |r| r.status)
 }

@@ -8,7 +8,7 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use stepgate::config::SessionLimits;
 use stepgate::session::cookie::{CookieKeys, CookieKind};
-use stepgate::session::{new_app_session, new_portal_session, resolve_app, resolve_portal};
+use stepgate::session::{new_app_session, new_portal_session, resolve_app_cached, resolve_portal};
 use stepgate::store::{Store, StoreError};
 
 use crate::store::{Backend, redis_backend, sqlite_backend, verification};
@@ -57,22 +57,43 @@ async fn lifecycle(s: Arc<dyn Store>) {
 
     let secure = true;
     let h = cookie(CookieKind::App.name(secure), &am.cookie_value);
-    let view = ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, secure, "git.home.lab", t).await);
+    let view =
+        ok(resolve_app_cached(s.as_ref(), None, &k, &LIMITS, &h, secure, "git.home.lab", t).await);
     assert_eq!(view.as_ref().map(|v| &v.app), Some(&app));
     assert_eq!(view.as_ref().map(|v| &v.portal), Some(&portal));
 
     // Another host, another scheme's cookie name, a portal cookie: no session.
     assert_eq!(
-        ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, secure, "wiki.home.lab", t).await),
+        ok(resolve_app_cached(
+            s.as_ref(),
+            None,
+            &k,
+            &LIMITS,
+            &h,
+            secure,
+            "wiki.home.lab",
+            t
+        )
+        .await),
         None
     );
     assert_eq!(
-        ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, false, "git.home.lab", t).await),
+        ok(resolve_app_cached(s.as_ref(), None, &k, &LIMITS, &h, false, "git.home.lab", t).await),
         None
     );
     let hp = cookie(CookieKind::App.name(secure), &pm.cookie_value);
     assert_eq!(
-        ok(resolve_app(s.as_ref(), &k, &LIMITS, &hp, secure, "git.home.lab", t).await),
+        ok(resolve_app_cached(
+            s.as_ref(),
+            None,
+            &k,
+            &LIMITS,
+            &hp,
+            secure,
+            "git.home.lab",
+            t
+        )
+        .await),
         None
     );
     // A cookie signed by another key: no session.
@@ -81,18 +102,48 @@ async fn lifecycle(s: Arc<dyn Store>) {
         None => panic!("keys"),
     };
     assert_eq!(
-        ok(resolve_app(s.as_ref(), &other, &LIMITS, &h, secure, "git.home.lab", t).await),
+        ok(resolve_app_cached(
+            s.as_ref(),
+            None,
+            &other,
+            &LIMITS,
+            &h,
+            secure,
+            "git.home.lab",
+            t
+        )
+        .await),
         None
     );
 
     // Within a minute: no write.
-    let v = ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, secure, "git.home.lab", t + 59).await);
+    let v = ok(resolve_app_cached(
+        s.as_ref(),
+        None,
+        &k,
+        &LIMITS,
+        &h,
+        secure,
+        "git.home.lab",
+        t + 59,
+    )
+    .await);
     assert_eq!(v.map(|v| v.app.last_seen_at), Some(t));
     let stored = ok(s.app_session(&am.token_hash).await)
         .map(|v| (v.app.last_seen_at, v.portal.last_seen_at));
     assert_eq!(stored, Some((t, t)));
     // After a minute: both clocks move, in the store too.
-    let v = ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, secure, "git.home.lab", t + 61).await);
+    let v = ok(resolve_app_cached(
+        s.as_ref(),
+        None,
+        &k,
+        &LIMITS,
+        &h,
+        secure,
+        "git.home.lab",
+        t + 61,
+    )
+    .await);
     assert_eq!(
         v.map(|v| (v.app.last_seen_at, v.portal.last_seen_at)),
         Some((t + 61, t + 61))
@@ -104,8 +155,9 @@ async fn lifecycle(s: Arc<dyn Store>) {
     // Idle: 8 h after the last activity the session is dead.
     let idle = 8 * 3600;
     assert!(
-        ok(resolve_app(
+        ok(resolve_app_cached(
             s.as_ref(),
+            None,
             &k,
             &LIMITS,
             &h,
@@ -119,8 +171,9 @@ async fn lifecycle(s: Arc<dyn Store>) {
     // (that call refreshed it; idle again from there)
     let last = t + 61 + idle - 1;
     assert_eq!(
-        ok(resolve_app(
+        ok(resolve_app_cached(
             s.as_ref(),
+            None,
             &k,
             &LIMITS,
             &h,
@@ -148,7 +201,17 @@ async fn lifecycle(s: Arc<dyn Store>) {
     // Revoking the portal session ends the app session's resolution at once.
     assert!(ok(s.revoke_session(&portal.id).await));
     assert_eq!(
-        ok(resolve_app(s.as_ref(), &k, &LIMITS, &h, secure, "git.home.lab", last).await),
+        ok(resolve_app_cached(
+            s.as_ref(),
+            None,
+            &k,
+            &LIMITS,
+            &h,
+            secure,
+            "git.home.lab",
+            last
+        )
+        .await),
         None
     );
     assert_eq!(
@@ -170,8 +233,9 @@ async fn guest_sessions_end_with_their_credential(s: Arc<dyn Store>) {
     ok(s.add_app_session(&am.token_hash, &app, &[]).await);
     let h = cookie(CookieKind::App.name(false), &am.cookie_value);
     assert!(
-        ok(resolve_app(
+        ok(resolve_app_cached(
             s.as_ref(),
+            None,
             &k,
             &LIMITS,
             &h,
@@ -183,8 +247,9 @@ async fn guest_sessions_end_with_their_credential(s: Arc<dyn Store>) {
         .is_some()
     );
     assert_eq!(
-        ok(resolve_app(
+        ok(resolve_app_cached(
             s.as_ref(),
+            None,
             &k,
             &LIMITS,
             &h,

@@ -6,40 +6,27 @@
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{NetBrowser, TestGateway};
-use crate::portal_util::{Client, get};
+use crate::kit::authenticator::{Client, get};
+use crate::kit::{NetBrowser, TestConfig, TestGateway};
 
 /// A gateway with the portal at https://auth.test behind a trusted proxy.
 fn start(idle: &str) -> TestGateway {
-    let dir = crate::util::temp_dir();
-    let d = dir.path().display().to_string();
-    let idle = idle.to_string();
-    TestGateway::start_with(dir, &move |listen, admin| {
-        format!(
-            r#"
-listen: {listen}
-admin_listen: {admin}
-trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "https://auth.test", rp_name: Test }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-session: {{ idle_timeout: {idle}, max_lifetime: 7d }}
-users:
-  alice: {{ name: Alice, groups: [admins] }}
-  bob: {{ name: Bob }}
-upstreams: {{ demo: "builtin:whoami" }}
+    TestGateway::start(TestConfig::behind_proxy().session(idle, "7d").body(
+        r#"users:
+  alice: { name: Alice, groups: [admins] }
+  bob: { name: Bob }
+upstreams: { demo: "builtin:whoami" }
 rules:
   - name: pin
     hosts: [app.test]
     paths: [/admin, /admin/**]
     upstream: demo
     policy: passkey
-    step_up: {{ max_age: 5m, scope: rule }}
-  - {{ name: ops, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
-  - {{ name: app, hosts: [app.test], upstream: demo, policy: passkey }}
-"#
-        )
-    })
+    step_up: { max_age: 5m, scope: rule }
+  - { name: ops, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }
+  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
+"#,
+    ))
 }
 
 /// Alice's browser, with a passkey enrolled by invite.
@@ -165,7 +152,7 @@ fn strangers_cannot_lock_a_user_out() {
     let g = start("8h");
     let (_, mut key) = alice(&g);
     let first_id = |user: &str| {
-        crate::gateway_util::tokio_rt()
+        crate::kit::tokio_rt()
             .block_on(g.store.credentials(Some(user)))
             .unwrap_or_default()
             .first()

@@ -8,45 +8,34 @@
 use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{NetBrowser, TestGateway};
+use crate::kit::{NetBrowser, TestConfig, TestGateway, csrf_of};
 
 /// The portal at https://auth.test; two app hosts with plain rules, a
 /// `scope: rule` step-up, a young `scope: session` step-up, and an admins-only host.
 fn start() -> TestGateway {
-    let dir = crate::util::temp_dir();
-    let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &move |listen, admin| {
-        format!(
-            r#"
-listen: {listen}
-admin_listen: {admin}
-trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "https://auth.test", rp_name: Test }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-users:
-  alice: {{ name: Alice, groups: [admins] }}
-  bob: {{ name: Bob }}
-upstreams: {{ demo: "builtin:whoami" }}
+    TestGateway::start(TestConfig::behind_proxy().body(
+        r#"users:
+  alice: { name: Alice, groups: [admins] }
+  bob: { name: Bob }
+upstreams: { demo: "builtin:whoami" }
 rules:
   - name: photos-admin
     hosts: [photos.test]
     paths: [/admin, /admin/**]
     upstream: demo
     policy: passkey
-    step_up: {{ max_age: 5m, scope: rule }}
+    step_up: { max_age: 5m, scope: rule }
   - name: photos-recent
     hosts: [photos.test]
     paths: [/recent/**]
     upstream: demo
     policy: passkey
-    step_up: {{ max_age: 1m, scope: session }}
-  - {{ name: ops, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }}
-  - {{ name: photos, hosts: [photos.test], upstream: demo, policy: passkey }}
-  - {{ name: app, hosts: [app.test], upstream: demo, policy: passkey }}
-"#
-        )
-    })
+    step_up: { max_age: 1m, scope: session }
+  - { name: ops, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }
+  - { name: photos, hosts: [photos.test], upstream: demo, policy: passkey }
+  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
+"#,
+    ))
 }
 
 /// A browser of `user` with a passkey, signed in at app.test by a ceremony.
@@ -61,7 +50,7 @@ fn signed_in(g: &TestGateway, user: &str) -> (NetBrowser, SoftPasskey) {
         "login/begin",
         &json!({ "rd": rd, "state": state, "username": user }),
     );
-    let cred = crate::portal_util::get(&mut key, &begun["publicKey"], &b.client_data());
+    let cred = crate::kit::authenticator::get(&mut key, &begun["publicKey"], &b.client_data());
     let done = b.api(
         "login/finish",
         &json!({ "ceremony": begun["ceremony"], "credential": cred }),
@@ -159,15 +148,6 @@ fn a_user_outside_allow_gets_a_403_page_not_a_ceremony() {
             .get("ops.test")
             .is_some_and(|j| j.contains_key("__Host-stepgate_app"))
     );
-}
-
-/// The CSRF token in a page's sign-out form.
-fn csrf_of(body: &str) -> String {
-    body.split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[test]

@@ -13,7 +13,7 @@ use stepgate::store::{CounterCheck, Store, StoreError};
 use stepgate::token::ClientToken;
 use uuid::Uuid;
 
-use crate::util::{self, RedisServer};
+use crate::kit::{self, RedisServer};
 
 /// A store plus whatever must live as long as it (temp dir, redis-server).
 pub struct Backend {
@@ -22,7 +22,7 @@ pub struct Backend {
 }
 
 pub fn sqlite_backend() -> Backend {
-    let dir = util::temp_dir();
+    let dir = kit::temp_dir();
     let store = match SqliteStore::open(&dir.path().join("db").join("stepgate.db")) {
         Ok(s) => s,
         Err(e) => panic!("open sqlite: {e}"),
@@ -929,7 +929,7 @@ async fn redis_outage_is_unavailable_then_recovers() {
 /// A Redis that is not there at all: `Unavailable` within 1 s, never a hang.
 #[tokio::test]
 async fn redis_absent_is_unavailable_quickly() {
-    let s = redis_store(&format!("redis://127.0.0.1:{}/0", util::free_port()), "x:");
+    let s = redis_store(&format!("redis://127.0.0.1:{}/0", kit::free_port()), "x:");
     let started = Instant::now();
     assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
     assert!(matches!(
@@ -978,7 +978,7 @@ async fn redis_two_handles_share_revocations() {
 /// writes at once, and single reads stay single across connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_two_handles_share_one_file() {
-    let dir = util::temp_dir();
+    let dir = kit::temp_dir();
     let path = dir.path().join("stepgate.db");
     let open = || -> Arc<dyn Store> {
         match SqliteStore::open(&path) {
@@ -1018,7 +1018,7 @@ async fn sqlite_two_handles_share_one_file() {
 /// Reopening a migrated database keeps its data; the default-style nested path is created.
 #[tokio::test]
 async fn sqlite_reopen_keeps_data() {
-    let dir = util::temp_dir();
+    let dir = kit::temp_dir();
     let path = dir.path().join("data").join("nested").join("stepgate.db");
     {
         let s = ok(SqliteStore::open(&path));
@@ -1045,7 +1045,7 @@ async fn sqlite_reopen_keeps_data() {
 /// brought up to date on open, keeping its data.
 #[tokio::test]
 async fn sqlite_migrates_a_version_1_database() {
-    let dir = util::temp_dir();
+    let dir = kit::temp_dir();
     let path = dir.path().join("stepgate.db");
     {
         let s = ok(SqliteStore::open(&path));

@@ -9,13 +9,15 @@ use std::time::Duration;
 use stepgate::session::{Credential, Verification};
 use stepgate::token::{self, TokenRequest};
 
-use crate::apps_util::basic;
-use crate::gateway_util::{Response, TestGateway, tokio_rt, uv};
+use crate::kit::apps::basic;
+use crate::kit::{Response, TestConfig, TestGateway, tokio_rt, uv};
 
-const CONFIG: &str = r#"
-trusted_proxies: [127.0.0.1/32]
-rate_limit: { per_ip_per_minute: {LIMIT}, per_user_per_minute: 30 }
-users:
+/// The token tests' sections, failed token checks limited to `limit` a minute.
+fn body(limit: u32) -> String {
+    format!("rate_limit: {{ per_ip_per_minute: {limit}, per_user_per_minute: 30 }}\n{RULES}")
+}
+
+const RULES: &str = r#"users:
   alice: { name: Alice, email: alice@home.lab, groups: [admins, staff] }
   bob: { name: Bob }
 upstreams:
@@ -39,7 +41,7 @@ rules:
 "#;
 
 fn start(limit: u32) -> TestGateway {
-    TestGateway::start(&CONFIG.replace("{LIMIT}", &limit.to_string()))
+    TestGateway::start(TestConfig::new().trusting_loopback().body(&body(limit)))
 }
 
 /// The passkey every stored token here was minted with.
@@ -84,7 +86,7 @@ fn stored_token(
     };
     let minted = token::mint(request, verification, at, Duration::MAX);
     let stored = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
+        let store = crate::kit::own_store(&g.gw);
         match store.add_credential(&cred).await {
             Ok(()) | Err(stepgate::store::StoreError::Conflict) => {}
             Err(e) => return Err(e),
@@ -101,7 +103,7 @@ fn with_store<T>(
     f: impl AsyncFnOnce(&dyn stepgate::store::Store) -> Result<T, stepgate::store::StoreError>,
 ) -> T {
     let result = tokio_rt().block_on(async {
-        let store = stepgate::store::open(&g.gw.config.load().store)?;
+        let store = crate::kit::own_store(&g.gw);
         f(store.as_ref()).await
     });
     match result {
@@ -305,20 +307,12 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     let bearer = format!("Bearer {t}");
     assert_eq!(get("/fresh/x", &bearer).status, 200);
     // A second instance on the same store.
-    let dir = crate::util::temp_dir();
     let db = match &g.gw.config.load().store {
-        stepgate::config::StoreSettings::Sqlite { path } => path.display().to_string(),
+        stepgate::config::StoreSettings::Sqlite { path } => path.clone(),
         other => panic!("{other:?}"),
     };
-    let d = dir.path().display().to_string();
-    let other = TestGateway::start_with(dir, &|listen, admin| {
-        crate::gateway_util::BASE
-            .replace("{LISTEN}", &listen.to_string())
-            .replace("{ADMIN}", &admin.to_string())
-            .replace("{DIR}", &d)
-            + &format!("store: {{ sqlite: {{ path: \"{db}\" }} }}\n")
-            + &CONFIG.replace("{LIMIT}", "120")
-    });
+    let shared = TestConfig::new().trusting_loopback().sqlite(&db);
+    let other = TestGateway::start(shared.body(&body(120)));
     let on_other = |authz: &str| other.get("app.test", "/git/x", &[("Authorization", authz)]);
     assert_eq!(on_other(&basic("x", &t)).status, 200);
 
@@ -401,7 +395,7 @@ fn guessing_tokens_is_rate_limited_per_client() {
 /// A gateway with the portal at `https://auth.test` (as [`NetBrowser`] talks
 /// to it) whose tokens live at most 7 days.
 fn start_with_portal() -> TestGateway {
-    crate::apps_util::start_behind_proxy(
+    crate::kit::apps::start_behind_proxy(
         r#"
 session: { token_max_lifetime: 7d }
 users:
@@ -424,8 +418,8 @@ rules:
 
 #[test]
 fn minting_takes_a_fresh_uv_assertion_for_rules_the_user_may_use() {
-    use crate::gateway_util::NetBrowser;
-    use crate::portal_util::{Client, get};
+    use crate::kit::NetBrowser;
+    use crate::kit::authenticator::{Client, get};
     use serde_json::{Value, json};
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 

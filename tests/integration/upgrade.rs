@@ -10,29 +10,21 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{EchoUpstream, wait_for_port, write_key};
-use crate::util::binary::Process;
-use crate::util::traffic::{RequestLoop, Sample};
-use crate::util::{free_port, temp_dir};
+use crate::kit::binary::Process;
+use crate::kit::traffic::{RequestLoop, Sample};
+use crate::kit::{EchoUpstream, TestConfig, free_port, wait_for_port};
 
 /// pingora keeps the old process accepting this long after the handover.
 const BOTH_ACCEPT: Duration = Duration::from_secs(5);
 const DRAIN: &str = "3s";
 
-fn config(dir: &Path, port: u16, admin: u16, echo: SocketAddr) -> String {
-    let d = dir.display();
-    format!(
-        r#"
-listen: 127.0.0.1:{port}
-admin_listen: 127.0.0.1:{admin}
-portal: {{ url: "http://auth.localhost" }}
-secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
-store: {{ sqlite: {{ path: "{d}/stepgate.db" }} }}
-upstreams: {{ echo: "http://{echo}" }}
-rules:
-  - {{ name: open, hosts: [app.localhost], upstream: echo, policy: bypass }}
-"#
-    )
+/// One open rule to the echoing upstream at `echo`.
+fn config(echo: SocketAddr) -> TestConfig {
+    TestConfig::new()
+        .portal("http://auth.localhost")
+        .body(&format!(
+            "upstreams: {{ echo: \"http://{echo}\" }}\nrules:\n  - {{ name: open, hosts: [app.localhost], upstream: echo, policy: bypass }}\n"
+        ))
 }
 
 /// `stepgate serve` on `dir`'s config, with systemd's notify socket set.
@@ -150,25 +142,22 @@ fn check_loop(name: &str, samples: &[Sample], new_only: Instant) {
     assert!(after > 0, "{name}: no request reached the new process");
 }
 
-/// A temp dir with a key, `run/` for the sockets, the config; (proxy, admin) addresses.
-fn setup(dir: &Path, echo: SocketAddr) -> (SocketAddr, SocketAddr) {
-    std::fs::create_dir(dir.join("run")).unwrap_or_else(|e| panic!("{e}"));
-    let (port, admin) = (free_port(), free_port());
-    std::fs::write(dir.join("stepgate.yaml"), config(dir, port, admin, echo))
+/// `config`'s dir with `run/` for the sockets and the config file; (proxy, admin) addresses.
+fn setup(config: &TestConfig) -> (SocketAddr, SocketAddr) {
+    std::fs::create_dir(config.path("run")).unwrap_or_else(|e| panic!("{e}"));
+    let port: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    std::fs::write(config.path("stepgate.yaml"), config.yaml(port, Some(admin)))
         .unwrap_or_else(|e| panic!("{e}"));
-    (
-        ([127, 0, 0, 1], port).into(),
-        ([127, 0, 0, 1], admin).into(),
-    )
+    (port, admin)
 }
 
 #[test]
 fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
-    let tmp = temp_dir();
-    let dir = tmp.path();
-    write_key(&tmp);
     let echo = EchoUpstream::start();
-    let (addr, admin_addr) = setup(dir, echo.addr);
+    let config = config(echo.addr);
+    let dir = config.dir();
+    let (addr, admin_addr) = setup(&config);
     let notify = UnixDatagram::bind(dir.join("run/notify.sock")).unwrap_or_else(|e| panic!("{e}"));
     let _ = notify.set_read_timeout(Some(Duration::from_secs(20)));
 

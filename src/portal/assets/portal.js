@@ -4,6 +4,8 @@
   const me = document.currentScript;
   const page = me.dataset.page;
   const status = document.getElementById("status");
+  // The JSON API sits beside the assets this script is served from.
+  const api = new URL("../api/", me.src);
 
   function say(text, isError) {
     if (!status) return;
@@ -26,7 +28,7 @@
     return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
   async function post(path, body) {
-    const r = await fetch("/.stepgate/api/" + path, {
+    const r = await fetch(new URL(path, api), {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },

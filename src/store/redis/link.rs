@@ -139,8 +139,10 @@ impl Link {
                             .set_number_of_retries(2)
                             .set_min_delay(Duration::from_millis(50))
                             .set_max_delay(Duration::from_millis(200));
-                        ConnectionManager::new_lazy_with_config(client.clone(), config)
-                            .map_err(unavailable)
+                        Ok::<_, StoreError>(ConnectionManager::new_lazy_with_config(
+                            client.clone(),
+                            config,
+                        )?)
                     })
                     .await?;
                 Ok((Conn::Direct(m.clone()), Ticket(0)))
@@ -188,7 +190,7 @@ pub struct SentinelLink {
 impl SentinelLink {
     fn new(s: &SentinelSettings) -> Result<SentinelLink, StoreError> {
         Ok(SentinelLink {
-            client: tokio::sync::Mutex::new(sentinel_client(s).map_err(unavailable)?),
+            client: tokio::sync::Mutex::new(sentinel_client(s)?),
             current: Mutex::new(None),
             next_ticket: AtomicU64::new(1),
             last_failure: Mutex::new(None),

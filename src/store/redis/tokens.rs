@@ -14,8 +14,9 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{RedisStore, from_json, now_secs, script, to_json};
+use super::{RedisStore, script};
 use crate::store::StoreError;
+use crate::store::codec::{from_json, to_json};
 use crate::token::ClientToken;
 
 /// Shared Lua: end one token by id; returns 1 if it was live. Needs `P`.
@@ -131,7 +132,7 @@ pub(super) async fn by_hash(
     let Some(raw) = raw else { return Ok(None) };
     let t: ClientToken = from_json(&raw)?;
     // Redis expires it natively; judge by the clock as well, as SQLite does.
-    Ok(t.is_live(now_secs()).then_some(t))
+    Ok(t.is_live(s.clock.now()).then_some(t))
 }
 
 pub(super) async fn list(
@@ -143,7 +144,7 @@ pub(super) async fn list(
         None => "tokens".to_string(),
     };
     let flat: Vec<String> = s.eval(&SCRIPTS.list, &[&set]).await?;
-    let now = now_secs();
+    let now = s.clock.now();
     let mut out = flat
         .iter()
         .map(|d| from_json::<ClientToken>(d))

@@ -7,8 +7,9 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{corrupt, now_secs, sql, to_json};
+use crate::session::Timestamp;
 use crate::store::StoreError;
+use crate::store::codec::{from_json, to_json};
 use crate::token::ClientToken;
 
 /// The schema step that adds the table.
@@ -58,15 +59,21 @@ fn finish(raw: RawToken) -> Result<ClientToken, StoreError> {
         id: raw.id,
         user: raw.user,
         label: raw.label,
-        rules: serde_json::from_str(&raw.rules).map_err(corrupt)?,
+        rules: from_json(&raw.rules)?,
         created_at: raw.created_at,
         expires_at: raw.expires_at,
-        verification: serde_json::from_str(&raw.verification).map_err(corrupt)?,
+        verification: from_json(&raw.verification)?,
     })
 }
 
-pub(super) fn add(conn: &Connection, token_hash: &str, t: &ClientToken) -> Result<(), StoreError> {
-    if t.expires_at <= now_secs() {
+/// Store `t` under `token_hash`, unless it has expired by `now`.
+pub(super) fn add(
+    conn: &Connection,
+    token_hash: &str,
+    t: &ClientToken,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if t.expires_at <= now {
         return Ok(());
     }
     conn.execute(
@@ -85,53 +92,52 @@ pub(super) fn add(conn: &Connection, token_hash: &str, t: &ClientToken) -> Resul
             t.expires_at,
             to_json(&t.verification)?,
         ],
-    )
-    .map_err(sql)?;
+    )?;
     Ok(())
 }
 
 pub(super) fn by_hash(
     conn: &Connection,
     token_hash: &str,
+    now: Timestamp,
 ) -> Result<Option<ClientToken>, StoreError> {
     let raw = conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM tokens WHERE token_hash = ?1 AND expires_at > ?2"
         ))
-        .and_then(|mut st| {
-            st.query_row(params![token_hash, now_secs()], row)
-                .optional()
-        })
-        .map_err(sql)?;
+        .and_then(|mut st| st.query_row(params![token_hash, now], row).optional())?;
     raw.map(finish).transpose()
 }
 
-pub(super) fn list(conn: &Connection, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
+pub(super) fn list(
+    conn: &Connection,
+    user: Option<&str>,
+    now: Timestamp,
+) -> Result<Vec<ClientToken>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
              ORDER BY user, created_at, id"
-        ))
-        .map_err(sql)?;
+    ))?;
     let rows = stmt
-        .query_map(params![user, now_secs()], row)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(sql)?;
+        .query_map(params![user, now], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(finish).collect()
 }
 
 /// Delete live tokens where `column = value`; returns how many were live.
-pub(super) fn remove(conn: &Connection, column: Column, value: &str) -> Result<u64, StoreError> {
-    let n = conn
-        .execute(
-            &format!(
-                "DELETE FROM tokens WHERE {} = ?1 AND expires_at > ?2",
-                column.name()
-            ),
-            params![value, now_secs()],
-        )
-        .map_err(sql)?;
+pub(super) fn remove(
+    conn: &Connection,
+    column: Column,
+    value: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let n = conn.execute(
+        &format!(
+            "DELETE FROM tokens WHERE {} = ?1 AND expires_at > ?2",
+            column.name()
+        ),
+        params![value, now],
+    )?;
     Ok(n as u64)
 }
 
@@ -154,8 +160,7 @@ impl Column {
 }
 
 /// Drop tokens past their expiry.
-pub(super) fn sweep(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM tokens WHERE expires_at <= ?1", [now_secs()])
-        .map_err(sql)?;
+pub(super) fn sweep(conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM tokens WHERE expires_at <= ?1", [now])?;
     Ok(())
 }

@@ -8,13 +8,11 @@
 //! - [`Radicale`]: the CalDAV/CardDAV server, signing users in from the
 //!   `X-Remote-User` header (`[auth] type = http_x_remote_user`).
 //!
-//! WebSockets need nothing here: `gateway_util::EchoUpstream` answers upgrades.
+//! WebSockets need nothing here: [`super::EchoUpstream`] answers upgrades.
 //! For the tests through stepgate: [`start_recipe`] runs an app recipe from
 //! `docs/apps/` against these servers, [`mint_token`] mints a client token
 //! through the account page's API.
 //! A missing program stops the test with the Debian package that provides it.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,9 +22,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::gateway_util::{ChildGuard, NetBrowser, TestGateway, wait_for_port};
-use crate::portal_util::{Client, get};
-use crate::util::{free_port, temp_dir};
+use super::authenticator::{Client, assertion};
+use super::{
+    ChildGuard, NetBrowser, TestConfig, TestGateway, csrf_of, free_port, spawn, temp_dir,
+    wait_for_port,
+};
 
 /// The WebDAV PROPFIND module of Debian's nginx (`libnginx-mod-http-dav-ext`).
 const DAV_EXT_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so";
@@ -43,18 +43,6 @@ pub fn require(program: &str, package: &str) -> PathBuf {
         None => {
             panic!("`{program}` is not installed: apt-get install {package} (.ci/run installs it)")
         }
-    }
-}
-
-fn spawn(cmd: &mut Command, what: &str) -> ChildGuard {
-    match cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => ChildGuard(c),
-        Err(e) => panic!("cannot start {what}: {e}"),
     }
 }
 
@@ -624,16 +612,7 @@ pub fn start_recipe(name: &str, urls: &[(&str, SocketAddr)]) -> TestGateway {
 /// `https://auth.test` (as [`NetBrowser`] talks to it), a trusted proxy
 /// (127.0.0.1) that says https, and a SQLite store in its temp dir.
 pub fn start_behind_proxy(rest: &str) -> TestGateway {
-    let dir = temp_dir();
-    let d = dir.path().display().to_string();
-    TestGateway::start_with(dir, &|listen, admin| {
-        format!(
-            "listen: {listen}\nadmin_listen: {admin}\ntrusted_proxies: [127.0.0.1/32]\n\
-             portal: {{ url: \"https://auth.test\", rp_name: Test }}\n\
-             secrets: {{ cookie_keys: [\"{d}/cookie.key\"] }}\n\
-             store: {{ sqlite: {{ path: \"{d}/stepgate.db\" }} }}\n{rest}"
-        )
-    })
+    TestGateway::start(TestConfig::behind_proxy().body(rest))
 }
 
 /// Mint a client token on the account page's API as `b`'s signed-in user,
@@ -648,11 +627,7 @@ pub fn mint_token(
         "tokens/begin",
         &json!({ "label": label, "rules": rules, "days": 30 }),
     );
-    let cred = get(key, &begun["publicKey"], &Client::default());
-    let done = b.api(
-        "tokens/finish",
-        &json!({ "ceremony": begun["ceremony"], "credential": cred }),
-    );
+    let done = b.api("tokens/finish", &assertion(key, &begun, &Client::default()));
     let id = done["id"].as_str().unwrap_or_default().to_string();
     let secret = done["token"].as_str().unwrap_or_default().to_string();
     assert!(secret.starts_with("sgt_") && !id.is_empty(), "{done}");
@@ -669,13 +644,7 @@ pub fn revoke_on_account_page(b: &mut NetBrowser, id: &str) {
         "the page lists the token: {}",
         page.body
     );
-    let csrf = page
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_string();
+    let csrf = csrf_of(&page.body);
     let form = format!("csrf={csrf}&id={id}");
     let r = b.request(
         "POST",

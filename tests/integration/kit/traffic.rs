@@ -2,14 +2,13 @@
 //! tests that break something underneath (a failover, a takeover) and then
 //! judge each answer: connection errors are recorded, never panics.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::{Response, parse_responses};
+use super::http::{Response, try_send};
 
 /// One request's outcome.
 #[derive(Debug, Clone)]
@@ -63,22 +62,4 @@ impl Drop for RequestLoop {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// Send one request (the server closes after it) and parse the answer.
-pub fn try_send(addr: SocketAddr, bytes: &[u8]) -> Result<Response, String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    s.write_all(bytes).map_err(|e| format!("write: {e}"))?;
-    let mut all = Vec::new();
-    if let Err(e) = s.read_to_end(&mut all)
-        && all.is_empty()
-    {
-        return Err(format!("read: {e}"));
-    }
-    parse_responses(&all)
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("no response ({} bytes)", all.len()))
 }

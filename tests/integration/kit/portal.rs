@@ -1,48 +1,37 @@
-//! Helpers for the portal tests: a gateway on a real SQLite store in a temp
-//! dir, a browser-like client that calls `portal::handle` in-process (cookie
-//! jar per host, `Origin` on POSTs), and a software-authenticator driver that
-//! writes `clientDataJSON` itself so tests control origin, `crossOrigin`,
-//! `topOrigin` and the UV request.
-
-#![allow(dead_code)]
+//! The portal tests' harness: a gateway on a real store in a temp dir
+//! ([`Harness`], optionally served over HTTP), and a browser that calls
+//! `portal::handle` in-process ([`Browser`]: a cookie jar per host, `Origin`
+//! on POSTs), with the ceremonies it runs through the
+//! [`super::authenticator`] driver.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use stepgate::gateway::{Clock, Facts, Gateway, OffsetClock, Reply};
+use stepgate::gateway::{Clock, Facts, Gateway, Reply};
 use stepgate::session::{Invite, new_token, token_hash};
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
-use webauthn_rs_core::proto::{
-    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
-};
 
-pub const PORTAL: &str = "https://auth.test";
+use super::authenticator::{assertion, registration};
+use super::clock::OffsetClock;
+use super::config::TestConfig;
+use super::gateway::{build, spawn_server};
+use super::http::{Response, raw_request};
+use super::{free_port, remember, wait_for_port};
 
-/// A config with a portal at `https://auth.test`; `extra` is appended (more
-/// `authenticators:` etc.), `rules` replaces the default rules.
-pub fn config_yaml(db: &Path, authenticators: &str, rate: (u32, u32)) -> String {
-    config_yaml_store(
-        db,
-        &format!("sqlite: {{ path: \"{}\" }}", db.display()),
-        authenticators,
-        rate,
-    )
-}
+pub use super::authenticator::{Client, PORTAL, create, get};
 
-/// [`config_yaml`] with another `store:` body (e.g. `redis: { url: … }`).
-pub fn config_yaml_store(db: &Path, store: &str, authenticators: &str, rate: (u32, u32)) -> String {
+/// The portal tests' sections after `authenticators`: four users (one that
+/// expires in an hour), rate limits `rate` (per IP, per user), and rules for
+/// a plain app, a model-bound step-up, a device-bound step-up, an admins-only
+/// host and a session-scoped step-up.
+pub fn portal_body(authenticators: &str, rate: (u32, u32)) -> String {
     format!(
-        r#"
-listen: 127.0.0.1:0
-portal: {{ url: "{PORTAL}", rp_name: Test }}
-secrets: {{ cookie_keys: ["{keys}"] }}
-store: {{ {store} }}
-users:
+        r#"users:
   alice: {{ name: Alice, groups: [admins] }}
   bob: {{ name: Bob }}
   carol: {{ name: Carol }}
@@ -70,10 +59,16 @@ rules:
     step_up: {{ max_age: 5m, scope: session }}
 "#,
         temp_expires = in_one_hour(),
-        keys = db.with_file_name("cookie.key").display(),
         ip = rate.0,
         user = rate.1,
     )
+}
+
+/// `config` with the portal at [`PORTAL`] and the portal tests' sections.
+pub fn portal_config(config: TestConfig, authenticators: &str, rate: (u32, u32)) -> TestConfig {
+    config
+        .portal(PORTAL)
+        .body(&portal_body(authenticators, rate))
 }
 
 /// The AAGUID of webauthn-authenticator-rs's SoftToken.
@@ -89,7 +84,7 @@ pub fn softkey_set(ca: &Path) -> String {
 
 pub struct Harness {
     /// Stopped first when the harness is dropped (fields drop in order).
-    server: Option<stepgate::server::ServerHandle>,
+    _server: Option<stepgate::server::ServerHandle>,
     /// Where the gateway serves HTTP (pingora), for a harness made by [`Harness::serving`].
     pub addr: Option<std::net::SocketAddr>,
     pub gw: Arc<Gateway>,
@@ -107,67 +102,39 @@ impl Harness {
 
     /// A harness on a Redis store at `url`.
     pub async fn on_redis(url: &str) -> Harness {
-        let dir = crate::util::temp_dir();
-        crate::gateway_util::write_key(&dir);
-        let section = unrelated_softkey_set(dir.path());
-        let store = format!("redis: {{ url: \"{url}\", prefix: \"portaltest:\" }}");
-        let yaml = config_yaml_store(
-            &dir.path().join("stepgate.db"),
-            &store,
-            &section,
-            (1000, 1000),
-        );
-        Self::from_yaml(dir, &yaml).await
+        let config = TestConfig::new().redis(url, "portaltest:");
+        let section = unrelated_softkey_set(config.dir());
+        Self::built(portal_config(config, &section, (1000, 1000))).await
     }
 
     /// `authenticators` gets the temp dir (to write CA files into) and returns the YAML section.
     pub async fn with(authenticators: impl FnOnce(&Path) -> String, rate: (u32, u32)) -> Harness {
-        let dir = crate::util::temp_dir();
-        crate::gateway_util::write_key(&dir);
-        let section = authenticators(dir.path());
-        let yaml = config_yaml(&dir.path().join("stepgate.db"), &section, rate);
-        Self::from_yaml(dir, &yaml).await
+        let config = TestConfig::new();
+        let section = authenticators(config.dir());
+        Self::built(portal_config(config, &section, rate)).await
     }
 
     /// A harness whose gateway also serves HTTP with pingora on a free
     /// 127.0.0.1 port, trusting 127.0.0.1's `X-Forwarded-Proto` (as behind a
     /// TLS front), so [`Harness::fetch`] reaches the app hosts as a browser
-    /// would. `dir` may already hold `cookie.key` (to share it with another
-    /// instance); `store` is a `store:` body (default: SQLite in `dir`).
-    pub async fn serving(
-        dir: tempfile::TempDir,
-        authenticators: &str,
-        store: Option<&str>,
-    ) -> Harness {
-        if !dir.path().join("cookie.key").exists() {
-            crate::gateway_util::write_key(&dir);
-        }
-        let db = dir.path().join("stepgate.db");
-        let store = store.map_or_else(
-            || format!("sqlite: {{ path: \"{}\" }}", db.display()),
-            str::to_string,
-        );
-        let section = format!("{authenticators}\ntrusted_proxies: [127.0.0.1/32]\n");
-        let mut dir = dir;
+    /// would. `config` says the store and cookie key (to share them with
+    /// another instance); `authenticators` is its `authenticators:` section.
+    pub async fn serving(config: TestConfig, authenticators: &str) -> Harness {
+        let config = portal_config(config.trusting_loopback(), authenticators, (1000, 1000));
         for _attempt in 0..5 {
-            let addr: std::net::SocketAddr = ([127, 0, 0, 1], crate::util::free_port()).into();
-            let yaml = config_yaml_store(&db, &store, &section, (1000, 1000))
-                .replace("listen: 127.0.0.1:0", &format!("listen: {addr}"));
-            let mut h = Self::from_yaml(dir, &yaml).await;
-            let opts = stepgate::server::ServeOptions {
-                threads: 1,
-                grace_period: std::time::Duration::from_secs(0),
-                ..stepgate::server::ServeOptions::default()
-            };
-            match stepgate::server::spawn(h.gw.clone(), opts) {
-                Ok(handle) => {
-                    crate::gateway_util::wait_for_port(addr);
-                    h.addr = Some(addr);
-                    h.server = Some(handle);
-                    return h;
-                }
-                Err(stepgate::server::ServeError::Bind { .. }) => dir = h.dir,
-                Err(e) => panic!("server: {e}"),
+            let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            let yaml = config.yaml(addr, None);
+            let built = build(&yaml).await;
+            if let Some(handle) = spawn_server(&built.gw) {
+                wait_for_port(addr);
+                return Harness {
+                    _server: Some(handle),
+                    addr: Some(addr),
+                    gw: built.gw,
+                    clock: built.clock,
+                    dir: config.into_dir(),
+                    yaml,
+                };
             }
         }
         panic!("could not serve on a free port");
@@ -175,7 +142,7 @@ impl Harness {
 
     /// `GET https://{host}{path}` through the served gateway (a browser
     /// navigation, with `cookie` as its `Cookie` header).
-    pub fn fetch(&self, host: &str, path: &str, cookie: &str) -> crate::gateway_util::Response {
+    pub fn fetch(&self, host: &str, path: &str, cookie: &str) -> Response {
         let Some(addr) = self.addr else {
             panic!("this harness does not serve HTTP (use Harness::serving)")
         };
@@ -186,30 +153,20 @@ impl Harness {
             req.push_str(&format!("Cookie: {cookie}\n"));
         }
         req.push('\n');
-        crate::gateway_util::raw_request(addr, &req)
+        raw_request(addr, &req)
     }
 
-    async fn from_yaml(dir: tempfile::TempDir, yaml: &str) -> Harness {
-        let runtime = match stepgate::config::check_str("test.yaml", yaml, 0) {
-            Ok(c) => c.runtime,
-            Err(e) => panic!("test config: {e}"),
-        };
-        let store = match stepgate::store::open(&runtime.store) {
-            Ok(s) => s,
-            Err(e) => panic!("store: {e}"),
-        };
-        let clock = Arc::new(OffsetClock::default());
-        let gw = match Gateway::build(runtime, store, clock.clone()).await {
-            Ok(g) => g,
-            Err(e) => panic!("gateway: {e}"),
-        };
+    /// A harness on `config`, not serving HTTP (requests go to `portal::handle`).
+    async fn built(config: TestConfig) -> Harness {
+        let yaml = config.yaml(([127, 0, 0, 1], 0).into(), None);
+        let built = build(&yaml).await;
         Harness {
-            gw: Arc::new(gw),
-            clock,
-            dir,
-            yaml: yaml.to_string(),
+            gw: built.gw,
+            clock: built.clock,
+            dir: config.into_dir(),
+            yaml,
             addr: None,
-            server: None,
+            _server: None,
         }
     }
 
@@ -317,19 +274,13 @@ impl Browser {
             headers,
         };
         let reply = stepgate::portal::handle(&self.gw, &facts, Bytes::copy_from_slice(body)).await;
-        for (name, value) in &reply.headers {
-            if name == http::header::SET_COOKIE {
-                let v = value.to_str().unwrap_or("");
-                let first = v.split(';').next().unwrap_or("");
-                if let Some((k, val)) = first.split_once('=') {
-                    let jar = self.jar.entry(host.clone()).or_default();
-                    if val.is_empty() || v.contains("Max-Age=0") {
-                        jar.remove(k);
-                    } else {
-                        jar.insert(k.into(), val.into());
-                    }
-                }
-            }
+        let jar = self.jar.entry(host).or_default();
+        for (_, v) in reply
+            .headers
+            .iter()
+            .filter(|(k, _)| k == http::header::SET_COOKIE)
+        {
+            remember(jar, v.to_str().unwrap_or(""));
         }
         reply
     }
@@ -399,84 +350,6 @@ pub fn body_text(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-/// How the "browser" builds `clientDataJSON`, and what it asks the authenticator.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub origin: String,
-    /// Raw JSON members appended to clientData (e.g. `,"crossOrigin":true`).
-    pub extra: String,
-    /// Ask the authenticator for UV (false: `discouraged`, the authenticator answers UV=0).
-    pub uv: bool,
-}
-
-impl Default for Client {
-    fn default() -> Self {
-        Client {
-            origin: PORTAL.into(),
-            extra: String::new(),
-            uv: true,
-        }
-    }
-}
-
-fn client_data(kind: &str, challenge: &str, c: &Client) -> Vec<u8> {
-    format!(
-        r#"{{"type":"{kind}","challenge":"{challenge}","origin":"{}"{}}}"#,
-        c.origin, c.extra
-    )
-    .into_bytes()
-}
-
-/// Run `navigator.credentials.create()` on a software authenticator.
-pub fn create(
-    auth: &mut impl AuthenticatorBackendHashedClientData,
-    options: &Value,
-    c: &Client,
-) -> Value {
-    let mut options = options.clone();
-    if !c.uv {
-        options["authenticatorSelection"]["userVerification"] = "discouraged".into();
-    }
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialCreationOptions = match serde_json::from_value(options) {
-        Ok(o) => o,
-        Err(e) => panic!("creation options: {e}"),
-    };
-    let cdj = client_data("webauthn.create", &challenge, c);
-    let hash = Sha256::digest(&cdj).to_vec();
-    let mut reg = match auth.perform_register(hash, opts, 60_000) {
-        Ok(r) => r,
-        Err(e) => panic!("authenticator register: {e:?}"),
-    };
-    reg.response.client_data_json = cdj;
-    serde_json::to_value(&reg).unwrap_or(Value::Null)
-}
-
-/// Run `navigator.credentials.get()` on a software authenticator.
-pub fn get(
-    auth: &mut impl AuthenticatorBackendHashedClientData,
-    options: &Value,
-    c: &Client,
-) -> Value {
-    let mut options = options.clone();
-    if !c.uv {
-        options["userVerification"] = "discouraged".into();
-    }
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialRequestOptions = match serde_json::from_value(options) {
-        Ok(o) => o,
-        Err(e) => panic!("request options: {e}"),
-    };
-    let cdj = client_data("webauthn.get", &challenge, c);
-    let hash = Sha256::digest(&cdj).to_vec();
-    let mut a = match auth.perform_auth(hash, opts, 60_000) {
-        Ok(r) => r,
-        Err(e) => panic!("authenticator get: {e:?}"),
-    };
-    a.response.client_data_json = cdj;
-    serde_json::to_value(&a).unwrap_or(Value::Null)
-}
-
 /// Enroll through the API; returns the finish status and body.
 pub async fn enroll(
     b: &mut Browser,
@@ -494,12 +367,7 @@ pub async fn enroll(
     if s != StatusCode::OK {
         return (s, begun);
     }
-    let cred = create(auth, &begun["publicKey"], c);
-    b.api(
-        "enroll/finish",
-        &serde_json::json!({"ceremony": begun["ceremony"], "credential": cred}),
-    )
-    .await
+    b.api("enroll/finish", &registration(auth, &begun, c)).await
 }
 
 impl Browser {
@@ -575,8 +443,7 @@ pub async fn login(
     if s != StatusCode::OK {
         return (s, begun);
     }
-    let cred = get(auth, &begun["publicKey"], c);
-    login_finish(b, &begun["ceremony"], &cred).await
+    b.api("login/finish", &assertion(auth, &begun, c)).await
 }
 
 /// Write a certificate as PEM.

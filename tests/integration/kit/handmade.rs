@@ -4,8 +4,6 @@
 //! authenticator data and in the certificate's AAGUID extension, and sign
 //! assertions with the credentials it made (counter under the test's control).
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;

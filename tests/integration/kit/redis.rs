@@ -1,33 +1,12 @@
-//! Test helpers: temp dirs, a private `redis-server` on a free port, a Sentinel
-//! group ([`sentinel`]), request loops that record every answer ([`traffic`]) and
-//! the built `stepgate` binary ([`binary`]).
+//! A private `redis-server` on a free 127.0.0.1 port in its own temp dir,
+//! killed on drop: every test that needs Redis starts its own.
 
-#![allow(dead_code)]
-
-pub mod binary;
-pub mod sentinel;
-pub mod traffic;
-
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A fresh temporary directory, removed on drop.
-pub fn temp_dir() -> tempfile::TempDir {
-    match tempfile::Builder::new().prefix("stepgate-test-").tempdir() {
-        Ok(d) => d,
-        Err(e) => panic!("cannot create a temp dir: {e}"),
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (bound then released).
-pub fn free_port() -> u16 {
-    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => panic!("cannot find a free port: {e}"),
-    }
-}
+use super::{free_port, temp_dir};
 
 /// A private `redis-server` on 127.0.0.1, killed on drop.
 pub struct RedisServer {
@@ -114,10 +93,6 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/0`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Kill it hard (SIGKILL), as a crash would.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::gateway_util::ChildGuard;
+use super::{ChildGuard, spawn};
 
 /// A running `stepgate` with its stderr in `log`.
 pub struct Process {
@@ -72,4 +72,15 @@ impl Process {
         }
         None
     }
+}
+
+/// Start the built `stepgate serve -c FILE` (its output dropped).
+pub fn serve(file: &Path) -> ChildGuard {
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_stepgate"))
+            .arg("serve")
+            .arg("-c")
+            .arg(file),
+        "stepgate",
+    )
 }

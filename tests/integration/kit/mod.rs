@@ -1,0 +1,119 @@
+//! The test kit: everything the integration tests share, one home each.
+//!
+//! - [`config`]: the one builder of test configs ([`TestConfig`]).
+//! - [`gateway`]: a real stepgate server on free ports ([`TestGateway`]) and
+//!   sessions made through its store.
+//! - [`http`]: the raw HTTP/1.1 client and response parser.
+//! - [`echo`]: the echoing upstream.
+//! - [`authenticator`]: the software-authenticator driver (`create`/`get`
+//!   with a `clientDataJSON` the test controls, and the finish bodies).
+//! - [`net_browser`]: a browser over HTTP (cookie jars, sign-in as a browser does it).
+//! - [`portal`]: an in-process portal harness and browser (`portal::handle`).
+//! - [`handmade`]: a hand-made authenticator for attestation formats.
+//! - [`apps`]: real app clients and front proxies around the recipes.
+//! - [`redis`], [`sentinel`]: private `redis-server`s; [`traffic`]: request
+//!   loops; [`binary`]: the built `stepgate`; [`clock`]: a clock tests move.
+//!
+//! Below: temp dirs, free ports, waiting for a port, a runtime, child
+//! processes, a cookie jar's rule.
+
+pub mod apps;
+pub mod authenticator;
+pub mod binary;
+pub mod clock;
+pub mod config;
+pub mod echo;
+pub mod gateway;
+pub mod handmade;
+pub mod http;
+pub mod net_browser;
+pub mod portal;
+pub mod redis;
+pub mod sentinel;
+pub mod traffic;
+
+pub use config::*;
+pub use echo::*;
+pub use gateway::*;
+pub use http::*;
+pub use net_browser::*;
+pub use redis::*;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh temporary directory, removed on drop.
+pub fn temp_dir() -> tempfile::TempDir {
+    match tempfile::Builder::new().prefix("stepgate-test-").tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("cannot create a temp dir: {e}"),
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => panic!("cannot find a free port: {e}"),
+    }
+}
+
+/// A current-thread tokio runtime for a synchronous test.
+pub fn tokio_rt() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("tokio: {e}"),
+    }
+}
+
+/// Wait until something accepts connections on `addr` (at most 10 s).
+pub fn wait_for_port(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {addr}");
+}
+
+/// A child process that is killed when the test ends, even on a failed assert.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a browser's cookie jar for one host does with a `Set-Cookie` value:
+/// keep the cookie, or forget it when it is cleared.
+pub fn remember(jar: &mut std::collections::HashMap<String, String>, set_cookie: &str) {
+    let first = set_cookie.split(';').next().unwrap_or("");
+    if let Some((name, value)) = first.split_once('=') {
+        if value.is_empty() || set_cookie.contains("Max-Age=0") {
+            jar.remove(name);
+        } else {
+            jar.insert(name.to_string(), value.to_string());
+        }
+    }
+}
+
+/// Spawn `cmd` (no standard input or output) as a child killed on drop.
+pub fn spawn(cmd: &mut Command, what: &str) -> ChildGuard {
+    match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => ChildGuard(c),
+        Err(e) => panic!("cannot start {what} (is it installed? .ci/run installs it): {e}"),
+    }
+}
