@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about pingora; the proxy and `authz` only translate.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderName, StatusCode, header};
@@ -60,10 +61,11 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         method: &facts.method,
         client_ip: facts.client_ip,
     };
-    let rule = match rt.route(&req) {
-        Ok(found) => found.map(|(_, r)| r),
+    let (index, rule) = match rt.route(&req) {
+        Ok(Some((i, r))) => (Some(i), Some(r)),
+        Ok(None) => (None, None),
         Err(e) => {
-            metrics().request("-", "bad_request");
+            rt.request_counters.count(None, "-", "bad_request");
             return Err(BadRequest::Case(e));
         }
     };
@@ -83,7 +85,8 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         upstream: rule.and_then(|r| r.upstream.clone()),
         decision,
     };
-    metrics().request(verdict.rule_label(), verdict.outcome());
+    rt.request_counters
+        .count(index, verdict.rule_label(), verdict.outcome());
     if let Decision::Deny(reason) = &verdict.decision {
         let user = match &looked_up {
             Some(Ok(Some(view))) => Some(view.app.user.as_str()),
@@ -111,7 +114,11 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
 }
 
 /// Resolve the request's app cookie to a live app session on this host.
-async fn lookup(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Option<AppView>, StoreError> {
+async fn lookup(
+    gw: &Gateway,
+    rt: &Runtime,
+    facts: &Facts,
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let started = Instant::now();
     let result = resolve_app_session(gw, rt, facts).await;
     metrics().store_call("app_session", result.is_ok(), started.elapsed());
@@ -306,7 +313,7 @@ async fn resolve_app_session(
     gw: &Gateway,
     rt: &Runtime,
     facts: &Facts,
-) -> Result<Option<AppView>, StoreError> {
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let keys = gw.cookie_keys.load();
     crate::session::lifecycle::resolve_app_cached(
         gw.store.as_ref(),

@@ -46,6 +46,9 @@ pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
     if keep("listen", old.listen != new.listen) {
         new.listen = old.listen;
     }
+    if keep("threads", old.threads != new.threads) {
+        new.threads = old.threads;
+    }
     // The HTTPS listener itself needs a restart; its certificate and key files do not.
     match (&old.tls, &mut new.tls) {
         (Some(o), Some(n)) => {

@@ -75,7 +75,7 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
         Some(Upstream::Whoami) => Action::Whoami { identity },
         Some(Upstream::Http {
             address, tls, sni, ..
-        }) => match resolve(address).await {
+        }) => match gw.peers.get(address).await {
             Some(addr) => Action::Proxy {
                 target: Target {
                     addr,
@@ -114,10 +114,6 @@ fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
         return None;
     }
     Some(Reply::redirect(StatusCode::FOUND, "/.stepgate/account"))
-}
-
-async fn resolve(address: &str) -> Option<SocketAddr> {
-    tokio::net::lookup_host(address).await.ok()?.next()
 }
 
 fn bad_gateway(why: &str) -> Reply {

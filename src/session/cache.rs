@@ -22,8 +22,8 @@
 //! asks the store, and its answer is kept only if no clear happened meanwhile.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::AppView;
@@ -38,7 +38,8 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// The cache (one per gateway).
 #[derive(Debug, Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<String, (Instant, AppView)>>,
+    /// Shared views: a hit hands out a reference count, not a deep copy.
+    entries: Mutex<HashMap<String, (Instant, Arc<AppView>)>>,
     /// Bumped (under the entries lock) by every clear.
     generation: AtomicU64,
 }
@@ -49,10 +50,10 @@ impl SessionCache {
     }
 
     /// The cached view for `token_hash`, if it was stored less than [`TTL`] ago.
-    pub fn get(&self, token_hash: &str) -> Option<AppView> {
+    pub fn get(&self, token_hash: &str) -> Option<Arc<AppView>> {
         let entries = self.entries.lock().ok()?;
         let (at, view) = entries.get(token_hash)?;
-        (at.elapsed() < TTL).then(|| view.clone())
+        (at.elapsed() < TTL).then(|| Arc::clone(view))
     }
 
     /// The current generation: note it before asking the store, hand it to [`put`](Self::put).
@@ -62,7 +63,7 @@ impl SessionCache {
 
     /// Remember `view`, read from the store after [`generation`](Self::generation)
     /// returned `generation`, for `token_hash` — unless the cache was cleared since.
-    pub fn put(&self, token_hash: String, view: AppView, generation: u64) {
+    pub fn put(&self, token_hash: String, view: Arc<AppView>, generation: u64) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -128,14 +129,14 @@ mod tests {
     fn entries_live_for_the_ttl_and_can_be_dropped() {
         let c = SessionCache::new();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
-        assert_eq!(c.get("h"), Some(view()));
+        c.put("h".into(), Arc::new(view()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
         c.remove("h");
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
+        c.put("h".into(), Arc::new(view()), c.generation());
         c.clear();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
+        c.put("h".into(), Arc::new(view()), c.generation());
         std::thread::sleep(TTL + Duration::from_millis(20));
         assert_eq!(c.get("h"), None, "an entry older than the TTL is not used");
     }
@@ -146,17 +147,17 @@ mod tests {
         let before = c.generation();
         // ... the store is asked; meanwhile a sign-out clears the cache ...
         c.clear();
-        c.put("h".into(), view(), before);
+        c.put("h".into(), Arc::new(view()), before);
         assert_eq!(c.get("h"), None, "the old answer must not come back");
-        c.put("h".into(), view(), c.generation());
-        assert_eq!(c.get("h"), Some(view()));
+        c.put("h".into(), Arc::new(view()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
     }
 
     #[test]
     fn a_full_cache_makes_room() {
         let c = SessionCache::new();
         for i in 0..MAX_ENTRIES + 5 {
-            c.put(format!("h{i}"), view(), c.generation());
+            c.put(format!("h{i}"), Arc::new(view()), c.generation());
         }
         assert!(c.entries.lock().map(|e| e.len()).unwrap_or(0) <= MAX_ENTRIES);
         assert!(c.get(&format!("h{}", MAX_ENTRIES + 4)).is_some());

@@ -11,6 +11,8 @@
 //! Activity is written back at most once a minute per session, so a busy app
 //! costs one store read per request and one write per minute.
 
+use std::sync::Arc;
+
 use http::HeaderMap;
 
 use super::cache::SessionCache;
@@ -52,11 +54,14 @@ pub async fn resolve_app(
     host: &str,
     now: Timestamp,
 ) -> Result<Option<AppView>, StoreError> {
-    resolve_app_cached(store, None, keys, limits, headers, secure, host, now).await
+    let view = resolve_app_cached(store, None, keys, limits, headers, secure, host, now).await?;
+    Ok(view.map(Arc::unwrap_or_clone))
 }
 
 /// [`resolve_app`], reusing a store answer from `cache` when it is fresh
-/// (see [`SessionCache`]); every check after the store read still runs.
+/// (see [`SessionCache`]); every check after the store read still runs. The
+/// view is shared with the cache: it is copied only when its idle clocks are
+/// written.
 #[allow(clippy::too_many_arguments)]
 pub async fn resolve_app_cached(
     store: &dyn Store,
@@ -67,7 +72,7 @@ pub async fn resolve_app_cached(
     secure: bool,
     host: &str,
     now: Timestamp,
-) -> Result<Option<AppView>, StoreError> {
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let Some(token) = keys.token_from_headers(headers, CookieKind::App, secure) else {
         return Ok(None);
     };
@@ -79,8 +84,9 @@ pub async fn resolve_app_cached(
             let Some(view) = store.app_session(&hash).await? else {
                 return Ok(None);
             };
+            let view = Arc::new(view);
             if let (Some(c), Some(g)) = (cache, generation) {
-                c.put(hash.clone(), view.clone(), g);
+                c.put(hash.clone(), Arc::clone(&view), g);
             }
             view
         }
@@ -109,12 +115,12 @@ pub async fn resolve_app_cached(
     let mut touched = false;
     if needs_touch(view.app.last_seen_at, now) {
         store.touch_app_session(&view.app.id, now).await?;
-        view.app.last_seen_at = now;
+        Arc::make_mut(&mut view).app.last_seen_at = now;
         touched = true;
     }
     if needs_touch(view.portal.last_seen_at, now) {
         store.touch_portal_session(&view.portal.id, now).await?;
-        view.portal.last_seen_at = now;
+        Arc::make_mut(&mut view).portal.last_seen_at = now;
         touched = true;
     }
     if touched && let Some(c) = cache {
