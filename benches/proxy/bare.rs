@@ -77,12 +77,25 @@ pub fn serve_if_asked() {
 
 /// Start the bare proxy in front of the app on `app`, with `threads` threads.
 pub fn start(root: &Path, app: u16, threads: usize) -> Started {
+    start_under(root, app, threads, &[])
+}
+
+/// [`start`], run under `wrap` (e.g. `valgrind --tool=callgrind …`) when not empty.
+pub fn start_under(root: &Path, app: u16, threads: usize, wrap: &[String]) -> Started {
     let port = free_port();
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let log = root.join("bare-pingora.log");
+    let log = root.join(format!("bare-pingora-{port}.log"));
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     let mut proc = spawn(
         "bare pingora",
-        Command::new(exe).env(MODE, format!("{port} {app} {threads}")),
+        cmd.env(MODE, format!("{port} {app} {threads}")),
         &log,
     );
     wait_for_port(port, &mut proc, &log);

@@ -22,11 +22,17 @@ use crate::passkey::APP_HOST;
 use crate::systems::{self, Store};
 use crate::util::{Proc, addr, free_port, read_response, run, spawn, wait_for_port};
 
-/// What is counted: (label, path, with the session cookie?).
-const KINDS: [(&str, &str, bool); 3] = [
-    ("bypass rule (no session)", "/public/1k", false),
-    ("passkey rule, sqlite session", "/1k", true),
-    ("step_up rule, sqlite session", "/admin/1k", true),
+/// What is counted: (label, path, with the session cookie?, extra header lines).
+const KINDS: [(&str, &str, bool, &str); 4] = [
+    ("bypass rule (no session)", "/public/1k", false, ""),
+    ("passkey rule, sqlite session", "/1k", true, ""),
+    ("step_up rule, sqlite session", "/admin/1k", true, ""),
+    (
+        "forward-auth answer (passkey rule, sqlite session)",
+        "/.stepgate/authz/forward-auth",
+        true,
+        "X-Forwarded-Method: GET\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: HOST\r\nX-Forwarded-Uri: /1k\r\n",
+    ),
 ];
 
 /// Count instructions per request for `bins` (label, binary), `n` requests per kind.
@@ -35,6 +41,13 @@ pub fn run_all(root: &Path, bins: &[(&str, PathBuf)], threads: usize, n: usize) 
     let dir = root.join("stepgate-profile");
     let mut cookie = None;
     let mut table = Vec::new();
+    {
+        let out = root.join("callgrind-bare.out");
+        let bare = crate::bare::start_under(root, app.port, threads, &callgrind(&out));
+        let ir = count(&bare.proc, &out, bare.port, "/1k", "", n, "bare pingora");
+        println!("callgrind: bare pingora: {ir:.0} instructions per request");
+        table.push(("bare pingora (the ceiling)", "any request", ir));
+    }
     for (label, bin) in bins {
         let (port, admin) = (free_port(), free_port());
         let threads = (*label == "this build").then_some(threads);
@@ -42,12 +55,11 @@ pub fn run_all(root: &Path, bins: &[(&str, PathBuf)], threads: usize, n: usize) 
             systems::stepgate_config(bin, &dir, port, admin, app.port, Store::Sqlite, threads);
         let out = root.join(format!("callgrind-{port}.out"));
         let log = root.join(format!("callgrind-{port}.log"));
+        let vg = callgrind(&out);
         let mut proc = spawn(
             "stepgate under callgrind",
-            Command::new("valgrind")
-                .arg("--tool=callgrind")
-                .arg(format!("--callgrind-out-file={}", out.display()))
-                .arg("--dump-instr=no")
+            Command::new(&vg[0])
+                .args(&vg[1..])
                 .arg(bin)
                 .arg("serve")
                 .arg("-c")
@@ -58,9 +70,20 @@ pub fn run_all(root: &Path, bins: &[(&str, PathBuf)], threads: usize, n: usize) 
         let c = cookie
             .get_or_insert_with(|| crate::passkey::sign_in(bin, &conf, port, "/admin/").app)
             .clone();
-        for (kind, path, with_cookie) in KINDS {
-            let cookie = with_cookie.then_some(c.as_str());
-            let ir = count(&proc, &out, port, path, cookie, n, &format!("{label}, {kind}"));
+        for (kind, path, with_cookie, extra) in KINDS {
+            let mut head = extra.replace("HOST", &format!("{APP_HOST}:{port}"));
+            if with_cookie {
+                head.push_str(&format!("Cookie: {c}\r\n"));
+            }
+            let ir = count(
+                &proc,
+                &out,
+                port,
+                path,
+                &head,
+                n,
+                &format!("{label}, {kind}"),
+            );
             println!(
                 "callgrind: {label}, {kind}: {:.0} instructions per request",
                 ir
@@ -82,19 +105,21 @@ pub fn run_all(root: &Path, bins: &[(&str, PathBuf)], threads: usize, n: usize) 
     drop(app);
 }
 
-fn count(
-    proc: &Proc,
-    out: &Path,
-    port: u16,
-    path: &str,
-    cookie: Option<&str>,
-    n: usize,
-    what: &str,
-) -> f64 {
+/// The callgrind command line writing to `out` (dumps: `out.1`, `out.2`, …).
+fn callgrind(out: &Path) -> Vec<String> {
+    vec![
+        "valgrind".into(),
+        "--tool=callgrind".into(),
+        format!("--callgrind-out-file={}", out.display()),
+        "--dump-instr=no".into(),
+    ]
+}
+
+fn count(proc: &Proc, out: &Path, port: u16, path: &str, head: &str, n: usize, what: &str) -> f64 {
     let pid = proc.pid().to_string();
-    send(port, path, cookie, 200);
+    send(port, path, head, 200);
     run(Command::new("callgrind_control").arg("-z").arg(&pid));
-    send(port, path, cookie, n);
+    send(port, path, head, n);
     let before = dumps(out);
     run(Command::new("callgrind_control").arg("-d").arg(&pid));
     let dump = dumps(out)
@@ -112,20 +137,24 @@ fn count(
     total(&dump) as f64 / n as f64
 }
 
-/// `n` requests, one after another, over one keep-alive connection; each must be a 200 with the body.
-fn send(port: u16, path: &str, cookie: Option<&str>, n: usize) {
+/// `n` requests, one after another, over one keep-alive connection, with the
+/// header lines `head`; each must be a 200 (with the body, unless it is a
+/// forward-auth answer).
+fn send(port: u16, path: &str, head: &str, n: usize) {
     let mut s = TcpStream::connect(addr(port)).unwrap_or_else(|e| panic!("connect: {e}"));
     let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-    let cookie = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {APP_HOST}:{port}\r\n{cookie}\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {APP_HOST}:{port}\r\n{head}\r\n");
+    let len = if path.starts_with("/.stepgate/") {
+        0
+    } else {
+        crate::BODY_LEN
+    };
     for _ in 0..n {
         s.write_all(req.as_bytes())
             .unwrap_or_else(|e| panic!("write: {e}"));
         let r = read_response(&mut s);
         assert!(
-            r.status == 200 && r.body.len() == crate::BODY_LEN,
+            r.status == 200 && r.body.len() == len,
             "{path}: {} under callgrind",
             r.status
         );

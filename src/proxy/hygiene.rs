@@ -48,13 +48,14 @@ const MEANING: [&str; 9] = [
     "x-forwarded-port",
 ];
 
-/// Should a request header named `raw` be removed before proxying?
+/// Should a request header named `raw` (a parsed name: lower case) be removed before proxying?
 fn dropped(raw: &str, trusted_peer: bool) -> bool {
     if raw.contains(['_', '.']) || access::is_identity_header(raw) {
         return true;
     }
-    let canon = canonical_name(raw);
-    MEANING.contains(&canon.as_str()) || (!trusted_peer && FORWARDED.contains(&canon.as_str()))
+    // Lower case without `_` or `.`: the name is its own canonical form.
+    debug_assert_eq!(canonical_name(raw), raw);
+    MEANING.contains(&raw) || (!trusted_peer && FORWARDED.contains(&raw))
 }
 
 /// The header names a client listed in `Connection` (lower case), besides the
@@ -95,16 +96,25 @@ pub fn prepare(
         Some(p) => format!("{}:{p}", facts.host),
         None => facts.host.clone(),
     };
-    req.insert_header(http::header::HOST, authority.as_str())?;
+    // Most requests already name the judged authority, spelled the same: keep that one.
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let same_host = hosts
+        .next()
+        .is_some_and(|h| h.as_bytes() == authority.as_bytes())
+        && hosts.next().is_none();
+    if !same_host {
+        req.insert_header(http::header::HOST, authority.as_str())?;
+    }
     // X-Forwarded-For: appended to for a trusted proxy, replaced otherwise.
-    let peer = arrival.peer.to_string();
     let xff = match req
         .headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) if arrival.trusted_peer && !prev.trim().is_empty() => format!("{prev}, {peer}"),
-        _ => peer,
+        Some(prev) if arrival.trusted_peer && !prev.trim().is_empty() => {
+            format!("{prev}, {}", arrival.peer)
+        }
+        _ => arrival.peer.to_string(),
     };
     req.insert_header("x-forwarded-for", xff)?;
     if !req.headers.contains_key("x-forwarded-proto") {
