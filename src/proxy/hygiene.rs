@@ -140,7 +140,9 @@ pub fn prepare(
         Some(q) => format!("{}?{q}", facts.path),
         None => facts.path.clone(),
     };
-    req.set_raw_path(target.as_bytes())?;
+    if req.raw_path() != target.as_bytes() {
+        req.set_raw_path(target.as_bytes())?;
+    }
     Ok(())
 }
 

@@ -25,4 +25,5 @@ mod reload;
 mod session;
 mod store;
 mod upgrade;
+mod upstreams;
 mod util;
