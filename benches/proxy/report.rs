@@ -191,7 +191,7 @@ pub fn targets(peak: &Rows, half: &Rows, m: &Memory) {
         let want = if name.contains("bypass") { 0.97 } else { 0.90 };
         let r = peak.ratio(name, ceiling);
         println!(
-            "| {name} ≥ {want:.2} x {ceiling} | {r:.2}x | {} |",
+            "| {name} ≥ {want:.2} x {ceiling} | {r:.3}x | {} |",
             verdict(r >= want)
         );
     }
