@@ -79,6 +79,22 @@ impl SessionCache {
         entries.insert(token_hash, (Instant::now(), view));
     }
 
+    /// Replace the view cached for `token_hash` with `view` (the same session
+    /// with its idle clocks moved on), keeping the time it was read from the
+    /// store: it still expires [`TTL`] after that read. Nothing happens when
+    /// there is no entry or the cache was cleared after `generation`.
+    pub fn refresh(&self, token_hash: &str, view: Arc<AppView>, generation: u64) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if let Some(entry) = entries.get_mut(token_hash) {
+            entry.1 = view;
+        }
+    }
+
     /// Forget `token_hash` (its record was just written).
     pub fn remove(&self, token_hash: &str) {
         if let Ok(mut entries) = self.entries.lock() {
@@ -150,6 +166,27 @@ mod tests {
         c.put("h".into(), Arc::new(view()), before);
         assert_eq!(c.get("h"), None, "the old answer must not come back");
         c.put("h".into(), Arc::new(view()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_read_time_and_respects_clears() {
+        let c = SessionCache::new();
+        let mut newer = view();
+        newer.app.last_seen_at = 5;
+        // No entry: nothing to refresh.
+        c.refresh("h", Arc::new(newer.clone()), c.generation());
+        assert_eq!(c.get("h"), None);
+        c.put("h".into(), Arc::new(view()), c.generation());
+        let read_at = c.entries.lock().map(|e| e["h"].0).ok();
+        c.refresh("h", Arc::new(newer.clone()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&newer));
+        assert_eq!(c.entries.lock().map(|e| e["h"].0).ok(), read_at);
+        // A refresh from before a clear does not bring anything back.
+        let before = c.generation();
+        c.clear();
+        c.put("h".into(), Arc::new(view()), c.generation());
+        c.refresh("h", Arc::new(newer), before);
         assert_eq!(c.get("h").as_deref(), Some(&view()));
     }
 
