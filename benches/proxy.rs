@@ -273,7 +273,11 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
     let baseline = std::env::var_os("STEPGATE_BENCH_BASELINE_BIN").map(|b| {
         let b = PathBuf::from(b);
         let (p, a) = (free_port(), free_port());
-        let conf = systems::stepgate_config(&b, &sqlite_dir, p, a, app.port, Store::Sqlite, None);
+        // Its own copy of the store: two processes writing one SQLite file
+        // (idle clocks) would wait on each other's locks.
+        let dir = root.join("stepgate-baseline");
+        systems::copy_sqlite_store(&sqlite_dir, &dir);
+        let conf = systems::stepgate_config(&b, &dir, p, a, app.port, Store::Sqlite, None);
         systems::stepgate(&b, &conf, p, "stepgate-baseline")
     });
     let fronts = [

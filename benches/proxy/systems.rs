@@ -308,6 +308,19 @@ rules:
     file
 }
 
+/// Copy the SQLite store and cookie key of the stepgate in `from` to `to`, so
+/// another stepgate there accepts the same sessions without sharing the file.
+pub fn copy_sqlite_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    std::fs::copy(from.join("cookie.key"), to.join("cookie.key"))
+        .unwrap_or_else(|e| panic!("copy cookie.key: {e}"));
+    let db = rusqlite::Connection::open(from.join("stepgate.db"))
+        .unwrap_or_else(|e| panic!("open {}: {e}", from.display()));
+    let copy = to.join("stepgate.db");
+    db.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+        .unwrap_or_else(|e| panic!("copy the store to {}: {e}", copy.display()));
+}
+
 /// `stepgate serve` with `config` (listening on `port`).
 pub fn stepgate(bin: &Path, config: &Path, port: u16, name: &str) -> Server {
     let dir = config
