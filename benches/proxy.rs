@@ -1,45 +1,71 @@
-//! `cargo bench --bench proxy`: stepgate against nginx and Caddy on loopback.
+//! `cargo bench --bench proxy`: stepgate against its ceilings on loopback.
 //!
 //! One run starts, on free 127.0.0.1 ports and in a temp dir: an nginx app
-//! serving a 1 KiB static body; plain nginx proxying to it (the ceiling);
-//! stepgate inline (the release binary Cargo builds for this bench) on the
-//! SQLite store and on a private redis-server, each with a session made by a
-//! real enrollment and sign-in (software passkey, UV) over HTTP; nginx +
-//! auth_request → stepgate; Caddy + forward_auth → stepgate. Every system gets
-//! the same wrk load, interleaved over several rounds, and the bench prints
-//! requests/s, p50 and p99 and the ratio to plain nginx in the same round
-//! (medians over rounds); then the p99 at half of nginx's peak rate (wrk
-//! throttled by a Lua `delay()`), and stepgate's memory with 1,000 idle
-//! keep-alive connections. Everything it starts is killed on drop.
+//! serving a 1 KiB static body; plain nginx proxying to it (the reference every
+//! row is also compared with); a bare pingora proxy (this bench binary run as
+//! a child, same allocator, profile and thread count as stepgate: the inline
+//! ceiling); stepgate inline (the release binary Cargo builds for this bench)
+//! on the SQLite store and on a private redis-server, each with a session made
+//! by a real enrollment and sign-in (software passkey, UV) over HTTP; and the
+//! front proxies from `deploy/` (nginx auth_request, Caddy forward_auth,
+//! Traefik ForwardAuth), each once asking stepgate and once an nginx
+//! `return 200` stub (that front proxy's ceiling). Every system gets the same
+//! wrk load, interleaved over several rounds; the bench prints requests/s, p50
+//! and p99 and the ratios to the row's ceiling and to plain nginx in the same
+//! round (medians over rounds); then the p99 at half of bare pingora's peak
+//! rate, stepgate's memory with 1,000 idle keep-alive connections and while
+//! 100,000 distinct sessions are each used once, and the targets met or not.
+//! Everything it starts is killed on drop.
 //!
 //! Knobs (environment): `STEPGATE_BENCH_SECONDS` (5), `STEPGATE_BENCH_ROUNDS`
-//! (3), `STEPGATE_BENCH_THREADS` (2), `STEPGATE_BENCH_CONNECTIONS` (64),
-//! `STEPGATE_BENCH_IDLE` (1000), `STEPGATE_BENCH_ONLY` (run only the systems
-//! whose name contains this text, plus plain nginx), `STEPGATE_BENCH_BASELINE_BIN`
+//! (3), `STEPGATE_BENCH_THREADS` (wrk threads, 2), `STEPGATE_BENCH_CONNECTIONS`
+//! (64), `STEPGATE_BENCH_PROXY_THREADS` (threads of stepgate and bare pingora;
+//! stepgate's default when unset), `STEPGATE_BENCH_IDLE` (1000),
+//! `STEPGATE_BENCH_SESSIONS` (100000; 0 skips the churn),
+//! `STEPGATE_BENCH_ONLY` (run only the systems whose name contains this text,
+//! plus their ceilings and plain nginx), `STEPGATE_BENCH_BASELINE_BIN`
 //! (another stepgate binary, e.g. an older build, measured inline on the same
 //! store and session), `STEPGATE_BENCH_WRAP` (a command, e.g. valgrind, that
 //! the SQLite stepgate runs under), `STEPGATE_BENCH_BIN` (the stepgate binary
-//! to measure instead of the one Cargo built).
+//! to measure instead of the one Cargo built), `STEPGATE_BENCH_PROFILE=N`
+//! (instead of the load: instructions per request under callgrind, N requests
+//! per kind, for this build and the baseline binary).
 
+#[path = "proxy/bare.rs"]
+mod bare;
+#[path = "proxy/churn.rs"]
+mod churn;
 #[path = "proxy/load.rs"]
 mod load;
 #[path = "proxy/passkey.rs"]
 mod passkey;
+#[path = "proxy/profile.rs"]
+mod profile;
+#[path = "proxy/report.rs"]
+mod report;
 #[path = "proxy/systems.rs"]
 mod systems;
 #[path = "proxy/util.rs"]
 mod util;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use load::{Load, Sample, wrk};
 use passkey::APP_HOST;
-use systems::Store;
+use report::{Memory, Rows};
+use systems::{Server, Store};
 use util::{Browser, free_port};
 
-const BODY_LEN: usize = 1024;
+/// The same allocator as stepgate's binary, for the bare pingora ceiling.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+pub const BODY_LEN: usize = 1024;
+
+/// Row names the report and the targets refer to.
+pub const NGINX: &str = "nginx (plain proxy)";
+pub const BARE: &str = "bare pingora (inline ceiling)";
 
 fn env_num(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -51,74 +77,45 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 /// One system under load.
-struct System {
-    name: &'static str,
-    port: u16,
-    path: &'static str,
-    cookie: Option<String>,
+pub struct System {
+    pub name: &'static str,
+    pub port: u16,
+    pub path: &'static str,
+    pub cookie: Option<String>,
     /// Must a request without the cookie be refused?
-    guarded: bool,
+    pub guarded: bool,
+    /// The row this one is judged against (same front proxy, no stepgate work).
+    pub ceiling: Option<&'static str>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+/// The knobs of one run.
+pub struct Knobs {
+    pub seconds: u64,
+    pub rounds: usize,
+    pub threads: usize,
+    pub connections: usize,
+    pub proxy_threads: usize,
+    pub idle: usize,
+    pub sessions: usize,
+    pub only: String,
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        Knobs {
+            seconds: env_num("STEPGATE_BENCH_SECONDS", 5),
+            rounds: env_num("STEPGATE_BENCH_ROUNDS", 3) as usize,
+            threads: env_num("STEPGATE_BENCH_THREADS", 2) as usize,
+            connections: env_num("STEPGATE_BENCH_CONNECTIONS", 64) as usize,
+            proxy_threads: env_num(
+                "STEPGATE_BENCH_PROXY_THREADS",
+                stepgate::config::compile::DEFAULT_THREADS as u64,
+            ) as usize,
+            idle: env_num("STEPGATE_BENCH_IDLE", 1000) as usize,
+            sessions: env_num("STEPGATE_BENCH_SESSIONS", 100_000) as usize,
+            only: std::env::var("STEPGATE_BENCH_ONLY").unwrap_or_default(),
+        }
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-            })
-        })
-        .unwrap_or_else(|| "?".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .next()
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|k| k.parse::<f64>().ok())
-        .map(|k| format!("{:.1} GiB", k / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "?".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let version = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .output()
-            .map(|o| {
-                let t = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr)
-                );
-                t.lines().next().unwrap_or("").trim().to_string()
-            })
-            .unwrap_or_else(|_| "missing".into())
-    };
-    format!(
-        "machine: {cores} cores ({cpu}), {mem} RAM, Linux {}\n\
-         tools: {} | caddy {} | {} | {}",
-        kernel.trim(),
-        version("nginx", "-v"),
-        version("caddy", "version").split(' ').next().unwrap_or(""),
-        version("wrk", "-v"),
-        version("redis-server", "--version")
-            .split(" sha")
-            .next()
-            .unwrap_or(""),
-    )
 }
 
 /// A request with and without the cookie: the system must serve the 1 KiB
@@ -145,28 +142,31 @@ fn sanity(s: &System) {
     }
 }
 
-fn run_load(
+/// One wrk run against `s`; any non-2xx answer or socket error aborts the bench.
+pub fn run_load(
+    app: u16,
     dir: &Path,
     s: &System,
-    threads: usize,
+    k: &Knobs,
     connections: usize,
-    seconds: u64,
     delay: Option<u64>,
 ) -> Sample {
     let host = format!("{APP_HOST}:{}", s.port);
-    let sample = wrk(
+    let accepted = systems::app_accepts(app);
+    let mut sample = wrk(
         dir,
         &Load {
             port: s.port,
             host: &host,
             path: s.path,
             cookie: s.cookie.as_deref(),
-            threads,
+            threads: k.threads,
             connections,
-            seconds,
+            seconds: k.seconds,
             delay_ms: delay,
         },
     );
+    sample.upstream_conns = systems::app_accepts(app).saturating_sub(accepted + 1);
     if sample.bad_status > 0 || sample.socket_errors > 0 || sample.requests == 0 {
         panic!(
             "{}: {} non-2xx answers, {} socket errors in {} requests: the numbers would lie",
@@ -176,177 +176,22 @@ fn run_load(
     sample
 }
 
-fn main() {
-    let started = Instant::now();
-    let seconds = env_num("STEPGATE_BENCH_SECONDS", 5);
-    let rounds = env_num("STEPGATE_BENCH_ROUNDS", 3) as usize;
-    let threads = env_num("STEPGATE_BENCH_THREADS", 2) as usize;
-    let connections = env_num("STEPGATE_BENCH_CONNECTIONS", 64) as usize;
-    let idle = env_num("STEPGATE_BENCH_IDLE", 1000) as usize;
-    let only = std::env::var("STEPGATE_BENCH_ONLY").unwrap_or_default();
-    let bin_override = std::env::var_os("STEPGATE_BENCH_BIN").map(std::path::PathBuf::from);
-    let bin = bin_override
-        .as_deref()
-        .unwrap_or(Path::new(env!("CARGO_BIN_EXE_stepgate")));
-
-    println!("{}", machine());
-    println!(
-        "load: wrk {threads} threads x {connections} connections x {seconds} s per system and round, {rounds} rounds, interleaved; \
-         servers: {} workers each (nginx worker_processes, Caddy GOMAXPROCS, stepgate threads)",
-        systems::WORKERS
-    );
-    println!("stepgate: {}", bin.display());
-
-    let tmp = tempfile::Builder::new()
-        .prefix("stepgate-bench-")
-        .tempdir()
-        .unwrap_or_else(|e| panic!("temp dir: {e}"));
-    let root = tmp.path();
-
-    // The app and the ceiling.
-    let app = systems::upstream(root);
-    let nginx = systems::plain_nginx(root, app.port);
-
-    // stepgate on SQLite, and on a private Redis; a real session on each.
-    let sqlite_dir = root.join("stepgate-sqlite");
-    let (sg_port, sg_admin) = (free_port(), free_port());
-    let sg_conf =
-        systems::stepgate_config(bin, &sqlite_dir, sg_port, sg_admin, app.port, Store::Sqlite);
-    let sg_sqlite = systems::stepgate(bin, &sg_conf, sg_port, "stepgate-sqlite");
-    let t = Instant::now();
-    let cookie_sqlite = passkey::sign_in(bin, &sg_conf, sg_port, "/admin/");
-    println!(
-        "session (sqlite): enrolled + signed in with step-up over HTTP in {:?}",
-        t.elapsed()
-    );
-
-    let redis = systems::redis(root);
-    let redis_dir = root.join("stepgate-redis");
-    let (sgr_port, sgr_admin) = (free_port(), free_port());
-    let sgr_conf = systems::stepgate_config(
-        bin,
-        &redis_dir,
-        sgr_port,
-        sgr_admin,
-        app.port,
-        Store::Redis(redis.port),
-    );
-    let sg_redis = systems::stepgate(bin, &sgr_conf, sgr_port, "stepgate-redis");
-    let t = Instant::now();
-    let cookie_redis = passkey::sign_in(bin, &sgr_conf, sgr_port, "/admin/");
-    println!(
-        "session (redis): enrolled + signed in with step-up over HTTP in {:?}",
-        t.elapsed()
-    );
-
-    // Optionally an older stepgate binary on the same store and session, for before/after.
-    let baseline_bin =
-        std::env::var_os("STEPGATE_BENCH_BASELINE_BIN").map(std::path::PathBuf::from);
-    let baseline = baseline_bin.as_ref().map(|b| {
-        let (p, a) = (free_port(), free_port());
-        let conf = systems::stepgate_config(b, &sqlite_dir, p, a, app.port, Store::Sqlite);
-        systems::stepgate(b, &conf, p, "stepgate-baseline")
-    });
-
-    // Front proxies asking the SQLite stepgate.
-    let nginx_ar = systems::nginx_auth_request(root, sg_sqlite.port, app.port);
-    let caddy = systems::caddy(root, sg_sqlite.port, app.port);
-
-    let all = vec![
-        System {
-            name: "nginx (plain proxy)",
-            port: nginx.port,
-            path: "/1k",
-            cookie: None,
-            guarded: false,
-        },
-        System {
-            name: "stepgate inline, bypass rule (no session)",
-            port: sg_sqlite.port,
-            path: "/public/1k",
-            cookie: None,
-            guarded: false,
-        },
-        System {
-            name: "stepgate inline, sqlite, passkey",
-            port: sg_sqlite.port,
-            path: "/1k",
-            cookie: Some(cookie_sqlite.clone()),
-            guarded: true,
-        },
-        System {
-            name: "stepgate inline, sqlite, step_up",
-            port: sg_sqlite.port,
-            path: "/admin/1k",
-            cookie: Some(cookie_sqlite.clone()),
-            guarded: true,
-        },
-        System {
-            name: "stepgate inline, redis, passkey",
-            port: sg_redis.port,
-            path: "/1k",
-            cookie: Some(cookie_redis.clone()),
-            guarded: true,
-        },
-        System {
-            name: "stepgate inline, redis, step_up",
-            port: sg_redis.port,
-            path: "/admin/1k",
-            cookie: Some(cookie_redis.clone()),
-            guarded: true,
-        },
-        System {
-            name: "nginx + auth_request -> stepgate",
-            port: nginx_ar.port,
-            path: "/1k",
-            cookie: Some(cookie_sqlite.clone()),
-            guarded: true,
-        },
-        System {
-            name: "caddy + forward_auth -> stepgate",
-            port: caddy.port,
-            path: "/1k",
-            cookie: Some(cookie_sqlite.clone()),
-            guarded: true,
-        },
-    ];
-    let mut all = all;
-    if let Some(b) = &baseline {
-        all.insert(
-            2,
-            System {
-                name: "baseline binary: inline, sqlite, passkey",
-                port: b.port,
-                path: "/1k",
-                cookie: Some(cookie_sqlite.clone()),
-                guarded: true,
-            },
-        );
-    }
-    let list: Vec<System> = all
-        .into_iter()
-        .enumerate()
-        .filter(|(i, s)| *i == 0 || only.is_empty() || s.name.contains(only.as_str()))
-        .map(|(_, s)| s)
-        .collect();
-    for s in &list {
-        sanity(s);
-    }
-    println!(
-        "sanity: every system serves the {BODY_LEN}-byte body with the cookie and refuses without it"
-    );
-
-    // Warm-up, then the interleaved rounds.
-    for s in &list {
-        run_load(root, s, threads, connections, 1, None);
-    }
+/// Interleaved rounds over `list` (the order rotated each round).
+fn rounds(
+    app: u16,
+    root: &Path,
+    list: &[&System],
+    k: &Knobs,
+    conns: usize,
+    delay: Option<u64>,
+) -> Rows {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); list.len()];
-    for round in 0..rounds {
-        for k in 0..list.len() {
-            let i = (k + round) % list.len();
-            let s = run_load(root, &list[i], threads, connections, seconds, None);
+    for round in 0..k.rounds {
+        for j in 0..list.len() {
+            let i = (j + round) % list.len();
+            let s = run_load(app, root, list[i], k, conns, delay);
             println!(
-                "round {} {:<34} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+                "round {} {:<44} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
                 round + 1,
                 list[i].name,
                 s.rps,
@@ -356,111 +201,330 @@ fn main() {
             samples[i].push(s);
         }
     }
-    let (rss_loaded, hwm_loaded) = load::memory(sg_sqlite.proc.pid());
+    Rows {
+        names: list.iter().map(|s| s.name).collect(),
+        ceilings: list.iter().map(|s| s.ceiling).collect(),
+        samples,
+    }
+}
 
-    println!();
-    println!(
-        "## Throughput: wrk {threads} threads x {connections} connections x {seconds} s, medians of {rounds} interleaved rounds"
+/// Everything started for one run (kept alive until the end).
+struct Started {
+    servers: Vec<Server>,
+    list: Vec<System>,
+    sqlite_conf: PathBuf,
+    sqlite_dir: PathBuf,
+    app_port: u16,
+    portal_cookie: String,
+    app_cookie: String,
+    sqlite_pid: u32,
+}
+
+fn stepgate_on(
+    bin: &Path,
+    dir: &Path,
+    app: u16,
+    store: Store,
+    threads: usize,
+    name: &str,
+) -> (Server, PathBuf) {
+    let (port, admin) = (free_port(), free_port());
+    let conf = systems::stepgate_config(bin, dir, port, admin, app, store, Some(threads));
+    (systems::stepgate(bin, &conf, port, name), conf)
+}
+
+fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
+    let app = systems::upstream(root);
+    let nginx = systems::plain_nginx(root, app.port);
+    let bare = bare::start(root, app.port, k.proxy_threads);
+    let stub = systems::allow_stub(root);
+
+    let sqlite_dir = root.join("stepgate-sqlite");
+    let (sg, sqlite_conf) = stepgate_on(
+        bin,
+        &sqlite_dir,
+        app.port,
+        Store::Sqlite,
+        k.proxy_threads,
+        "stepgate-sqlite",
     );
-    println!();
-    println!("| system | req/s | p50 ms | p99 ms | req/s vs nginx (same round) |");
-    println!("|---|---:|---:|---:|---:|");
-    let nginx_rps: Vec<f64> = samples[0].iter().map(|s| s.rps).collect();
-    for (i, s) in list.iter().enumerate() {
-        let rps = median(samples[i].iter().map(|x| x.rps).collect());
-        let p50 = median(samples[i].iter().map(|x| x.p50_ms).collect());
-        let p99 = median(samples[i].iter().map(|x| x.p99_ms).collect());
-        let ratio = median(
-            samples[i]
-                .iter()
-                .zip(&nginx_rps)
-                .map(|(x, n)| x.rps / n)
-                .collect(),
-        );
-        println!(
-            "| {} | {rps:.0} | {p50:.2} | {p99:.2} | {ratio:.2}x |",
-            s.name
+    let t = Instant::now();
+    let signed = passkey::sign_in(bin, &sqlite_conf, sg.port, "/admin/");
+    println!(
+        "session (sqlite): enrolled + signed in with step-up over HTTP in {:?}",
+        t.elapsed()
+    );
+    let redis = systems::redis(root);
+    let (sgr, redis_conf) = stepgate_on(
+        bin,
+        &root.join("stepgate-redis"),
+        app.port,
+        Store::Redis(redis.port),
+        k.proxy_threads,
+        "stepgate-redis",
+    );
+    let t = Instant::now();
+    let redis_cookie = passkey::sign_in(bin, &redis_conf, sgr.port, "/admin/").app;
+    println!(
+        "session (redis): enrolled + signed in with step-up over HTTP in {:?}",
+        t.elapsed()
+    );
+
+    let baseline = std::env::var_os("STEPGATE_BENCH_BASELINE_BIN").map(|b| {
+        let b = PathBuf::from(b);
+        let (p, a) = (free_port(), free_port());
+        // Its own copy of the store: two processes writing one SQLite file
+        // (idle clocks) would wait on each other's locks.
+        let dir = root.join("stepgate-baseline");
+        systems::copy_sqlite_store(&sqlite_dir, &dir);
+        let conf = systems::stepgate_config(&b, &dir, p, a, app.port, Store::Sqlite, None);
+        systems::stepgate(&b, &conf, p, "stepgate-baseline")
+    });
+    let fronts = [
+        systems::nginx_auth_request(root, "nginx-ar-stub", stub.port, app.port),
+        systems::nginx_auth_request(root, "nginx-ar-stepgate", sg.port, app.port),
+        systems::caddy(root, "caddy-stub", stub.port, app.port),
+        systems::caddy(root, "caddy-stepgate", sg.port, app.port),
+        systems::traefik(root, "traefik-stub", stub.port, app.port),
+        systems::traefik(root, "traefik-stepgate", sg.port, app.port),
+    ];
+    let c = &signed.app;
+    let row = |name, port, path, cookie: Option<&String>, ceiling| System {
+        name,
+        port,
+        path,
+        cookie: cookie.cloned(),
+        guarded: cookie.is_some(),
+        ceiling,
+    };
+    let nar = "nginx + auth_request -> stub (ceiling)";
+    let cad = "caddy + forward_auth -> stub (ceiling)";
+    let tra = "traefik + ForwardAuth -> stub (ceiling)";
+    let mut list = vec![
+        row(NGINX, nginx.port, "/1k", None, None),
+        row(BARE, bare.port, "/1k", None, None),
+        row(
+            "stepgate inline, bypass rule (no session)",
+            sg.port,
+            "/public/1k",
+            None,
+            Some(BARE),
+        ),
+        row(
+            "stepgate inline, sqlite, passkey",
+            sg.port,
+            "/1k",
+            Some(c),
+            Some(BARE),
+        ),
+        row(
+            "stepgate inline, sqlite, step_up",
+            sg.port,
+            "/admin/1k",
+            Some(c),
+            Some(BARE),
+        ),
+        row(
+            "stepgate inline, redis, passkey",
+            sgr.port,
+            "/1k",
+            Some(&redis_cookie),
+            Some(BARE),
+        ),
+        row(
+            "stepgate inline, redis, step_up",
+            sgr.port,
+            "/admin/1k",
+            Some(&redis_cookie),
+            Some(BARE),
+        ),
+        row(nar, fronts[0].port, "/1k", None, None),
+        row(
+            "nginx + auth_request -> stepgate",
+            fronts[1].port,
+            "/1k",
+            Some(c),
+            Some(nar),
+        ),
+        row(cad, fronts[2].port, "/1k", None, None),
+        row(
+            "caddy + forward_auth -> stepgate",
+            fronts[3].port,
+            "/1k",
+            Some(c),
+            Some(cad),
+        ),
+        row(tra, fronts[4].port, "/1k", None, None),
+        row(
+            "traefik + ForwardAuth -> stepgate",
+            fronts[5].port,
+            "/1k",
+            Some(c),
+            Some(tra),
+        ),
+    ];
+    if let Some(b) = &baseline {
+        list.insert(
+            3,
+            row(
+                "baseline binary: inline, sqlite, passkey",
+                b.port,
+                "/1k",
+                Some(c),
+                Some(BARE),
+            ),
         );
     }
+    let sqlite_pid = sg.proc.pid();
+    let app_port = app.port;
+    let mut servers = vec![app, nginx, bare, stub, sg, redis, sgr];
+    servers.extend(baseline);
+    servers.extend(fronts);
+    Started {
+        servers,
+        list: select(list, &k.only),
+        sqlite_conf,
+        sqlite_dir,
+        app_port,
+        portal_cookie: signed.portal,
+        app_cookie: signed.app.clone(),
+        sqlite_pid,
+    }
+}
 
-    // Added p99 at half of nginx's peak rate.
-    let peak = median(nginx_rps.clone());
-    let target = peak / 2.0;
+/// The systems whose name contains `only` (all when empty), with their
+/// ceilings, bare pingora and plain nginx.
+fn select(list: Vec<System>, only: &str) -> Vec<System> {
+    let wanted: Vec<&str> = list
+        .iter()
+        .filter(|s| only.is_empty() || s.name.contains(only))
+        .flat_map(|s| [Some(s.name), s.ceiling])
+        .flatten()
+        .chain([NGINX, BARE])
+        .collect();
+    list.into_iter()
+        .filter(|s| wanted.contains(&s.name))
+        .collect()
+}
+
+/// RSS with `idle` keep-alive connections on a fresh stepgate, then while
+/// `sessions` distinct sessions are each used once.
+fn memory(bin: &Path, st: &Started, k: &Knobs) -> Memory {
+    let (p, a) = (free_port(), free_port());
+    let conf = systems::stepgate_config(
+        bin,
+        &st.sqlite_dir,
+        p,
+        a,
+        st.app_port,
+        Store::Sqlite,
+        Some(k.proxy_threads),
+    );
+    let fresh = systems::stepgate(bin, &conf, p, "stepgate-idle");
+    let (fresh_rss, _) = load::memory(fresh.proc.pid());
+    let host = format!("{APP_HOST}:{p}");
+    let held = load::hold_connections(p, &host, "/1k", &st.app_cookie, k.idle);
+    std::thread::sleep(Duration::from_secs(2));
+    let open = load::still_open(&held);
+    let (idle_rss, idle_hwm) = load::memory(fresh.proc.pid());
+    drop(held);
+    let churn = (k.sessions > 0).then(|| {
+        let t = Instant::now();
+        let cookies = churn::mint_sessions(&st.sqlite_conf, &st.portal_cookie, k.sessions);
+        println!(
+            "churn: {} app sessions written to the SQLite store in {:.1} s",
+            cookies.len(),
+            t.elapsed().as_secs_f64()
+        );
+        churn::run(p, "/1k", &cookies, 8, fresh.proc.pid())
+    });
+    Memory {
+        fresh_rss,
+        idle: k.idle,
+        open,
+        idle_rss,
+        idle_hwm,
+        loaded: load::memory(st.sqlite_pid),
+        churn,
+    }
+}
+
+fn main() {
+    bare::serve_if_asked();
+    let started = Instant::now();
+    let k = Knobs::from_env();
+    let bin_override = std::env::var_os("STEPGATE_BENCH_BIN").map(PathBuf::from);
+    let bin = bin_override
+        .as_deref()
+        .unwrap_or(Path::new(env!("CARGO_BIN_EXE_stepgate")));
+    println!("{}", report::machine());
+    println!(
+        "load: wrk {} threads x {} connections x {} s per system and round, {} rounds, interleaved; \
+         stepgate and bare pingora: {} threads; nginx worker_processes, Caddy and Traefik GOMAXPROCS: {}",
+        k.threads,
+        k.connections,
+        k.seconds,
+        k.rounds,
+        k.proxy_threads,
+        systems::WORKERS
+    );
+    println!("stepgate: {}", bin.display());
+
+    let tmp = tempfile::Builder::new()
+        .prefix("stepgate-bench-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let root = tmp.path();
+    if let Ok(n) = std::env::var("STEPGATE_BENCH_PROFILE") {
+        let n = n
+            .parse()
+            .unwrap_or_else(|_| panic!("STEPGATE_BENCH_PROFILE={n}: not a number"));
+        let mut bins = vec![("this build", bin.to_path_buf())];
+        if let Some(b) = std::env::var_os("STEPGATE_BENCH_BASELINE_BIN") {
+            bins.push(("baseline", PathBuf::from(b)));
+        }
+        profile::run_all(root, &bins, k.proxy_threads, n);
+        return;
+    }
+    let st = start(root, bin, &k);
+    for s in &st.list {
+        sanity(s);
+    }
+    println!(
+        "sanity: every system serves the {BODY_LEN}-byte body with the cookie and refuses without it"
+    );
+    for s in &st.list {
+        let warm = Knobs {
+            seconds: 1,
+            rounds: 1,
+            ..Knobs::from_env()
+        };
+        run_load(st.app_port, root, s, &warm, k.connections, None);
+    }
+    let all: Vec<&System> = st.list.iter().collect();
+    let peak = rounds(st.app_port, root, &all, &k, k.connections, None);
+    report::throughput(&peak, &k);
+
+    // p99 at half of bare pingora's peak.
+    let target = peak.median_rps(BARE) / 2.0;
     let delay_ms = 10u64;
-    let conns = ((target * delay_ms as f64 / 1000.0).round() as usize).max(threads);
-    let fixed: Vec<&System> = list
+    let conns = ((target * delay_ms as f64 / 1000.0).round() as usize).max(k.threads);
+    let half: Vec<&System> = st
+        .list
         .iter()
         .filter(|s| {
-            s.name.starts_with("nginx (plain")
+            s.name == BARE
+                || s.name == NGINX
                 || (s.name.starts_with("stepgate inline") && s.name.ends_with("passkey"))
         })
         .collect();
-    let mut fixed_samples: Vec<Vec<Sample>> = vec![Vec::new(); fixed.len()];
-    for round in 0..rounds {
-        for k in 0..fixed.len() {
-            let i = (k + round) % fixed.len();
-            fixed_samples[i].push(run_load(
-                root,
-                fixed[i],
-                threads,
-                conns,
-                seconds,
-                Some(delay_ms),
-            ));
-        }
-    }
-    println!();
-    println!(
-        "## Latency at half of nginx's peak ({target:.0} req/s): wrk {threads} threads x {conns} connections, \
-         each pausing {delay_ms} ms before every request (Lua delay()), {seconds} s, medians of {rounds} rounds"
-    );
-    println!();
-    println!("| system | achieved req/s | p50 ms | p99 ms | added p99 vs nginx (same round) |");
-    println!("|---|---:|---:|---:|---:|");
-    for (i, s) in fixed.iter().enumerate() {
-        let rps = median(fixed_samples[i].iter().map(|x| x.rps).collect());
-        let p50 = median(fixed_samples[i].iter().map(|x| x.p50_ms).collect());
-        let p99 = median(fixed_samples[i].iter().map(|x| x.p99_ms).collect());
-        let added = median(
-            fixed_samples[i]
-                .iter()
-                .zip(&fixed_samples[0])
-                .map(|(x, n)| x.p99_ms - n.p99_ms)
-                .collect(),
-        );
-        println!(
-            "| {} | {rps:.0} | {p50:.2} | {p99:.2} | {added:+.2} ms |",
-            s.name
-        );
-    }
+    let latency = rounds(st.app_port, root, &half, &k, conns, Some(delay_ms));
+    report::latency(&latency, &k, target, conns, delay_ms);
 
-    // Memory with idle keep-alive connections, on a fresh stepgate (same store).
-    let (p, a) = (free_port(), free_port());
-    let conf = systems::stepgate_config(bin, &sqlite_dir, p, a, app.port, Store::Sqlite);
-    let fresh = systems::stepgate(bin, &conf, p, "stepgate-idle");
-    let (rss_start, _) = load::memory(fresh.proc.pid());
-    let host = format!("{APP_HOST}:{p}");
-    let held = load::hold_connections(p, &host, "/1k", &cookie_sqlite, idle);
-    std::thread::sleep(Duration::from_secs(2));
-    let open = load::still_open(&held);
-    let (rss, hwm) = load::memory(fresh.proc.pid());
-    drop(held);
-    println!();
-    println!("## stepgate memory (sqlite)");
-    println!();
-    println!("| state | VmRSS MiB | VmHWM (peak) MiB |");
-    println!("|---|---:|---:|");
-    println!("| fresh process, no connection | {rss_start:.1} | |");
-    println!(
-        "| {open} of {idle} idle keep-alive connections open (each served one authenticated request) | {rss:.1} | {hwm:.1} |"
-    );
-    println!(
-        "| after the throughput rounds (the loaded instance) | {rss_loaded:.1} | {hwm_loaded:.1} |"
-    );
-
-    drop((
-        fresh, caddy, nginx_ar, sg_redis, redis, sg_sqlite, nginx, app,
-    ));
+    let mem = memory(bin, &st, &k);
+    report::memory(&mem);
+    report::targets(&peak, &latency, &mem);
+    drop(st.servers);
     println!();
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
 }

@@ -11,6 +11,7 @@
 //!
 //! Nothing here knows about pingora; the proxy and `authz` only translate.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderName, StatusCode, header};
@@ -70,9 +71,9 @@ impl Verdict {
 enum Brought {
     /// Nothing that counts (no cookie, or a token rule's token missing).
     Nothing,
-    Session(AppView),
+    Session(Arc<AppView>),
     /// A token where the rule says; `None`: none that the store knows.
-    Token(Option<TokenView>),
+    Token(Option<Box<TokenView>>),
     /// Too many failed token checks from this client: retry after this many seconds.
     Limited(u64),
 }
@@ -90,9 +91,10 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         client_ip: facts.client_ip,
     };
     let (index, rule) = match rt.route(&req) {
-        Ok(found) => (found.map(|(i, _)| i), found.map(|(_, r)| r)),
+        Ok(Some((i, r))) => (Some(i), Some(r)),
+        Ok(None) => (None, None),
         Err(e) => {
-            metrics().request("-", "bad_request");
+            rt.request_counters.count(None, "-", "bad_request");
             return Err(BadRequest::Case(e));
         }
     };
@@ -104,7 +106,7 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
     let state = match &brought {
         None | Some(Ok(Brought::Nothing | Brought::Limited(_))) => SessionState::None,
         Some(Ok(Brought::Session(view))) => SessionState::Live(view),
-        Some(Ok(Brought::Token(found))) => SessionState::Token(found.as_ref()),
+        Some(Ok(Brought::Token(found))) => SessionState::Token(found.as_deref()),
         Some(Err(_)) => SessionState::Unavailable,
     };
     let decision = match &brought {
@@ -117,7 +119,8 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
         decision,
         index,
     };
-    metrics().request(verdict.rule_label(), verdict.outcome());
+    rt.request_counters
+        .count(index, verdict.rule_label(), verdict.outcome());
     if let Decision::Deny(reason) = &verdict.decision {
         let user = match &brought {
             Some(Ok(Brought::Session(view))) => Some(view.app.user.as_str()),
@@ -206,7 +209,7 @@ async fn check_token(
             tracing::warn!(error = %e, "could not count a failed token check");
         }
     }
-    Ok(Brought::Token(found))
+    Ok(Brought::Token(found.map(Box::new)))
 }
 
 /// The token stored under `hash` with its passkey's current standing.
@@ -223,7 +226,11 @@ async fn token_view(gw: &Gateway, hash: &str) -> Result<Option<TokenView>, Store
 }
 
 /// Resolve the request's app cookie to a live app session on this host.
-async fn lookup(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Option<AppView>, StoreError> {
+async fn lookup(
+    gw: &Gateway,
+    rt: &Runtime,
+    facts: &Facts,
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let started = Instant::now();
     let result = resolve_app_session(gw, rt, facts).await;
     metrics().store_call("app_session", result.is_ok(), started.elapsed());
@@ -491,7 +498,7 @@ async fn resolve_app_session(
     gw: &Gateway,
     rt: &Runtime,
     facts: &Facts,
-) -> Result<Option<AppView>, StoreError> {
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let keys = gw.cookie_keys.load();
     crate::session::lifecycle::resolve_app_cached(
         gw.store.as_ref(),

@@ -35,6 +35,9 @@ pub struct Gateway {
     /// App session lookups reused for a moment (`session::cache`); cleared by
     /// the portal after anything that may end sessions, and on reload.
     pub sessions: crate::session::SessionCache,
+    /// The upstreams' addresses, resolved at load and reload (names again
+    /// after a TTL), not per request.
+    pub peers: crate::proxy::peers::PeerTable,
 }
 
 /// Why a [`Gateway`] could not be built.
@@ -57,6 +60,8 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, BuildError> {
         load_trust(&mut runtime, clock.now())?;
+        resolve_counters(&mut runtime);
+        let peers = crate::proxy::peers::PeerTable::for_config(&runtime);
         let portal = crate::portal::PortalState::new(&runtime)?;
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let tls = Arc::new(crate::tls::CertSlot::new(runtime.tls.as_ref())?);
@@ -68,6 +73,7 @@ impl Gateway {
             cookie_keys: ArcSwap::from_pointee(keys),
             tls,
             sessions: crate::session::SessionCache::new(),
+            peers,
         })
     }
 
@@ -75,9 +81,11 @@ impl Gateway {
     /// certificate it names are loaded first; on any error nothing changes.
     pub fn apply(&self, mut runtime: Runtime) -> Result<(), BuildError> {
         load_trust(&mut runtime, self.now())?;
+        resolve_counters(&mut runtime);
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let cert = crate::tls::CertSlot::load(runtime.tls.as_ref())?;
         self.portal.reload(&runtime)?;
+        self.peers.load(&runtime);
         self.tls.install(cert);
         self.cookie_keys.store(Arc::new(keys));
         self.config.store(Arc::new(runtime));
@@ -88,6 +96,13 @@ impl Gateway {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
+}
+
+/// Resolve `runtime`'s per-rule request counters once, before it serves.
+fn resolve_counters(runtime: &mut Runtime) {
+    let counters =
+        crate::telemetry::RequestCounters::for_rules(runtime.rules.iter().map(|r| r.name.as_str()));
+    runtime.request_counters = Arc::new(counters);
 }
 
 /// Read the attestation trust anchors `runtime.authenticators` names into `runtime.trust`.

@@ -19,7 +19,7 @@
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
-//! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene.
+//! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene, upstream addresses resolved at load.
 //! - [`server`]: building and running the pingora server and the admin listener.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`tls`]: the HTTPS listener's certificate, re-read on reload.

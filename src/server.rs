@@ -79,7 +79,7 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            threads: 2,
+            threads: crate::config::compile::DEFAULT_THREADS,
             grace_period: DEFAULT_GRACE_PERIOD,
             upgrade_sock: PathBuf::from(DEFAULT_UPGRADE_SOCK),
             upgrade: false,

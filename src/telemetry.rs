@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Set up `tracing` output on stderr: JSON lines when `json`, text otherwise.
@@ -45,7 +46,61 @@ pub struct Metrics {
     ceremonies: Option<IntCounterVec>,
     signins: Option<IntCounterVec>,
     store_latency: Option<HistogramVec>,
+    /// The `app_session` series (one per request to a passkey rule), resolved once.
+    app_session_ok: Option<Histogram>,
+    app_session_error: Option<Histogram>,
     reloads: Option<IntCounterVec>,
+}
+
+/// The outcomes a request is counted under (`Verdict::outcome`, and
+/// `bad_request` for a request refused before any rule could be judged).
+pub const OUTCOMES: [&str; 8] = [
+    "allow",
+    "login",
+    "step_up",
+    "deny",
+    "token_refused",
+    "rate_limited",
+    "unavailable",
+    "bad_request",
+];
+
+/// The `stepgate_requests_total` counters of one config, resolved when the
+/// config is installed: one per outcome for each rule (by index) and for
+/// requests no rule matched, so counting a request is an index and an atomic
+/// add, not a label lookup.
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    rules: Vec<Vec<IntCounter>>,
+    unmatched: Vec<IntCounter>,
+}
+
+impl RequestCounters {
+    /// Counters for the rules named `rules`, in order.
+    pub fn for_rules<'a>(rules: impl Iterator<Item = &'a str>) -> Self {
+        let m = metrics();
+        RequestCounters {
+            rules: rules.map(|r| m.outcome_counters(r)).collect(),
+            unmatched: m.outcome_counters("-"),
+        }
+    }
+
+    /// Count one request judged under the rule at `index` (named `rule`), or
+    /// under no rule. A rule or outcome these counters do not know (a config
+    /// installed without them) is counted through the label lookup.
+    pub fn count(&self, index: Option<usize>, rule: &str, outcome: &str) {
+        let set = match index {
+            Some(i) => self.rules.get(i),
+            None => Some(&self.unmatched),
+        };
+        let counter = set
+            .zip(OUTCOMES.iter().position(|o| *o == outcome))
+            .and_then(|(set, o)| set.get(o));
+        match counter {
+            Some(c) => c.inc(),
+            None => metrics().request(rule, outcome),
+        }
+    }
 }
 
 /// The process-wide metrics.
@@ -99,20 +154,40 @@ impl Metrics {
         )
         .ok()
         .filter(|h| registry.register(Box::new(h.clone())).is_ok());
+        let series = |result: &str| {
+            store_latency
+                .as_ref()
+                .map(|h| h.with_label_values(&["app_session", result]))
+        };
         Metrics {
             registry,
             requests,
             ceremonies,
             signins,
+            app_session_ok: series("ok"),
+            app_session_error: series("error"),
             store_latency,
             reloads,
         }
     }
 
     /// Count one request judged under `rule` (`"-"` when none matched).
+    /// The request path counts through [`RequestCounters`] instead.
     pub fn request(&self, rule: &str, outcome: &str) {
         if let Some(c) = &self.requests {
             c.with_label_values(&[rule, outcome]).inc();
+        }
+    }
+
+    /// One `stepgate_requests_total` counter per outcome for `rule`, resolved
+    /// now (empty when metrics are off).
+    fn outcome_counters(&self, rule: &str) -> Vec<IntCounter> {
+        match &self.requests {
+            Some(c) => OUTCOMES
+                .iter()
+                .map(|o| c.with_label_values(&[rule, o]))
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -134,9 +209,17 @@ impl Metrics {
 
     /// Record how long a store call took.
     pub fn store_call(&self, op: &str, ok: bool, took: Duration) {
-        if let Some(h) = &self.store_latency {
-            h.with_label_values(&[op, if ok { "ok" } else { "error" }])
-                .observe(took.as_secs_f64());
+        let (hot, result) = if ok {
+            (&self.app_session_ok, "ok")
+        } else {
+            (&self.app_session_error, "error")
+        };
+        match (op, hot, &self.store_latency) {
+            ("app_session", Some(h), _) => h.observe(took.as_secs_f64()),
+            (_, _, Some(h)) => h
+                .with_label_values(&[op, result])
+                .observe(took.as_secs_f64()),
+            _ => {}
         }
     }
 
@@ -177,6 +260,31 @@ mod tests {
         assert!(text.contains("stepgate_ceremonies_total"));
         assert!(text.contains("stepgate_store_latency_seconds_bucket"));
         assert!(text.contains("stepgate_config_reloads_total{result=\"ok\"}"));
+    }
+
+    #[test]
+    fn resolved_counters_count_like_the_label_lookup() {
+        let c = RequestCounters::for_rules(["counters-a", "counters-b"].into_iter());
+        c.count(Some(1), "counters-b", "deny");
+        c.count(Some(1), "counters-b", "deny");
+        c.count(None, "-", "bad_request");
+        // A rule index these counters do not know still counts, by label.
+        c.count(Some(7), "counters-late", "allow");
+        let text = metrics().render();
+        assert!(
+            text.contains("stepgate_requests_total{outcome=\"deny\",rule=\"counters-b\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stepgate_requests_total{outcome=\"allow\",rule=\"counters-late\"} 1")
+        );
+        assert!(text.contains("stepgate_requests_total{outcome=\"bad_request\",rule=\"-\"}"));
+        metrics().store_call("app_session", false, Duration::from_millis(1));
+        assert!(
+            metrics().render().contains(
+                "stepgate_store_latency_seconds_count{op=\"app_session\",result=\"error\"}"
+            )
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub struct Sample {
     pub socket_errors: u64,
     /// Responses that were not 2xx/3xx.
     pub bad_status: u64,
+    /// Connections the app accepted during the run (keep-alive to the upstream).
+    pub upstream_conns: u64,
 }
 
 /// One wrk load.
@@ -102,6 +104,7 @@ end
         p99_ms: f[3] / 1000.0,
         socket_errors: f[4] as u64,
         bad_status: f[5] as u64,
+        upstream_conns: 0,
     }
 }
 

@@ -19,9 +19,16 @@ use crate::util::{Browser, run};
 pub const PORTAL_HOST: &str = "auth.home.lab";
 pub const APP_HOST: &str = "app.home.lab";
 
-/// Enroll `alice` and sign in for `rd_path` (on the app host); returns the
-/// `Cookie` header value (`stepgate_app=…`) the app host then accepts.
-pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> String {
+/// What a sign-in left in the browser.
+pub struct SignedIn {
+    /// The `Cookie` header value (`stepgate_app=…`) the app host accepts.
+    pub app: String,
+    /// The portal cookie's value (the portal session the app session rests on).
+    pub portal: String,
+}
+
+/// Enroll `alice` and sign in for `rd_path` (on the app host).
+pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn {
     let out = run(Command::new(bin)
         .arg("invite")
         .arg("-c")
@@ -56,12 +63,29 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> String {
         &json!({"ceremony": begun["ceremony"], "credential": cred}),
     );
 
-    let rd = format!("http://{APP_HOST}:{port}{rd_path}");
+    // As a browser: open the app page, follow its redirect to the portal (the
+    // app host sets the browser-state cookie the callback code is bound to).
+    let page = format!("http://{APP_HOST}:{port}{rd_path}");
+    let r = b.request("GET", &page, &[("Accept", "text/html")], b"");
+    let location = r
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("GET {page}: {} without a Location", r.status));
+    let login = url::Url::parse(&location).unwrap_or_else(|e| panic!("{location}: {e}"));
+    let param = |name: &str| {
+        login
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
     let begun = api(
         &mut b,
         &origin,
         "login/begin",
-        &json!({"rd": rd, "username": "alice"}),
+        &json!({"rd": param("rd"), "state": param("state"), "username": "alice"}),
     );
     let assertion = get(&mut key, &begun["publicKey"], &origin);
     let done = api(
@@ -81,7 +105,13 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> String {
     let value = b
         .cookie(APP_HOST, "stepgate_app")
         .unwrap_or_else(|| panic!("the callback set no app cookie: {r:?}"));
-    format!("stepgate_app={value}")
+    let portal = b
+        .cookie(PORTAL_HOST, "stepgate_portal")
+        .unwrap_or_else(|| panic!("the sign-in set no portal cookie"));
+    SignedIn {
+        app: format!("stepgate_app={value}"),
+        portal,
+    }
 }
 
 fn api(b: &mut Browser, origin: &str, path: &str, body: &Value) -> Value {

@@ -1,6 +1,8 @@
 //! The systems under test, each started on free loopback ports in its own
-//! temp dir: the nginx upstream, plain nginx, stepgate (SQLite or Redis),
-//! nginx + auth_request and Caddy + forward_auth (both from `deploy/`).
+//! temp dir: the nginx upstream, plain nginx, an nginx `return 200` stub (the
+//! auth server of the forward-auth ceilings), stepgate (SQLite or Redis), and
+//! the front proxies from `deploy/`: nginx + auth_request, Caddy +
+//! forward_auth, Traefik + ForwardAuth, each asking either stepgate or the stub.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +71,23 @@ fn nginx(root: &Path, name: &str, port: u16, http_body: &str) -> Server {
     Server { port, proc }
 }
 
+/// Where the app's nginx says how many connections it accepted (asked directly, never through a proxy).
+pub const APP_STATUS: &str = "/.bench-status";
+
+/// How many connections the app has accepted so far: the proxies in front of
+/// it should keep theirs alive, not open one per request.
+pub fn app_accepts(app: u16) -> u64 {
+    let url = format!("http://127.0.0.1:{app}{APP_STATUS}");
+    let r = crate::util::Browser::new(app).request("GET", &url, &[], b"");
+    // "Active connections: 1\nserver accepts handled requests\n 12 12 40\n…"
+    r.text()
+        .lines()
+        .nth(2)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("app status: {}", r.text()))
+}
+
 /// The app: nginx answering every path with the same 1 KiB static file.
 pub fn upstream(root: &Path) -> Server {
     let www = subdir(root, "www");
@@ -78,7 +97,7 @@ pub fn upstream(root: &Path) -> Server {
     );
     let port = free_port();
     let body = format!(
-        "server {{\n  listen 127.0.0.1:{port} backlog=4096;\n  location / {{ root {}; default_type text/plain; try_files /1k =404; }}\n}}",
+        "server {{\n  listen 127.0.0.1:{port} backlog=4096;\n  keepalive_requests 1000000;\n  location / {{ root {}; default_type text/plain; try_files /1k =404; }}\n  location = {APP_STATUS} {{ stub_status; }}\n}}",
         www.display()
     );
     nginx(root, "upstream", port, &body)
@@ -96,10 +115,20 @@ pub fn plain_nginx(root: &Path, app: u16) -> Server {
     nginx(root, "nginx-plain", port, &body)
 }
 
-/// nginx + auth_request → stepgate, from `deploy/nginx/stepgate.conf`; the
+/// An auth server that allows everything: nginx answering `return 200` (no
+/// body) on every path. A front proxy asking it is that front proxy's ceiling.
+pub fn allow_stub(root: &Path) -> Server {
+    let port = free_port();
+    let body = format!(
+        "server {{\n  listen 127.0.0.1:{port} backlog=4096;\n  keepalive_requests 100000;\n  location / {{ return 200; }}\n}}"
+    );
+    nginx(root, "allow-stub", port, &body)
+}
+
+/// nginx + auth_request → `auth` (stepgate or the stub), from `deploy/nginx/stepgate.conf`; the
 /// app is reached through a keep-alive upstream block as in [`plain_nginx`]
 /// (the deploy file's direct `proxy_pass` opens a connection per request).
-pub fn nginx_auth_request(root: &Path, stepgate: u16, app: u16) -> Server {
+pub fn nginx_auth_request(root: &Path, name: &str, stepgate: u16, app: u16) -> Server {
     let port = free_port();
     let t = deploy("nginx/stepgate.conf");
     let t = subst(t, "listen 80;", &format!("listen 127.0.0.1:{port};"));
@@ -110,12 +139,12 @@ pub fn nginx_auth_request(root: &Path, stepgate: u16, app: u16) -> Server {
         "proxy_pass http://bench_app;\n        proxy_set_header Connection \"\";",
     );
     let body = format!("upstream bench_app {{ server 127.0.0.1:{app}; keepalive 64; }}\n{t}");
-    nginx(root, "nginx-auth-request", port, &body)
+    nginx(root, name, port, &body)
 }
 
-/// Caddy + forward_auth → stepgate, from `deploy/caddy/Caddyfile`.
-pub fn caddy(root: &Path, stepgate: u16, app: u16) -> Server {
-    let dir = subdir(root, "caddy");
+/// Caddy + forward_auth → `auth` (stepgate or the stub), from `deploy/caddy/Caddyfile`.
+pub fn caddy(root: &Path, name: &str, stepgate: u16, app: u16) -> Server {
+    let dir = subdir(root, name);
     let port = free_port();
     let t = deploy("caddy/Caddyfile");
     let t = subst(t, "admin localhost:2019", "admin off\n\tauto_https off");
@@ -149,6 +178,46 @@ pub fn caddy(root: &Path, stepgate: u16, app: u16) -> Server {
         &log,
     );
     wait_for_port(port, &mut proc, &log);
+    Server { port, proc }
+}
+
+/// Traefik + ForwardAuth → `auth` (stepgate or the stub), from
+/// `deploy/traefik/dynamic.yml` on one plain-HTTP entry point (the routers'
+/// `tls: {}` removed, as in the front-proxy tests).
+pub fn traefik(root: &Path, name: &str, auth: u16, app: u16) -> Server {
+    let dir = subdir(root, name);
+    let port = free_port();
+    let t = deploy("traefik/dynamic.yml");
+    let t = subst(t, "127.0.0.1:9091", &format!("127.0.0.1:{auth}"));
+    let t = subst(t, "127.0.0.1:3000", &format!("127.0.0.1:{app}"));
+    let t = subst(t, "      tls: {}\n", "");
+    let file = dir.join("dynamic.yml");
+    write(&file, &t);
+    let log = dir.join("stderr.log");
+    let mut proc = spawn(
+        "traefik",
+        Command::new("traefik")
+            .arg(format!("--entrypoints.web.address=127.0.0.1:{port}"))
+            .arg(format!("--providers.file.filename={}", file.display()))
+            .arg("--log.level=ERROR")
+            .env("HOME", &dir)
+            .env("GOMAXPROCS", WORKERS.to_string()),
+        &log,
+    );
+    wait_for_port(port, &mut proc, &log);
+    // The entry point listens before the file provider's routers are in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let url = format!("http://{APP_HOST}:{port}/1k");
+        let r = crate::util::Browser::new(port).request("GET", &url, &[], b"");
+        if r.status != 404 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("traefik did not load its routers within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     Server { port, proc }
 }
 
@@ -193,6 +262,7 @@ pub fn stepgate_config(
     admin: u16,
     app: u16,
     store: Store,
+    threads: Option<usize>,
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     let d = dir.display();
@@ -207,8 +277,11 @@ pub fn stepgate_config(
             format!("redis: {{ url: \"redis://127.0.0.1:{p}/0\", prefix: \"bench:\" }}")
         }
     };
+    let threads = threads
+        .map(|n| format!("threads: {n}\n"))
+        .unwrap_or_default();
     let yaml = format!(
-        r#"listen: 127.0.0.1:{port}
+        r#"{threads}listen: 127.0.0.1:{port}
 admin_listen: 127.0.0.1:{admin}
 trusted_proxies: [127.0.0.1/32]
 portal: {{ url: "http://{PORTAL_HOST}:{port}", rp_name: Bench }}
@@ -233,6 +306,19 @@ rules:
     let file = dir.join(format!("stepgate-{port}.yaml"));
     write(&file, &yaml);
     file
+}
+
+/// Copy the SQLite store and cookie key of the stepgate in `from` to `to`, so
+/// another stepgate there accepts the same sessions without sharing the file.
+pub fn copy_sqlite_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    std::fs::copy(from.join("cookie.key"), to.join("cookie.key"))
+        .unwrap_or_else(|e| panic!("copy cookie.key: {e}"));
+    let db = rusqlite::Connection::open(from.join("stepgate.db"))
+        .unwrap_or_else(|e| panic!("open {}: {e}", from.display()));
+    let copy = to.join("stepgate.db");
+    db.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+        .unwrap_or_else(|e| panic!("copy the store to {}: {e}", copy.display()));
 }
 
 /// `stepgate serve` with `config` (listening on `port`).

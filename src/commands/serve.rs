@@ -40,6 +40,7 @@ pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Res
         writeln!(err, "warning: {w}")?;
     }
     let rt = checked.runtime;
+    let rt_threads = rt.threads;
     telemetry::init_tracing(log_json.unwrap_or(rt.log_json));
     if let Err(e) = first_run_key(&rt) {
         writeln!(err, "error: {e}")?;
@@ -85,7 +86,11 @@ pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Res
         }
     };
     start_reloader(path, gw.clone());
-    match server::run(gw, args.server.clone(), Stop::Signals) {
+    let opts = server::ServeOptions {
+        threads: rt_threads,
+        ..args.server.clone()
+    };
+    match server::run(gw, opts, Stop::Signals) {
         Ok(()) => Ok(exit::OK),
         Err(e) => {
             writeln!(err, "error: {e}")?;

@@ -21,6 +21,13 @@ use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
 
 /// Defaults the reference documents.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// Worker threads when `threads` is not set: what measured best on a 2-core
+/// machine shared with the app and the load generator (see docs/performance.md).
+pub const DEFAULT_THREADS: usize = 2;
+
+/// The most worker threads `threads` may ask for.
+pub const MAX_THREADS: u64 = 256;
 pub const DEFAULT_SQLITE_PATH: &str = "./data/stepgate.db";
 pub const DEFAULT_REDIS_PREFIX: &str = "stepgate:";
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
@@ -49,6 +56,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
             key: t.key.clone(),
         })
     });
+    let threads = threads(diags, f.threads);
     let admin_listen = f
         .admin_listen
         .as_deref()
@@ -97,6 +105,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
     }
     Some(Runtime {
         listen: listen?,
+        threads,
         tls,
         admin_listen,
         trusted_proxies,
@@ -113,7 +122,22 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         rules,
         router: Router::new(matchers),
         log_json,
+        request_counters: Default::default(),
     })
+}
+
+fn threads(diags: &mut Diagnostics, raw: Option<u64>) -> usize {
+    match raw {
+        None => DEFAULT_THREADS,
+        Some(n) if (1..=MAX_THREADS).contains(&n) => n as usize,
+        Some(n) => {
+            diags.error(
+                "threads",
+                format!("{n} is not between 1 and {MAX_THREADS} worker threads"),
+            );
+            DEFAULT_THREADS
+        }
+    }
 }
 
 fn socket(diags: &mut Diagnostics, path: &str, raw: &str) -> Option<SocketAddr> {

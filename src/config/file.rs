@@ -364,6 +364,8 @@ pub enum LogFormatFile {
 #[derive(Debug, Clone, Default)]
 pub struct ConfigFile {
     pub listen: Option<String>,
+    /// Worker threads of the proxy listener.
+    pub threads: Option<u64>,
     pub tls: Option<TlsFile>,
     pub admin_listen: Option<String>,
     pub trusted_proxies: Vec<String>,
@@ -387,6 +389,7 @@ pub struct ConfigFile {
 /// The top-level keys the file may hold, in the order the reference documents them.
 pub const TOP_LEVEL_KEYS: &[&str] = &[
     "listen",
+    "threads",
     "tls",
     "admin_listen",
     "trusted_proxies",

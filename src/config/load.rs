@@ -103,6 +103,7 @@ fn sections(diags: &mut Diagnostics, map: serde_norway::Mapping) -> ConfigFile {
         let d = &mut *diags;
         match key.as_str() {
             "listen" => out.listen = read(d, "listen", value),
+            "threads" => out.threads = read(d, "threads", value),
             "tls" => out.tls = read(d, "tls", value),
             "admin_listen" => out.admin_listen = read(d, "admin_listen", value),
             "trusted_proxies" => {

@@ -85,6 +85,9 @@ fn keep_fixed(old: &Runtime, new: &mut Runtime) -> Vec<String> {
     if keep("listen", old.listen != new.listen) {
         new.listen = old.listen;
     }
+    if keep("threads", old.threads != new.threads) {
+        new.threads = old.threads;
+    }
     // The HTTPS listener itself needs a restart; its certificate and key files do not.
     match (&old.tls, &mut new.tls) {
         (Some(o), Some(n)) => {

@@ -20,6 +20,8 @@ use crate::webauthn::TrustStore;
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub listen: SocketAddr,
+    /// Worker threads of the proxy listener (`threads`).
+    pub threads: usize,
     pub tls: Option<Tls>,
     pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
@@ -40,6 +42,10 @@ pub struct Runtime {
     pub rules: Vec<Rule>,
     pub router: Router,
     pub log_json: bool,
+    /// `stepgate_requests_total` per rule and outcome, resolved by whoever
+    /// installs this config (`RequestCounters::for_rules`); empty straight out
+    /// of `compile`, which registers nothing: then requests count by label.
+    pub request_counters: Arc<crate::telemetry::RequestCounters>,
 }
 
 /// `tls:`

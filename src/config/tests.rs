@@ -48,6 +48,23 @@ fn defaults_fill_in() {
         }
     );
     assert!(rt.admin_listen.is_none() && rt.trusted_proxies.is_empty());
+    assert_eq!(rt.threads, compile::DEFAULT_THREADS);
+}
+
+#[test]
+fn threads_are_bounded() {
+    let c = check_str("t.yaml", &format!("{BASE}threads: 4\nrules: []"), 0).unwrap();
+    assert_eq!(c.runtime.threads, 4);
+    for bad in ["0", "257"] {
+        let e = errors(&format!("{BASE}threads: {bad}\nrules: []"));
+        assert_eq!(
+            e,
+            vec![format!(
+                "threads: {bad} is not between 1 and 256 worker threads"
+            )]
+        );
+    }
+    assert_eq!(errors(&format!("{BASE}threads: -1\nrules: []")).len(), 1);
 }
 
 #[test]

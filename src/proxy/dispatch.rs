@@ -81,7 +81,7 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
         Some(Upstream::Whoami) => Action::Whoami { handoff },
         Some(Upstream::Http {
             address, tls, sni, ..
-        }) => match resolve(address).await {
+        }) => match gw.peers.get(address).await {
             Some(addr) => Action::Proxy {
                 target: Target {
                     addr,
@@ -121,10 +121,6 @@ fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
     }
     let account = crate::portal::PortalRoute::Account.path();
     Some(Reply::redirect(StatusCode::FOUND, account))
-}
-
-async fn resolve(address: &str) -> Option<SocketAddr> {
-    tokio::net::lookup_host(address).await.ok()?.next()
 }
 
 fn bad_gateway(why: &str) -> Reply {

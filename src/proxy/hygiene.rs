@@ -25,7 +25,7 @@ use std::sync::Arc;
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::access::{self, canonical_name};
+use crate::access;
 use crate::config::IdentityHeaders;
 use crate::policy::Identity;
 use crate::session::cookie::cookies_without_ours;
@@ -119,8 +119,7 @@ fn dropped(raw: &str, trusted_peer: bool, handoff: &Handoff) -> bool {
     {
         return true;
     }
-    let canon = canonical_name(raw);
-    MEANING.contains(&canon.as_str()) || (!trusted_peer && FORWARDED.contains(&canon.as_str()))
+    MEANING.contains(&raw) || (!trusted_peer && FORWARDED.contains(&raw))
 }
 
 /// The header names a client listed in `Connection` (lower case), besides the
@@ -161,16 +160,25 @@ pub fn prepare(
         Some(p) => format!("{}:{p}", facts.host),
         None => facts.host.clone(),
     };
-    req.insert_header(http::header::HOST, authority.as_str())?;
+    // Most requests already name the judged authority, spelled the same: keep that one.
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let same_host = hosts
+        .next()
+        .is_some_and(|h| h.as_bytes() == authority.as_bytes())
+        && hosts.next().is_none();
+    if !same_host {
+        req.insert_header(http::header::HOST, authority.as_str())?;
+    }
     // X-Forwarded-For: appended to for a trusted proxy, replaced otherwise.
-    let peer = arrival.peer.to_string();
     let xff = match req
         .headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
-        Some(prev) if arrival.trusted_peer && !prev.trim().is_empty() => format!("{prev}, {peer}"),
-        _ => peer,
+        Some(prev) if arrival.trusted_peer && !prev.trim().is_empty() => {
+            format!("{prev}, {}", arrival.peer)
+        }
+        _ => arrival.peer.to_string(),
     };
     req.insert_header("x-forwarded-for", xff)?;
     if !req.headers.contains_key("x-forwarded-proto") {
@@ -196,7 +204,9 @@ pub fn prepare(
         Some(q) => format!("{}?{q}", facts.path),
         None => facts.path.clone(),
     };
-    req.set_raw_path(target.as_bytes())?;
+    if req.raw_path() != target.as_bytes() {
+        req.set_raw_path(target.as_bytes())?;
+    }
     Ok(())
 }
 

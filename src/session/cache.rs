@@ -22,8 +22,8 @@
 //! asks the store, and its answer is kept only if no clear happened meanwhile.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::AppView;
@@ -38,7 +38,8 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// The cache (one per gateway).
 #[derive(Debug, Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<String, (Instant, AppView)>>,
+    /// Shared views: a hit hands out a reference count, not a deep copy.
+    entries: Mutex<HashMap<String, (Instant, Arc<AppView>)>>,
     /// Bumped (under the entries lock) by every clear.
     generation: AtomicU64,
 }
@@ -49,10 +50,10 @@ impl SessionCache {
     }
 
     /// The cached view for `token_hash`, if it was stored less than [`TTL`] ago.
-    pub fn get(&self, token_hash: &str) -> Option<AppView> {
+    pub fn get(&self, token_hash: &str) -> Option<Arc<AppView>> {
         let entries = self.entries.lock().ok()?;
         let (at, view) = entries.get(token_hash)?;
-        (at.elapsed() < TTL).then(|| view.clone())
+        (at.elapsed() < TTL).then(|| Arc::clone(view))
     }
 
     /// The current generation: note it before asking the store, hand it to [`put`](Self::put).
@@ -62,7 +63,7 @@ impl SessionCache {
 
     /// Remember `view`, read from the store after [`generation`](Self::generation)
     /// returned `generation`, for `token_hash` — unless the cache was cleared since.
-    pub fn put(&self, token_hash: String, view: AppView, generation: u64) {
+    pub fn put(&self, token_hash: String, view: Arc<AppView>, generation: u64) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -76,6 +77,22 @@ impl SessionCache {
             }
         }
         entries.insert(token_hash, (Instant::now(), view));
+    }
+
+    /// Replace the view cached for `token_hash` with `view` (the same session
+    /// with its idle clocks moved on), keeping the time it was read from the
+    /// store: it still expires [`TTL`] after that read. Nothing happens when
+    /// there is no entry or the cache was cleared after `generation`.
+    pub fn refresh(&self, token_hash: &str, view: Arc<AppView>, generation: u64) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        if let Some(entry) = entries.get_mut(token_hash) {
+            entry.1 = view;
+        }
     }
 
     /// Forget `token_hash` (its record was just written).
@@ -129,14 +146,14 @@ mod tests {
     fn entries_live_for_the_ttl_and_can_be_dropped() {
         let c = SessionCache::new();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
-        assert_eq!(c.get("h"), Some(view()));
+        c.put("h".into(), Arc::new(view()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
         c.remove("h");
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
+        c.put("h".into(), Arc::new(view()), c.generation());
         c.clear();
         assert_eq!(c.get("h"), None);
-        c.put("h".into(), view(), c.generation());
+        c.put("h".into(), Arc::new(view()), c.generation());
         std::thread::sleep(TTL + Duration::from_millis(20));
         assert_eq!(c.get("h"), None, "an entry older than the TTL is not used");
     }
@@ -147,17 +164,38 @@ mod tests {
         let before = c.generation();
         // ... the store is asked; meanwhile a sign-out clears the cache ...
         c.clear();
-        c.put("h".into(), view(), before);
+        c.put("h".into(), Arc::new(view()), before);
         assert_eq!(c.get("h"), None, "the old answer must not come back");
-        c.put("h".into(), view(), c.generation());
-        assert_eq!(c.get("h"), Some(view()));
+        c.put("h".into(), Arc::new(view()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_read_time_and_respects_clears() {
+        let c = SessionCache::new();
+        let mut newer = view();
+        newer.app.last_seen_at = 5;
+        // No entry: nothing to refresh.
+        c.refresh("h", Arc::new(newer.clone()), c.generation());
+        assert_eq!(c.get("h"), None);
+        c.put("h".into(), Arc::new(view()), c.generation());
+        let read_at = c.entries.lock().map(|e| e["h"].0).ok();
+        c.refresh("h", Arc::new(newer.clone()), c.generation());
+        assert_eq!(c.get("h").as_deref(), Some(&newer));
+        assert_eq!(c.entries.lock().map(|e| e["h"].0).ok(), read_at);
+        // A refresh from before a clear does not bring anything back.
+        let before = c.generation();
+        c.clear();
+        c.put("h".into(), Arc::new(view()), c.generation());
+        c.refresh("h", Arc::new(newer), before);
+        assert_eq!(c.get("h").as_deref(), Some(&view()));
     }
 
     #[test]
     fn a_full_cache_makes_room() {
         let c = SessionCache::new();
         for i in 0..MAX_ENTRIES + 5 {
-            c.put(format!("h{i}"), view(), c.generation());
+            c.put(format!("h{i}"), Arc::new(view()), c.generation());
         }
         assert!(c.entries.lock().map(|e| e.len()).unwrap_or(0) <= MAX_ENTRIES);
         assert!(c.get(&format!("h{}", MAX_ENTRIES + 4)).is_some());

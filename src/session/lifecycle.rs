@@ -11,6 +11,8 @@
 //! Activity is written back at most once a minute per session, so a busy app
 //! costs one store read per request and one write per minute.
 
+use std::sync::Arc;
+
 use http::HeaderMap;
 
 use super::cache::SessionCache;
@@ -45,6 +47,10 @@ pub struct PortalLookup {
 /// clocks of the app session *and* its portal session are written when they are
 /// at least a minute old (activity in an app keeps the sign-in alive), and the
 /// returned view carries the refreshed times.
+///
+/// A store answer is reused from `cache` when it is fresh (see
+/// [`SessionCache`]); every check after the store read still runs. The view is
+/// shared with the cache: it is copied only when its idle clocks are written.
 #[allow(clippy::too_many_arguments)]
 pub async fn resolve_app_cached(
     store: &dyn Store,
@@ -55,20 +61,23 @@ pub async fn resolve_app_cached(
     secure: bool,
     host: &str,
     now: Timestamp,
-) -> Result<Option<AppView>, StoreError> {
+) -> Result<Option<Arc<AppView>>, StoreError> {
     let Some(token) = keys.token_from_headers(headers, CookieKind::App, secure) else {
         return Ok(None);
     };
     let hash = token_hash(&token);
-    let mut view = match cache.and_then(|c| c.get(&hash)) {
+    // Noted before the cache or the store is read: a clear after this point
+    // keeps this request's view out of the cache.
+    let generation = cache.map(SessionCache::generation);
+    let view = match cache.and_then(|c| c.get(&hash)) {
         Some(view) => view,
         None => {
-            let generation = cache.map(SessionCache::generation);
             let Some(view) = store.app_session(&hash).await? else {
                 return Ok(None);
             };
+            let view = Arc::new(view);
             if let (Some(c), Some(g)) = (cache, generation) {
-                c.put(hash.clone(), view.clone(), g);
+                c.put(hash.clone(), Arc::clone(&view), g);
             }
             view
         }
@@ -94,22 +103,55 @@ pub async fn resolve_app_cached(
     {
         return Ok(None);
     }
-    let mut touched = false;
-    if needs_touch(view.app.last_seen_at, now) {
-        store.touch_app_session(&view.app.id, now).await?;
-        view.app.last_seen_at = now;
-        touched = true;
-    }
-    if needs_touch(view.portal.last_seen_at, now) {
-        store.touch_portal_session(&view.portal.id, now).await?;
-        view.portal.last_seen_at = now;
-        touched = true;
-    }
-    if touched && let Some(c) = cache {
-        // The cached copy has the old idle clocks: read afresh next time.
-        c.remove(&hash);
-    }
+    let view = touch_idle_clocks(store, cache, &hash, view, generation, now).await?;
     Ok(Some(view))
+}
+
+/// Write the idle clocks of `view`'s app and portal sessions when they are at
+/// least a minute old; returns the view with the times written.
+async fn touch_idle_clocks(
+    store: &dyn Store,
+    cache: Option<&SessionCache>,
+    hash: &str,
+    mut view: Arc<AppView>,
+    generation: Option<u64>,
+    now: Timestamp,
+) -> Result<Arc<AppView>, StoreError> {
+    let touch_app = needs_touch(view.app.last_seen_at, now);
+    let touch_portal = needs_touch(view.portal.last_seen_at, now);
+    if !(touch_app || touch_portal) {
+        return Ok(view);
+    }
+    let fresh = Arc::make_mut(&mut view);
+    if touch_app {
+        fresh.app.last_seen_at = now;
+    }
+    if touch_portal {
+        fresh.portal.last_seen_at = now;
+    }
+    // The cached copy gets the new idle clocks before they are written, so
+    // the requests arriving meanwhile (a page and its assets) do not each
+    // write them again.
+    if let (Some(c), Some(g)) = (cache, generation) {
+        c.refresh(hash, Arc::clone(&view), g);
+    }
+    let written = async {
+        if touch_app {
+            store.touch_app_session(&view.app.id, now).await?;
+        }
+        if touch_portal {
+            store.touch_portal_session(&view.portal.id, now).await?;
+        }
+        Ok::<(), StoreError>(())
+    }
+    .await;
+    if let Err(e) = written {
+        if let Some(c) = cache {
+            c.remove(hash);
+        }
+        return Err(e);
+    }
+    Ok(view)
 }
 
 /// Resolve the portal cookie of a request (on the portal host) to a live portal

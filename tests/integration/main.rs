@@ -27,3 +27,4 @@ mod sso;
 mod store;
 mod tokens;
 mod upgrade;
+mod upstreams;
