@@ -14,11 +14,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue};
 use stepgate::config::SessionLimits;
+use stepgate::model::{AttestationProof, Credential, Grant, Verification};
 use stepgate::session::cookie::{CookieKeys, CookieKind};
-use stepgate::session::{
-    AttestationProof, Credential, Grant, Verification, new_app_session, new_portal_session,
-    resolve_app_cached,
-};
+use stepgate::session::{new_app_session, new_portal_session, resolve_app_cached};
 use stepgate::store::Store;
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;

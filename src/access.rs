@@ -18,14 +18,16 @@ use http::{HeaderName, StatusCode, header};
 
 use crate::audit;
 use crate::config::{IdentityHeaders, Policy, Rule, Runtime, TokenFrom, TokenRule};
-use crate::gateway::{Facts, Gateway, Reply};
+use crate::exchange::{Facts, Reply};
+use crate::gateway::Gateway;
+use crate::headers::IDENTITY_HEADERS;
+use crate::model::{AppView, new_token};
 use crate::policy::{self, Decision, Identity, SessionState, TokenReason};
-use crate::portal::PortalRoute;
-use crate::portal::ratelimit::Limited;
+use crate::ratelimit::Limited;
 use crate::request::BadRequest;
+use crate::routes::PortalRoute;
 use crate::routing::RouteRequest;
 use crate::session::cookie::{CookieKeys, set_state_cookie, state_from_headers};
-use crate::session::{AppView, new_token};
 use crate::store::StoreError;
 use crate::telemetry::metrics;
 use crate::token::{self, Presented, TokenView};
@@ -87,7 +89,7 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
     let req = RouteRequest {
         host: &facts.host,
         path: &facts.path,
-        method: &facts.method,
+        method: facts.method.as_str(),
         client_ip: facts.client_ip,
     };
     let (index, rule) = match rt.route(&req) {
@@ -181,7 +183,7 @@ async fn check_token(
     facts: &Facts,
     secret: Option<&str>,
 ) -> Result<Brought, StoreError> {
-    let limits = &gw.portal.limits;
+    let limits = &gw.limits;
     let store = gw.store.as_ref();
     let (limit, now) = (rt.rate_limit.per_ip_per_minute, gw.now());
     match limits
@@ -403,16 +405,6 @@ fn text(status: StatusCode, body: &'static str) -> Reply {
     Reply::new(status).body("text/plain; charset=utf-8", body)
 }
 
-/// The identity header names, in the order they are sent.
-pub const IDENTITY_HEADERS: [&str; 6] = [
-    "remote-user",
-    "remote-groups",
-    "remote-name",
-    "remote-email",
-    "stepgate-verified-at",
-    "stepgate-rule",
-];
-
 /// The identity headers for an allowed request: all six, then the upstream's
 /// own names (`mapped`) for user, e-mail, name and groups; every one empty
 /// where there is no value (so a front proxy overwrites any client-sent
@@ -467,29 +459,12 @@ fn default_identity_headers(identity: Option<&Identity>) -> Vec<(HeaderName, Str
         .collect()
 }
 
-/// Is `name` one of the identity headers, in any case and with `_` or `.` for `-`?
-pub fn is_identity_header(name: &str) -> bool {
-    let canon = canonical_name(name);
-    IDENTITY_HEADERS.iter().any(|h| *h == canon)
-}
-
 /// The carrier of a rule's tokens, when it must be removed before proxying
 /// (always, unless the rule says `keep: true`).
 pub fn token_carrier(rule: Option<&Rule>) -> Option<HeaderName> {
     rule.and_then(|r| r.tokens.as_ref())
         .filter(|t| !t.keep)
         .map(|t| t.from.carrier().clone())
-}
-
-/// A header name lower-cased with `_` and `.` read as `-`: how many servers
-/// and frameworks (CGI, PHP, Django, …) fold them.
-pub fn canonical_name(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '_' | '.' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
 }
 
 /// The cookie's app session, if it is live and belongs to this host (signed
@@ -554,20 +529,5 @@ mod tests {
         let none = identity_headers(None, Some(&mapped));
         assert_eq!(none.len(), 8);
         assert!(none.iter().all(|(_, v)| v.is_empty()));
-    }
-
-    #[test]
-    fn identity_header_spellings() {
-        for n in [
-            "Remote-User",
-            "REMOTE_USER",
-            "remote.user",
-            "Stepgate_Verified.At",
-        ] {
-            assert!(is_identity_header(n), "{n}");
-        }
-        for n in ["Remote-Userx", "X-Remote-User", "remoteuser"] {
-            assert!(!is_identity_header(n), "{n}");
-        }
     }
 }

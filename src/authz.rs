@@ -26,11 +26,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::access::{self, Mode};
 use crate::config::Runtime;
-use crate::gateway::{Facts, Gateway, Reply};
+use crate::exchange::{Facts, Reply};
+use crate::gateway::Gateway;
 use crate::policy::Decision;
-use crate::portal::route;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
+use crate::routes;
 use crate::routing::normalize_host;
 
 /// Which front-proxy dialect a request speaks.
@@ -56,8 +57,8 @@ impl Endpoint {
     /// The endpoint for a normalised request path, if it is one.
     pub fn for_path(path: &str) -> Option<Self> {
         match path {
-            route::FORWARD_AUTH => Some(Self::ForwardAuth),
-            route::AUTH_REQUEST => Some(Self::AuthRequest),
+            routes::FORWARD_AUTH => Some(Self::ForwardAuth),
+            routes::AUTH_REQUEST => Some(Self::AuthRequest),
             _ => None,
         }
     }

@@ -1,22 +1,19 @@
-//! The shared state of a running gateway and the plain request/response types
-//! that the proxy hooks, the portal and the forward-auth endpoints speak.
-//!
-//! Handlers take a [`Facts`] (what arrived, already normalised) and return a
-//! [`Reply`]; only `proxy/` knows about pingora. That keeps every handler
-//! testable without a server.
+//! The shared state of a running gateway: the live config, the store, the
+//! clock, the relying party and rate limits, the cookie keys, the TLS
+//! certificate, the session cache and the upstream addresses — everything a
+//! request handler reads, swapped whole on reload.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::clock::Clock;
 use crate::config::Runtime;
-use crate::session::Timestamp;
+use crate::model::Timestamp;
+use crate::ratelimit::RateLimits;
 use crate::store::Store;
-
-pub use crate::clock::{Clock, SystemClock};
+use crate::trust::TrustError;
+use crate::webauthn::{CeremonyError, RelyingParty};
 
 /// Everything a request handler needs, shared by all connections.
 pub struct Gateway {
@@ -24,9 +21,11 @@ pub struct Gateway {
     pub config: ArcSwap<Runtime>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    /// The portal's relying party (WebAuthn core, attestation trust anchors)
-    /// and its rate limiters. Call `portal.reload(&runtime)` after a config swap.
-    pub portal: crate::portal::PortalState,
+    /// The portal's relying party (WebAuthn core for the portal origin),
+    /// rebuilt on reload.
+    pub rp: ArcSwap<RelyingParty>,
+    /// Ceremony and token rate limits (in Redis when Redis is the store).
+    pub limits: RateLimits,
     /// Cookie signing keys (`secrets.cookie_keys`): the first signs, all verify.
     /// Swap in new keys on reload.
     pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
@@ -37,14 +36,16 @@ pub struct Gateway {
     pub sessions: crate::session::SessionCache,
     /// The upstreams' addresses, resolved at load and reload (names again
     /// after a TTL), not per request.
-    pub peers: crate::proxy::peers::PeerTable,
+    pub peers: crate::peers::PeerTable,
 }
 
 /// Why a [`Gateway`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
-    Portal(#[from] crate::portal::PortalError),
+    RelyingParty(#[from] CeremonyError),
+    #[error("attestation trust anchors: {0}")]
+    Trust(#[from] TrustError),
     #[error(transparent)]
     Keys(#[from] crate::session::cookie::KeyError),
     #[error(transparent)]
@@ -61,15 +62,16 @@ impl Gateway {
     ) -> Result<Gateway, BuildError> {
         load_trust(&mut runtime, clock.now())?;
         resolve_counters(&mut runtime);
-        let peers = crate::proxy::peers::PeerTable::for_config(&runtime);
-        let portal = crate::portal::PortalState::new(&runtime)?;
+        let peers = crate::peers::PeerTable::for_config(&runtime);
+        let rp = RelyingParty::new(&runtime.portal)?;
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let tls = Arc::new(crate::tls::CertSlot::new(runtime.tls.as_ref())?);
         Ok(Gateway {
             config: ArcSwap::from_pointee(runtime),
             store,
             clock,
-            portal,
+            rp: ArcSwap::from_pointee(rp),
+            limits: RateLimits::default(),
             cookie_keys: ArcSwap::from_pointee(keys),
             tls,
             sessions: crate::session::SessionCache::new(),
@@ -84,8 +86,9 @@ impl Gateway {
         resolve_counters(&mut runtime);
         let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
         let cert = crate::tls::CertSlot::load(runtime.tls.as_ref())?;
-        self.portal.reload(&runtime)?;
+        let rp = RelyingParty::new(&runtime.portal)?;
         self.peers.load(&runtime);
+        self.rp.store(Arc::new(rp));
         self.tls.install(cert);
         self.cookie_keys.store(Arc::new(keys));
         self.config.store(Arc::new(runtime));
@@ -107,97 +110,7 @@ fn resolve_counters(runtime: &mut Runtime) {
 
 /// Read the attestation trust anchors `runtime.authenticators` names into `runtime.trust`.
 fn load_trust(runtime: &mut Runtime, now: Timestamp) -> Result<(), BuildError> {
-    let trust = crate::webauthn::TrustStore::load(&runtime.authenticators, now)
-        .map_err(crate::portal::PortalError::from)?;
+    let trust = crate::trust::TrustStore::load(&runtime.authenticators, now)?;
     runtime.trust = Arc::new(trust);
     Ok(())
-}
-
-/// What arrived, after host and path normalisation.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    pub method: String,
-    /// Normalised host (lower case, no port).
-    pub host: String,
-    /// The port the client addressed, unless it is the scheme's default.
-    pub port: Option<u16>,
-    /// Normalised path.
-    pub path: String,
-    /// Raw query string without `?`, if any.
-    pub query: Option<String>,
-    /// Was the request (as the browser sent it) https?
-    pub https: bool,
-    pub client_ip: IpAddr,
-    pub headers: HeaderMap,
-}
-
-impl Facts {
-    /// The value of a query parameter, percent-decoded.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        let q = self.query.as_deref()?;
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
-    /// `scheme://host[:port]` as the browser addressed it.
-    pub fn origin(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        match self.port {
-            Some(p) => format!("{scheme}://{}:{p}", self.host),
-            None => format!("{scheme}://{}", self.host),
-        }
-    }
-
-    /// A request header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Does the client want an HTML page (a browser navigation)?
-    pub fn wants_html(&self) -> bool {
-        matches!(self.method.as_str(), "GET" | "HEAD")
-            && self
-                .header("accept")
-                .is_some_and(|a| a.contains("text/html"))
-    }
-}
-
-/// A complete answer the gateway writes itself.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn new(status: StatusCode) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    /// Add a header; values that are not valid header text are dropped (they
-    /// only ever come from our own formatting).
-    pub fn header(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
-        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
-            self.headers.push((name, v));
-        }
-        self
-    }
-
-    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
-        self.body = body.into();
-        self.header(http::header::CONTENT_TYPE, content_type)
-    }
-
-    /// A 302/303 redirect.
-    pub fn redirect(status: StatusCode, location: &str) -> Self {
-        Reply::new(status)
-            .header(http::header::LOCATION, location)
-            .header(http::header::CACHE_CONTROL, "no-store")
-    }
 }

@@ -6,21 +6,28 @@
 //! of change goes: `docs/architecture.md`.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`], reload.
+//! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`].
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
+//! - [`headers`]: what header names mean (identity, forwarded, meaning-changing, framing) and spelling folds.
 //! - [`request`]: the one builder of request facts (inline and forward-auth), forwarded headers.
 //! - [`policy`]: [`policy::decide`], the single decision point.
-//! - [`session`]: sessions, credentials, grants, the cookie codec.
+//! - [`model`]: the records every layer passes around (passkeys, sessions, grants) and their ids.
+//! - [`session`]: session lifetimes, resolving a cookie to a session, the cookie codec, the lookup cache.
 //! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
-//! - [`gateway`]: shared state and the request/response types handlers speak.
+//! - [`exchange`]: the request facts and replies handlers speak.
+//! - [`gateway`]: the shared state of a running gateway.
 //! - [`clock`]: the one source of the current time (tests move it).
-//! - [`webauthn`]: passkey ceremonies at the portal origin; attestation proofs, trust anchors and verified MDS3 blobs.
+//! - [`trust`]: authenticator sets and what proves a model: attestation roots and verified MDS3 blobs.
+//! - [`webauthn`]: passkey ceremonies at the portal origin and what an attestation proved.
+//! - [`routes`]: every path under the reserved `/.stepgate/` prefix, parsed once, and the links to them.
+//! - [`ratelimit`]: ceremony and token rate limits that nobody can use to lock a user out.
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
+//! - [`peers`]: the upstreams' addresses, resolved at load and reload.
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene, upstream addresses resolved at load.
-//! - [`server`]: building and running the pingora server and the admin listener.
+//! - [`server`]: building and running the pingora server and the admin listener; live reload.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`tls`]: the HTTPS listener's certificate, re-read on reload.
 //! - [`audit`]: structured audit events (ceremonies, grants, denials, revocations, reloads).
@@ -32,11 +39,17 @@ pub mod authz;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod exchange;
 pub mod gateway;
+pub mod headers;
+pub mod model;
+pub mod peers;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod ratelimit;
 pub mod request;
+pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod session;
@@ -44,4 +57,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod trust;
 pub mod webauthn;

@@ -19,9 +19,9 @@
 use std::time::Duration;
 
 use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User};
-use crate::session::{AppView, CredentialStanding, Timestamp, Verification};
+use crate::model::{AppView, CredentialStanding, Timestamp, Verification};
 use crate::token::TokenView;
-use crate::webauthn::TrustStore;
+use crate::trust::TrustStore;
 
 /// What the request's cookie resolved to.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@
 //!
 //! The secret is `sgt_` followed by 43 base64url characters (256 random bits).
 //! It is shown once, at minting; the store keeps only its SHA-256
-//! ([`crate::session::token_hash`]), so a leaked database yields no usable token.
+//! ([`crate::model::token_hash`]), so a leaked database yields no usable token.
 //! This module owns the record, the secret's format and the lifetime rules; it
 //! never stores, logs or prints a secret (the secret's `Debug` is redacted).
 
@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TokenFrom;
-use crate::session::{CredentialStanding, Timestamp, Verification, new_public_id, token_hash};
+use crate::model::{CredentialStanding, Timestamp, Verification, new_public_id, token_hash};
 
 /// What every token secret starts with, so it is recognisable (in a config
 /// diff, a shell history, a secret scanner) and never confused with a password.

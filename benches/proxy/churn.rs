@@ -11,8 +11,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use stepgate::model::token_hash;
 use stepgate::session::lifecycle::new_app_session;
-use stepgate::session::{CookieKeys, CookieKind, token_hash};
+use stepgate::session::{CookieKeys, CookieKind};
 
 use crate::load::memory;
 use crate::passkey::APP_HOST;

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::config::{self, Runtime};
+use crate::model::{Invite, Timestamp, new_token, token_hash};
 use crate::policy::Unadmitted;
-use crate::portal::PortalRoute;
-use crate::session::{Invite, Timestamp, new_token, token_hash};
+use crate::routes::PortalRoute;
 use crate::store::{self, Store};
 
 use super::exit;

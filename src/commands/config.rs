@@ -5,10 +5,10 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::{self, Policy, Principal, Rule, Runtime};
+use crate::model::{AppView, CredentialStanding};
 use crate::policy::{self, Decision, SessionState, StepUpText, Unadmitted};
 use crate::routing::{RouteRequest, normalize_host, normalize_path};
 use crate::session::lifecycle::{new_app_session, new_portal_session};
-use crate::session::{AppView, CredentialStanding};
 
 use super::exit;
 
@@ -53,7 +53,7 @@ pub fn check(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> std::io::
 /// What loading the attestation trust anchors would report: problems with an
 /// MDS blob (it admits nothing then), or a file `serve` could not read.
 fn trust_warnings(path: &Path, rt: &Runtime, err: &mut dyn Write) -> std::io::Result<()> {
-    match crate::webauthn::TrustStore::load(&rt.authenticators, now()) {
+    match crate::trust::TrustStore::load(&rt.authenticators, now()) {
         Ok(trust) => {
             for w in trust.warnings() {
                 writeln!(err, "warning: {}: {w}", path.display())?;

@@ -145,7 +145,7 @@ fn start_reloader(path: &Path, gw: Arc<Gateway>) {
                     return;
                 }
             };
-            if let Err(e) = rt.block_on(config::reload::watch(path, gw)) {
+            if let Err(e) = rt.block_on(crate::server::reload::watch(path, gw)) {
                 tracing::error!(error = %e, "config reload disabled: cannot watch the config file");
             }
         });

@@ -16,8 +16,8 @@ use uuid::Uuid;
 use super::diag::Diagnostics;
 use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile, StepUpFile};
 use super::runtime::*;
-use crate::proxy::hygiene;
 use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
+use crate::trust::{AuthenticatorSet, CaFile, MdsSource};
 
 /// Defaults the reference documents.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -943,7 +943,7 @@ fn step_up(diags: &mut Diagnostics, cx: &RuleContext<'_>, sp: &str, s: &StepUpFi
 }
 
 /// `upstreams.NAME.identity_headers` of every upstream that has one: valid
-/// header names, none reserved ([`hygiene::reserved`]), no name twice.
+/// header names, none reserved ([`crate::headers::reserved`]), no name twice.
 fn identity_maps(
     diags: &mut Diagnostics,
     raw: &BTreeMap<String, file::UpstreamFile>,
@@ -991,7 +991,7 @@ fn header_name(diags: &mut Diagnostics, path: &str, raw: &str) -> Option<HeaderN
         diags.error(path, format!("\"{raw}\" is not a header name"));
         return None;
     };
-    if let Some(why) = hygiene::reserved(raw) {
+    if let Some(why) = crate::headers::reserved(raw) {
         diags.error(path, format!("\"{raw}\" cannot be used: {why}"));
         return None;
     }

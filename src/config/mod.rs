@@ -8,7 +8,6 @@ pub mod compile;
 pub mod diag;
 pub mod file;
 mod load;
-pub mod reload;
 pub mod runtime;
 
 use std::path::Path;

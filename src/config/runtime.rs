@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
-use uuid::Uuid;
 
 use crate::routing::{AmbiguousCase, HostPattern, RouteRequest, Router};
-use crate::webauthn::TrustStore;
+use crate::trust::{AuthenticatorSet, TrustStore};
 
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
@@ -146,33 +145,6 @@ impl User {
     pub fn is_active(&self, now: i64) -> bool {
         self.expires.is_none_or(|e| now < e)
     }
-}
-
-/// `authenticators.NAME`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthenticatorSet {
-    /// Shown to people: "YubiKey 5".
-    pub display_name: String,
-    pub aaguids: Vec<Uuid>,
-    pub ca_files: Vec<CaFile>,
-    pub mds: Option<MdsSource>,
-}
-
-/// `authenticators.NAME.ca_files[N]`: one PEM file of attestation roots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaFile {
-    pub path: PathBuf,
-    /// The AAGUIDs its roots vouch for; `None`: every AAGUID of the set.
-    pub aaguids: Option<Vec<Uuid>>,
-}
-
-/// `authenticators.NAME.mds_file` with the root its signature must chain to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MdsSource {
-    /// The FIDO MDS3 blob (a JWS, as published).
-    pub blob: PathBuf,
-    /// PEM root(s) the blob's `x5c` chain must end at (`mds_root`).
-    pub root: PathBuf,
 }
 
 /// `rate_limit:`

@@ -1,6 +1,7 @@
 //! Table tests for config compile: defaults, warnings, and errors found together.
 
 use super::*;
+use crate::trust::{CaFile, MdsSource};
 
 const BASE: &str = "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\n";
 

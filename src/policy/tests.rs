@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::config::check_str;
-use crate::session::AttestationProof;
+use crate::model::AttestationProof;
 
 fn runtime() -> Runtime {
     let yaml = r#"
@@ -138,7 +138,7 @@ struct Uv {
 
 /// A session of `user`; its credential standings are those of every assertion in it.
 fn view(user: &str, last_uv: Option<Uv>, grants: &[(&str, Uv)]) -> AppView {
-    use crate::session::{AppSession, Grant, PortalSession};
+    use crate::model::{AppSession, Grant, PortalSession};
     let mut credentials: Vec<CredentialStanding> = Vec::new();
     for c in last_uv
         .iter()

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::config::check_str;
-use crate::session::{AppSession, AttestationProof, PortalSession};
+use crate::model::{AppSession, AttestationProof, PortalSession};
 use crate::token::ClientToken;
 
 const NOW: i64 = 1_900_000_000;

@@ -8,13 +8,14 @@
 use http::StatusCode;
 
 use super::{
-    PortalRequest, PortalRoute, Refusal, Result, guard, html, human_time, logout, pages, sessions,
-    tokens,
+    PortalRequest, Refusal, Result, guard, html, human_time, logout, pages, sessions, tokens,
 };
+
 use crate::audit;
 use crate::config::Runtime;
-use crate::gateway::Reply;
-use crate::session::{Credential, PortalSession};
+use crate::exchange::Reply;
+use crate::model::{Credential, PortalSession};
+use crate::routes::PortalRoute;
 
 /// How fresh the ceremony must be to revoke a passkey, in seconds.
 pub const REVOKE_MAX_AGE: i64 = 300;

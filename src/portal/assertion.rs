@@ -15,8 +15,8 @@ use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 use super::login::core_credential;
 use super::pending::{self, Pending};
 use super::{PortalRequest, Refusal, Result};
+use crate::model::{Credential, Verification};
 use crate::policy;
-use crate::session::{Credential, Verification};
 use crate::store::CounterCheck;
 use crate::webauthn::{self, CeremonyError};
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::gateway::Gateway;
-use crate::session::{Invite, new_token, token_hash};
+use crate::model::{Invite, new_token, token_hash};
 use crate::store::StoreError;
 
 /// How long the bootstrap invite lives.

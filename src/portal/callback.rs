@@ -15,11 +15,12 @@ use super::cookies::{CookieKind, set_cookie};
 use super::login::{CODE_TTL, CodeRecord, code_key};
 use super::{PortalRequest, Refusal, Result, html, pages, redirect};
 use crate::audit;
-use crate::gateway::Reply;
+use crate::exchange::Reply;
+use crate::model::{Grant, PortalSession, token_hash};
 use crate::policy;
 use crate::session::cookie::state_from_headers;
+use crate::session::is_live;
 use crate::session::lifecycle::new_app_session;
-use crate::session::{Grant, PortalSession, is_live, token_hash};
 
 /// `GET /.stepgate/callback?code=&rd=`: the app session for a valid code, or a
 /// page that says the link expired (with a link to start over).

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::guard;
-use super::ratelimit::Limited;
 use super::refusal::{Refusal, Result};
-use super::route::PortalRoute;
 use crate::config::Runtime;
-use crate::gateway::{Facts, Gateway};
-use crate::session::Timestamp;
+use crate::exchange::Facts;
+use crate::gateway::Gateway;
+use crate::model::Timestamp;
+use crate::ratelimit::Limited;
+use crate::routes::PortalRoute;
 use crate::session::cookie::CookieKeys;
 use crate::store::Store;
 use crate::webauthn::RelyingParty;
@@ -53,7 +54,7 @@ impl<'a> PortalRequest<'a> {
         PortalRequest {
             gw,
             rt: gw.config.load_full(),
-            rp: gw.portal.rp.load_full(),
+            rp: gw.rp.load_full(),
             keys: gw.cookie_keys.load_full(),
             facts,
             now: gw.now(),
@@ -101,7 +102,7 @@ impl<'a> PortalRequest<'a> {
     /// Count one ceremony request against the client's limit.
     pub async fn limit_client(&self) -> Result<()> {
         let limit = self.rt.rate_limit.per_ip_per_minute;
-        let limits = &self.gw.portal.limits;
+        let limits = &self.gw.limits;
         Ok(limits
             .client(self.store(), self.facts.client_ip, limit, self.now)
             .await?)
@@ -110,7 +111,7 @@ impl<'a> PortalRequest<'a> {
     /// Refuse a verification for `user` from this client once it failed too often.
     pub async fn failures_allowed(&self, user: &str) -> Result<()> {
         let limit = self.rt.rate_limit.per_user_per_minute;
-        let limits = &self.gw.portal.limits;
+        let limits = &self.gw.limits;
         Ok(limits
             .failures_allowed(self.store(), user, self.facts.client_ip, limit, self.now)
             .await?)
@@ -118,7 +119,7 @@ impl<'a> PortalRequest<'a> {
 
     /// Count a failed verification for `user` from this client.
     pub async fn count_failure(&self, user: &str) {
-        let limits = &self.gw.portal.limits;
+        let limits = &self.gw.limits;
         let counted = limits
             .count_failure(self.store(), user, self.facts.client_ip, self.now)
             .await;

@@ -6,7 +6,7 @@
 //! authenticates nothing by itself. Session cookies are HMAC-signed by the
 //! codec. No cookie value is ever logged.
 
-use crate::gateway::Facts;
+use crate::exchange::Facts;
 pub use crate::session::cookie::{CookieKind, clear_cookie, set_cookie};
 
 /// The ceremony cookie's name: `__Host-` prefixed over https.

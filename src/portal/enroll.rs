@@ -18,11 +18,12 @@ use webauthn_rs_core::proto::{RegisterPublicKeyCredential, RegistrationState};
 use super::account::clean_label;
 use super::login::core_credential;
 use super::pending::{self, Pending};
-use super::{PortalRequest, PortalRoute, Refusal, Result, html, json, pages, sessions};
+use super::{PortalRequest, Refusal, Result, html, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
-use crate::gateway::Reply;
+use crate::exchange::Reply;
+use crate::model::{Credential, Invite, token_hash};
 use crate::policy;
-use crate::session::{Credential, Invite, token_hash};
+use crate::routes::PortalRoute;
 use crate::store::StoreError;
 
 /// `GET /.stepgate/enroll?token=`

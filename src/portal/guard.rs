@@ -7,8 +7,8 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::gateway::Facts;
-use crate::session::token_hash;
+use crate::exchange::Facts;
+use crate::model::token_hash;
 
 /// Did this POST come from a page of the portal?
 pub fn same_origin(facts: &Facts, portal_origin: &str) -> bool {
@@ -42,7 +42,7 @@ mod tests {
             h.insert(*k, v.parse().expect("header"));
         }
         Facts {
-            method: "POST".into(),
+            method: http::Method::POST,
             host: "auth.home.lab".into(),
             port: None,
             path: "/.stepgate/logout".into(),

@@ -17,13 +17,14 @@ use super::assertion::{self, Asserted, Seen};
 use super::pending::{self, Pending};
 use super::redirect::{self, Target};
 use super::sso;
-use super::{PortalRequest, PortalRoute, Refusal, Result, html, json, pages, sessions};
+use super::{PortalRequest, Refusal, Result, html, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime, StepUp};
-use crate::gateway::{Facts, Reply};
+use crate::exchange::{Facts, Reply};
+use crate::model::{Credential, Verification, new_token, token_hash};
 use crate::policy::{self, StepUpText};
+use crate::routes::PortalRoute;
 use crate::routing::{RouteRequest, normalize_path};
-use crate::session::{Credential, Verification, new_token, token_hash};
 use crate::telemetry::metrics;
 use crate::webauthn::{self, RelyingParty};
 

@@ -12,10 +12,11 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::cookies::{CookieKind, clear_cookie};
-use super::{PortalRequest, PortalRoute, Refusal, Result, guard, html, pages, sessions};
+use super::{PortalRequest, Refusal, Result, guard, html, pages, sessions};
 use crate::audit;
-use crate::gateway::Reply;
-use crate::session::{AppView, token_hash};
+use crate::exchange::Reply;
+use crate::model::{AppView, token_hash};
+use crate::routes::PortalRoute;
 
 /// The page after signing out, clearing `kind`'s cookie on this host.
 fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool) -> Reply {

@@ -35,67 +35,29 @@ mod login;
 mod logout;
 mod pages;
 mod pending;
-pub mod ratelimit;
 mod redirect;
 mod refusal;
-pub mod route;
 mod sessions;
 mod sso;
 mod tokens;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, RETRY_AFTER};
 
-use crate::config::Runtime;
-use crate::gateway::{Facts, Gateway, Reply};
-use crate::webauthn::{CeremonyError, RelyingParty, TrustError};
+use crate::exchange::{Facts, Reply};
+use crate::gateway::Gateway;
 
+use crate::routes;
+pub use crate::routes::PortalRoute;
+use crate::routes::Unrouted;
 pub use bootstrap::bootstrap;
 pub(crate) use context::PortalRequest;
 pub use refusal::Refusal;
 pub(crate) use refusal::Result;
-pub use route::PortalRoute;
-use route::Unrouted;
 
 const JS: &str = include_str!("assets/portal.js");
 const CSS: &str = include_str!("assets/portal.css");
-
-/// Why the portal state could not be built from a config.
-#[derive(Debug, thiserror::Error)]
-pub enum PortalError {
-    #[error("attestation trust anchors: {0}")]
-    Trust(#[from] TrustError),
-    #[error("relying party: {0}")]
-    RelyingParty(#[from] CeremonyError),
-}
-
-/// What the portal keeps between requests (besides the store).
-pub struct PortalState {
-    /// The relying party (origin, RP id) for the current config.
-    pub rp: ArcSwap<RelyingParty>,
-    pub limits: ratelimit::RateLimits,
-}
-
-impl PortalState {
-    pub fn new(runtime: &Runtime) -> Result<Self, PortalError> {
-        Ok(PortalState {
-            rp: ArcSwap::from_pointee(relying_party(runtime)?),
-            limits: ratelimit::RateLimits::default(),
-        })
-    }
-
-    /// Rebuild the relying party after a config reload; on error the old one stays.
-    pub fn reload(&self, runtime: &Runtime) -> Result<(), PortalError> {
-        self.rp.store(std::sync::Arc::new(relying_party(runtime)?));
-        Ok(())
-    }
-}
-
-fn relying_party(runtime: &Runtime) -> Result<RelyingParty, PortalError> {
-    Ok(RelyingParty::new(&runtime.portal)?)
-}
 
 /// The answer for a refusal: JSON for the API, a page otherwise.
 fn refused(refusal: &Refusal, json: bool) -> Reply {
@@ -162,11 +124,11 @@ fn asset(ct: &str, body: &'static str) -> Reply {
 /// Answer one `/.stepgate/…` request (not `/.stepgate/authz/*`).
 pub async fn handle(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
     let req = PortalRequest::new(gw, facts, body);
-    let route = PortalRoute::parse(&facts.method, &facts.path);
+    let route = PortalRoute::parse(facts.method.as_str(), &facts.path);
     let reply = answer(&req, route)
         .await
-        .unwrap_or_else(|e| refused(&e, route::is_api(&facts.path)));
-    if !route::is_read(&facts.method) || route == Ok(PortalRoute::Callback) {
+        .unwrap_or_else(|e| refused(&e, routes::is_api(&facts.path)));
+    if !routes::is_read(facts.method.as_str()) || route == Ok(PortalRoute::Callback) {
         // Sign-in, step-up, callback, sign-out, revocations: sessions may have
         // ended or been replaced; the access check must not reuse an old
         // answer. Pages that only read (and 404s) leave the cache alone.
@@ -188,7 +150,7 @@ async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -
     if on_portal || route.is_on_every_host() {
         return serve(req, route).await;
     }
-    let reading = route::is_read(&req.facts.method);
+    let reading = routes::is_read(req.facts.method.as_str());
     match route {
         PortalRoute::Logout if reading => logout::app_page(req).await,
         PortalRoute::Logout => logout::app_submit(req).await,
@@ -207,7 +169,7 @@ async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -
 /// Serve `route` (on the portal host, or one served on every host).
 async fn serve(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply> {
     use PortalRoute::*;
-    let reading = route::is_read(&req.facts.method);
+    let reading = routes::is_read(req.facts.method.as_str());
     match route {
         Script => Ok(asset("text/javascript; charset=utf-8", JS)),
         Stylesheet => Ok(asset("text/css; charset=utf-8", CSS)),

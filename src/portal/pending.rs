@@ -13,8 +13,8 @@ use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
 use super::cookies;
 use super::{PortalRequest, Refusal, Result};
-use crate::gateway::Reply;
-use crate::session::{Invite, Timestamp, new_token, token_hash};
+use crate::exchange::Reply;
+use crate::model::{Invite, Timestamp, new_token, token_hash};
 
 /// Lifetime of a ceremony state.
 pub const TTL: Duration = Duration::from_secs(300);

@@ -9,8 +9,8 @@
 
 use url::Url;
 
-use super::PortalRoute;
 use crate::config::Runtime;
+use crate::routes::PortalRoute;
 use crate::routing::normalize_host;
 
 /// A validated target.

@@ -3,9 +3,9 @@
 
 use super::cookies::{CookieKind, set_cookie};
 use super::{PortalRequest, Result};
+use crate::model::{ClientInfo, Credential, PortalSession, Verification};
 use crate::policy;
 use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};
-use crate::session::{ClientInfo, Credential, PortalSession, Verification};
 
 /// The live portal session of this request (its user still configured and active).
 pub async fn current(req: &PortalRequest<'_>) -> Result<Option<PortalLookup>> {

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use crate::config::Rule;
+use crate::model::{AppSession, AppView, PortalSession, Verification};
 use crate::policy::{self, Decision, SessionState};
-use crate::session::{AppSession, AppView, PortalSession, Verification};
 
 use super::{PortalRequest, Result};
 

@@ -25,12 +25,13 @@ use super::account::{Done, authorised, clean_label};
 use super::assertion::{self, Asserted, Seen};
 use super::login::{core_credential, satisfies};
 use super::pending::{self, Pending};
-use super::{PortalRequest, PortalRoute, Refusal, Result, human_time, json, pages, sessions};
+use super::{PortalRequest, Refusal, Result, human_time, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime};
-use crate::gateway::Reply;
+use crate::exchange::Reply;
+use crate::model::{Credential, PortalSession, Timestamp};
 use crate::policy;
-use crate::session::{Credential, PortalSession, Timestamp};
+use crate::routes::PortalRoute;
 use crate::token::{self, TokenRequest};
 
 /// Lifetimes offered, in days (those above the operator's maximum are not).

@@ -12,14 +12,15 @@ use http::StatusCode;
 use crate::access::{self, Mode};
 use crate::authz::{self, Endpoint};
 use crate::config::{Runtime, Upstream};
-use crate::gateway::{Facts, Gateway, Reply};
+use crate::exchange::{Facts, Reply};
+use crate::gateway::Gateway;
 use crate::policy::Decision;
 
 use super::facts::Arrival;
 use super::hygiene::Handoff;
 
 /// The reserved path prefix served by stepgate on every host.
-pub const RESERVED: &str = crate::portal::route::PREFIX;
+pub const RESERVED: &str = crate::routes::PREFIX;
 
 /// Where an allowed request goes.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ pub enum Action {
 /// Decide what happens to `arrival`, all against the config snapshot `rt`.
 pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     let facts = &arrival.facts;
-    if crate::portal::route::is_reserved(&facts.path) {
+    if crate::routes::is_reserved(&facts.path) {
         return match Endpoint::for_path(&facts.path) {
             Some(endpoint) => {
                 Action::Reply(authz::handle(gw, rt, facts, arrival.peer, endpoint).await)
@@ -106,20 +107,20 @@ pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
 /// The portal host's `/`, when no rule claims it, leads to the account page
 /// (which signs the visitor in first) instead of a bare 403.
 fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
-    let browsing = matches!(facts.method.as_str(), "GET" | "HEAD");
+    let browsing = matches!(facts.method, http::Method::GET | http::Method::HEAD);
     if !browsing || facts.path != "/" || facts.host != rt.portal.host {
         return None;
     }
     let req = crate::routing::RouteRequest {
         host: &facts.host,
         path: &facts.path,
-        method: &facts.method,
+        method: facts.method.as_str(),
         client_ip: facts.client_ip,
     };
     if !matches!(rt.route(&req), Ok(None)) {
         return None;
     }
-    let account = crate::portal::PortalRoute::Account.path();
+    let account = crate::routes::PortalRoute::Account.path();
     Some(Reply::redirect(StatusCode::FOUND, account))
 }
 

@@ -27,74 +27,11 @@ use pingora::http::RequestHeader;
 
 use crate::access;
 use crate::config::IdentityHeaders;
+use crate::headers::{FORWARDED, MEANING, is_identity_header};
 use crate::policy::Identity;
 use crate::session::cookie::cookies_without_ours;
 
 use super::facts::Arrival;
-
-/// Forwarded headers believed only from trusted proxies (exact spelling).
-const FORWARDED: [&str; 5] = [
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
-    "forwarded",
-];
-
-/// Headers that make some apps serve another method or path than the one judged.
-const MEANING: [&str; 9] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "x-original-url",
-    "x-original-method",
-    "x-rewrite-url",
-    "x-forwarded-prefix",
-    "x-forwarded-uri",
-    "x-forwarded-port",
-];
-
-/// Hop-by-hop, framing and credential headers: what a request *is* on the
-/// wire, never a place for an identity or a token.
-const FRAMING: [&str; 13] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "trailers",
-    "upgrade",
-    "expect",
-    "cookie",
-    "set-cookie",
-    "authorization",
-];
-
-/// Why `name` may not carry an identity or a token (`None`: it may). Checked
-/// by `stepgate check` for `identity_headers` and `tokens.from.header`.
-pub fn reserved(name: &str) -> Option<&'static str> {
-    if name.contains(['_', '.']) {
-        return Some(
-            "header names with '_' or '.' are dropped before proxying (by stepgate, and by nginx by default)",
-        );
-    }
-    let lower = name.to_ascii_lowercase();
-    let n = lower.as_str();
-    if FRAMING.contains(&n) || n.starts_with("proxy-") || n.starts_with("content-") {
-        return Some("is a hop-by-hop, framing or credential header");
-    }
-    if FORWARDED.contains(&n) || MEANING.contains(&n) || n.starts_with("x-forwarded-") {
-        return Some(
-            "is a forwarding header: proxies set it, and it changes what the request means to apps",
-        );
-    }
-    if access::is_identity_header(n) {
-        return Some("is one of stepgate's own identity headers, always sent");
-    }
-    None
-}
 
 /// What the upstream request carries over from the verdict.
 #[derive(Debug, Clone, Default)]
@@ -110,7 +47,7 @@ pub struct Handoff {
 /// Should a request header named `raw` (lower case, as `http` keeps names) be
 /// removed before proxying?
 fn dropped(raw: &str, trusted_peer: bool, handoff: &Handoff) -> bool {
-    if raw.contains(['_', '.']) || access::is_identity_header(raw) {
+    if raw.contains(['_', '.']) || is_identity_header(raw) {
         return true;
     }
     // Without '_' or '.', a lower-case name is its own canonical spelling.
@@ -253,34 +190,5 @@ mod tests {
         }
         assert!(!dropped("x-webauth-email", true, &handoff));
         assert!(!dropped("authorization", true, &Handoff::default()));
-    }
-
-    #[test]
-    fn reserved_names_cannot_carry_an_identity() {
-        for name in [
-            "Host",
-            "Content-Length",
-            "transfer-encoding",
-            "Connection",
-            "Cookie",
-            "Upgrade",
-            "TE",
-            "Trailer",
-            "Keep-Alive",
-            "Proxy-Authorization",
-            "Proxy-Connection",
-            "Authorization",
-            "X-Forwarded-User",
-            "Forwarded",
-            "X-Original-URL",
-            "Remote-User",
-            "Stepgate-Rule",
-            "X_Remote_User",
-        ] {
-            assert!(reserved(name).is_some(), "{name}");
-        }
-        for name in ["X-WEBAUTH-USER", "X-Remote-User", "X-Stepgate-Token"] {
-            assert_eq!(reserved(name), None, "{name}");
-        }
     }
 }

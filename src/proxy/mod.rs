@@ -8,7 +8,6 @@
 pub mod dispatch;
 pub mod facts;
 pub mod hygiene;
-pub mod peers;
 pub mod respond;
 pub mod whoami;
 

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use http::HeaderMap;
 
 use crate::config::Runtime;
-use crate::gateway::Facts;
+use crate::exchange::Facts;
 use crate::routing::{AmbiguousCase, HostError, PathError, normalize_authority, normalize_path};
 
 /// Why a request is refused before any rule is looked at.
@@ -100,17 +100,16 @@ pub fn facts(rt: &Runtime, d: Described<'_>) -> Result<Facts, BadRequest> {
 /// A method is an upper-case token (`GET`, `PROPFIND`, `VERSION-CONTROL`): a
 /// lower-case `get` would match no `methods:` list here yet mean GET to an app
 /// that folds case.
-fn method(raw: &str) -> Result<String, BadRequest> {
-    let ok = !raw.is_empty()
+fn method(raw: &str) -> Result<http::Method, BadRequest> {
+    let upper = !raw.is_empty()
         && raw.len() <= 32
         && raw
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b == b'-' || b == b'_');
-    if ok {
-        Ok(raw.to_string())
-    } else {
-        Err(BadRequest::Method)
+    if !upper {
+        return Err(BadRequest::Method);
     }
+    http::Method::from_bytes(raw.as_bytes()).map_err(|_| BadRequest::Method)
 }
 
 /// `/p?q` → (normalised path, query). No fragment, no control characters or

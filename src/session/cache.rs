@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::AppView;
+use crate::model::AppView;
 
 /// How long a looked-up session is reused.
 pub const TTL: Duration = Duration::from_millis(500);
@@ -114,7 +114,7 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{AppSession, PortalSession};
+    use crate::model::{AppSession, PortalSession};
 
     fn view() -> AppView {
         AppView {

@@ -17,9 +17,10 @@ use http::HeaderMap;
 
 use super::cache::SessionCache;
 use super::cookie::{CookieKeys, CookieKind};
-use super::{AppSession, AppView, PortalSession, Timestamp, Verification};
-use super::{is_live, needs_touch, new_public_id, token_hash};
+use super::{is_live, needs_touch};
 use crate::config::SessionLimits;
+use crate::model::{AppSession, AppView, PortalSession, Timestamp, Verification};
+use crate::model::{new_public_id, token_hash};
 use crate::store::{Store, StoreError};
 
 /// A live portal session found from a request's portal cookie.

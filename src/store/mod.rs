@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::config::StoreSettings;
 
-use crate::session::{
+use crate::model::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 use crate::token::ClientToken;

@@ -39,7 +39,7 @@ use super::codec::{corrupt, from_json, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
-use crate::session::{
+use crate::model::{
     AppSession, AppView, AttestationProof, Credential, CredentialStanding, Grant, Invite,
     PortalSession, Timestamp, Verification,
 };

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
 use crate::clock::{Clock, SystemClock};
-use crate::session::{
+use crate::model::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
     Verification,
 };

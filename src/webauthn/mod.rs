@@ -15,8 +15,6 @@
 //! sets that proof reaches is decided per request by the trust store.
 
 pub mod client_data;
-pub mod mds;
-pub mod trust;
 
 use std::time::Duration;
 
@@ -34,8 +32,8 @@ use webauthn_rs_core::proto::{
 };
 
 use crate::config::Portal;
-use crate::session::AttestationProof;
-pub use trust::{TrustError, TrustStore};
+use crate::model::AttestationProof;
+use crate::trust::{self, TrustStore};
 
 /// How long the browser gives the user for one ceremony.
 pub const CEREMONY_TIMEOUT: Duration = Duration::from_secs(120);

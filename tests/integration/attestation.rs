@@ -66,7 +66,7 @@ pub fn b64(s: &str) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-async fn only_credential(h: &Harness, user: &str) -> stepgate::session::Credential {
+async fn only_credential(h: &Harness, user: &str) -> stepgate::model::Credential {
     let creds = h.gw.store.credentials(Some(user)).await.unwrap_or_default();
     assert_eq!(creds.len(), 1, "{creds:?}");
     creds[0].clone()
@@ -528,7 +528,7 @@ async fn reload_with(h: &Harness, yaml: &str) {
         panic!("write config: {e}");
     }
     let before = h.gw.config.load_full();
-    stepgate::config::reload::reload_and_apply(&path, &h.gw, "test").await;
+    stepgate::server::reload::reload_and_apply(&path, &h.gw, "test").await;
     assert!(
         !std::sync::Arc::ptr_eq(&before, &h.gw.config.load_full()),
         "the reload was not applied"

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use stepgate::gateway::Facts;
+use stepgate::exchange::Facts;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::kit::portal::*;
@@ -112,7 +112,7 @@ async fn audit_events_hold_who_what_and_no_secret() {
 
     // A denial: no rule covers this host.
     let facts = Facts {
-        method: "GET".into(),
+        method: http::Method::GET,
         host: "nothing.test".into(),
         port: None,
         path: "/secret".into(),

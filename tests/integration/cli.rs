@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use stepgate::session::token_hash;
+use stepgate::model::token_hash;
 use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stepgate::session::{
+use stepgate::model::{
     AppSession, AttestationProof, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 use stepgate::store::redis::RedisStore;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use stepgate::session::{Credential, Verification};
+use stepgate::model::{Credential, Verification};
 use stepgate::token::{self, TokenRequest};
 
 use crate::kit::apps::basic;

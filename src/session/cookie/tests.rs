@@ -4,7 +4,7 @@ use http::HeaderValue;
 use proptest::prelude::*;
 
 use super::*;
-use crate::session::new_token;
+use crate::model::new_token;
 
 fn keys(seeds: &[u8]) -> CookieKeys {
     match CookieKeys::from_keys(seeds.iter().map(|s| vec![*s; 32]).collect()) {
@@ -306,7 +306,7 @@ fn minted_cookies_open_to_the_stored_hash() {
     let m = k.mint(CookieKind::Portal);
     let token = k.open(CookieKind::Portal, &m.cookie_value);
     assert_eq!(
-        token.as_deref().map(crate::session::token_hash),
+        token.as_deref().map(crate::model::token_hash),
         Some(m.token_hash.clone())
     );
     assert_ne!(k.mint(CookieKind::Portal), m);

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::session::Timestamp;
+use crate::model::Timestamp;
 use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
 use crate::token::ClientToken;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stepgate::gateway::Gateway;
-use stepgate::server::{self, ServeOptions, ServerHandle};
-use stepgate::session::{
+use stepgate::model::{
     AppSession, AttestationProof, Credential, Grant, PortalSession, Verification,
 };
+use stepgate::server::{self, ServeOptions, ServerHandle};
 use stepgate::store::Store;
 
 use super::clock::OffsetClock;
@@ -144,9 +144,7 @@ pub fn uv(at: i64, sets: &[&str], backup_eligible: bool) -> Verification {
 fn root_fingerprint(path: &std::path::Path) -> Option<String> {
     let pem = std::fs::read(path).ok()?;
     let list = webauthn_rs_core::proto::AttestationCaList::try_from(pem.as_slice()).ok()?;
-    list.cas()
-        .values()
-        .find_map(stepgate::webauthn::trust::fingerprint)
+    list.cas().values().find_map(stepgate::trust::fingerprint)
 }
 
 /// The credential a [`uv`] names, as registration would have stored it.
@@ -204,15 +202,15 @@ pub fn sign_in(
     grants: Vec<Grant>,
 ) -> String {
     let now = gw.now();
-    let portal_token = stepgate::session::new_token();
-    let app_token = stepgate::session::new_token();
+    let portal_token = stepgate::model::new_token();
+    let app_token = stepgate::model::new_token();
     let creds: Vec<Credential> = last_uv
         .iter()
         .chain(grants.iter().map(|g| &g.verification))
         .map(|v| test_credential(gw, user, v))
         .collect();
     let portal = PortalSession {
-        id: stepgate::session::new_public_id(),
+        id: stepgate::model::new_public_id(),
         user: user.into(),
         created_at: now,
         last_seen_at: now,
@@ -222,7 +220,7 @@ pub fn sign_in(
         last_uv,
     };
     let app = AppSession {
-        id: stepgate::session::new_public_id(),
+        id: stepgate::model::new_public_id(),
         portal_id: portal.id.clone(),
         user: user.into(),
         host: host.into(),
@@ -240,10 +238,10 @@ pub fn sign_in(
             }
         }
         store
-            .add_portal_session(&stepgate::session::token_hash(&portal_token), &portal)
+            .add_portal_session(&stepgate::model::token_hash(&portal_token), &portal)
             .await?;
         store
-            .add_app_session(&stepgate::session::token_hash(&app_token), &app, &grants)
+            .add_app_session(&stepgate::model::token_hash(&app_token), &app, &grants)
             .await
     });
     if let Err(e) = result {

@@ -173,15 +173,15 @@ impl NetBrowser {
 
     /// Enroll `key` for `user`, labelled `label`, with an invite.
     pub fn enroll_as(&mut self, g: &TestGateway, key: &mut SoftPasskey, user: &str, label: &str) {
-        let token = stepgate::session::new_token();
-        let invite = stepgate::session::Invite {
+        let token = stepgate::model::new_token();
+        let invite = stepgate::model::Invite {
             user: user.into(),
             credential_ttl: None,
             expires_at: g.now() + 3600,
         };
         let store = own_store(&g.gw);
         let added =
-            tokio_rt().block_on(store.add_invite(&stepgate::session::token_hash(&token), &invite));
+            tokio_rt().block_on(store.add_invite(&stepgate::model::token_hash(&token), &invite));
         assert!(added.is_ok(), "{added:?}");
         let begun = self.api("enroll/begin", &json!({ "token": token, "label": label }));
         let finish = authenticator::registration(key, &begun, &self.client_data());

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
-use stepgate::gateway::{Clock, Facts, Gateway, Reply};
-use stepgate::session::{Invite, new_token, token_hash};
+use stepgate::clock::Clock;
+use stepgate::exchange::{Facts, Reply};
+use stepgate::gateway::Gateway;
+use stepgate::model::{Invite, new_token, token_hash};
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
 
 use super::authenticator::{assertion, registration};
@@ -262,7 +264,7 @@ impl Browser {
             }
         }
         let facts = Facts {
-            method: method.into(),
+            method: http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::GET),
             host: host.clone(),
             port: u.port(),
             path: u.path().into(),

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use lru::LruCache;
 
+use crate::model::Timestamp;
 use crate::request::forwarded::canonical_ip;
-use crate::session::Timestamp;
 use crate::store::{Store, StoreError};
 
 const WINDOW: i64 = 60;
@@ -203,7 +203,7 @@ async fn count(
     limit: u32,
     now: Timestamp,
 ) -> Result<(), Limited> {
-    let hashed = crate::session::token_hash(key);
+    let hashed = crate::model::token_hash(key);
     match store
         .count_shared(&hashed, by, Duration::from_secs(WINDOW as u64))
         .await?
@@ -278,10 +278,16 @@ mod tests {
         let Ok(exe) = std::env::current_exe() else {
             panic!("no test binary path");
         };
+        // The test's own path, taken from the module so a move cannot
+        // silently turn this into a run of zero tests.
+        let name = format!(
+            "{}::flood_in_a_process_of_its_own",
+            module_path!().trim_start_matches("stepgate::")
+        );
         let out = std::process::Command::new(exe)
             .args([
                 "--exact",
-                "portal::ratelimit::tests::flood_in_a_process_of_its_own",
+                name.as_str(),
                 "--ignored",
                 "--nocapture",
             ])

@@ -13,6 +13,8 @@
 //! WebSockets run for the drain timeout, and exits. Each process tells systemd
 //! (`NOTIFY_SOCKET`) `MAINPID` and `READY=1` once it holds its sockets.
 
+pub mod reload;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

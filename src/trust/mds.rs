@@ -26,7 +26,7 @@ use openssl::x509::{X509, X509StoreContext};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::session::Timestamp;
+use crate::model::Timestamp;
 
 /// Why a blob was refused. Each names what failed, for the log and `stepgate check`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

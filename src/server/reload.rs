@@ -12,7 +12,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{Runtime, Severity, check_file};
+use crate::config::{Runtime, Severity, check_file};
 use crate::gateway::Gateway;
 
 /// What a reload changed.

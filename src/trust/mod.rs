@@ -25,9 +25,36 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 use webauthn_rs_core::proto::{AttestationCa, AttestationCaList};
 
-use super::mds;
-use crate::config::{AuthenticatorSet, MdsSource};
-use crate::session::{AttestationProof, Timestamp};
+pub mod mds;
+
+use crate::model::{AttestationProof, Timestamp};
+
+/// `authenticators.NAME`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthenticatorSet {
+    /// Shown to people: "YubiKey 5".
+    pub display_name: String,
+    pub aaguids: Vec<Uuid>,
+    pub ca_files: Vec<CaFile>,
+    pub mds: Option<MdsSource>,
+}
+
+/// `authenticators.NAME.ca_files[N]`: one PEM file of attestation roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaFile {
+    pub path: PathBuf,
+    /// The AAGUIDs its roots vouch for; `None`: every AAGUID of the set.
+    pub aaguids: Option<Vec<Uuid>>,
+}
+
+/// `authenticators.NAME.mds_file` with the root its signature must chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdsSource {
+    /// The FIDO MDS3 blob (a JWS, as published).
+    pub blob: PathBuf,
+    /// PEM root(s) the blob's `x5c` chain must end at (`mds_root`).
+    pub root: PathBuf,
+}
 
 /// Attestation formats whose signature covers the authenticator data (and so
 /// its AAGUID and flags). `fido-u2f` signs only the RP id hash, client data

@@ -1,0 +1,98 @@
+//! The plain request and response values every handler speaks: [`Facts`]
+//! (what arrived, already normalised) in, [`Reply`] (a complete answer) out.
+//! Only `proxy/` knows about pingora, so every handler is testable without a
+//! server.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// What arrived, after host and path normalisation.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub method: http::Method,
+    /// Normalised host (lower case, no port).
+    pub host: String,
+    /// The port the client addressed, unless it is the scheme's default.
+    pub port: Option<u16>,
+    /// Normalised path.
+    pub path: String,
+    /// Raw query string without `?`, if any.
+    pub query: Option<String>,
+    /// Was the request (as the browser sent it) https?
+    pub https: bool,
+    pub client_ip: IpAddr,
+    pub headers: HeaderMap,
+}
+
+impl Facts {
+    /// The value of a query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// `scheme://host[:port]` as the browser addressed it.
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        match self.port {
+            Some(p) => format!("{scheme}://{}:{p}", self.host),
+            None => format!("{scheme}://{}", self.host),
+        }
+    }
+
+    /// A request header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Does the client want an HTML page (a browser navigation)?
+    pub fn wants_html(&self) -> bool {
+        matches!(self.method, http::Method::GET | http::Method::HEAD)
+            && self
+                .header("accept")
+                .is_some_and(|a| a.contains("text/html"))
+    }
+}
+
+/// A complete answer the gateway writes itself.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Add a header; values that are not valid header text are dropped (they
+    /// only ever come from our own formatting).
+    pub fn header(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self.header(http::header::CONTENT_TYPE, content_type)
+    }
+
+    /// A 302/303 redirect.
+    pub fn redirect(status: StatusCode, location: &str) -> Self {
+        Reply::new(status)
+            .header(http::header::LOCATION, location)
+            .header(http::header::CACHE_CONTROL, "no-store")
+    }
+}

@@ -1,0 +1,145 @@
+//! What header names mean: stepgate's identity headers, the forwarded
+//! headers only a trusted proxy may send, the headers that make some apps
+//! serve another method or path, and the framing headers that are no place for
+//! an identity or a token; and how servers fold spellings (`Remote_User` and
+//! `remote.user` read as `Remote-User`). Hygiene, the access check and the
+//! config checks all ask here.
+
+/// The identity header names, in the order they are sent.
+pub const IDENTITY_HEADERS: [&str; 6] = [
+    "remote-user",
+    "remote-groups",
+    "remote-name",
+    "remote-email",
+    "stepgate-verified-at",
+    "stepgate-rule",
+];
+
+/// Is `name` one of the identity headers, in any case and with `_` or `.` for `-`?
+pub fn is_identity_header(name: &str) -> bool {
+    IDENTITY_HEADERS.iter().any(|h| same_folded(name, h))
+}
+
+/// Does `name` read as `canonical` (lower case, `-`) once case and `_`/`.` are folded?
+fn same_folded(name: &str, canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name.bytes().zip(canonical.bytes()).all(|(a, b)| {
+            let a = match a {
+                b'_' | b'.' => b'-',
+                a => a.to_ascii_lowercase(),
+            };
+            a == b
+        })
+}
+
+/// Forwarded headers believed only from trusted proxies (exact spelling).
+pub const FORWARDED: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "forwarded",
+];
+
+/// Headers that make some apps serve another method or path than the one judged.
+pub const MEANING: [&str; 9] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-forwarded-prefix",
+    "x-forwarded-uri",
+    "x-forwarded-port",
+];
+
+/// Hop-by-hop, framing and credential headers: what a request *is* on the
+/// wire, never a place for an identity or a token.
+const FRAMING: [&str; 13] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "trailers",
+    "upgrade",
+    "expect",
+    "cookie",
+    "set-cookie",
+    "authorization",
+];
+
+/// Why `name` may not carry an identity or a token (`None`: it may). Checked
+/// by `stepgate check` for `identity_headers` and `tokens.from.header`.
+pub fn reserved(name: &str) -> Option<&'static str> {
+    if name.contains(['_', '.']) {
+        return Some(
+            "header names with '_' or '.' are dropped before proxying (by stepgate, and by nginx by default)",
+        );
+    }
+    let lower = name.to_ascii_lowercase();
+    let n = lower.as_str();
+    if FRAMING.contains(&n) || n.starts_with("proxy-") || n.starts_with("content-") {
+        return Some("is a hop-by-hop, framing or credential header");
+    }
+    if FORWARDED.contains(&n) || MEANING.contains(&n) || n.starts_with("x-forwarded-") {
+        return Some(
+            "is a forwarding header: proxies set it, and it changes what the request means to apps",
+        );
+    }
+    if is_identity_header(n) {
+        return Some("is one of stepgate's own identity headers, always sent");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_header_spellings() {
+        for n in [
+            "Remote-User",
+            "REMOTE_USER",
+            "remote.user",
+            "Stepgate_Verified.At",
+        ] {
+            assert!(is_identity_header(n), "{n}");
+        }
+        for n in ["Remote-Userx", "X-Remote-User", "remoteuser"] {
+            assert!(!is_identity_header(n), "{n}");
+        }
+    }
+    #[test]
+    fn reserved_names_cannot_carry_an_identity() {
+        for name in [
+            "Host",
+            "Content-Length",
+            "transfer-encoding",
+            "Connection",
+            "Cookie",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "Proxy-Connection",
+            "Authorization",
+            "X-Forwarded-User",
+            "Forwarded",
+            "X-Original-URL",
+            "Remote-User",
+            "Stepgate-Rule",
+            "X_Remote_User",
+        ] {
+            assert!(reserved(name).is_some(), "{name}");
+        }
+        for name in ["X-WEBAUTH-USER", "X-Remote-User", "X-Stepgate-Token"] {
+            assert_eq!(reserved(name), None, "{name}");
+        }
+    }
+}
