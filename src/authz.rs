@@ -151,7 +151,15 @@ fn original_request(
             request::facts(rt, described(method, https, host, uri))
         }
         (Endpoint::AuthRequest, [url, method]) => {
-            let (https, authority, target) = split_absolute(url)?;
+            let not_absolute =
+                BadRequest::Forwarded("X-Original-URL is not an absolute http(s) URL");
+            let target = request::parse_target(url).map_err(|e| match e {
+                BadRequest::Fragment => e,
+                _ => not_absolute.clone(),
+            })?;
+            let (Some(https), Some(authority)) = (target.https, target.authority.as_deref()) else {
+                return Err(not_absolute);
+            };
             // nginx picks its server block from an absolute-form target, and the
             // template sends that server's name in the URL and the client's own
             // Host header as the Host: they must name the same host.
@@ -159,49 +167,8 @@ fn original_request(
             if normalize_host(host_header)? != normalize_host(authority)? {
                 return Err(BadRequest::HostMismatch);
             }
-            request::facts(rt, described(method, https, authority, target))
+            request::facts(rt, described(method, https, authority, &target.origin_form))
         }
         _ => Err(BadRequest::Forwarded("unexpected forwarded headers")),
-    }
-}
-
-/// `https://host:port/p?q` → (https, "host:port", "/p?q").
-fn split_absolute(url: &str) -> Result<(bool, &str, &str), BadRequest> {
-    let bad = BadRequest::Forwarded("X-Original-URL is not an absolute http(s) URL");
-    let (scheme, rest) = url.split_once("://").ok_or(bad.clone())?;
-    let https = match scheme.to_ascii_lowercase().as_str() {
-        "https" => true,
-        "http" => false,
-        _ => return Err(bad),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') {
-        return Err(bad);
-    }
-    let target = match &rest[end..] {
-        "" => "/",
-        t => t,
-    };
-    Ok((https, authority, target))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_absolute_urls() {
-        assert_eq!(
-            split_absolute("https://App.home.lab:8443/a/b?x=1"),
-            Ok((true, "App.home.lab:8443", "/a/b?x=1"))
-        );
-        assert_eq!(split_absolute("http://h"), Ok((false, "h", "/")));
-        // Not origin-form: the shared builder refuses these.
-        assert_eq!(split_absolute("http://h?q"), Ok((false, "h", "?q")));
-        assert_eq!(split_absolute("http://h#f"), Ok((false, "h", "#f")));
-        assert!(split_absolute("ftp://h/").is_err());
-        assert!(split_absolute("https://u@h/").is_err());
-        assert!(split_absolute("/relative").is_err());
     }
 }

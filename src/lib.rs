@@ -9,7 +9,7 @@
 //! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`].
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
 //! - [`headers`]: what header names mean (identity, forwarded, meaning-changing, framing) and spelling folds.
-//! - [`request`]: the one builder of request facts (inline and forward-auth), forwarded headers.
+//! - [`request`]: the one builder of request facts (inline and forward-auth), request targets, forwarded headers.
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`model`]: the records every layer passes around (passkeys, sessions, grants) and their ids.
 //! - [`session`]: session lifetimes, resolving a cookie to a session, the cookie codec, the lookup cache.
@@ -26,7 +26,7 @@
 //! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
 //! - [`peers`]: the upstreams' addresses, resolved at load and reload.
-//! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), upstream hygiene, upstream addresses resolved at load.
+//! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), reading a request's facts, upstream hygiene.
 //! - [`server`]: building and running the pingora server and the admin listener; live reload.
 //! - [`telemetry`]: tracing setup and Prometheus metrics.
 //! - [`tls`]: the HTTPS listener's certificate, re-read on reload.

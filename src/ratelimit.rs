@@ -285,12 +285,7 @@ mod tests {
             module_path!().trim_start_matches("stepgate::")
         );
         let out = std::process::Command::new(exe)
-            .args([
-                "--exact",
-                name.as_str(),
-                "--ignored",
-                "--nocapture",
-            ])
+            .args(["--exact", name.as_str(), "--ignored", "--nocapture"])
             .output();
         let text = out
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

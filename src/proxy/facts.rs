@@ -43,8 +43,8 @@ pub fn gather(session: &ServerSession, rt: &Runtime) -> Result<Arrival, BadReque
         None => None,
     };
     let raw = std::str::from_utf8(req.raw_path()).map_err(|_| BadRequest::Target)?;
-    let (authority, target) = split_target(raw)?;
-    let authority = match (host_header, authority) {
+    let target = request::parse_target(raw)?;
+    let authority = match (host_header, target.authority.as_deref()) {
         (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => return Err(BadRequest::HostMismatch),
         (Some(h), _) => h,
         (None, Some(a)) => a,
@@ -71,7 +71,7 @@ pub fn gather(session: &ServerSession, rt: &Runtime) -> Result<Arrival, BadReque
             method: req.method.as_str(),
             https: tls || forwarded_https,
             authority,
-            target,
+            target: &target.origin_form,
             headers: &req.headers,
             peer,
         },
@@ -82,35 +82,6 @@ pub fn gather(session: &ServerSession, rt: &Runtime) -> Result<Arrival, BadReque
         trusted_peer,
         tls,
     })
-}
-
-/// `http://h:1/p?q` → (Some("h:1"), "/p?q"); `/p?q` → (None, "/p?q").
-fn split_target(raw: &str) -> Result<(Option<&str>, &str), BadRequest> {
-    if raw.starts_with('/') {
-        return Ok((None, raw));
-    }
-    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        &raw[7..]
-    } else if lower.starts_with("https://") {
-        &raw[8..]
-    } else {
-        return Err(BadRequest::Target);
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') {
-        return Err(BadRequest::Target);
-    }
-    let target = &rest[end..];
-    if target.is_empty() || target.starts_with('?') {
-        // "http://h" and "http://h?q" mean the root.
-        return Ok((
-            Some(authority),
-            if target.is_empty() { "/" } else { target },
-        ));
-    }
-    Ok((Some(authority), target))
 }
 
 /// pingora drops `Content-Length` when `Transfer-Encoding` is present and a
@@ -151,22 +122,4 @@ fn check_raw_framing(session: &ServerSession) -> Result<(), BadRequest> {
         return Err(BadRequest::RepeatedHost);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_targets() {
-        assert_eq!(split_target("/a?b").ok(), Some((None, "/a?b")));
-        assert_eq!(
-            split_target("http://h:1/p?q").ok(),
-            Some((Some("h:1"), "/p?q"))
-        );
-        assert_eq!(split_target("HTTPS://h").ok(), Some((Some("h"), "/")));
-        assert_eq!(split_target("http://h#x").ok(), Some((Some("h"), "#x")));
-        assert!(split_target("http://u@h/").is_err());
-        assert!(split_target("*").is_err());
-    }
 }

@@ -81,7 +81,7 @@ pub struct Described<'a> {
 pub fn facts(rt: &Runtime, d: Described<'_>) -> Result<Facts, BadRequest> {
     let method = method(d.method)?;
     let (host, port) = normalize_authority(d.authority)?;
-    let (path, query) = split_target(d.target)?;
+    let (path, query) = split_origin_form(d.target)?;
     check_upgrade(d.headers)?;
     let client_ip = forwarded::client_ip(rt, d.peer, d.headers)?;
     let default_port = if d.https { 443 } else { 80 };
@@ -114,7 +114,7 @@ fn method(raw: &str) -> Result<http::Method, BadRequest> {
 
 /// `/p?q` → (normalised path, query). No fragment, no control characters or
 /// spaces anywhere, and a path that normalises without doubt.
-fn split_target(target: &str) -> Result<(String, Option<String>), BadRequest> {
+fn split_origin_form(target: &str) -> Result<(String, Option<String>), BadRequest> {
     if !target.starts_with('/') {
         return Err(BadRequest::Target);
     }
@@ -133,6 +133,56 @@ fn split_target(target: &str) -> Result<(String, Option<String>), BadRequest> {
     }
     let path = normalize_path(raw_path)?;
     Ok((path, query.map(str::to_string)))
+}
+
+/// A request target as a client or front proxy wrote it, split by the `http`
+/// crate's URI parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `Some(true)` for `https://…`, `Some(false)` for `http://…`, `None` for
+    /// origin-form.
+    pub https: Option<bool>,
+    /// The authority of an absolute-form target.
+    pub authority: Option<String>,
+    /// The origin-form rest: `/path?query` (an empty path is `/`).
+    pub origin_form: String,
+}
+
+/// Split a request target: origin-form `/p?q`, or absolute-form
+/// `http(s)://authority/p?q`. A fragment, user info, another scheme, or the
+/// authority and asterisk forms are refused. The URI parser drops fragments,
+/// so a `#` is refused before it can be hidden.
+pub fn parse_target(raw: &str) -> Result<Target, BadRequest> {
+    if raw.contains('#') {
+        return Err(BadRequest::Fragment);
+    }
+    let uri = http::Uri::try_from(raw).map_err(|_| BadRequest::Target)?;
+    let https = match uri.scheme_str() {
+        None if raw.starts_with('/') => None,
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(true),
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(false),
+        _ => return Err(BadRequest::Target),
+    };
+    let authority = match (https, uri.authority()) {
+        (None, None) => None,
+        (Some(_), Some(a)) if !a.as_str().is_empty() && !a.as_str().contains('@') => {
+            Some(a.as_str().to_string())
+        }
+        _ => return Err(BadRequest::Target),
+    };
+    let path = match uri.path() {
+        "" => "/",
+        p => p,
+    };
+    let origin_form = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    Ok(Target {
+        https,
+        authority,
+        origin_form,
+    })
 }
 
 /// Only `Upgrade: websocket` is ever honoured; `h2c` (with or without
@@ -165,6 +215,38 @@ rules: [ { name: app, hosts: [app.home.lab], policy: passkey } ]
         match crate::config::check_str("t.yaml", yaml, 0) {
             Ok(c) => c.runtime,
             Err(e) => panic!("test config: {e}"),
+        }
+    }
+
+    #[test]
+    fn targets_split_in_both_forms() {
+        let t = |raw| parse_target(raw);
+        let whole = |https, authority: Option<&str>, rest: &str| Target {
+            https,
+            authority: authority.map(str::to_string),
+            origin_form: rest.to_string(),
+        };
+        assert_eq!(t("/a/b?x=1"), Ok(whole(None, None, "/a/b?x=1")));
+        assert_eq!(
+            t("https://App.home.lab:8443/a/b?x=1"),
+            Ok(whole(Some(true), Some("App.home.lab:8443"), "/a/b?x=1"))
+        );
+        assert_eq!(t("HTTP://h"), Ok(whole(Some(false), Some("h"), "/")));
+        assert_eq!(t("http://h?q"), Ok(whole(Some(false), Some("h"), "/?q")));
+        assert_eq!(t("/a#f"), Err(BadRequest::Fragment));
+        assert_eq!(t("http://h#f"), Err(BadRequest::Fragment));
+        for refused in [
+            "ftp://h/",
+            "https://u@h/",
+            "https://u:p@h/",
+            "*",
+            "h:443",
+            "a/b",
+            "http:///p",
+            "",
+            "/a b",
+        ] {
+            assert_eq!(t(refused), Err(BadRequest::Target), "{refused:?}");
         }
     }
 
