@@ -284,10 +284,7 @@ mod tests {
     use super::*;
 
     fn explained(yaml: &str, url: &str, user: Option<&str>) -> (u8, String) {
-        let rt = match config::check_str("t.yaml", yaml, 0) {
-            Ok(c) => c.runtime,
-            Err(e) => panic!("test config: {e}"),
-        };
+        let rt = crate::config::test_runtime(yaml);
         let args = ExplainArgs {
             url: url.into(),
             method: "get".into(),

@@ -42,6 +42,15 @@ fn render(diags: &[Diagnostic]) -> String {
         .join("\n")
 }
 
+/// The runtime of a config text that must compile: unit tests build theirs here.
+#[cfg(test)]
+pub(crate) fn test_runtime(yaml: &str) -> Runtime {
+    match check_str("t.yaml", yaml, 0) {
+        Ok(c) => c.runtime,
+        Err(e) => panic!("test config does not compile: {e}"),
+    }
+}
+
 /// Check config text; `file` is the name used in messages.
 pub fn check_str(file: &str, text: &str, now: i64) -> Result<Checked, ConfigError> {
     let (model, mut diags) = load::load(file, text);

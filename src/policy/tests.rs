@@ -16,10 +16,7 @@ rules:
   - { name: closed, hosts: [closed.home.lab], policy: deny }
   - { name: app, hosts: [app.home.lab], policy: passkey }
 "#;
-    match check_str("t.yaml", yaml, 0) {
-        Ok(c) => c.runtime,
-        Err(e) => panic!("{e}"),
-    }
+    crate::config::test_runtime(yaml)
 }
 
 #[test]

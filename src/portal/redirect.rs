@@ -111,10 +111,7 @@ rules:
   - {{ name: any, hosts: ["*"], upstream: demo, policy: passkey }}
 "#
         );
-        match crate::config::check_str("t.yaml", &yaml, 0) {
-            Ok(c) => c.runtime,
-            Err(e) => panic!("test config does not compile: {e}"),
-        }
+        crate::config::test_runtime(&yaml)
     }
 
     #[test]

@@ -99,10 +99,7 @@ secrets: { cookie_keys: [/dev/null] }
 users: { alice: {} }
 rules: [ { name: app, hosts: [app.home.lab], policy: passkey } ]
 "#;
-        match crate::config::check_str("t.yaml", yaml, 0) {
-            Ok(c) => c.runtime,
-            Err(e) => panic!("test config: {e}"),
-        }
+        crate::config::test_runtime(yaml)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::config::{Runtime, check_str};
+use crate::config::Runtime;
 
 #[test]
 fn path_normalisation_table() {
@@ -105,10 +105,7 @@ rules:
   - { name: catchall-path, hosts: [admin.example.com], policy: passkey }
   - { name: any, hosts: ["*"], paths: [/health], policy: bypass }
 "#;
-    match check_str("t.yaml", yaml, 0) {
-        Ok(c) => c.runtime,
-        Err(e) => panic!("{e}"),
-    }
+    crate::config::test_runtime(yaml)
 }
 
 /// Route a raw request the way the gateway does: normalise, then match.
