@@ -11,7 +11,7 @@ use crate::kit::{EchoUpstream, Response, raw_request};
 fn git_clones_and_pushes_over_smart_http() {
     let server = GitServer::start();
     let port = server.addr.port();
-    let mut git = GitClient::new();
+    let mut git = GitClient::installed();
     // App host names resolve to the loopback server, as they will through stepgate.
     git.resolve("git.test", port);
     let url = format!("http://git.test:{port}/demo.git");

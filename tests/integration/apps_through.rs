@@ -57,7 +57,7 @@ fn git_clones_and_pushes_with_a_minted_token_and_nothing_else() {
     let g = start_recipe("gitea", &[("http://127.0.0.1:3000", server.addr)]);
     let port = g.addr.port();
     let (mut b, mut key) = alice(&g);
-    let mut git = GitClient::new();
+    let mut git = GitClient::installed();
     git.resolve("git.home.lab", port);
     let bare = format!("http://git.home.lab:{port}/alice/demo.git");
 

@@ -60,12 +60,6 @@ async fn unrelated_serving(config: TestConfig) -> Harness {
     Harness::serving(config, &section).await
 }
 
-pub fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .unwrap_or_default()
-}
-
 async fn only_credential(h: &Harness, user: &str) -> stepgate::model::Credential {
     let creds = h.gw.store.credentials(Some(user)).await.unwrap_or_default();
     assert_eq!(creds.len(), 1, "{creds:?}");
@@ -143,7 +137,7 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
 /// Rewrite a registration's attestation object to `fmt: none` (authData, and
 /// so the claimed AAGUID and UV flag, unchanged).
 fn to_none_attestation(reg: &mut Value) {
-    let ao = b64(reg["response"]["attestationObject"].as_str().unwrap_or(""));
+    let ao = crate::kit::b64url_decode(reg["response"]["attestationObject"].as_str().unwrap_or(""));
     let v: serde_cbor_2::Value = serde_cbor_2::from_slice(&ao).unwrap_or_else(|e| panic!("{e}"));
     let serde_cbor_2::Value::Map(mut map) = v else {
         panic!("attestation object is not a map")

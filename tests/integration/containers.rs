@@ -101,9 +101,9 @@ fn the_build_stage_runs_what_ci_runs() {
     assert!(build.contains("cargo build --release"), "{build}");
 }
 
-#[test]
-fn the_build_stage_copies_every_source_of_the_binary() {
-    let copied: Vec<String> = stages()[0]
+/// The paths the build stage copies into the image (the sources of `COPY`).
+fn copied_paths() -> Vec<String> {
+    stages()[0]
         .iter()
         .filter_map(|l| l.strip_prefix("COPY "))
         .filter(|l| !l.starts_with("--from"))
@@ -114,8 +114,13 @@ fn the_build_stage_copies_every_source_of_the_binary() {
                 .map(|w| w.trim_end_matches('/').to_string())
                 .collect::<Vec<_>>()
         })
-        .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", "benches"] {
+        .collect()
+}
+
+#[test]
+fn the_build_stage_copies_every_source_of_the_binary() {
+    let copied = copied_paths();
+    for needed in ["Cargo.toml", "Cargo.lock", "benches", "tests/kit"] {
         assert!(
             copied.iter().any(|c| c == needed),
             "{needed} is not copied: {copied:?}"
@@ -143,6 +148,39 @@ fn the_build_stage_copies_every_source_of_the_binary() {
                 .any(|c| f == c || f.starts_with(&format!("{c}/"))),
             "the image build lacks {f} (COPY it in deploy/docker/Dockerfile)"
         );
+    }
+}
+
+/// cargo reads every manifest the workspace names (members, path
+/// dependencies, bench targets) before it builds one binary: the copied tree
+/// alone must resolve with the lock file as it is.
+#[test]
+fn the_copied_tree_resolves_with_the_lock_file() {
+    let dir = crate::kit::temp_dir();
+    for rel in copied_paths() {
+        // COPY makes the destination's parent folders; so does this.
+        let to = dir.path().join(&rel);
+        if let Some(parent) = to.parent() {
+            assert!(std::fs::create_dir_all(parent).is_ok(), "mkdir for {rel}");
+        }
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(Path::new(ROOT).join(&rel))
+            .arg(&to)
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "cp {rel}");
+    }
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .current_dir(dir.path())
+        .output();
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "cargo metadata on the image's copied tree: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cargo metadata: {e}"),
     }
 }
 

@@ -4,6 +4,8 @@
 //! gateway end to end, real front proxies, config files as users write them,
 //! real app clients through the app recipes, and client tokens.
 
+use stepgate_kit as kit;
+
 mod apps;
 mod apps_through;
 mod attacks;
@@ -18,7 +20,6 @@ mod failover;
 mod first_run;
 mod front_proxies;
 mod gateway;
-mod kit;
 mod portal;
 mod reload;
 mod session;

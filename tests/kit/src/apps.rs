@@ -261,7 +261,8 @@ pub struct GitClient {
 }
 
 impl GitClient {
-    pub fn new() -> GitClient {
+    /// A git client in a fresh directory (the test fails when git is missing).
+    pub fn installed() -> GitClient {
         require("git", "git");
         GitClient {
             dir: temp_dir(),
@@ -592,7 +593,7 @@ pub fn websocket_echo(
 /// server, a portal at `https://auth.test` and a trusted proxy (127.0.0.1)
 /// that says https, as [`NetBrowser`] talks to it.
 pub fn start_recipe(name: &str, urls: &[(&str, SocketAddr)]) -> TestGateway {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docs/apps/{name}.yaml"));
+    let file = crate::repo_root().join(format!("docs/apps/{name}.yaml"));
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) => panic!("{}: {e}", file.display()),

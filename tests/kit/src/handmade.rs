@@ -5,7 +5,6 @@
 //! assertions with the credentials it made (counter under the test's control).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
@@ -145,7 +144,7 @@ impl Token {
 
     /// The fixture model of `tests/fixtures/mds` (its root is in the fixture blobs).
     pub fn fixture() -> Token {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mds");
+        let dir = crate::repo_root().join("tests/fixtures/mds");
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
         };
@@ -250,7 +249,7 @@ impl Token {
         user: &str,
         counter: u32,
     ) -> Value {
-        let raw = crate::attestation::b64(cred_id);
+        let raw = crate::b64url_decode(cred_id);
         let Some(made) = self.creds.get_mut(&raw) else {
             panic!("this token made no credential {cred_id}")
         };

@@ -1,4 +1,5 @@
-//! The test kit: everything the integration tests share, one home each.
+//! The test kit: everything the integration tests and the benchmarks share,
+//! one home each.
 //!
 //! - [`config`]: the one builder of test configs ([`TestConfig`]).
 //! - [`gateway`]: a real stepgate server on free ports ([`TestGateway`]) and
@@ -49,6 +50,43 @@ pub fn temp_dir() -> tempfile::TempDir {
         Ok(d) => d,
         Err(e) => panic!("cannot create a temp dir: {e}"),
     }
+}
+
+/// Bytes of a base64url text (padded or not); nothing for a text that is not.
+pub fn b64url_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .unwrap_or_default()
+}
+
+/// The stepgate repository (the kit lives in its `tests/kit/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `stepgate` binary cargo built beside the running test or benchmark
+/// binary (which lives in the same profile's `deps/`). Cargo builds a
+/// package's binaries before its integration tests and benchmarks.
+pub fn stepgate_exe() -> std::path::PathBuf {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => panic!("no path for the running binary: {e}"),
+    };
+    let mut dir = exe
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(format!("stepgate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "no stepgate binary at {} (cargo build)",
+        bin.display()
+    );
+    bin
 }
 
 /// A free TCP port on 127.0.0.1 (bound then released).

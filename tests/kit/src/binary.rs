@@ -25,7 +25,7 @@ impl Process {
             Ok(f) => f,
             Err(e) => panic!("create {}: {e}", log.display()),
         };
-        match Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        match Command::new(crate::stepgate_exe())
             .args(args)
             .envs(env.iter().copied())
             .current_dir(cwd)
@@ -77,7 +77,7 @@ impl Process {
 /// Start the built `stepgate serve -c FILE` (its output dropped).
 pub fn serve(file: &Path) -> ChildGuard {
     spawn(
-        Command::new(env!("CARGO_BIN_EXE_stepgate"))
+        Command::new(crate::stepgate_exe())
             .arg("serve")
             .arg("-c")
             .arg(file),
