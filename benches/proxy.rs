@@ -131,7 +131,7 @@ fn sanity(s: &System) {
             s.name,
             r.status,
             r.body.len(),
-            r.text()
+            r.body
         );
     }
     if s.guarded {
@@ -211,6 +211,8 @@ fn rounds(
 /// Everything started for one run (kept alive until the end).
 struct Started {
     servers: Vec<Server>,
+    /// The Redis store of the Redis-backed stepgate (stopped after it).
+    redis: stepgate_kit::RedisServer,
     list: Vec<System>,
     sqlite_conf: PathBuf,
     sqlite_dir: PathBuf,
@@ -254,12 +256,12 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
         "session (sqlite): enrolled + signed in with step-up over HTTP in {:?}",
         t.elapsed()
     );
-    let redis = systems::redis(root);
+    let redis = stepgate_kit::RedisServer::start();
     let (sgr, redis_conf) = stepgate_on(
         bin,
         &root.join("stepgate-redis"),
         app.port,
-        Store::Redis(redis.port),
+        Store::Redis(redis.port()),
         k.proxy_threads,
         "stepgate-redis",
     );
@@ -377,11 +379,12 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
     }
     let sqlite_pid = sg.proc.pid();
     let app_port = app.port;
-    let mut servers = vec![app, nginx, bare, stub, sg, redis, sgr];
+    let mut servers = vec![app, nginx, bare, stub, sg, sgr];
     servers.extend(baseline);
     servers.extend(fronts);
     Started {
         servers,
+        redis,
         list: select(list, &k.only),
         sqlite_conf,
         sqlite_dir,
@@ -525,6 +528,7 @@ fn main() {
     report::memory(&mem);
     report::targets(&peak, &latency, &mem);
     drop(st.servers);
+    drop(st.redis);
     println!();
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
 }

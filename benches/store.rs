@@ -6,8 +6,6 @@
 //! Redis runs as a private `redis-server` on a free port (it must be installed).
 
 use std::hint::black_box;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,45 +23,6 @@ const LIMITS: SessionLimits = SessionLimits {
     idle_timeout: Duration::from_secs(8 * 3600),
     max_lifetime: Duration::from_secs(7 * 86_400),
 };
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(dir: &std::path::Path) -> (Redis, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("free port: {e}"));
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("redis-server not found: apt-get install redis-server ({e})"));
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..500 {
-        if TcpStream::connect(addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (Redis(child), format!("redis://127.0.0.1:{port}/0"))
-}
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -173,8 +132,8 @@ fn lookups(c: &mut Criterion) {
     let sqlite = SqliteStore::open(&dir.path().join("bench.db")).unwrap_or_else(|e| panic!("{e}"));
     bench_store(c, "sqlite", &rt, Arc::new(sqlite));
 
-    let (_redis, url) = start_redis(dir.path());
-    let redis = RedisStore::open(&url, "bench:").unwrap_or_else(|e| panic!("{e}"));
+    let server = stepgate_kit::RedisServer::start();
+    let redis = RedisStore::open(&server.url(), "bench:").unwrap_or_else(|e| panic!("{e}"));
     bench_store(c, "redis", &rt, Arc::new(redis));
 }
 

@@ -6,8 +6,6 @@
 //! carried by a cookie signed with the instance's key, just as the sign-in
 //! callback would make it. Every request must be answered 200 with the body.
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,7 +15,8 @@ use stepgate::session::{CookieKeys, CookieKind};
 
 use crate::load::memory;
 use crate::passkey::APP_HOST;
-use crate::util::{addr, read_response};
+use crate::util::addr;
+use stepgate_kit::Conn;
 
 /// `n` fresh app cookies (`stepgate_app=…`) on `APP_HOST`, on the portal
 /// session whose cookie value is `portal_cookie`, in the store of `config`.
@@ -90,14 +89,10 @@ pub fn run(port: u16, path: &str, cookies: &[String], conns: usize, pid: u32) ->
 
 /// One keep-alive connection carrying one request per cookie.
 fn send_all(port: u16, host: &str, path: &str, cookies: &[String]) {
-    let mut s = TcpStream::connect(addr(port)).unwrap_or_else(|e| panic!("connect {port}: {e}"));
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = s.set_nodelay(true);
+    let mut conn = Conn::open_waiting(addr(port), Duration::from_secs(10));
     for c in cookies {
         let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {c}\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .unwrap_or_else(|e| panic!("write: {e}"));
-        let r = read_response(&mut s);
+        let r = conn.exchange(req.as_bytes());
         if r.status != 200 || r.body.len() != crate::BODY_LEN {
             panic!(
                 "a fresh session was not served: {} ({} bytes)",

@@ -1,12 +1,12 @@
 //! Load: `wrk` runs (closed loop, or throttled with a Lua `delay()`), and
 //! the idle keep-alive connection probe for stepgate's memory.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Proc, addr, read_response, write};
+use crate::util::{Proc, addr, write};
+use stepgate_kit::Conn;
 
 /// What one wrk run measured.
 #[derive(Debug, Clone, Copy)]
@@ -123,33 +123,24 @@ pub fn memory(pid: u32) -> (f64, f64) {
 
 /// Open `n` keep-alive connections to `port`, each carrying one authenticated
 /// request (read to the end of its response), and keep them open.
-pub fn hold_connections(
-    port: u16,
-    host: &str,
-    path: &str,
-    cookie: &str,
-    n: usize,
-) -> Vec<TcpStream> {
+pub fn hold_connections(port: u16, host: &str, path: &str, cookie: &str, n: usize) -> Vec<Conn> {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n\r\n");
     let mut held = Vec::with_capacity(n);
     for i in 0..n {
-        let mut s = TcpStream::connect(addr(port))
-            .unwrap_or_else(|e| panic!("connection {i} of {n} to {port}: {e}"));
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        std::io::Write::write_all(&mut s, req.as_bytes())
-            .unwrap_or_else(|e| panic!("write on connection {i}: {e}"));
-        let r = read_response(&mut s);
+        let mut c = Conn::open_waiting(addr(port), Duration::from_secs(10));
+        let r = c.exchange(req.as_bytes());
         if r.status != 200 {
-            panic!("connection {i}: status {} {}", r.status, r.text());
+            panic!("connection {i}: status {} {}", r.status, r.body);
         }
-        held.push(s);
+        held.push(c);
     }
     held
 }
 
 /// How many of `held` are still open (a peek that would block means open).
-pub fn still_open(held: &[TcpStream]) -> usize {
+pub fn still_open(held: &[Conn]) -> usize {
     held.iter()
+        .map(Conn::stream)
         .filter(|s| {
             let _ = s.set_nonblocking(true);
             let mut b = [0u8; 1];

@@ -7,12 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
+use stepgate_kit::authenticator::{Client, create, get};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs_core::proto::{
-    PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions,
-};
 
 use crate::util::{Browser, run};
 
@@ -48,6 +44,10 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn 
     let origin = format!("http://{PORTAL_HOST}:{port}");
     let mut b = Browser::new(port);
     let mut key = SoftPasskey::new(true);
+    let client = Client {
+        origin: origin.clone(),
+        ..Client::default()
+    };
 
     let begun = api(
         &mut b,
@@ -55,7 +55,7 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn 
         "enroll/begin",
         &json!({"token": token, "label": "bench"}),
     );
-    let cred = create(&mut key, &begun["publicKey"], &origin);
+    let cred = create(&mut key, &begun["publicKey"], &client);
     api(
         &mut b,
         &origin,
@@ -68,10 +68,8 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn 
     let page = format!("http://{APP_HOST}:{port}{rd_path}");
     let r = b.request("GET", &page, &[("Accept", "text/html")], b"");
     let location = r
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
-        .map(|(_, v)| v.clone())
+        .header("location")
+        .map(str::to_string)
         .unwrap_or_else(|| panic!("GET {page}: {} without a Location", r.status));
     let login = url::Url::parse(&location).unwrap_or_else(|e| panic!("{location}: {e}"));
     let param = |name: &str| {
@@ -87,7 +85,7 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn 
         "login/begin",
         &json!({"rd": param("rd"), "state": param("state"), "username": "alice"}),
     );
-    let assertion = get(&mut key, &begun["publicKey"], &origin);
+    let assertion = get(&mut key, &begun["publicKey"], &client);
     let done = api(
         &mut b,
         &origin,
@@ -100,7 +98,7 @@ pub fn sign_in(bin: &Path, config: &Path, port: u16, rd_path: &str) -> SignedIn 
         .to_string();
     let r = b.request("GET", &callback, &[("Accept", "text/html")], b"");
     if r.status != 303 {
-        panic!("callback {callback}: {} {}", r.status, r.text());
+        panic!("callback {callback}: {} {}", r.status, r.body);
     }
     let value = b
         .cookie(APP_HOST, "stepgate_app")
@@ -127,48 +125,7 @@ fn api(b: &mut Browser, origin: &str, path: &str, body: &Value) -> Value {
         body.to_string().as_bytes(),
     );
     if r.status != 200 {
-        panic!("POST {url}: {} {}", r.status, r.text());
+        panic!("POST {url}: {} {}", r.status, r.body);
     }
-    serde_json::from_slice(&r.body)
-        .unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {}", r.text()))
-}
-
-fn client_data(kind: &str, challenge: &str, origin: &str) -> Vec<u8> {
-    format!(r#"{{"type":"{kind}","challenge":"{challenge}","origin":"{origin}"}}"#).into_bytes()
-}
-
-/// `navigator.credentials.create()` on the software authenticator.
-fn create(
-    auth: &mut impl AuthenticatorBackendHashedClientData,
-    options: &Value,
-    origin: &str,
-) -> Value {
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialCreationOptions = serde_json::from_value(options.clone())
-        .unwrap_or_else(|e| panic!("creation options: {e}: {options}"));
-    let cdj = client_data("webauthn.create", &challenge, origin);
-    let hash = Sha256::digest(&cdj).to_vec();
-    let mut reg = auth
-        .perform_register(hash, opts, 60_000)
-        .unwrap_or_else(|e| panic!("authenticator register: {e:?}"));
-    reg.response.client_data_json = cdj;
-    serde_json::to_value(&reg).unwrap_or_else(|e| panic!("registration JSON: {e}"))
-}
-
-/// `navigator.credentials.get()` on the software authenticator.
-fn get(
-    auth: &mut impl AuthenticatorBackendHashedClientData,
-    options: &Value,
-    origin: &str,
-) -> Value {
-    let challenge = options["challenge"].as_str().unwrap_or("").to_string();
-    let opts: PublicKeyCredentialRequestOptions = serde_json::from_value(options.clone())
-        .unwrap_or_else(|e| panic!("request options: {e}: {options}"));
-    let cdj = client_data("webauthn.get", &challenge, origin);
-    let hash = Sha256::digest(&cdj).to_vec();
-    let mut a = auth
-        .perform_auth(hash, opts, 60_000)
-        .unwrap_or_else(|e| panic!("authenticator get: {e:?}"));
-    a.response.client_data_json = cdj;
-    serde_json::to_value(&a).unwrap_or_else(|e| panic!("assertion JSON: {e}"))
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {}", r.body))
 }

@@ -12,15 +12,14 @@
 //! `STEPGATE_BENCH_PROFILE_DIR=DIR` keeps each dump there, for
 //! `callgrind_annotate`.
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::passkey::APP_HOST;
 use crate::systems::{self, Store};
-use crate::util::{Proc, addr, free_port, read_response, run, spawn, wait_for_port};
+use crate::util::{Proc, addr, free_port, run, spawn, wait_for_port};
+use stepgate_kit::Conn;
 
 /// What is counted: (label, path, with the session cookie?, extra header lines).
 const KINDS: [(&str, &str, bool, &str); 4] = [
@@ -141,8 +140,7 @@ fn count(proc: &Proc, out: &Path, port: u16, path: &str, head: &str, n: usize, w
 /// header lines `head`; each must be a 200 (with the body, unless it is a
 /// forward-auth answer).
 fn send(port: u16, path: &str, head: &str, n: usize) {
-    let mut s = TcpStream::connect(addr(port)).unwrap_or_else(|e| panic!("connect: {e}"));
-    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut conn = Conn::open_waiting(addr(port), Duration::from_secs(60));
     let req = format!("GET {path} HTTP/1.1\r\nHost: {APP_HOST}:{port}\r\n{head}\r\n");
     let len = if path.starts_with("/.stepgate/") {
         0
@@ -150,9 +148,7 @@ fn send(port: u16, path: &str, head: &str, n: usize) {
         crate::BODY_LEN
     };
     for _ in 0..n {
-        s.write_all(req.as_bytes())
-            .unwrap_or_else(|e| panic!("write: {e}"));
-        let r = read_response(&mut s);
+        let r = conn.exchange(req.as_bytes());
         assert!(
             r.status == 200 && r.body.len() == len,
             "{path}: {} under callgrind",

@@ -80,12 +80,12 @@ pub fn app_accepts(app: u16) -> u64 {
     let url = format!("http://127.0.0.1:{app}{APP_STATUS}");
     let r = crate::util::Browser::new(app).request("GET", &url, &[], b"");
     // "Active connections: 1\nserver accepts handled requests\n 12 12 40\n…"
-    r.text()
+    r.body
         .lines()
         .nth(2)
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("app status: {}", r.text()))
+        .unwrap_or_else(|| panic!("app status: {}", r.body))
 }
 
 /// The app: nginx answering every path with the same 1 KiB static file.
@@ -218,30 +218,6 @@ pub fn traefik(root: &Path, name: &str, auth: u16, app: u16) -> Server {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Server { port, proc }
-}
-
-/// A private redis-server without persistence.
-pub fn redis(root: &Path) -> Server {
-    let dir = subdir(root, "redis");
-    let port = free_port();
-    let log = dir.join("stderr.log");
-    let mut proc = spawn(
-        "redis-server",
-        Command::new("redis-server")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no"),
-        &log,
-    );
-    wait_for_port(port, &mut proc, &log);
     Server { port, proc }
 }
 

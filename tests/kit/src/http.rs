@@ -173,15 +173,37 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Connect, waiting at most 5 s for each response.
     pub fn open(addr: SocketAddr) -> Conn {
+        Self::open_waiting(addr, Duration::from_secs(5))
+    }
+
+    /// Connect, waiting at most `wait` for each response (a server under a
+    /// profiler answers slowly).
+    pub fn open_waiting(addr: SocketAddr, wait: Duration) -> Conn {
         let stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => panic!("connect {addr}: {e}"),
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.set_read_timeout(Some(wait));
+        let _ = stream.set_nodelay(true);
         Conn {
             stream,
             pending: Vec::new(),
+        }
+    }
+
+    /// The connection itself (to peek whether the server still holds it).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Send `bytes` and read the one response they ask for.
+    pub fn exchange(&mut self, bytes: &[u8]) -> Response {
+        self.send(bytes);
+        match self.read_response() {
+            Some(r) => r,
+            None => panic!("the server closed the connection before answering"),
         }
     }
 
@@ -207,20 +229,33 @@ impl Conn {
     }
 }
 
-/// One complete response with a Content-Length body at the start of `data`.
+/// One complete response (Content-Length or chunked body) at the start of
+/// `data`, and how many bytes it took.
 fn parse_one(data: &[u8]) -> Option<(Response, usize)> {
     let end = find(data, b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&data[..end]).to_string();
-    let len = head
-        .lines()
-        .find_map(|l| {
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_ascii_lowercase())
         })
-        .unwrap_or(0);
-    if data.len() < end + 4 + len {
+    };
+    let body = &data[end + 4..];
+    let len = if header("transfer-encoding").is_some_and(|v| v == "chunked") {
+        // Complete once the last (empty) chunk and the blank line are in.
+        if body.starts_with(b"0\r\n\r\n") {
+            5
+        } else {
+            find(body, b"\r\n0\r\n\r\n")? + 7
+        }
+    } else {
+        header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    if body.len() < len {
         return None;
     }
     let r = parse_responses(&data[..end + 4 + len]).into_iter().next()?;
