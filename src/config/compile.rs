@@ -62,32 +62,8 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         .as_deref()
         .and_then(|a| socket(diags, "admin_listen", a));
     let trusted_proxies = networks(diags, "trusted_proxies", &f.trusted_proxies, true);
-    let portal = match &f.portal {
-        Some(p) => portal(diags, p),
-        None if f.failed.iter().any(|k| k == "portal") => None,
-        None => {
-            diags.error(
-                "portal",
-                "missing: the portal url is required (portal: { url: https://auth.example.com })",
-            );
-            None
-        }
-    };
-    let cookie_keys = match &f.secrets {
-        Some(s) if !s.cookie_keys.is_empty() => s.cookie_keys.clone(),
-        Some(_) => {
-            diags.error(
-                "secrets.cookie_keys",
-                "at least one key file is required (make one with `stepgate gen-key`)",
-            );
-            Vec::new()
-        }
-        None if f.failed.iter().any(|k| k == "secrets") => Vec::new(),
-        None => {
-            diags.error("secrets", "missing: secrets.cookie_keys names the cookie key files (make one with `stepgate gen-key`)");
-            Vec::new()
-        }
-    };
+    let portal = required_portal(diags, &f);
+    let cookie_keys = cookie_keys(diags, &f);
     let session = session(diags, f.session.as_ref());
     let store = store(diags, f.store.as_ref());
     let users = users(diags, &f.users, now);
@@ -124,6 +100,40 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         log_json,
         request_counters: Default::default(),
     })
+}
+
+/// `portal:` must be there (unless it failed its shape check, said already).
+fn required_portal(diags: &mut Diagnostics, f: &ConfigFile) -> Option<Portal> {
+    match &f.portal {
+        Some(p) => portal(diags, p),
+        None if f.failed.iter().any(|k| k == "portal") => None,
+        None => {
+            diags.error(
+                "portal",
+                "missing: the portal url is required (portal: { url: https://auth.example.com })",
+            );
+            None
+        }
+    }
+}
+
+/// `secrets.cookie_keys`: at least one key file.
+fn cookie_keys(diags: &mut Diagnostics, f: &ConfigFile) -> Vec<PathBuf> {
+    match &f.secrets {
+        Some(s) if !s.cookie_keys.is_empty() => s.cookie_keys.clone(),
+        Some(_) => {
+            diags.error(
+                "secrets.cookie_keys",
+                "at least one key file is required (make one with `stepgate gen-key`)",
+            );
+            Vec::new()
+        }
+        None if f.failed.iter().any(|k| k == "secrets") => Vec::new(),
+        None => {
+            diags.error("secrets", "missing: secrets.cookie_keys names the cookie key files (make one with `stepgate gen-key`)");
+            Vec::new()
+        }
+    }
 }
 
 fn threads(diags: &mut Diagnostics, raw: Option<u64>) -> usize {

@@ -53,11 +53,18 @@ fn hex(b: u8) -> Option<u8> {
 /// are kept with upper-case hex, `.` and `..` segments are resolved and repeated
 /// slashes collapse to one. Anything ambiguous is an error.
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
-    let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'/') {
+    if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    // Pass 1: decode unreserved escapes, validate the rest, keep a decoded copy for UTF-8 checking.
+    let text = decode_unreserved(raw)?;
+    resolve_dot_segments(&text)
+}
+
+/// Pass 1: decode escapes of unreserved characters, refuse what could be read
+/// two ways (encoded separators, escapes of escapes, parameters, controls),
+/// and check that the decoded bytes are UTF-8.
+fn decode_unreserved(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
     let mut text = String::with_capacity(raw.len());
     let mut decoded = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -113,7 +120,13 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     if std::str::from_utf8(&decoded).is_err() {
         return Err(PathError::InvalidUtf8);
     }
-    // Pass 2: resolve dot-segments; collapse empty segments.
+    Ok(text)
+}
+
+/// Pass 2: resolve dot-segments (never above the root), collapse empty
+/// segments, keep one trailing slash, and refuse segments that end in a dot
+/// or an encoded space (some servers strip those).
+fn resolve_dot_segments(text: &str) -> Result<String, PathError> {
     let trailing = text.len() > 1 && text.ends_with('/');
     let mut segments: Vec<&str> = Vec::new();
     let mut last_was_dot = false;
