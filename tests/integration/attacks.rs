@@ -431,6 +431,19 @@ fn odd_transfer_encodings_never_smuggle_a_request() {
             assert_refused(r, &format!("a request behind {te:?}"));
         }
     }
+    // HTTP/1.0 bodies are never read up to the connection's close: without
+    // a length there is no body, so the rest is another request (judged).
+    for head in [
+        "POST /public/x HTTP/1.0\r\nHost: app.home.lab\r\nConnection: keep-alive\r\n\r\n",
+        "POST /public/x HTTP/1.0\r\nHost: app.home.lab\r\n\r\n",
+        "POST /public/x HTTP/1.0\r\nHost: app.home.lab\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let req = format!("{head}{smuggled}");
+        let responses = parse_responses(&exchange(g.addr, req.as_bytes()));
+        for r in responses.iter().skip(1) {
+            assert_refused(r, &format!("a request behind {head:?}"));
+        }
+    }
     std::thread::sleep(std::time::Duration::from_millis(200));
     let seen = echo.seen();
     assert!(

@@ -126,28 +126,81 @@ fn the_build_stage_copies_every_source_of_the_binary() {
             "{needed} is not copied: {copied:?}"
         );
     }
-    // cargo's dep-info for the binary lists every file it was compiled from.
-    let dep_info = Path::new(env!("CARGO_BIN_EXE_stepgate")).with_extension("d");
-    let text = match std::fs::read_to_string(&dep_info) {
-        Ok(t) => t,
-        Err(e) => panic!("{}: {e}", dep_info.display()),
-    };
-    let (_, deps) = text.split_once(": ").unwrap_or_default();
-    let ours: Vec<&str> = deps
-        .split_whitespace()
-        .filter_map(|f| f.strip_prefix(ROOT).map(|r| r.trim_start_matches('/')))
-        .collect();
+    let ours = compiled_sources();
     assert!(
         ours.iter().any(|f| f.ends_with("portal/assets/portal.js")),
         "{ours:?}"
     );
-    for f in ours {
+    for f in &ours {
         assert!(
             copied
                 .iter()
                 .any(|c| f == c || f.starts_with(&format!("{c}/"))),
             "the image build lacks {f} (COPY it in deploy/docker/Dockerfile)"
         );
+    }
+}
+
+/// Every file of this repository that rustc read to compile the stepgate
+/// crates (library and binary), from the dep-info files it writes beside its
+/// outputs in `deps/`. Those exist whichever cargo command built the binary
+/// (the uplifted `stepgate.d` next to it only when the binary was a root of
+/// the build, as in `cargo build`, not `cargo test`); files an older compile
+/// read and that are gone now are left out.
+fn compiled_sources() -> BTreeSet<String> {
+    let exe = Path::new(env!("CARGO_BIN_EXE_stepgate"));
+    let deps = exe.with_file_name("deps");
+    let entries = match std::fs::read_dir(&deps) {
+        Ok(e) => e,
+        Err(e) => panic!("{}: {e}", deps.display()),
+    };
+    let mut ours = BTreeSet::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("stepgate-") && name.ends_with(".d")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        // Each line is `output: input input…`; the inputs are what we want.
+        for line in text.lines() {
+            let Some((_, inputs)) = line.split_once(": ") else {
+                continue;
+            };
+            // rustc names inputs relative to the package root (the uplifted
+            // file next to the binary has them absolute).
+            ours.extend(
+                inputs
+                    .split_whitespace()
+                    .map(|f| Path::new(ROOT).join(f))
+                    .filter(|f| f.is_file())
+                    .filter_map(|f| {
+                        f.strip_prefix(ROOT)
+                            .ok()
+                            .map(|r| r.to_string_lossy().into_owned())
+                    }),
+            );
+        }
+    }
+    assert!(
+        ours.iter().any(|f| f == "src/main.rs") && ours.iter().any(|f| f == "src/lib.rs"),
+        "no dep-info for the stepgate library and binary under {}: {ours:?}",
+        deps.display()
+    );
+    ours
+}
+
+/// The target triple rustc builds for by default (`host:` in `rustc -vV`).
+fn host_triple() -> String {
+    let out = std::process::Command::new("rustc").arg("-vV").output();
+    let text = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => panic!("rustc -vV: {e}"),
+    };
+    match text.lines().find_map(|l| l.strip_prefix("host: ")) {
+        Some(host) => host.trim().to_string(),
+        None => panic!("no host in rustc -vV: {text}"),
     }
 }
 
@@ -172,6 +225,9 @@ fn the_copied_tree_resolves_with_the_lock_file() {
     }
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        // Only this platform's packages: others (Android, Windows…) may never
+        // have been downloaded here, and --offline cannot fetch them.
+        .args(["--filter-platform", &host_triple()])
         .current_dir(dir.path())
         .output();
     match out {

@@ -3,8 +3,8 @@
 //! echoing upstream showing what an app receives.
 
 use crate::kit::{
-    Conn, EchoUpstream, TestConfig, TestGateway, assert_login_redirect, exchange, grant,
-    parse_responses, uv,
+    Conn, EchoUpstream, NetBrowser, TestConfig, TestGateway, assert_login_redirect, exchange,
+    grant, parse_responses, uv,
 };
 
 const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
@@ -1003,4 +1003,31 @@ fn two_gateways_on_one_redis_share_sessions_and_revocations() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
+}
+
+/// Two gateway instances on one Redis count ceremonies against one
+/// allowance: a client alternating between them gets no more sign-in
+/// attempts than from one.
+#[test]
+fn two_gateways_on_one_redis_share_one_rate_limit() {
+    let redis = crate::kit::RedisServer::start();
+    let rest = "rate_limit: { per_ip_per_minute: 6, per_user_per_minute: 30 }\nusers: { alice: {} }\nupstreams: { demo: \"builtin:whoami\" }\nrules:\n  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }\n";
+    let on_redis = || {
+        TestConfig::behind_proxy()
+            .redis(&redis.url(), "limits:")
+            .body(rest)
+    };
+    let a = TestGateway::start(on_redis());
+    let b = TestGateway::start(on_redis());
+    let mut answers = Vec::new();
+    for i in 0..12 {
+        let gw = if i % 2 == 0 { &a } else { &b };
+        let mut browser = NetBrowser::new(gw.addr);
+        let (status, _) = browser.try_api("login/begin", &serde_json::json!({ "rd": "" }));
+        answers.push(status);
+    }
+    let allowed = answers.iter().filter(|s| **s == 200).count();
+    let limited = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!((allowed, limited), (6, 6), "{answers:?}");
+    assert!(answers[6..].iter().all(|s| *s == 429), "{answers:?}");
 }

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::kit::authenticator::{Client, get};
+use crate::kit::authenticator::{Client, assertion, get};
 use crate::kit::{NetBrowser, TestConfig, TestGateway};
 
 /// A gateway with the portal at https://auth.test behind a trusted proxy.
@@ -20,6 +20,12 @@ rules:
   - name: pin
     hosts: [app.test]
     paths: [/admin, /admin/**]
+    upstream: demo
+    policy: passkey
+    step_up: { max_age: 5m, scope: rule }
+  - name: reports
+    hosts: [app.test]
+    paths: [/reports, /reports/**]
     upstream: demo
     policy: passkey
     step_up: { max_age: 5m, scope: rule }
@@ -125,6 +131,40 @@ fn the_callback_refuses_an_idle_expired_portal_session() {
     assert_eq!(r.status, 400, "{r:?}");
     let r = b.get("https://app.test/admin");
     assert_ne!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn a_new_sign_in_never_inherits_another_portal_sessions_grants() {
+    let g = start("8h");
+    // Alice steps up for /admin on a shared browser and walks away.
+    let (mut b, mut alice_key) = alice(&g);
+    b.sign_in(&mut alice_key, "https://app.test/");
+    b.sign_in(&mut alice_key, "https://app.test/admin");
+    assert_eq!(b.get("https://app.test/admin").status, 200);
+    // Bob signs in at the portal on the same browser (a portal session of
+    // his own) and steps up on app.test for a rule alice's session lacks.
+    let mut bob_key = SoftPasskey::new(true);
+    b.enroll_as(&g, &mut bob_key, "bob", "phone");
+    let (rd, state) = b.login_params("https://app.test/reports");
+    let begun = b.api(
+        "login/begin",
+        &json!({ "rd": rd, "state": state, "username": "bob" }),
+    );
+    let finish = assertion(&mut bob_key, &begun, &b.client_data());
+    let done = b.api("login/finish", &finish);
+    let callback = done["redirect"].as_str().unwrap_or_default().to_string();
+    assert!(callback.contains("/.stepgate/callback?code="), "{done}");
+    assert_eq!(b.get(&callback).status, 303);
+    let r = b.get("https://app.test/reports");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("bob"), "{}", r.body);
+    // The app session the callback made is bob's, with bob's grant only:
+    // alice's step-up for /admin stayed behind with her portal session.
+    let r = b.get("https://app.test/admin");
+    assert_eq!(
+        r.status, 302,
+        "bob reached /admin on alice's step-up: {r:?}"
+    );
 }
 
 /// An assertion for `victim_id` signed by another passkey (`key`, registered

@@ -10,11 +10,14 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::kit::{NetBrowser, TestConfig, TestGateway, csrf_of};
 
-/// The portal at https://auth.test; two app hosts with plain rules, a
-/// `scope: rule` step-up, a young `scope: session` step-up, and an admins-only host.
+/// A gateway with the portal at https://auth.test serving [`APPS`].
 fn start() -> TestGateway {
-    TestGateway::start(TestConfig::behind_proxy().body(
-        r#"users:
+    TestGateway::start(TestConfig::behind_proxy().body(APPS))
+}
+
+/// Two app hosts with plain rules, a `scope: rule` step-up, a young
+/// `scope: session` step-up, and an admins-only host.
+const APPS: &str = r#"users:
   alice: { name: Alice, groups: [admins] }
   bob: { name: Bob }
 upstreams: { demo: "builtin:whoami" }
@@ -34,9 +37,7 @@ rules:
   - { name: ops, hosts: [ops.test], upstream: demo, policy: passkey, allow: [group:admins] }
   - { name: photos, hosts: [photos.test], upstream: demo, policy: passkey }
   - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
-"#,
-    ))
-}
+"#;
 
 /// A browser of `user` with a passkey, signed in at app.test by a ceremony.
 fn signed_in(g: &TestGateway, user: &str) -> (NetBrowser, SoftPasskey) {
@@ -97,6 +98,50 @@ fn a_second_app_opens_with_no_ceremony_and_step_up_still_asks() {
     );
     let (r, _) = b.navigate("https://photos.test/admin");
     assert_eq!(r.echoed("stepgate-rule"), vec!["photos-admin"]);
+}
+
+/// The callback URL a silent continue answers with, for `app` (which must
+/// send `b` to the portal): the app's redirect, then the portal's at once.
+fn silent_callback(b: &mut NetBrowser, app: &str) -> String {
+    let r = b.get(app);
+    assert_eq!(r.status, 302, "{app}: {r:?}");
+    let login = r.header("location").unwrap_or_default().to_string();
+    let r = b.get(&login);
+    let to = r.header("location").unwrap_or_default().to_string();
+    assert!(
+        matches!(r.status, 302 | 303) && to.contains("/.stepgate/callback?code="),
+        "{login} should continue silently: {r:?}"
+    );
+    to
+}
+
+#[test]
+fn a_silently_minted_code_works_only_in_its_browser_at_its_origin() {
+    let g = start();
+    let (mut b, _key) = signed_in(&g, "alice");
+    // Another browser (one that has been to the app, and one that has not).
+    let callback = silent_callback(&mut b, "https://photos.test/albums");
+    let mut victim = NetBrowser::new(g.addr);
+    assert_eq!(victim.get("https://photos.test/").status, 302);
+    assert_eq!(victim.get(&callback).status, 400);
+    assert!(
+        !victim
+            .jar
+            .get("photos.test")
+            .is_some_and(|j| j.contains_key("__Host-stepgate_app"))
+    );
+    let callback = silent_callback(&mut b, "https://photos.test/albums");
+    assert_eq!(NetBrowser::new(g.addr).get(&callback).status, 400);
+    // The same browser at another port of the host.
+    let callback = silent_callback(&mut b, "https://photos.test/albums");
+    let elsewhere = callback.replacen("https://photos.test/", "https://photos.test:8443/", 1);
+    assert_ne!(elsewhere, callback);
+    assert_eq!(b.get(&elsewhere).status, 400);
+    // Its own browser, at its origin, gets in.
+    let callback = silent_callback(&mut b, "https://photos.test/albums");
+    let r = b.get(&callback);
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(b.get("https://photos.test/albums").status, 200);
 }
 
 #[test]
@@ -213,6 +258,52 @@ fn signing_out_on_an_app_host_ends_every_app_session() {
         at.starts_with("https://auth.test/.stepgate/login?"),
         "the portal session ended too: {at}"
     );
+}
+
+/// Signing out through one gateway instance ends the app sessions that
+/// instance minted on every instance sharing the store, within 1 s.
+#[test]
+fn signing_out_on_one_instance_ends_app_sessions_on_every_instance() {
+    let redis = crate::kit::RedisServer::start();
+    let on_redis = || {
+        TestConfig::behind_proxy()
+            .redis(&redis.url(), "sso:")
+            .body(APPS)
+    };
+    let a = TestGateway::start(on_redis());
+    let key = a.dir.path().join("cookie.key");
+    let b = TestGateway::start(on_redis().cookie_key(&key));
+    let (mut on_a, _key) = signed_in(&a, "alice");
+    assert_eq!(on_a.navigate("https://photos.test/").0.status, 200);
+    // The same browser, its requests now reaching instance b.
+    let mut on_b = NetBrowser::new(b.addr);
+    on_b.jar = on_a.jar.clone();
+    for app in ["https://app.test/", "https://photos.test/"] {
+        assert_eq!(on_b.get(app).status, 200, "{app} through b");
+    }
+    let page = on_a.get("https://auth.test/.stepgate/logout");
+    let done = on_a.request(
+        "POST",
+        "https://auth.test/.stepgate/logout",
+        &format!("csrf={}", csrf_of(&page.body)),
+        "application/x-www-form-urlencoded",
+    );
+    assert_eq!(done.status, 200);
+    let signed_out = std::time::Instant::now();
+    for app in ["https://app.test/", "https://photos.test/"] {
+        loop {
+            let r = on_b.get(app);
+            if r.status == 302 {
+                break;
+            }
+            assert_eq!(r.status, 200, "{app} through b: {r:?}");
+            assert!(
+                signed_out.elapsed() < std::time::Duration::from_secs(1),
+                "{app} still open through b 1 s after signing out on a"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 #[test]
