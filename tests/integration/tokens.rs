@@ -49,7 +49,7 @@ const CRED: &str = "token-minting-key";
 
 /// Store the minting passkey of `user` (once) and a token for `rules` minted
 /// at `at` for `days`, as the account page would; returns its id and secret.
-fn stored_token(
+pub fn stored_token(
     g: &TestGateway,
     user: &str,
     rules: &[&str],

@@ -77,7 +77,8 @@ impl WebSocket {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        // Generous: on a loaded machine a first tunnelled echo can take seconds.
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
         let req = "GET /ws HTTP/1.1\r\nHost: app.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         assert!(s.write_all(req.as_bytes()).is_ok());
         let mut head = Vec::new();
@@ -171,7 +172,11 @@ fn a_new_process_takes_the_sockets_over_without_a_refused_connection() {
     wait_for_port(addr);
     wait_for_port(admin_addr);
     let mut ws = WebSocket::open(addr);
-    assert!(ws.echo(0));
+    assert!(
+        ws.echo(0),
+        "no echo over the WebSocket on the first process:\n{}",
+        old.log_text()
+    );
 
     let get = "GET /x HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n".to_string();
     let health = "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n".to_string();
