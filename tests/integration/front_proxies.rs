@@ -431,7 +431,7 @@ fn uncomment(text: &str, prefix: &str) -> String {
 /// do what they say: the app gets the user in its own header, never a
 /// client's copy in any spelling, and never the token.
 fn tokens_and_mapped_headers(sg: &TestGateway, front: &Front, name: &str) {
-    let (_, secret) = crate::tokens::stored_token(sg, "alice", &["git"], sg.now(), 30);
+    let (_, secret) = sg.stored_token("alice", &["git"], sg.now(), 30);
     let auth = crate::kit::apps::basic("git", &secret);
     let spoof = [
         ("X-WEBAUTH-USER", "root"),

@@ -4,13 +4,8 @@
 //! too-old token, a token resting on a revoked or flagged passkey, a browser
 //! cookie on a token-only rule, and guessing tokens (rate limited).
 
-use std::time::Duration;
-
-use stepgate::model::{Credential, Verification};
-use stepgate::token::{self, TokenRequest};
-
 use crate::kit::apps::basic;
-use crate::kit::{Response, TestConfig, TestGateway, tokio_rt, uv};
+use crate::kit::{Response, TOKEN_CREDENTIAL, TestConfig, TestGateway, tokio_rt, uv};
 
 /// The token tests' sections, failed token checks limited to `limit` a minute.
 fn body(limit: u32) -> String {
@@ -42,59 +37,6 @@ rules:
 
 fn start(limit: u32) -> TestGateway {
     TestGateway::start(TestConfig::new().trusting_loopback().body(&body(limit)))
-}
-
-/// The passkey every stored token here was minted with.
-const CRED: &str = "token-minting-key";
-
-/// Store the minting passkey of `user` (once) and a token for `rules` minted
-/// at `at` for `days`, as the account page would; returns its id and secret.
-pub fn stored_token(
-    g: &TestGateway,
-    user: &str,
-    rules: &[&str],
-    at: i64,
-    days: u64,
-) -> (String, String) {
-    let cred = Credential {
-        id: format!("{CRED}-{user}"),
-        user: user.into(),
-        label: "key".into(),
-        passkey: "{}".into(),
-        counter: 0,
-        aaguid: uuid::Uuid::nil(),
-        attestation: None,
-        backup_eligible: true,
-        backup_state: false,
-        created_at: at,
-        last_used_at: None,
-        expires_at: None,
-        flagged: false,
-    };
-    let verification = Verification {
-        at,
-        credential_id: cred.id.clone(),
-        credential_label: cred.label.clone(),
-        aaguid: cred.aaguid,
-        backup_eligible: true,
-    };
-    let request = TokenRequest {
-        user: user.into(),
-        label: "test".into(),
-        rules: rules.iter().map(|r| r.to_string()).collect(),
-        lifetime: Some(Duration::from_secs(days * 86_400)),
-    };
-    let minted = token::mint(request, verification, at, Duration::MAX);
-    let stored = tokio_rt().block_on(async {
-        let store = crate::kit::own_store(&g.gw);
-        match store.add_credential(&cred).await {
-            Ok(()) | Err(stepgate::store::StoreError::Conflict) => {}
-            Err(e) => return Err(e),
-        }
-        store.add_token(&minted.token_hash, &minted.record).await
-    });
-    assert!(stored.is_ok(), "{stored:?}");
-    (minted.record.id, minted.secret.expose().to_string())
 }
 
 /// Run `f` on a store handle of its own (as the CLI or another instance would).
@@ -192,7 +134,7 @@ fn mapped_identity_headers_reach_the_app_and_a_clients_copies_never_do() {
 fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     let g = start(120);
     let now = g.now();
-    let (_, t) = stored_token(&g, "alice", &["git", "fresh", "hdr"], now, 30);
+    let (_, t) = g.stored_token("alice", &["git", "fresh", "hdr"], now, 30);
     let auth = basic("anyone", &t);
     let r = g.get("app.test", "/git/x", &[("Authorization", &auth)]);
     assert_eq!(r.status, 200, "{r:?}");
@@ -237,7 +179,7 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     );
 
     // For another rule: refused, the bearer challenge saying why.
-    let (_, git_only) = stored_token(&g, "alice", &["git"], now, 30);
+    let (_, git_only) = g.stored_token("alice", &["git"], now, 30);
     let r = g.get(
         "app.test",
         "/fresh/x",
@@ -250,7 +192,7 @@ fn tokens_are_accepted_only_where_for_and_while_the_rule_says() {
     assert_eq!(r.status, 401, "{r:?}");
     assert!(challenge(&r).starts_with("StepUp "), "{r:?}");
     // A user outside allow gets 403, token or not.
-    let (_, bobs) = stored_token(&g, "bob", &["admins"], now, 30);
+    let (_, bobs) = g.stored_token("bob", &["admins"], now, 30);
     let r = g.get(
         "app.test",
         "/admins/x",
@@ -293,7 +235,7 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     let now = g.now();
     let get = |path: &str, authz: &str| g.get("app.test", path, &[("Authorization", authz)]);
     // max_age 5m: a token minted 400 s ago is too old from the start.
-    let (_, old) = stored_token(&g, "alice", &["fresh"], now - 400, 30);
+    let (_, old) = g.stored_token("alice", &["fresh"], now - 400, 30);
     let r = get("/fresh/x", &format!("Bearer {old}"));
     assert_eq!(r.status, 401, "{r:?}");
     assert!(
@@ -301,9 +243,9 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
         "{r:?}"
     );
 
-    let (id, t) = stored_token(&g, "alice", &["git", "fresh"], now, 30);
-    let (_, bystander) = stored_token(&g, "alice", &["git"], now, 30);
-    let (bobs_id, bobs) = stored_token(&g, "bob", &["git"], now, 30);
+    let (id, t) = g.stored_token("alice", &["git", "fresh"], now, 30);
+    let (_, bystander) = g.stored_token("alice", &["git"], now, 30);
+    let (bobs_id, bobs) = g.stored_token("bob", &["git"], now, 30);
     let bearer = format!("Bearer {t}");
     assert_eq!(get("/fresh/x", &bearer).status, 200);
     // A second instance on the same store.
@@ -327,7 +269,7 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     );
 
     // Bob's passkey flagged as a possible clone (its counter went backwards): his token ends.
-    let cred = format!("{CRED}-bob");
+    let cred = format!("{TOKEN_CREDENTIAL}-bob");
     with_store(&g, async |s| s.record_use(&cred, 5, false, now).await);
     let check = with_store(&g, async |s| s.record_use(&cred, 3, false, now).await);
     assert_eq!(check, stepgate::store::CounterCheck::Regressed);
@@ -349,7 +291,7 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
 #[test]
 fn guessing_tokens_is_rate_limited_per_client() {
     let g = start(3);
-    let (_, good) = stored_token(&g, "alice", &["git"], g.now(), 30);
+    let (_, good) = g.stored_token("alice", &["git"], g.now(), 30);
     let session = g.sign_in("alice", "app.test", Some(uv(g.now(), &[], true)), vec![]);
     for i in 0..3 {
         let guess = format!("sgt_{}{i}", "A".repeat(42));

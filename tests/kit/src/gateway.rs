@@ -11,7 +11,8 @@ use stepgate::model::{
     AppSession, AttestationProof, Credential, Grant, PortalSession, Verification,
 };
 use stepgate::server::{self, ServeOptions, ServerHandle};
-use stepgate::store::Store;
+use stepgate::store::{Store, StoreError};
+use stepgate::token::{self, TokenRequest};
 
 use super::clock::OffsetClock;
 use super::config::{TestConfig, runtime, write_key};
@@ -115,7 +116,55 @@ impl TestGateway {
     pub fn now(&self) -> i64 {
         self.gw.now()
     }
+
+    /// Store the minting passkey of `user` (once, id `token-minting-key-USER`)
+    /// and a client token for `rules` minted at `at` for `days`, as the
+    /// account page would; returns the token's id and secret.
+    pub fn stored_token(&self, user: &str, rules: &[&str], at: i64, days: u64) -> (String, String) {
+        let cred = Credential {
+            id: format!("{TOKEN_CREDENTIAL}-{user}"),
+            user: user.into(),
+            label: "key".into(),
+            passkey: "{}".into(),
+            counter: 0,
+            aaguid: uuid::Uuid::nil(),
+            attestation: None,
+            backup_eligible: true,
+            backup_state: false,
+            created_at: at,
+            last_used_at: None,
+            expires_at: None,
+            flagged: false,
+        };
+        let verification = Verification {
+            at,
+            credential_id: cred.id.clone(),
+            credential_label: cred.label.clone(),
+            aaguid: cred.aaguid,
+            backup_eligible: true,
+        };
+        let request = TokenRequest {
+            user: user.into(),
+            label: "test".into(),
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+            lifetime: Some(Duration::from_secs(days * 86_400)),
+        };
+        let minted = token::mint(request, verification, at, Duration::MAX);
+        let stored = tokio_rt().block_on(async {
+            let store = own_store(&self.gw);
+            match store.add_credential(&cred).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+            store.add_token(&minted.token_hash, &minted.record).await
+        });
+        assert!(stored.is_ok(), "{stored:?}");
+        (minted.record.id, minted.secret.expose().to_string())
+    }
 }
+
+/// The id prefix of the passkey [`TestGateway::stored_token`] mints with.
+pub const TOKEN_CREDENTIAL: &str = "token-minting-key";
 
 impl Drop for TestGateway {
     fn drop(&mut self) {

@@ -120,6 +120,31 @@ pub fn wait_for_port(addr: SocketAddr) {
     panic!("nothing listens on {addr}");
 }
 
+/// Ask `status` every 20 ms until it answers `ended`. Until then every answer
+/// must be 200, and only for `within` after `since`: a change made at
+/// `since` (a revocation, a sign-out, a flagged passkey) reaches the server
+/// asked in time, and nothing but the old answer comes meanwhile.
+pub fn until_status(
+    ended: u16,
+    since: Instant,
+    within: Duration,
+    what: &str,
+    mut status: impl FnMut() -> u16,
+) {
+    loop {
+        let s = status();
+        if s == ended {
+            return;
+        }
+        assert_eq!(s, 200, "{what}");
+        assert!(
+            since.elapsed() < within,
+            "{what}: still answered 200 {within:?} after the change"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A child process that is killed when the test ends, even on a failed assert.
 pub struct ChildGuard(pub std::process::Child);
 
