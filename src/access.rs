@@ -327,6 +327,14 @@ pub fn refusal(
                 _ => None,
             };
             let browser = facts.wants_html();
+            if browser && !rt.vouches_for_host(&facts.host) {
+                // Sign-in never returns to a name a pattern merely matches:
+                // nothing to bind this browser to, nowhere to send it.
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "403 Forbidden: sign-in cannot return to this host name; the operator lists it under served.hosts\n",
+                );
+            }
             let (login, set_state) = if browser {
                 browser_login(rt, keys, facts)
             } else {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::diag::Diagnostics;
 use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile, StepUpFile};
 use super::runtime::*;
-use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router};
+use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router, normalize_host};
 use crate::trust::{AuthenticatorSet, CaFile, MdsSource};
 
 /// Defaults the reference documents.
@@ -74,6 +74,13 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
     let identity = identity_maps(diags, &f.upstreams);
     let (rules, matchers) = rules(diags, &f.rules, &users, &authenticators, &upstreams);
     let rules = tokens_and_identity(diags, &f.rules, rules, &identity);
+    let served = served(
+        diags,
+        f.served.as_ref(),
+        (listen, tls.as_ref()),
+        portal.as_ref(),
+        &rules,
+    );
     let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
 
     if diags.has_errors() {
@@ -86,6 +93,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         admin_listen,
         trusted_proxies,
         portal: portal?,
+        served,
         cookie_keys,
         session,
         store,
@@ -113,6 +121,101 @@ fn required_portal(diags: &mut Diagnostics, f: &ConfigFile) -> Option<Portal> {
                 "missing: the portal url is required (portal: { url: https://auth.example.com })",
             );
             None
+        }
+    }
+}
+
+/// `served:` and what stepgate sees for itself: the ports of the origins
+/// browsers use (the listeners' and the portal's, and those listed) and the
+/// names under `*.suffix` patterns sign-in may return to (only those listed).
+fn served(
+    diags: &mut Diagnostics,
+    raw: Option<&file::ServedFile>,
+    (listen, tls): (Option<SocketAddr>, Option<&Tls>),
+    portal: Option<&Portal>,
+    rules: &[Rule],
+) -> Served {
+    let empty = file::ServedFile::default();
+    let raw = raw.unwrap_or(&empty);
+    let mut out = Served::default();
+    out.http_ports.extend(listen.map(|a| a.port()));
+    out.https_ports.extend(tls.map(|t| t.listen.port()));
+    if let Some(p) = portal
+        && let Some(port) = Url::parse(&p.origin).ok().and_then(|u| u.port())
+    {
+        let ports = if p.secure {
+            &mut out.https_ports
+        } else {
+            &mut out.http_ports
+        };
+        ports.insert(port);
+    }
+    for (i, &port) in raw.ports.iter().enumerate() {
+        if port == 0 {
+            diags.error(&format!("served.ports[{i}]"), "0 is not a port");
+            continue;
+        }
+        out.http_ports.insert(port);
+        out.https_ports.insert(port);
+    }
+    let vouching: Vec<&HostPattern> = rules
+        .iter()
+        .filter(|r| r.policy != Policy::Deny)
+        .flat_map(|r| &r.hosts)
+        .collect();
+    for (i, raw_host) in raw.hosts.iter().enumerate() {
+        let path = format!("served.hosts[{i}]");
+        let host = match normalize_host(raw_host) {
+            Ok(h) if !raw_host.contains('*') => h,
+            _ => {
+                diags.error(
+                    &path,
+                    format!("\"{raw_host}\" is not a host name (list each name; no patterns)"),
+                );
+                continue;
+            }
+        };
+        if !vouching
+            .iter()
+            .any(|h| matches!(h, HostPattern::Suffix(_)) && h.matches(&host))
+            && !vouching
+                .iter()
+                .any(|h| matches!(h, HostPattern::Exact(e) if *e == host))
+        {
+            diags.error(
+                &path,
+                format!(
+                    "\"{host}\" is under no `*.suffix` host pattern of a rule that is not deny"
+                ),
+            );
+            continue;
+        }
+        out.hosts.insert(host);
+    }
+    warn_unreturnable(diags, rules, &out);
+    out
+}
+
+/// Warn for each passkey rule whose hosts are only patterns with no name
+/// listed under them: sign-in can never return there.
+fn warn_unreturnable(diags: &mut Diagnostics, rules: &[Rule], served: &Served) {
+    for (i, r) in rules.iter().enumerate() {
+        if r.policy != Policy::Passkey {
+            continue;
+        }
+        let returnable = r.hosts.iter().any(|h| match h {
+            HostPattern::Exact(_) => true,
+            HostPattern::Suffix(_) => served.hosts.iter().any(|s| h.matches(s)),
+            HostPattern::Any => false,
+        });
+        if !returnable {
+            diags.warn(
+                &format!("rules[{i}].hosts"),
+                format!(
+                    "rule \"{}\": sign-in never returns to a name a pattern merely matches; list the names browsers use under served.hosts",
+                    r.name
+                ),
+            );
         }
     }
 }

@@ -159,6 +159,19 @@ impl<'de> Deserialize<'de> for CaFileEntry {
     }
 }
 
+/// `served:` — the app origins browsers really use, besides the ones stepgate
+/// can see for itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServedFile {
+    /// Ports a front proxy or a port mapping serves app hosts on.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Names under a `*.suffix` rule that sign-in may return to.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
 /// `rate_limit:`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +383,7 @@ pub struct ConfigFile {
     pub admin_listen: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub portal: Option<PortalFile>,
+    pub served: Option<ServedFile>,
     pub secrets: Option<SecretsFile>,
     pub session: Option<SessionFile>,
     pub store: Option<StoreFile>,
@@ -394,6 +408,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "admin_listen",
     "trusted_proxies",
     "portal",
+    "served",
     "secrets",
     "session",
     "store",

@@ -110,6 +110,7 @@ fn sections(diags: &mut Diagnostics, map: serde_norway::Mapping) -> ConfigFile {
                 out.trusted_proxies = read_opt_seq(d, "trusted_proxies", value);
             }
             "portal" => out.portal = read(d, "portal", value),
+            "served" => out.served = read(d, "served", value),
             "secrets" => out.secrets = read(d, "secrets", value),
             "session" => out.session = read(d, "session", value),
             "store" => out.store = read(d, "store", value),

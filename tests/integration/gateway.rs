@@ -349,8 +349,9 @@ fn forwarded_headers_from_an_untrusted_peer_have_no_effect() {
 #[test]
 fn requests_are_normalised_and_proxied_upstream_with_the_original_query() {
     let (g, echo) = start();
+    let port = g.addr.port();
     let r = g.get(
-        "Echo.Home.Lab.:8080",
+        &format!("Echo.Home.Lab.:{port}"),
         "/open/a/./b//c/../d?q=%2F..%2F&x",
         &[],
     );
@@ -360,7 +361,7 @@ fn requests_are_normalised_and_proxied_upstream_with_the_original_query() {
         "GET /open/a/b/d?q=%2F..%2F&x HTTP/1.1"
     );
     // The upstream is told the host that was judged.
-    assert_eq!(r.echoed("host"), vec!["echo.home.lab:8080"]);
+    assert_eq!(r.echoed("host"), vec![format!("echo.home.lab:{port}")]);
     // Streamed (chunked) bodies pass through; the upstream connection is reused.
     let before = echo.connections.load(std::sync::atomic::Ordering::SeqCst);
     let chunk = "x".repeat(10_000);

@@ -96,22 +96,83 @@ fn a_callback_code_is_redeemed_only_at_its_origin() {
 }
 
 #[test]
-fn a_code_for_a_port_other_than_the_apps_cannot_be_redeemed() {
+fn a_ceremony_for_a_port_other_than_the_apps_mints_no_code() {
     let g = start("8h");
     let (mut b, mut key) = alice(&g);
     // The app sent this browser to the portal with a binding for its origin;
-    // someone rewrites rd to another port of the same host.
+    // someone rewrites rd to another port of the same host. Whatever listens
+    // there sees the browser's cookies (cookies ignore ports): no code may
+    // go there at all.
     let (_, state) = b.login_params("https://app.test/");
-    let callback = b.ceremony(&mut key, "https://app.test:4444/", &state);
-    assert!(
-        callback.starts_with("https://app.test:4444/.stepgate/callback?code="),
-        "{callback}"
-    );
-    // Whatever listens on 4444 sees the browser's cookies (cookies ignore
-    // ports), yet the code is worthless at that origin.
-    let r = b.get(&callback);
-    assert_eq!(r.status, 400, "{r:?}");
+    let landed = b.ceremony(&mut key, "https://app.test:4444/", &state);
+    assert!(!landed.contains("code="), "{landed}");
+    assert!(landed.starts_with("https://auth.test/"), "{landed}");
     assert!(!has_app_cookie(&b));
+}
+
+/// A browser that signed in at the portal (and so holds a portal session).
+fn victim_signed_in(g: &TestGateway) -> NetBrowser {
+    let (mut victim, mut key) = alice(g);
+    victim.sign_in(&mut key, "https://app.test/");
+    victim
+}
+
+/// Where the portal sends the victim for an attacker's login URL (`rd` and
+/// the binding `state` the attacker obtained).
+fn victim_opens(victim: &mut NetBrowser, rd: &str, state: &str) -> String {
+    let login = format!(
+        "https://auth.test/.stepgate/login?rd={}&state={state}",
+        url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+    );
+    let r = victim.get(&login);
+    r.header("location").unwrap_or_default().to_string()
+}
+
+#[test]
+fn another_port_of_an_app_host_gets_no_binding_and_no_silent_code() {
+    let g = start("8h");
+    let mut victim = victim_signed_in(&g);
+    // The attacker runs something on app.test:8443 and asks stepgate for a
+    // binding as if a browser had come there.
+    let mut attacker = NetBrowser::new(g.addr);
+    let r = attacker.get("https://app.test:8443/");
+    assert_eq!(r.status, 400, "an unserved port is refused: {r:?}");
+    assert!(r.header("set-cookie").is_none(), "{r:?}");
+    // Even with a binding made for the real origin, the portal never sends
+    // a signed-in browser to that port with a code.
+    let (_, state) = attacker.login_params("https://app.test/");
+    let to = victim_opens(&mut victim, "https://app.test:8443/", &state);
+    assert!(!to.contains("code="), "a code went to another port: {to}");
+    // A callback at that port is refused before any code is looked at.
+    let r = attacker.get("https://app.test:8443/.stepgate/callback?code=x");
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
+fn a_made_up_name_under_a_wildcard_gets_no_binding_and_no_code() {
+    let g = TestGateway::start(TestConfig::behind_proxy().body(
+        r#"users: { alice: { name: Alice } }
+upstreams: { demo: "builtin:whoami" }
+served: { hosts: [photos.sub.test] }
+rules:
+  - { name: app, hosts: [app.test], upstream: demo, policy: passkey }
+  - { name: sub, hosts: ["*.sub.test"], upstream: demo, policy: passkey }
+"#,
+    ));
+    let mut victim = victim_signed_in(&g);
+    // A listed name under the pattern continues silently.
+    let (r, at) = victim.navigate("https://photos.sub.test/x");
+    assert_eq!(r.status, 200, "{at}: {r:?}");
+    assert_eq!(r.echoed("remote-user"), vec!["alice"]);
+    // A made-up one is never bound to a browser…
+    let mut attacker = NetBrowser::new(g.addr);
+    let r = attacker.get("https://evil.sub.test/");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.header("set-cookie").is_none(), "{r:?}");
+    // …and the portal never sends a code there, whatever binding comes along.
+    let (_, state) = attacker.login_params("https://app.test/");
+    let to = victim_opens(&mut victim, "https://evil.sub.test/", &state);
+    assert!(!to.contains("code="), "a code went to a made-up name: {to}");
 }
 
 #[test]
