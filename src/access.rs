@@ -19,7 +19,7 @@ use http::{HeaderName, StatusCode, header};
 use crate::audit;
 use crate::config::{IdentityHeaders, Policy, Rule, Runtime, TokenFrom, TokenRule};
 use crate::exchange::{Facts, Reply};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Snapshot};
 use crate::headers::IDENTITY_HEADERS;
 use crate::model::{AppView, new_token};
 use crate::policy::{self, Decision, Identity, SessionState, TokenReason};
@@ -85,7 +85,12 @@ enum Brought {
 /// route it, look its session up (only for passkey rules), and ask
 /// [`policy::decide`]. Counts the outcome in the metrics. A path whose rule
 /// depends on case that the app ignores is a [`BadRequest`] (answer 400).
-pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict, BadRequest> {
+pub async fn judge(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    facts: &Facts,
+) -> Result<Verdict, BadRequest> {
+    let rt = &snapshot.config;
     let req = RouteRequest {
         host: &facts.host,
         path: &facts.path,
@@ -102,7 +107,7 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
     };
     let now = gw.now();
     let brought = match rule {
-        Some(r) if r.policy == Policy::Passkey => Some(bring(gw, rt, r, facts).await),
+        Some(r) if r.policy == Policy::Passkey => Some(bring(gw, snapshot, r, facts).await),
         _ => None,
     };
     let state = match &brought {
@@ -154,23 +159,24 @@ pub async fn judge(gw: &Gateway, rt: &Runtime, facts: &Facts) -> Result<Verdict,
 /// where the rule's `tokens.from` says, else (where sessions count) its session.
 async fn bring(
     gw: &Gateway,
-    rt: &Runtime,
+    snapshot: &Snapshot,
     rule: &Rule,
     facts: &Facts,
 ) -> Result<Brought, StoreError> {
-    let session = |gw, rt, facts| async move {
-        Ok(match lookup(gw, rt, facts).await? {
+    let rt = &snapshot.config;
+    let session = |gw, snapshot, facts| async move {
+        Ok(match lookup(gw, snapshot, facts).await? {
             Some(view) => Brought::Session(view),
             None => Brought::Nothing,
         })
     };
     let Some(tokens) = &rule.tokens else {
-        return session(gw, rt, facts).await;
+        return session(gw, snapshot, facts).await;
     };
     match token::presented(&tokens.from, &facts.headers) {
         Presented::Token(secret) => check_token(gw, rt, facts, Some(&secret)).await,
         Presented::Ambiguous => check_token(gw, rt, facts, None).await,
-        Presented::Nothing if tokens.sessions => session(gw, rt, facts).await,
+        Presented::Nothing if tokens.sessions => session(gw, snapshot, facts).await,
         Presented::Nothing => Ok(Brought::Nothing),
     }
 }
@@ -230,11 +236,11 @@ async fn token_view(gw: &Gateway, hash: &str) -> Result<Option<TokenView>, Store
 /// Resolve the request's app cookie to a live app session on this host.
 async fn lookup(
     gw: &Gateway,
-    rt: &Runtime,
+    snapshot: &Snapshot,
     facts: &Facts,
 ) -> Result<Option<Arc<AppView>>, StoreError> {
     let started = Instant::now();
-    let result = resolve_app_session(gw, rt, facts).await;
+    let result = resolve_app_session(gw, snapshot, facts).await;
     metrics().store_call("app_session", result.is_ok(), started.elapsed());
     if let Err(e) = &result {
         tracing::warn!(error = %e, "session lookup failed; failing closed");
@@ -267,7 +273,7 @@ pub fn original_url(facts: &Facts) -> String {
 pub fn login_url(rt: &Runtime, rd: &str, binding: Option<&str>) -> String {
     let mut query = vec![("rd", rd)];
     query.extend(binding.map(|b| ("state", b)));
-    PortalRoute::Login.url_with(&rt.portal, &query)
+    PortalRoute::Login.url_with(&rt.boot.portal, &query)
 }
 
 /// The 400 answer for a request refused before (or while) judging.
@@ -385,7 +391,7 @@ fn token_refusal(rt: &Runtime, reason: TokenReason, tokens: Option<&TokenRule>) 
             format!(
                 "401 Unauthorized: {}. Mint a token on {}\n",
                 reason.as_str(),
-                PortalRoute::Account.url(&rt.portal)
+                PortalRoute::Account.url(&rt.boot.portal)
             ),
         )
         .header(header::WWW_AUTHENTICATE, token_challenge(from, error))
@@ -479,15 +485,14 @@ pub fn token_carrier(rule: Option<&Rule>) -> Option<HeaderName> {
 /// cookie, host binding, idle and absolute limits; idle clocks touched).
 async fn resolve_app_session(
     gw: &Gateway,
-    rt: &Runtime,
+    snapshot: &Snapshot,
     facts: &Facts,
 ) -> Result<Option<Arc<AppView>>, StoreError> {
-    let keys = gw.cookie_keys.load();
     crate::session::lifecycle::resolve_app_cached(
         gw.store.as_ref(),
         Some(&gw.sessions),
-        &keys,
-        &rt.session,
+        &snapshot.keys,
+        &snapshot.config.session,
         &facts.headers,
         facts.https,
         &facts.host,

@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use crate::access::{self, Mode};
 use crate::config::Runtime;
 use crate::exchange::{Facts, Reply};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Snapshot};
 use crate::policy::Decision;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
@@ -74,11 +74,12 @@ impl Endpoint {
 /// Answer a forward-auth request that arrived from `peer`.
 pub async fn handle(
     gw: &Gateway,
-    rt: &Runtime,
+    snapshot: &Snapshot,
     arrived: &Facts,
     peer: IpAddr,
     endpoint: Endpoint,
 ) -> Reply {
+    let rt = &snapshot.config;
     if !is_trusted(rt, peer) {
         tracing::warn!(%peer, "forward-auth request from an untrusted peer");
         return Reply::new(StatusCode::FORBIDDEN).body(
@@ -93,7 +94,7 @@ pub async fn handle(
             return access::bad_request(&why);
         }
     };
-    let verdict = match access::judge(gw, rt, &judged).await {
+    let verdict = match access::judge(gw, snapshot, &judged).await {
         Ok(v) => v,
         Err(why) => return access::bad_request(&why),
     };
@@ -110,9 +111,8 @@ pub async fn handle(
             reply.header(header::CACHE_CONTROL, "no-store")
         }
         other => {
-            let keys = gw.cookie_keys.load();
             let tokens = rule.and_then(|r| r.tokens.as_ref());
-            access::refusal(rt, &keys, &judged, other, endpoint.mode(), tokens)
+            access::refusal(rt, &snapshot.keys, &judged, other, endpoint.mode(), tokens)
         }
     }
 }

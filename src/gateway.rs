@@ -1,7 +1,11 @@
-//! The shared state of a running gateway: the live config, the store, the
-//! clock, the relying party and rate limits, the cookie keys, the TLS
-//! certificate, the session cache and the upstream addresses — everything a
-//! request handler reads, swapped whole on reload.
+//! The shared state of a running gateway: one [`Snapshot`] of everything that
+//! reloads (the config and what is built from it), and what lives as long as
+//! the process (store, clock, rate limits, session cache, upstream
+//! addresses).
+//!
+//! A request takes the snapshot once ([`Gateway::snapshot`]) and reads only
+//! that one until it is answered; a reload builds a whole new snapshot and
+//! swaps it in with one store, or changes nothing.
 
 use std::sync::Arc;
 
@@ -11,26 +15,64 @@ use crate::clock::Clock;
 use crate::config::Runtime;
 use crate::model::Timestamp;
 use crate::ratelimit::RateLimits;
+use crate::session::cookie::CookieKeys;
 use crate::store::Store;
+use crate::tls::{Certificate, CertificateSource};
 use crate::trust::TrustError;
 use crate::webauthn::{CeremonyError, RelyingParty};
 
+/// Everything that reloads, built from one config as a whole: the config
+/// (with its trust anchors and per-rule counters), the portal's relying
+/// party, the cookie keys and the HTTPS certificate.
+pub struct Snapshot {
+    pub config: Runtime,
+    /// WebAuthn core for the portal origin.
+    pub rp: RelyingParty,
+    /// `secrets.cookie_keys`: the first signs, all verify.
+    pub keys: CookieKeys,
+    /// The HTTPS listener's certificate (none without `tls:`).
+    pub cert: Certificate,
+    /// 0 at start, one more at each applied reload: two readers with the
+    /// same generation read the same snapshot.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// Build the snapshot of `config`: read its trust anchors, cookie keys
+    /// and certificate, and resolve its counters. Any error builds nothing.
+    pub fn build(
+        mut config: Runtime,
+        now: Timestamp,
+        generation: u64,
+    ) -> Result<Snapshot, BuildError> {
+        config.trust = Arc::new(crate::trust::TrustStore::load(&config.authenticators, now)?);
+        config.request_counters = Arc::new(crate::telemetry::RequestCounters::for_rules(
+            config.rules.iter().map(|r| r.name.as_str()),
+        ));
+        Ok(Snapshot {
+            rp: RelyingParty::new(&config.boot.portal)?,
+            keys: CookieKeys::load(&config.cookie_keys)?,
+            cert: Certificate::load(config.tls.as_ref())?,
+            config,
+            generation,
+        })
+    }
+}
+
+impl CertificateSource for ArcSwap<Snapshot> {
+    fn certificate(&self) -> Certificate {
+        self.load().cert.clone()
+    }
+}
+
 /// Everything a request handler needs, shared by all connections.
 pub struct Gateway {
-    /// The live config; swapped whole on reload.
-    pub config: ArcSwap<Runtime>,
+    /// What reloads; swapped whole. Shared with the TLS handshake callback.
+    live: Arc<ArcSwap<Snapshot>>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    /// The portal's relying party (WebAuthn core for the portal origin),
-    /// rebuilt on reload.
-    pub rp: ArcSwap<RelyingParty>,
     /// Ceremony and token rate limits (in Redis when Redis is the store).
     pub limits: RateLimits,
-    /// Cookie signing keys (`secrets.cookie_keys`): the first signs, all verify.
-    /// Swap in new keys on reload.
-    pub cookie_keys: ArcSwap<crate::session::cookie::CookieKeys>,
-    /// The HTTPS listener's certificate, read again on reload.
-    pub tls: Arc<crate::tls::CertSlot>,
     /// App session lookups reused for a moment (`session::cache`); cleared by
     /// the portal after anything that may end sessions, and on reload.
     pub sessions: crate::session::SessionCache,
@@ -39,7 +81,7 @@ pub struct Gateway {
     pub peers: crate::peers::PeerTable,
 }
 
-/// Why a [`Gateway`] could not be built.
+/// Why a [`Snapshot`] could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(transparent)]
@@ -53,45 +95,41 @@ pub enum BuildError {
 }
 
 impl Gateway {
-    /// Build the shared state: loads the attestation roots and the cookie keys
-    /// named in the config.
+    /// Build the shared state around the first snapshot of `runtime`.
     pub async fn build(
-        mut runtime: Runtime,
+        runtime: Runtime,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, BuildError> {
-        load_trust(&mut runtime, clock.now())?;
-        resolve_counters(&mut runtime);
-        let peers = crate::peers::PeerTable::for_config(&runtime);
-        let rp = RelyingParty::new(&runtime.portal)?;
-        let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
-        let tls = Arc::new(crate::tls::CertSlot::new(runtime.tls.as_ref())?);
+        let snapshot = Snapshot::build(runtime, clock.now(), 0)?;
+        let peers = crate::peers::PeerTable::for_config(&snapshot.config);
         Ok(Gateway {
-            config: ArcSwap::from_pointee(runtime),
+            live: Arc::new(ArcSwap::from_pointee(snapshot)),
             store,
             clock,
-            rp: ArcSwap::from_pointee(rp),
             limits: RateLimits::default(),
-            cookie_keys: ArcSwap::from_pointee(keys),
-            tls,
             sessions: crate::session::SessionCache::new(),
             peers,
         })
     }
 
-    /// Swap in a reloaded config: the attestation roots, cookie keys and TLS
-    /// certificate it names are loaded first; on any error nothing changes.
-    pub fn apply(&self, mut runtime: Runtime) -> Result<(), BuildError> {
-        load_trust(&mut runtime, self.now())?;
-        resolve_counters(&mut runtime);
-        let keys = crate::session::cookie::CookieKeys::load(&runtime.cookie_keys)?;
-        let cert = crate::tls::CertSlot::load(runtime.tls.as_ref())?;
-        let rp = RelyingParty::new(&runtime.portal)?;
-        self.peers.load(&runtime);
-        self.rp.store(Arc::new(rp));
-        self.tls.install(cert);
-        self.cookie_keys.store(Arc::new(keys));
-        self.config.store(Arc::new(runtime));
+    /// The snapshot a request reads from arrival to answer: take it once.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
+    /// What the HTTPS listener asks for a certificate at each handshake.
+    pub fn certificates(&self) -> Arc<dyn CertificateSource> {
+        self.live.clone()
+    }
+
+    /// Swap in a reloaded config as a new snapshot (its trust anchors, cookie
+    /// keys and certificate loaded first); on any error nothing changes.
+    pub fn apply(&self, runtime: Runtime) -> Result<(), BuildError> {
+        let generation = self.live.load().generation + 1;
+        let snapshot = Snapshot::build(runtime, self.now(), generation)?;
+        self.peers.load(&snapshot.config);
+        self.live.store(Arc::new(snapshot));
         self.sessions.clear();
         Ok(())
     }
@@ -99,18 +137,4 @@ impl Gateway {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
-}
-
-/// Resolve `runtime`'s per-rule request counters once, before it serves.
-fn resolve_counters(runtime: &mut Runtime) {
-    let counters =
-        crate::telemetry::RequestCounters::for_rules(runtime.rules.iter().map(|r| r.name.as_str()));
-    runtime.request_counters = Arc::new(counters);
-}
-
-/// Read the attestation trust anchors `runtime.authenticators` names into `runtime.trust`.
-fn load_trust(runtime: &mut Runtime, now: Timestamp) -> Result<(), BuildError> {
-    let trust = crate::trust::TrustStore::load(&runtime.authenticators, now)?;
-    runtime.trust = Arc::new(trust);
-    Ok(())
 }

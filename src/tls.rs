@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use pingora::listeners::TlsAccept;
 use pingora::listeners::tls::TlsSettings;
@@ -80,49 +79,37 @@ impl CertKey {
     }
 }
 
-/// A certificate read and checked, ready to [`CertSlot::install`].
-pub struct LoadedCert(Option<Arc<CertKey>>);
+/// A certificate read and checked (or none, without `tls:`).
+#[derive(Clone, Default)]
+pub struct Certificate(Option<Arc<CertKey>>);
 
-/// The certificate the HTTPS listener presents now.
-#[derive(Default)]
-pub struct CertSlot {
-    current: ArcSwapOption<CertKey>,
-}
-
-impl CertSlot {
-    /// A slot holding the certificate a config names (none when `tls` is not set).
-    pub fn new(tls: Option<&Tls>) -> Result<CertSlot, TlsError> {
-        let slot = CertSlot::default();
-        slot.install(Self::load(tls)?);
-        Ok(slot)
-    }
-
-    /// Read and check the files a config names, without touching the slot.
-    pub fn load(tls: Option<&Tls>) -> Result<LoadedCert, TlsError> {
-        Ok(LoadedCert(
+impl Certificate {
+    /// Read and check the files a config names.
+    pub fn load(tls: Option<&Tls>) -> Result<Certificate, TlsError> {
+        Ok(Certificate(
             tls.map(CertKey::load).transpose()?.map(Arc::new),
         ))
     }
-
-    /// Present `cert` from the next handshake on.
-    pub fn install(&self, cert: LoadedCert) {
-        self.current.store(cert.0);
-    }
-
-    /// Listener settings that ask this slot for the certificate at each handshake.
-    pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
-        TlsSettings::with_callbacks(Box::new(Handshake(self.clone())))
-            .map_err(|e| TlsError::Settings(e.to_string()))
-    }
 }
 
-struct Handshake(Arc<CertSlot>);
+/// Where each handshake gets the certificate to present: the live snapshot.
+pub trait CertificateSource: Send + Sync + 'static {
+    fn certificate(&self) -> Certificate;
+}
+
+/// Listener settings that ask `source` for the certificate at each handshake.
+pub fn settings(source: Arc<dyn CertificateSource>) -> Result<TlsSettings, TlsError> {
+    TlsSettings::with_callbacks(Box::new(Handshake(source)))
+        .map_err(|e| TlsError::Settings(e.to_string()))
+}
+
+struct Handshake(Arc<dyn CertificateSource>);
 
 #[async_trait]
 impl TlsAccept for Handshake {
     async fn certificate_callback(&self, ssl: &mut TlsRef) {
         // Without a certificate the handshake fails, which is what it should do.
-        let Some(ck) = self.0.current.load_full() else {
+        let Certificate(Some(ck)) = self.0.certificate() else {
             return;
         };
         if ext::ssl_use_certificate(ssl, &ck.leaf).is_err()

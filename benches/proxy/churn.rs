@@ -26,8 +26,11 @@ pub fn mint_sessions(config: &Path, portal_cookie: &str, n: usize) -> Vec<String
         .unwrap_or_else(|e| panic!("{}: {e}", config.display()))
         .runtime;
     let keys = CookieKeys::load(&rt.cookie_keys).unwrap_or_else(|e| panic!("keys: {e}"));
-    let store = stepgate::store::open(&rt.store, std::sync::Arc::new(stepgate::clock::SystemClock))
-        .unwrap_or_else(|e| panic!("store: {e}"));
+    let store = stepgate::store::open(
+        &rt.boot.store,
+        std::sync::Arc::new(stepgate::clock::SystemClock),
+    )
+    .unwrap_or_else(|e| panic!("store: {e}"));
     let token = keys
         .open(CookieKind::Portal, portal_cookie)
         .unwrap_or_else(|| panic!("the portal cookie does not verify"));

@@ -50,7 +50,7 @@ async fn open(
             return Ok(Err(exit::FAILED));
         }
     };
-    match store::open(&runtime.store, Arc::new(SystemClock)) {
+    match store::open(&runtime.boot.store, Arc::new(SystemClock)) {
         Ok(s) => Ok(Ok((runtime, s))),
         Err(e) => {
             writeln!(err, "error: {e}")?;
@@ -142,7 +142,7 @@ pub async fn invite(
     writeln!(
         out,
         "{}",
-        PortalRoute::Enroll.url_with(&rt.portal, &[("token", &token)])
+        PortalRoute::Enroll.url_with(&rt.boot.portal, &[("token", &token)])
     )?;
     let lifetime = match args.credential_ttl {
         Some(d) => format!(

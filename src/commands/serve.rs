@@ -40,14 +40,14 @@ pub fn serve(path: &Path, args: &ServeArgs, err: &mut dyn Write) -> std::io::Res
         writeln!(err, "warning: {w}")?;
     }
     let rt = checked.runtime;
-    let rt_threads = rt.threads;
-    telemetry::init_tracing(log_json.unwrap_or(rt.log_json));
+    let rt_threads = rt.boot.threads;
+    telemetry::init_tracing(log_json.unwrap_or(rt.boot.log_json));
     if let Err(e) = first_run_key(&rt) {
         writeln!(err, "error: {e}")?;
         return Ok(exit::FAILED);
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = match crate::store::open(&rt.store, Arc::clone(&clock)) {
+    let store = match crate::store::open(&rt.boot.store, Arc::clone(&clock)) {
         Ok(s) => s,
         Err(e) => {
             writeln!(err, "error: store: {e}")?;
@@ -106,7 +106,7 @@ fn first_run_key(rt: &Runtime) -> Result<(), String> {
     let Some(path) = rt.cookie_keys.first() else {
         return Ok(());
     };
-    match &rt.store {
+    match &rt.boot.store {
         StoreSettings::Sqlite { .. } => match super::keys::create_key_file(path) {
             Ok(true) => {
                 tracing::info!(path = %path.display(), "created a new cookie signing key (mode 0600); keep it: replacing it ends every session");

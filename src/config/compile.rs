@@ -48,13 +48,13 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         "listen",
         f.listen.as_deref().unwrap_or(DEFAULT_LISTEN),
     );
-    let tls = f.tls.as_ref().and_then(|t| {
-        let listen = socket(diags, "tls.listen", &t.listen)?;
-        Some(Tls {
-            listen,
-            cert: t.cert.clone(),
-            key: t.key.clone(),
-        })
+    let tls_listen = f
+        .tls
+        .as_ref()
+        .and_then(|t| socket(diags, "tls.listen", &t.listen));
+    let tls = f.tls.as_ref().map(|t| Tls {
+        cert: t.cert.clone(),
+        key: t.key.clone(),
     });
     let threads = threads(diags, f.threads);
     let admin_listen = f
@@ -77,7 +77,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
     let served = served(
         diags,
         f.served.as_ref(),
-        (listen, tls.as_ref()),
+        (listen, tls_listen),
         portal.as_ref(),
         &rules,
     );
@@ -87,16 +87,20 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         return None;
     }
     Some(Runtime {
-        listen: listen?,
-        threads,
+        boot: Boot {
+            listen: listen?,
+            threads,
+            tls_listen,
+            admin_listen,
+            store,
+            portal: portal?,
+            log_json,
+        },
         tls,
-        admin_listen,
         trusted_proxies,
-        portal: portal?,
         served,
         cookie_keys,
         session,
-        store,
         users,
         authenticators,
         trust: Default::default(),
@@ -105,7 +109,6 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         upstreams,
         rules,
         router: Router::new(matchers),
-        log_json,
         request_counters: Default::default(),
     })
 }
@@ -131,7 +134,7 @@ fn required_portal(diags: &mut Diagnostics, f: &ConfigFile) -> Option<Portal> {
 fn served(
     diags: &mut Diagnostics,
     raw: Option<&file::ServedFile>,
-    (listen, tls): (Option<SocketAddr>, Option<&Tls>),
+    (listen, tls_listen): (Option<SocketAddr>, Option<SocketAddr>),
     portal: Option<&Portal>,
     rules: &[Rule],
 ) -> Served {
@@ -139,7 +142,7 @@ fn served(
     let raw = raw.unwrap_or(&empty);
     let mut out = Served::default();
     out.http_ports.extend(listen.map(|a| a.port()));
-    out.https_ports.extend(tls.map(|t| t.listen.port()));
+    out.https_ports.extend(tls_listen.map(|a| a.port()));
     if let Some(p) = portal
         && let Some(port) = Url::parse(&p.origin).ok().and_then(|u| u.port())
     {

@@ -1,7 +1,11 @@
 //! The validated runtime configuration every other module reads.
 //!
-//! Built only by [`super::compile`]; once built it is immutable and swapped
-//! whole on reload, so a request sees one consistent version of it.
+//! Built only by [`super::compile`]; once built it is immutable. What it
+//! holds falls in two parts: [`Boot`], what applies only when the process
+//! starts (a reload that changes it keeps the running value and names the
+//! key that needs a restart), and everything else, which a reload swaps in
+//! whole (inside the gateway's snapshot), so a request sees one consistent
+//! version of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -18,18 +22,16 @@ use crate::trust::{AuthenticatorSet, TrustStore};
 /// The whole configuration, checked.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    pub listen: SocketAddr,
-    /// Worker threads of the proxy listener (`threads`).
-    pub threads: usize,
+    /// What applies only at start.
+    pub boot: Boot,
+    /// The HTTPS certificate files (`tls.cert`, `tls.key`), read again at
+    /// each reload; the listener itself is `boot.tls_listen`.
     pub tls: Option<Tls>,
-    pub admin_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
-    pub portal: Portal,
     /// The app origins sign-in codes may be minted for (`served:`).
     pub served: Served,
     pub cookie_keys: Vec<PathBuf>,
     pub session: SessionLimits,
-    pub store: StoreSettings,
     pub users: BTreeMap<String, User>,
     pub authenticators: BTreeMap<String, AuthenticatorSet>,
     /// The trust anchors `authenticators` names, loaded from their files
@@ -42,17 +44,50 @@ pub struct Runtime {
     pub upstreams: BTreeMap<String, Upstream>,
     pub rules: Vec<Rule>,
     pub router: Router,
-    pub log_json: bool,
     /// `stepgate_requests_total` per rule and outcome, resolved by whoever
     /// installs this config (`RequestCounters::for_rules`); empty straight out
     /// of `compile`, which registers nothing: then requests count by label.
     pub request_counters: Arc<crate::telemetry::RequestCounters>,
 }
 
-/// `tls:`
+/// What applies only when the process starts: the listeners and their
+/// threads, the store, the portal (its origin is the WebAuthn origin and
+/// `rp_id` is in every passkey), the log format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot {
+    pub listen: SocketAddr,
+    /// Worker threads of the proxy listener (`threads`).
+    pub threads: usize,
+    /// `tls.listen`: the HTTPS listener, if any.
+    pub tls_listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub store: StoreSettings,
+    pub portal: Portal,
+    /// `log.format: json`.
+    pub log_json: bool,
+}
+
+impl Boot {
+    /// The config keys whose values differ between `self` and `other`.
+    pub fn changed_keys(&self, other: &Boot) -> Vec<&'static str> {
+        [
+            ("listen", self.listen != other.listen),
+            ("threads", self.threads != other.threads),
+            ("tls.listen", self.tls_listen != other.tls_listen),
+            ("admin_listen", self.admin_listen != other.admin_listen),
+            ("store", self.store != other.store),
+            ("portal", self.portal != other.portal),
+            ("log.format", self.log_json != other.log_json),
+        ]
+        .into_iter()
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
+    }
+}
+
+/// `tls:` — the certificate files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
-    pub listen: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -346,7 +381,7 @@ impl Runtime {
     /// accepts under a `*.suffix` pattern of such a rule). A pattern never
     /// vouches for the names under it by itself: anyone can make up one.
     pub fn vouches_for_host(&self, host: &str) -> bool {
-        host == self.portal.host
+        host == self.boot.portal.host
             || self.served.hosts.contains(host)
             || self
                 .rules

@@ -30,13 +30,13 @@ fn errors(text: &str) -> Vec<String> {
 fn defaults_fill_in() {
     let c = check_str("t.yaml", &format!("{BASE}rules: []"), 0).unwrap();
     let rt = c.runtime;
-    assert_eq!(rt.listen.to_string(), "0.0.0.0:8080");
-    assert_eq!(rt.portal.rp_id, "auth.home.lab");
-    assert_eq!(rt.portal.origin, "https://auth.home.lab");
+    assert_eq!(rt.boot.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(rt.boot.portal.rp_id, "auth.home.lab");
+    assert_eq!(rt.boot.portal.origin, "https://auth.home.lab");
     assert_eq!(rt.session.idle_timeout.as_secs(), 8 * 3600);
     assert_eq!(rt.session.max_lifetime.as_secs(), 7 * 86400);
     assert_eq!(
-        rt.store,
+        rt.boot.store,
         StoreSettings::Sqlite {
             path: "./data/stepgate.db".into()
         }
@@ -48,14 +48,14 @@ fn defaults_fill_in() {
             per_user_per_minute: 30
         }
     );
-    assert!(rt.admin_listen.is_none() && rt.trusted_proxies.is_empty());
-    assert_eq!(rt.threads, compile::DEFAULT_THREADS);
+    assert!(rt.boot.admin_listen.is_none() && rt.trusted_proxies.is_empty());
+    assert_eq!(rt.boot.threads, compile::DEFAULT_THREADS);
 }
 
 #[test]
 fn threads_are_bounded() {
     let c = check_str("t.yaml", &format!("{BASE}threads: 4\nrules: []"), 0).unwrap();
-    assert_eq!(c.runtime.threads, 4);
+    assert_eq!(c.runtime.boot.threads, 4);
     for bad in ["0", "257"] {
         let e = errors(&format!("{BASE}threads: {bad}\nrules: []"));
         assert_eq!(
@@ -222,9 +222,9 @@ fn redis_sentinel_form_compiles() {
     let StoreSettings::Redis {
         target: RedisTarget::Sentinel(s),
         prefix,
-    } = rt.store
+    } = rt.boot.store
     else {
-        panic!("not the sentinel form: {:?}", rt.store)
+        panic!("not the sentinel form: {:?}", rt.boot.store)
     };
     assert_eq!(prefix, "sg:");
     assert_eq!(
@@ -250,7 +250,7 @@ fn redis_sentinel_form_compiles() {
     .unwrap()
     .runtime;
     assert_eq!(
-        url.store,
+        url.boot.store,
         StoreSettings::Redis {
             target: RedisTarget::Url("rediss://u:p@r:6380/1".into()),
             prefix: "stepgate:".into()

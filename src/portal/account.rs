@@ -25,7 +25,7 @@ pub(super) const LABEL_MAX: usize = 64;
 /// The login page that refreshes the ceremony and comes back here.
 fn login_url(req: &PortalRequest<'_>) -> String {
     let account = req.url(PortalRoute::Account);
-    PortalRoute::Login.url_with(&req.rt.portal, &[("rd", &account)])
+    PortalRoute::Login.url_with(&req.rt.boot.portal, &[("rd", &account)])
 }
 
 fn fresh(s: &PortalSession, now: i64) -> bool {
@@ -223,7 +223,7 @@ impl Done {
 
     /// Back to the account page, saying what was done.
     pub(super) fn back(self, req: &PortalRequest<'_>) -> Reply {
-        let url = PortalRoute::Account.url_with(&req.rt.portal, &[("done", self.as_str())]);
+        let url = PortalRoute::Account.url_with(&req.rt.boot.portal, &[("done", self.as_str())]);
         Reply::redirect(StatusCode::SEE_OTHER, &url)
     }
 }

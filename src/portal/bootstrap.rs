@@ -19,7 +19,8 @@ pub async fn bootstrap(gw: &Gateway) -> Result<Option<String>, StoreError> {
     if gw.store.count_credentials().await? > 0 {
         return Ok(None);
     }
-    let rt = gw.config.load();
+    let snapshot = gw.snapshot();
+    let rt = &snapshot.config;
     let now = gw.now();
     let Some((user, _)) = rt.users.iter().find(|(_, u)| u.is_active(now)) else {
         tracing::warn!("no credential exists and no active user is configured: nobody can sign in");
@@ -32,7 +33,7 @@ pub async fn bootstrap(gw: &Gateway) -> Result<Option<String>, StoreError> {
         expires_at: now + BOOTSTRAP_TTL.as_secs() as i64,
     };
     gw.store.add_invite(&token_hash(&token), &invite).await?;
-    let url = super::PortalRoute::Enroll.url_with(&rt.portal, &[("token", &token)]);
+    let url = super::PortalRoute::Enroll.url_with(&rt.boot.portal, &[("token", &token)]);
     // The link is a secret: it goes to the operator's terminal (standard
     // output, see `commands::serve`), never into the log.
     tracing::warn!(user = %user,

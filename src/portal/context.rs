@@ -1,10 +1,8 @@
 //! [`PortalRequest`]: everything one portal request is handled with, taken
-//! once when it arrives — the config snapshot (with the relying party and
-//! cookie keys of that moment), the request facts, the time and the body — so
-//! a reload in the middle of a ceremony never mixes two configs, and every
-//! handler reads one clock.
-
-use std::sync::Arc;
+//! once when it arrives — the gateway's [`Snapshot`] (the config with the
+//! relying party and cookie keys built from it), the request facts, the time
+//! and the body — so a reload in the middle of a ceremony never mixes two
+//! configs, and every handler reads one clock.
 
 use bytes::Bytes;
 
@@ -12,7 +10,7 @@ use super::guard;
 use super::refusal::{Refusal, Result};
 use crate::config::Runtime;
 use crate::exchange::Facts;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Snapshot};
 use crate::model::Timestamp;
 use crate::ratelimit::Limited;
 use crate::routes::PortalRoute;
@@ -23,12 +21,12 @@ use crate::webauthn::RelyingParty;
 /// One portal request and the state it is judged against.
 pub(crate) struct PortalRequest<'a> {
     pub gw: &'a Gateway,
-    /// The config snapshot for the whole request.
-    pub rt: Arc<Runtime>,
+    /// The config of the request's snapshot.
+    pub rt: &'a Runtime,
     /// The relying party built from that config.
-    pub rp: Arc<RelyingParty>,
+    pub rp: &'a RelyingParty,
     /// The cookie keys of that config.
-    pub keys: Arc<CookieKeys>,
+    pub keys: &'a CookieKeys,
     pub facts: &'a Facts,
     /// The gateway's clock, read once.
     pub now: Timestamp,
@@ -49,13 +47,13 @@ impl Form {
 }
 
 impl<'a> PortalRequest<'a> {
-    /// Take the snapshot for one request.
-    pub fn new(gw: &'a Gateway, facts: &'a Facts, body: Bytes) -> Self {
+    /// One request against `snapshot`, the one its arrival took.
+    pub fn new(gw: &'a Gateway, snapshot: &'a Snapshot, facts: &'a Facts, body: Bytes) -> Self {
         PortalRequest {
             gw,
-            rt: gw.config.load_full(),
-            rp: gw.rp.load_full(),
-            keys: gw.cookie_keys.load_full(),
+            rt: &snapshot.config,
+            rp: &snapshot.rp,
+            keys: &snapshot.keys,
             facts,
             now: gw.now(),
             body,
@@ -68,7 +66,7 @@ impl<'a> PortalRequest<'a> {
 
     /// The absolute URL of `route` on the portal.
     pub fn url(&self, route: PortalRoute) -> String {
-        route.url(&self.rt.portal)
+        route.url(&self.rt.boot.portal)
     }
 
     /// A query parameter, percent-decoded.
@@ -92,7 +90,7 @@ impl<'a> PortalRequest<'a> {
 
     /// Refuse a state-changing request that did not come from a portal page.
     pub fn require_same_origin(&self) -> Result<()> {
-        if guard::same_origin(self.facts, &self.rt.portal.origin) {
+        if guard::same_origin(self.facts, &self.rt.boot.portal.origin) {
             Ok(())
         } else {
             Err(Refusal::NotFromPortal)

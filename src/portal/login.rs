@@ -73,7 +73,7 @@ pub fn code_key(code: &str) -> String {
 
 /// The rule `target` routes to (a GET from this client), if any.
 pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&'a Rule> {
-    if target.host == rt.portal.host {
+    if target.host == rt.boot.portal.host {
         return None;
     }
     let path = normalize_path(target.url.path()).ok()?;
@@ -185,7 +185,7 @@ pub async fn page(req: &PortalRequest<'_>) -> Result<Reply> {
     let to = Destination::of(rt, req.param("rd").as_deref(), req.facts);
     let binding = binding_param(req.param("state"));
     if let Some(t) = &to.target
-        && t.host != rt.portal.host
+        && t.host != rt.boot.portal.host
         && binding.is_none()
     {
         // Only the app host can bind a sign-in to this browser: go there
@@ -212,7 +212,7 @@ pub async fn page(req: &PortalRequest<'_>) -> Result<Reply> {
     let destination = to
         .target
         .as_ref()
-        .map_or(rt.portal.host.clone(), |t| t.authority.clone());
+        .map_or(rt.boot.portal.host.clone(), |t| t.authority.clone());
     let rd_text = to
         .target
         .as_ref()
@@ -425,7 +425,7 @@ async fn finish_ceremony(req: &PortalRequest<'_>, audited: &mut Audited) -> Resu
         sessions::after_ceremony(req, &stored, Some(&verification)).await?;
     let redirect = match &to.target {
         None => redirect::fallback(rt),
-        Some(t) if t.host == rt.portal.host => t.url.to_string(),
+        Some(t) if t.host == rt.boot.portal.host => t.url.to_string(),
         // Only the browser the app host sent here may redeem a code: without
         // its binding, go back to the app, which starts over with one.
         Some(t) if binding.is_none() => t.url.to_string(),

@@ -33,7 +33,7 @@ fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool) -> Reply 
 
 /// The portal page after signing out of the portal.
 pub fn portal_signed_out(req: &PortalRequest<'_>) -> Reply {
-    signed_out(req, CookieKind::Portal, req.rt.portal.secure)
+    signed_out(req, CookieKind::Portal, req.rt.boot.portal.secure)
 }
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.

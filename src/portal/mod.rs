@@ -46,7 +46,7 @@ use http::StatusCode;
 use http::header::{CACHE_CONTROL, RETRY_AFTER};
 
 use crate::exchange::{Facts, Reply};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Snapshot};
 
 use crate::routes;
 pub use crate::routes::PortalRoute;
@@ -122,8 +122,8 @@ fn asset(ct: &str, body: &'static str) -> Reply {
 }
 
 /// Answer one `/.stepgate/…` request (not `/.stepgate/authz/*`).
-pub async fn handle(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
-    let req = PortalRequest::new(gw, facts, body);
+pub async fn handle(gw: &Gateway, snapshot: &Snapshot, facts: &Facts, body: Bytes) -> Reply {
+    let req = PortalRequest::new(gw, snapshot, facts, body);
     let route = PortalRoute::parse(facts.method.as_str(), &facts.path);
     let reply = answer(&req, route)
         .await
@@ -141,7 +141,7 @@ pub async fn handle(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
 /// host; the rest on the portal host only (an app host bounces a portal page
 /// there and knows nothing else).
 async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -> Result<Reply> {
-    let on_portal = req.facts.host == req.rt.portal.host;
+    let on_portal = req.facts.host == req.rt.boot.portal.host;
     let route = match route {
         Ok(route) => route,
         Err(Unrouted::Method) if on_portal => return Err(Refusal::Method),
@@ -155,7 +155,7 @@ async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -
         PortalRoute::Logout if reading => logout::app_page(req).await,
         PortalRoute::Logout => logout::app_submit(req).await,
         page if page.is_portal_page() && reading => {
-            let mut url = req.rt.portal.url(&req.facts.path);
+            let mut url = req.rt.boot.portal.url(&req.facts.path);
             if let Some(q) = &req.facts.query {
                 url.push('?');
                 url.push_str(q);

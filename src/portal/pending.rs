@@ -73,7 +73,7 @@ fn key(binding: &str, ceremony: &str) -> String {
 
 /// Store `pending` for this browser.
 pub async fn put(req: &PortalRequest<'_>, pending: Pending) -> Result<Begun> {
-    let secure = req.rt.portal.secure;
+    let secure = req.rt.boot.portal.secure;
     let (binding, set_cookie) = match cookies::ceremony(req.facts, secure) {
         Some(b) if b.len() >= 16 => (b, None),
         _ => {
@@ -123,7 +123,7 @@ pub async fn begin_reply(
 
 /// Take (and so consume) the ceremony `ceremony` of this browser.
 pub async fn take(req: &PortalRequest<'_>, ceremony: &str) -> Result<Option<Pending>> {
-    let Some(binding) = cookies::ceremony(req.facts, req.rt.portal.secure) else {
+    let Some(binding) = cookies::ceremony(req.facts, req.rt.boot.portal.secure) else {
         return Ok(None);
     };
     if ceremony.is_empty() || ceremony.len() > 64 {

@@ -43,7 +43,11 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
     {
         return None;
     }
-    let scheme = if rt.portal.secure { "https" } else { "http" };
+    let scheme = if rt.boot.portal.secure {
+        "https"
+    } else {
+        "http"
+    };
     // The raw text must start with the scheme and "://": no scheme-relative or
     // odd forms that a parser might fix up.
     let rest = rd.strip_prefix(scheme)?.strip_prefix("://")?;
@@ -68,7 +72,7 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
     if !raw_host.eq_ignore_ascii_case(url_host) || url_host.ends_with('.') {
         return None;
     }
-    if !rt.vouches_for_origin(&host, rt.portal.secure, url.port()) {
+    if !rt.vouches_for_origin(&host, rt.boot.portal.secure, url.port()) {
         return None;
     }
     let authority = match url.port() {
@@ -84,7 +88,7 @@ pub fn validate(rt: &Runtime, rd: &str) -> Option<Target> {
 
 /// The portal's own fallback page.
 pub fn fallback(rt: &Runtime) -> String {
-    PortalRoute::Account.url(&rt.portal)
+    PortalRoute::Account.url(&rt.boot.portal)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub async fn current(req: &PortalRequest<'_>) -> Result<Option<PortalLookup>> {
         &req.keys,
         &rt.session,
         &req.facts.headers,
-        rt.portal.secure,
+        rt.boot.portal.secure,
         req.now,
     )
     .await?;
@@ -73,7 +73,7 @@ pub async fn after_ceremony(
 pub fn cookie(req: &PortalRequest<'_>, value: &str, session: &PortalSession) -> String {
     set_cookie(
         CookieKind::Portal,
-        req.rt.portal.secure,
+        req.rt.boot.portal.secure,
         value,
         session.expires_at,
         req.now,

@@ -13,7 +13,7 @@ use crate::access::{self, Mode};
 use crate::authz::{self, Endpoint};
 use crate::config::{Runtime, Upstream};
 use crate::exchange::{Facts, Reply};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Snapshot};
 use crate::policy::Decision;
 
 use super::facts::Arrival;
@@ -43,13 +43,13 @@ pub enum Action {
     Proxy { target: Target, handoff: Handoff },
 }
 
-/// Decide what happens to `arrival`, all against the config snapshot `rt`.
-pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
-    let facts = &arrival.facts;
+/// Decide what happens to `arrival`, all against the one `snapshot` it took.
+pub async fn dispatch(gw: &Gateway, snapshot: &Snapshot, arrival: &Arrival) -> Action {
+    let (rt, facts) = (&snapshot.config, &arrival.facts);
     if crate::routes::is_reserved(&facts.path) {
         return match Endpoint::for_path(&facts.path) {
             Some(endpoint) => {
-                Action::Reply(authz::handle(gw, rt, facts, arrival.peer, endpoint).await)
+                Action::Reply(authz::handle(gw, snapshot, facts, arrival.peer, endpoint).await)
             }
             None => Action::Portal,
         };
@@ -57,7 +57,7 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     if let Some(reply) = portal_home(rt, facts) {
         return Action::Reply(reply);
     }
-    let verdict = match access::judge(gw, rt, facts).await {
+    let verdict = match access::judge(gw, snapshot, facts).await {
         Ok(v) => v,
         Err(why) => return Action::Reply(access::bad_request(&why)),
     };
@@ -65,9 +65,8 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
     let identity = match verdict.decision {
         Decision::Allow { identity } => identity,
         other => {
-            let keys = gw.cookie_keys.load();
             let tokens = rule.and_then(|r| r.tokens.as_ref());
-            let reply = access::refusal(rt, &keys, facts, &other, Mode::Inline, tokens);
+            let reply = access::refusal(rt, &snapshot.keys, facts, &other, Mode::Inline, tokens);
             return Action::Reply(reply);
         }
     };
@@ -100,15 +99,15 @@ pub async fn dispatch(gw: &Gateway, rt: &Runtime, arrival: &Arrival) -> Action {
 }
 
 /// A portal page (everything under `/.stepgate/` but `authz/`).
-pub async fn portal(gw: &Gateway, facts: &Facts, body: Bytes) -> Reply {
-    crate::portal::handle(gw, facts, body).await
+pub async fn portal(gw: &Gateway, snapshot: &Snapshot, facts: &Facts, body: Bytes) -> Reply {
+    crate::portal::handle(gw, snapshot, facts, body).await
 }
 
 /// The portal host's `/`, when no rule claims it, leads to the account page
 /// (which signs the visitor in first) instead of a bare 403.
 fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
     let browsing = matches!(facts.method, http::Method::GET | http::Method::HEAD);
-    if !browsing || facts.path != "/" || facts.host != rt.portal.host {
+    if !browsing || facts.path != "/" || facts.host != rt.boot.portal.host {
         return None;
     }
     let req = crate::routing::RouteRequest {

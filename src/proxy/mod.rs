@@ -53,9 +53,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        // One config snapshot for the whole request: reading it, judging it, answering it.
-        let rt = self.gw.config.load_full();
-        let arrival = match facts::gather(session, &rt) {
+        // One snapshot for the whole request: reading it, judging it, answering it.
+        let snapshot = self.gw.snapshot();
+        let arrival = match facts::gather(session, &snapshot.config) {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "bad request");
@@ -63,11 +63,11 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         };
-        match dispatch::dispatch(&self.gw, &rt, &arrival).await {
+        match dispatch::dispatch(&self.gw, &snapshot, &arrival).await {
             Action::Reply(reply) => respond::write(session, reply, false).await?,
             Action::Portal => {
                 let reply = match respond::read_body(session).await {
-                    Ok(body) => dispatch::portal(&self.gw, &arrival.facts, body).await,
+                    Ok(body) => dispatch::portal(&self.gw, &snapshot, &arrival.facts, body).await,
                     Err(reply) => reply,
                 };
                 respond::write(session, reply, false).await?;

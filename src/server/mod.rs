@@ -213,7 +213,8 @@ fn probe(addr: SocketAddr) -> Result<(), ServeError> {
 }
 
 fn build(gw: Arc<Gateway>, opts: &ServeOptions) -> Result<Server, ServeError> {
-    let rt = gw.config.load_full();
+    let snapshot = gw.snapshot();
+    let boot = &snapshot.config.boot;
     let conf = ServerConf {
         threads: opts.threads.max(1),
         grace_period_seconds: Some(opts.grace_period.as_secs()),
@@ -234,30 +235,30 @@ fn build(gw: Arc<Gateway>, opts: &ServeOptions) -> Result<Server, ServeError> {
     // Addresses taken over are in use by design; fresh ones must be free.
     let probe = |addr| if opts.upgrade { Ok(()) } else { probe(addr) };
 
-    probe(rt.listen)?;
+    probe(boot.listen)?;
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         Proxy::new(gw.clone()),
         "stepgate proxy",
     );
-    proxy.add_listener(plain_listener(rt.listen));
-    if let Some(tls) = &rt.tls {
-        probe(tls.listen)?;
-        let settings = gw.tls.settings().map_err(|e| ServeError::Tls {
-            addr: tls.listen,
+    proxy.add_listener(plain_listener(boot.listen));
+    if let Some(addr) = boot.tls_listen {
+        probe(addr)?;
+        let settings = crate::tls::settings(gw.certificates()).map_err(|e| ServeError::Tls {
+            addr,
             message: e.to_string(),
         })?;
-        proxy.add_tls_with_settings(&tls.listen.to_string(), None, settings);
+        proxy.add_tls_with_settings(&addr.to_string(), None, settings);
     }
     server.add_service(proxy);
 
-    if let Some(admin_addr) = rt.admin_listen {
+    if let Some(admin_addr) = boot.admin_listen {
         probe(admin_addr)?;
         let mut admin = Service::new("stepgate admin".to_string(), Admin { gw: gw.clone() });
         admin.add_tcp(&admin_addr.to_string());
         server.add_service(admin);
     }
-    tracing::info!(listen = %rt.listen, tls = ?rt.tls.as_ref().map(|t| t.listen), admin = ?rt.admin_listen, "stepgate serving");
+    tracing::info!(listen = %boot.listen, tls = ?boot.tls_listen, admin = ?boot.admin_listen, "stepgate serving");
     Ok(server)
 }
 

@@ -1,8 +1,9 @@
 //! Live reload: on a file change or SIGHUP, check the file and swap the new
 //! runtime in whole, or keep the running one and log every error.
 //!
-//! What cannot change while running (listen addresses, the store, the portal
-//! origin and RP ID) keeps its old value and is logged as "restart required".
+//! What cannot change while running ([`crate::config::Boot`]: listeners,
+//! threads, the store, the portal, the log format) keeps its old value and
+//! is logged as "restart required", naming each key.
 //! Users removed from the file lose their sessions.
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,12 @@ pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
             old.trusted_proxies != new.trusted_proxies,
         ),
         ("session", old.session != new.session),
+        (
+            "session.token_max_lifetime",
+            old.token_max_lifetime != new.token_max_lifetime,
+        ),
+        ("served", old.served != new.served),
+        ("tls", old.tls != new.tls),
         ("rate_limit", old.rate_limit != new.rate_limit),
         ("secrets.cookie_keys", old.cookie_keys != new.cookie_keys),
     ] {
@@ -72,48 +79,12 @@ pub fn merge(old: &Runtime, mut new: Runtime) -> (Runtime, ReloadReport) {
     (new, r)
 }
 
-/// Give `new` the old value of every setting that only applies at the next
-/// start; returns the names of those that differed.
+/// Give `new` the running [`Boot`](crate::config::Boot) (what only applies
+/// at the next start); returns the keys that differed.
 fn keep_fixed(old: &Runtime, new: &mut Runtime) -> Vec<String> {
-    let mut restart_required = Vec::new();
-    let mut keep = |what: &str, differs: bool| {
-        if differs {
-            restart_required.push(what.to_string());
-        }
-        differs
-    };
-    if keep("listen", old.listen != new.listen) {
-        new.listen = old.listen;
-    }
-    if keep("threads", old.threads != new.threads) {
-        new.threads = old.threads;
-    }
-    // The HTTPS listener itself needs a restart; its certificate and key files do not.
-    match (&old.tls, &mut new.tls) {
-        (Some(o), Some(n)) => {
-            if keep("tls.listen", o.listen != n.listen) {
-                n.listen = o.listen;
-            }
-        }
-        (None, None) => {}
-        _ => {
-            keep("tls", true);
-            new.tls = old.tls.clone();
-        }
-    }
-    if keep("admin_listen", old.admin_listen != new.admin_listen) {
-        new.admin_listen = old.admin_listen;
-    }
-    if keep("store", old.store != new.store) {
-        new.store = old.store.clone();
-    }
-    if keep(
-        "portal (url, rp_id)",
-        old.portal.origin != new.portal.origin || old.portal.rp_id != new.portal.rp_id,
-    ) {
-        new.portal = old.portal.clone();
-    }
-    restart_required
+    let changed = old.boot.changed_keys(&new.boot);
+    new.boot = old.boot.clone();
+    changed.into_iter().map(str::to_string).collect()
 }
 
 /// "rule added/changed/removed: NAME" lines (a rule that moved changed).
@@ -180,8 +151,8 @@ pub fn reload_once(
 
 /// Reload once and act on it: log the outcome, end removed users' sessions, audit.
 pub async fn reload_and_apply(path: &Path, gw: &Gateway, trigger: &str) {
-    let current = gw.config.load_full();
-    match reload_once(path, &current, gw.now(), |rt| {
+    let current = gw.snapshot();
+    match reload_once(path, &current.config, gw.now(), |rt| {
         gw.apply(rt).map_err(|e| e.to_string())
     }) {
         ReloadOutcome::Applied(report) => {
@@ -316,17 +287,23 @@ mod tests {
     #[test]
     fn restart_only_settings_keep_their_old_value() {
         let old = rt("rules: []");
-        let text = "listen: 127.0.0.1:9999\nportal: { url: https://other.home.lab }\nsecrets: { cookie_keys: [k] }\nstore: { redis: { url: \"redis://127.0.0.1:1/0\" } }\nrules: []";
+        let text = "listen: 127.0.0.1:9999\nthreads: 3\nportal: { url: https://other.home.lab }\nsecrets: { cookie_keys: [k] }\nstore: { redis: { url: \"redis://127.0.0.1:1/0\" } }\nlog: { format: json }\nsession: { token_max_lifetime: 2h }\nrules: []";
         let new = check_str("t.yaml", text, 0)
             .map(|c| c.runtime)
             .unwrap_or_else(|e| panic!("{e}"));
         let (merged, r) = merge(&old, new);
-        assert_eq!(merged.listen, old.listen);
-        assert_eq!(merged.portal, old.portal);
-        assert_eq!(merged.store, old.store);
+        assert_eq!(merged.boot, old.boot);
         assert_eq!(
             r.restart_required,
-            vec!["listen", "store", "portal (url, rp_id)"]
+            vec!["listen", "threads", "store", "portal", "log.format"]
+        );
+        // What reloads is taken, and said.
+        assert_eq!(merged.token_max_lifetime.as_secs(), 7200);
+        assert!(
+            r.changes
+                .contains(&"session.token_max_lifetime changed".to_string()),
+            "{:?}",
+            r.changes
         );
     }
 

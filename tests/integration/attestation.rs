@@ -121,7 +121,8 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
             .ok()
             .flatten();
     let view = view.unwrap_or_else(|| panic!("no app session"));
-    let rt = h.gw.config.load();
+    let snapshot = h.gw.snapshot();
+    let rt = &snapshot.config;
     let standing = view.standing(&cred.id).and_then(|c| c.attestation.as_ref());
     assert_eq!(
         rt.trust.sets_of(standing, h.now()),
@@ -245,9 +246,9 @@ async fn app_session_from_portal(h: &Harness, user: &str, host: &str) -> String 
     let Some(portal) = portals.last() else {
         panic!("{user} is not signed in")
     };
-    let rt = h.gw.config.load();
-    let app = stepgate::session::new_app_session(portal, host, &rt.session, h.now());
-    let keys = h.gw.cookie_keys.load();
+    let snapshot = h.gw.snapshot();
+    let app = stepgate::session::new_app_session(portal, host, &snapshot.config.session, h.now());
+    let keys = &snapshot.keys;
     let minted = keys.mint(CookieKind::App);
     if let Err(e) =
         h.gw.store
@@ -516,10 +517,10 @@ async fn reload_with(h: &Harness, yaml: &str) {
     if let Err(e) = std::fs::write(&path, yaml) {
         panic!("write config: {e}");
     }
-    let before = h.gw.config.load_full();
+    let before = h.gw.snapshot().generation;
     stepgate::server::reload::reload_and_apply(&path, &h.gw, "test").await;
     assert!(
-        !std::sync::Arc::ptr_eq(&before, &h.gw.config.load_full()),
+        h.gw.snapshot().generation > before,
         "the reload was not applied"
     );
 }
@@ -612,8 +613,8 @@ async fn with_blob(blob: &str) -> (Vec<String>, StatusCode, Value) {
     .await;
     assert_eq!(s, StatusCode::OK, "{blob}: {v}");
     let warnings =
-        h.gw.config
-            .load()
+        h.gw.snapshot()
+            .config
             .trust
             .warnings()
             .iter()

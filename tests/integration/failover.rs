@@ -240,7 +240,7 @@ fn revocations_and_flags_wait_for_a_replica() {
     ));
     let yaml = config.yaml(([127, 0, 0, 1], 0).into(), None);
     let store = match stepgate::store::open(
-        &crate::kit::runtime(&yaml).store,
+        &crate::kit::runtime(&yaml).boot.store,
         std::sync::Arc::new(stepgate::clock::SystemClock),
     ) {
         Ok(s) => s,

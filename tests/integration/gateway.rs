@@ -790,9 +790,9 @@ fn tls_listener_serves_https_and_says_so_upstream() {
     };
     assert_eq!(peer_cn(), "tls");
     let (cert2, key2) = crate::kit::self_signed(g.dir.path(), "renewed");
-    let current = g.gw.config.load_full();
+    let current = g.gw.snapshot();
     let with_tls = |cert: &std::path::Path, key: &std::path::Path| {
-        let mut rt = (*current).clone();
+        let mut rt = current.config.clone();
         if let Some(t) = rt.tls.as_mut() {
             t.cert = cert.to_path_buf();
             t.key = key.to_path_buf();

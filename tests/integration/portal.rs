@@ -94,7 +94,8 @@ async fn enroll_sign_in_and_reach_the_app() {
     assert_eq!(view.app.host, "app.test");
     assert_eq!(view.grants.len(), 1);
     assert_eq!(view.grants[0].rule, "app");
-    let rt = h.gw.config.load();
+    let snapshot = h.gw.snapshot();
+    let rt = &snapshot.config;
     let rule = rt.rules.iter().find(|r| r.name == "app");
     assert!(matches!(
         decide(&rt, rule, SessionState::Live(&view), h.now()),

@@ -249,7 +249,7 @@ fn a_token_never_beats_freshness_expiry_or_revocation() {
     let bearer = format!("Bearer {t}");
     assert_eq!(get("/fresh/x", &bearer).status, 200);
     // A second instance on the same store.
-    let db = match &g.gw.config.load().store {
+    let db = match &g.gw.snapshot().config.boot.store {
         stepgate::config::StoreSettings::Sqlite { path } => path.clone(),
         other => panic!("{other:?}"),
     };

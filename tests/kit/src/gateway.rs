@@ -198,7 +198,8 @@ fn root_fingerprint(path: &std::path::Path) -> Option<String> {
 
 /// The credential a [`uv`] names, as registration would have stored it.
 fn test_credential(gw: &Gateway, user: &str, v: &Verification) -> Credential {
-    let rt = gw.config.load();
+    let snapshot = gw.snapshot();
+    let rt = &snapshot.config;
     let sets = v.credential_id.splitn(3, '-').nth(2).unwrap_or("");
     let attestation = sets.split('+').find(|s| !s.is_empty()).map(|set| {
         let aaguid = rt
@@ -302,7 +303,7 @@ pub fn sign_in(
 /// The `Cookie` header value carrying an app token (over plain http).
 pub fn app_cookie(gw: &Gateway, token: &str) -> String {
     use stepgate::session::cookie::CookieKind;
-    match gw.cookie_keys.load().seal(CookieKind::App, token) {
+    match gw.snapshot().keys.seal(CookieKind::App, token) {
         Ok(value) => format!("{}={value}", CookieKind::App.name(false)),
         Err(e) => panic!("seal: {e}"),
     }
@@ -319,7 +320,7 @@ pub struct Built {
 pub async fn build(yaml: &str) -> Built {
     let rt = runtime(yaml);
     let clock = Arc::new(OffsetClock::default());
-    let store = match stepgate::store::open(&rt.store, clock.clone()) {
+    let store = match stepgate::store::open(&rt.boot.store, clock.clone()) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     };
@@ -388,7 +389,7 @@ fn serve_on_free_ports(
 /// A store handle of its own on `gw`'s store, living in the caller's runtime
 /// (as the CLI's would): the server's handle belongs to the server's runtime.
 pub fn own_store(gw: &Gateway) -> Arc<dyn Store> {
-    match stepgate::store::open(&gw.config.load().store, gw.clock.clone()) {
+    match stepgate::store::open(&gw.snapshot().config.boot.store, gw.clock.clone()) {
         Ok(s) => s,
         Err(e) => panic!("store: {e}"),
     }

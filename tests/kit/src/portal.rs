@@ -179,7 +179,8 @@ impl Harness {
     /// The store key of a signed session cookie value (portal or app).
     pub fn hash_of(&self, cookie_value: &str) -> String {
         use stepgate::session::cookie::CookieKind;
-        let keys = self.gw.cookie_keys.load();
+        let snapshot = self.gw.snapshot();
+        let keys = &snapshot.keys;
         for kind in [CookieKind::Portal, CookieKind::App] {
             if let Some(t) = keys.open(kind, cookie_value) {
                 return token_hash(&t);
@@ -275,7 +276,9 @@ impl Browser {
                 .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
             headers,
         };
-        let reply = stepgate::portal::handle(&self.gw, &facts, Bytes::copy_from_slice(body)).await;
+        let snapshot = self.gw.snapshot();
+        let body = Bytes::copy_from_slice(body);
+        let reply = stepgate::portal::handle(&self.gw, &snapshot, &facts, body).await;
         let jar = self.jar.entry(host).or_default();
         for (_, v) in reply
             .headers
@@ -390,7 +393,7 @@ impl Browser {
             .or_insert_with(new_token)
             .clone();
         let origin = u.origin().ascii_serialization();
-        Some(self.gw.cookie_keys.load().browser_binding(&state, &origin))
+        Some(self.gw.snapshot().keys.browser_binding(&state, &origin))
     }
 }
 
