@@ -83,7 +83,7 @@ pub(crate) async fn verify(
         None if expected.is_none() => return Err(Refusal::NoUserHandle),
         _ => {}
     }
-    policy::admit(&req.rt, &stored.user, None, now)
+    policy::admit(req.rt, &stored.user, None, now)
         .map_err(|why| Refusal::unadmitted(why, &stored.user))?;
     if stored.flagged {
         return Err(Refusal::PasskeyBlocked);

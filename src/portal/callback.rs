@@ -29,7 +29,7 @@ pub async fn handle(req: &PortalRequest<'_>) -> Result<Reply> {
     // Only ever back to this origin; starting over there signs in afresh.
     let back = req
         .param("rd")
-        .and_then(|r| redirect::validate(&req.rt, &r))
+        .and_then(|r| redirect::validate(req.rt, &r))
         .filter(|t| t.origin() == origin)
         .map_or_else(|| "/".to_string(), |t| t.url.to_string());
     match redeem(req, &origin).await? {

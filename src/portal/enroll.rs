@@ -59,7 +59,7 @@ pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
     let Some(invite) = req.store().take_invite(&invite_hash, req.now).await? else {
         return Err(Refusal::InviteInvalid);
     };
-    let Ok(user) = policy::admit(&req.rt, &invite.user, None, req.now) else {
+    let Ok(user) = policy::admit(req.rt, &invite.user, None, req.now) else {
         return Err(Refusal::InviteUserGone);
     };
     let display = user.name.clone().unwrap_or_else(|| invite.user.clone());

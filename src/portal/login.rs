@@ -145,7 +145,7 @@ async fn user_credentials(
         .collect();
     let ok = all
         .iter()
-        .filter(|c| satisfies(&req.rt, c, step_up, now))
+        .filter(|c| satisfies(req.rt, c, step_up, now))
         .cloned()
         .collect();
     Ok((all, ok))
@@ -279,7 +279,7 @@ pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
     req.require_same_origin()?;
     req.limit_client().await?;
     let body: BeginRequest = req.json()?;
-    let to = Destination::of(&req.rt, body.rd.as_deref(), req.facts);
+    let to = Destination::of(req.rt, body.rd.as_deref(), req.facts);
     let session_user = sessions::current(req).await?.map(|l| l.session.user);
     let named = body
         .username
@@ -290,7 +290,7 @@ pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
             let allow = signed_in_allow(req, u, &to).await?;
             req.rp.begin_login(allow)?
         }
-        (None, Some(name)) => named_options(req, &req.rp, name).await?,
+        (None, Some(name)) => named_options(req, req.rp, name).await?,
         (None, None) => req.rp.begin_login(Vec::new())?,
     };
     let pending = Pending::Login {
@@ -308,11 +308,11 @@ async fn signed_in_allow(
     user: &str,
     to: &Destination<'_>,
 ) -> Result<Vec<CoreCredential>> {
-    policy::admit(&req.rt, user, to.rule, req.now).map_err(|why| Refusal::unadmitted(why, user))?;
+    policy::admit(req.rt, user, to.rule, req.now).map_err(|why| Refusal::unadmitted(why, user))?;
     let (all, ok) = user_credentials(req, user, to.step_up()).await?;
     if ok.is_empty() {
         return Err(Refusal::NoFittingPasskey(no_match_text(
-            &req.rt,
+            req.rt,
             to.step_up(),
             &all,
         )));
@@ -329,7 +329,7 @@ async fn named_options(
     name: &str,
 ) -> Result<(serde_json::Value, AuthenticationState)> {
     let now = req.now;
-    let active = policy::admit(&req.rt, name, None, now).is_ok();
+    let active = policy::admit(req.rt, name, None, now).is_ok();
     let creds: Vec<CoreCredential> = if active {
         req.store()
             .credentials(Some(name))

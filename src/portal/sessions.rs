@@ -12,7 +12,7 @@ pub async fn current(req: &PortalRequest<'_>) -> Result<Option<PortalLookup>> {
     let rt = &req.rt;
     let found = resolve_portal(
         req.store(),
-        &req.keys,
+        req.keys,
         &rt.session,
         &req.facts.headers,
         rt.boot.portal.secure,

@@ -35,7 +35,7 @@ pub async fn already_proven(
 ) -> Result<Option<Proof>> {
     let view = as_app_session(req, portal, rule, host).await?;
     let Decision::Allow { identity } =
-        policy::decide(&req.rt, Some(rule), SessionState::Live(&view), req.now)
+        policy::decide(req.rt, Some(rule), SessionState::Live(&view), req.now)
     else {
         return Ok(None);
     };

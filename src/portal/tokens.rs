@@ -87,7 +87,7 @@ async fn fitting(req: &PortalRequest<'_>, user: &str, rules: &[&Rule]) -> Result
         .await?
         .into_iter()
         .filter(|c| c.is_usable(now))
-        .filter(|c| fits_all(&req.rt, c, rules, now))
+        .filter(|c| fits_all(req.rt, c, rules, now))
         .collect())
 }
 
@@ -108,7 +108,7 @@ pub async fn begin(req: &PortalRequest<'_>) -> Result<Reply> {
     let body: BeginRequest = req.json()?;
     let user = current.session.user.clone();
     let label = clean_label(&body.label, "the token")?;
-    let rules = chosen(&req.rt, &user, &body.rules, req.now)?;
+    let rules = chosen(req.rt, &user, &body.rules, req.now)?;
     if body.days == Some(0) {
         return Err(Refusal::ZeroLifetime);
     }

@@ -130,7 +130,7 @@ async fn an_attested_model_satisfies_an_authenticators_rule() {
     );
     let rule = rt.rules.iter().find(|r| r.name == "admin");
     assert!(matches!(
-        decide(&rt, rule, SessionState::Live(&view), h.now()),
+        decide(rt, rule, SessionState::Live(&view), h.now()),
         Decision::Allow { .. }
     ));
 }

@@ -98,7 +98,7 @@ async fn enroll_sign_in_and_reach_the_app() {
     let rt = &snapshot.config;
     let rule = rt.rules.iter().find(|r| r.name == "app");
     assert!(matches!(
-        decide(&rt, rule, SessionState::Live(&view), h.now()),
+        decide(rt, rule, SessionState::Live(&view), h.now()),
         Decision::Allow { .. }
     ));
 
