@@ -204,3 +204,184 @@ fn open_networks(diags: &mut Diagnostics, p: &str, rule: &Rule, m: &Matcher) {
         ),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::check_str;
+
+    const BASE: &str = "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\n";
+
+    /// The warnings of `extra` under a minimal config, as `path: message`.
+    fn warnings(extra: &str) -> Vec<String> {
+        match check_str("t.yaml", &format!("{BASE}{extra}"), 0) {
+            Ok(c) => c
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.path, w.message))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn rules(list: &[&str]) -> String {
+        let mut s = String::from("rules:\n");
+        for r in list {
+            s.push_str(&format!("  - {r}\n"));
+        }
+        s
+    }
+
+    const PASSKEY: &str =
+        "{ name: admin, hosts: [git.home.lab], paths: [/admin, /admin/**], policy: passkey }";
+
+    #[test]
+    fn bypass_rules_that_cover_a_later_passkey_rule_are_named() {
+        let opens = [
+            "{ name: open, hosts: [\"*\"], policy: bypass }",
+            "{ name: open, hosts: [\"*\"], paths: [/**], policy: bypass }",
+            "{ name: open, hosts: [\"*.home.lab\"], paths: [\"/**/*\"], policy: bypass }",
+            "{ name: open, hosts: [git.home.lab], paths: [\"/*\", /admin/**], policy: bypass }",
+            "{ name: open, hosts: [git.home.lab], paths: [\"/*/**\", \"/*\"], policy: bypass }",
+            "{ name: open, hosts: [\"*\"], networks: [0.0.0.0/1, 128.0.0.0/1, \"::/0\"], policy: bypass }",
+        ];
+        for open in opens {
+            let w = warnings(&rules(&[open, PASSKEY]));
+            let want =
+                "rules[1]: passkey rule \"admin\" can never match: bypass rule \"open\" above";
+            assert!(w.iter().any(|m| m.starts_with(want)), "{open}: {w:?}");
+        }
+        let partly = [
+            "{ name: open, hosts: [\"*\"], methods: [GET], policy: bypass }",
+            "{ name: open, hosts: [\"*\"], networks: [0.0.0.0/0], policy: bypass }",
+        ];
+        for open in partly {
+            let w = warnings(&rules(&[open, PASSKEY]));
+            let want = "rules[1]: bypass rule \"open\" above covers all hosts and paths of passkey rule \"admin\"";
+            assert!(w.iter().any(|m| m.starts_with(want)), "{open}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn bypass_rules_that_leave_part_of_a_passkey_rule_say_nothing() {
+        let narrow = [
+            "{ name: pub, hosts: [git.home.lab], paths: [\"/*\"], policy: bypass }",
+            "{ name: pub, hosts: [git.home.lab], paths: [/admin/public/**], policy: bypass }",
+            "{ name: pub, hosts: [other.home.lab], policy: bypass }",
+            "{ name: pub, hosts: [\"*.sub.home.lab\"], policy: bypass }",
+            "{ name: pub, hosts: [git.home.lab], paths: [\"/*/x/**\"], policy: bypass }",
+            "{ name: pub, hosts: [git.home.lab], paths: [\"/{admin,x}/**\"], policy: bypass }",
+        ];
+        for pub_rule in narrow {
+            let w = warnings(&rules(&[pub_rule, PASSKEY]));
+            assert!(
+                !w.iter().any(|m| m.contains("\"pub\"")),
+                "{pub_rule}: {w:?}"
+            );
+        }
+        // A bypass rule below the passkey rule opens nothing of it.
+        let w = warnings(&rules(&[
+            PASSKEY,
+            "{ name: open, hosts: [\"*\"], policy: bypass }",
+        ]));
+        assert!(!w.iter().any(|m| m.contains("\"open\"")), "{w:?}");
+    }
+
+    #[test]
+    fn networks_that_span_an_address_family() {
+        let cases = [
+            ("[0.0.0.0/0]", Some("every IPv4 address")),
+            ("[\"::/0\"]", Some("every IPv6 address")),
+            ("[0.0.0.0/1, 128.0.0.0/1]", Some("every IPv4 address")),
+            (
+                "[0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/1, \"::/1\", \"8000::/1\"]",
+                Some("every IPv4 and IPv6 address"),
+            ),
+            ("[0.0.0.0/1, 128.0.0.0/2]", None),
+            ("[192.168.0.0/16, 10.0.0.0/8]", None),
+        ];
+        for (nets, want) in cases {
+            let w = warnings(&rules(&[&format!(
+                "{{ name: lan, hosts: [x.lab], networks: {nets}, policy: bypass }}"
+            )]));
+            let found = w
+                .iter()
+                .find(|m| m.starts_with("rules[0].networks: rule \"lan\""));
+            match want {
+                Some(family) => assert!(found.is_some_and(|m| m.contains(family)), "{nets}: {w:?}"),
+                None => assert!(found.is_none(), "{nets}: {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn step_up_that_asks_too_little_or_can_never_be_given() {
+        let long = warnings(&format!(
+            "session: {{ max_lifetime: 7d }}\n{}",
+            rules(&["{ name: pin, hosts: [x.lab], policy: passkey, step_up: { max_age: 30d } }"])
+        ));
+        assert!(
+            long.iter().any(|m| m.starts_with(
+                "rules[0].step_up.max_age: rule \"pin\": max_age 30d is longer than session.max_lifetime 7d"
+            )),
+            "{long:?}"
+        );
+        let post = warnings(&rules(&[
+            "{ name: pin, hosts: [x.lab], methods: [POST], policy: passkey, step_up: { max_age: 5m } }",
+        ]));
+        assert!(
+            post.iter().any(|m| m.starts_with(
+                "rules[0].methods: rule \"pin\": its step_up can never be given to a browser: sign-in comes back with a GET"
+            )),
+            "{post:?}"
+        );
+        let fine = [
+            "{ name: pin, hosts: [x.lab], methods: [GET, POST], policy: passkey, step_up: { max_age: 7d } }",
+            "{ name: pin, hosts: [x.lab], methods: [POST], policy: passkey, step_up: { scope: session } }",
+            "{ name: pin, hosts: [x.lab], methods: [POST], policy: passkey, step_up: { max_age: 5m }, tokens: { from: bearer } }",
+        ];
+        for rule in fine {
+            let w = warnings(&rules(&[rule]));
+            assert!(!w.iter().any(|m| m.contains("\"pin\"")), "{rule}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn upstreams_at_one_address_with_different_identity_headers() {
+        let cases = [
+            (
+                "{ url: \"http://127.0.0.1:3000\", identity_headers: { user: X-WEBAUTH-USER } }",
+                "\"http://127.0.0.1:3000/\"",
+                true,
+            ),
+            (
+                "{ url: \"http://127.0.0.1:3000\", identity_headers: { user: X-WEBAUTH-USER } }",
+                "{ url: \"http://127.0.0.1:3000/\", identity_headers: { user: x-webauth-user } }",
+                false,
+            ),
+            (
+                "{ url: \"http://App.Lab.:80\", identity_headers: { user: X-User } }",
+                "\"http://app.lab\"",
+                true,
+            ),
+            (
+                "{ url: \"http://127.0.0.1:3000\", identity_headers: { user: X-WEBAUTH-USER } }",
+                "\"https://127.0.0.1:3000\"",
+                false,
+            ),
+            (
+                "{ url: \"http://127.0.0.1:3000\", identity_headers: { user: X-WEBAUTH-USER } }",
+                "\"http://127.0.0.1:3001\"",
+                false,
+            ),
+        ];
+        for (a, b, warn) in cases {
+            let w = warnings(&format!(
+                "upstreams:\n  gitea: {a}\n  gitea-public: {b}\nrules: []\n"
+            ));
+            let found = w.iter().any(|m| {
+                m.starts_with("upstreams.gitea-public: upstreams \"gitea\" and \"gitea-public\" reach the same app")
+            });
+            assert_eq!(found, warn, "{a} / {b}: {w:?}");
+        }
+    }
+}

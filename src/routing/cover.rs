@@ -139,14 +139,15 @@ impl Segments {
     fn of(p: &PathPattern) -> Self {
         match p {
             PathPattern::Exact(path) => Segments::List(
-                path[1..]
+                path.strip_prefix('/')
+                    .unwrap_or(path)
                     .split('/')
                     .map(|s| Seg::Lit(s.to_string()))
                     .collect(),
             ),
             PathPattern::Subtree(prefix) => {
                 // `/a/` + anything: the segment after `a/` and any number more.
-                let mut segs: Vec<Seg> = prefix[1..prefix.len() - 1]
+                let mut segs: Vec<Seg> = prefix
                     .split('/')
                     .filter(|s| !s.is_empty())
                     .map(|s| Seg::Lit(s.to_string()))
@@ -161,7 +162,7 @@ impl Segments {
     /// Does every path this matches, `later` matching it, also match `self`? Only "yes" when sure.
     fn covers(&self, later: &Segments) -> bool {
         match (self, later) {
-            (Segments::List(e), Segments::List(l)) => covers_from(e, l),
+            (Segments::List(e), Segments::List(l)) => covers_from(&canonical(e), &canonical(l)),
             (Segments::Opaque(a), Segments::Opaque(b)) => a == b,
             (Segments::List(e), Segments::Opaque(_)) => covers_from(e, &[Seg::Star, Seg::Any]),
             (Segments::Opaque(_), Segments::List(_)) => false,
@@ -173,7 +174,7 @@ fn glob_segments(raw: &str) -> Segments {
     if raw.contains(['{', '[']) {
         return Segments::Opaque(raw.to_string());
     }
-    let parts: Vec<&str> = raw[1..].split('/').collect();
+    let parts: Vec<&str> = raw.strip_prefix('/').unwrap_or(raw).split('/').collect();
     let mut segs = Vec::with_capacity(parts.len() + 1);
     for (i, s) in parts.iter().enumerate() {
         match *s {
@@ -186,6 +187,29 @@ fn glob_segments(raw: &str) -> Segments {
         }
     }
     Segments::List(segs)
+}
+
+/// The same segments with each run of `*` and `**` written as its `*`s then
+/// one `**` (`**/*` and `*/**` both mean "one segment or more").
+fn canonical(segs: &[Seg]) -> Vec<Seg> {
+    let mut out = Vec::with_capacity(segs.len());
+    let mut run_any = false;
+    for s in segs {
+        match s {
+            Seg::Star => out.push(Seg::Star),
+            Seg::Any => run_any = true,
+            other => {
+                if std::mem::take(&mut run_any) {
+                    out.push(Seg::Any);
+                }
+                out.push(other.clone());
+            }
+        }
+    }
+    if run_any {
+        out.push(Seg::Any);
+    }
+    out
 }
 
 /// Is every sequence `l` matches also matched by `e`? (Sound, not complete.)
@@ -213,5 +237,122 @@ fn seg_covers(e: &Seg, l: &Seg) -> bool {
             .build()
             .is_ok_and(|g| g.compile_matcher().is_match(text)),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pats(list: &[&str]) -> Vec<PathPattern> {
+        list.iter()
+            .map(|p| PathPattern::parse(p).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn path_coverage_table() {
+        // (earlier, later, covers)
+        let table: &[(&[&str], &[&str], bool)] = &[
+            (&[], &[], true),
+            (&[], &["/admin"], true),
+            (&["/**"], &[], true),
+            (&["/**/*"], &[], true),
+            (&["/*/**", "/*"], &["/a/b/c", "/", "/x/"], true),
+            (&["/*/**"], &[], false),
+            (&["/*"], &[], false),
+            (&["/*"], &["/admin", "/"], true),
+            (&["/*"], &["/admin/"], false),
+            (&["/*"], &["/admin/**"], false),
+            (
+                &["/admin/**"],
+                &["/admin/x", "/admin/", "/admin/*/y", "/admin/**"],
+                true,
+            ),
+            (&["/admin/**"], &["/admin"], false),
+            (&["/admin/**"], &["/adminx/**"], false),
+            (&["/*/**"], &["/admin/**"], true),
+            (
+                &["/a/**/b"],
+                &["/a/b", "/a/x/b", "/a/*/*/b", "/a/**/b"],
+                true,
+            ),
+            (&["/a/**/b"], &["/a/b/c"], false),
+            (&["/*.php"], &["/index.php"], true),
+            (&["/*.php"], &["/a*.php"], false),
+            (&["/*.php"], &["/*.php"], true),
+            (&["/{a,b}/**"], &["/a/x"], false),
+            (&["/**"], &["/{a,b}/**"], true),
+            (&["/*"], &["/{a,b}"], false),
+            (&["/a/*"], &["/a/**"], false),
+        ];
+        for (earlier, later, want) in table {
+            assert_eq!(
+                paths_cover(&pats(earlier), &pats(later)),
+                *want,
+                "{earlier:?} covers {later:?}"
+            );
+        }
+    }
+
+    /// Whatever coverage claims, the patterns themselves confirm on sample paths.
+    #[test]
+    fn claimed_coverage_holds_on_samples() {
+        let patterns = [
+            "/", "/*", "/**", "/**/*", "/*/**", "/a", "/a/", "/a/**", "/a/*", "/a/**/b", "/*.php",
+            "/a/*/b", "/*/*",
+        ];
+        let samples = [
+            "/", "/a", "/a/", "/a/b", "/a/b/", "/a/x/b", "/a/b/c", "/x.php", "/a/x.php", "/b",
+        ];
+        for e in patterns {
+            for l in patterns {
+                if !paths_cover(&pats(&[e]), &pats(&[l])) {
+                    continue;
+                }
+                let (ep, lp) = (&pats(&[e])[0], &pats(&[l])[0]);
+                for s in samples {
+                    assert!(
+                        !lp.matches(s) || ep.matches(s),
+                        "{e} claimed to cover {l}, not {s}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn host_and_network_coverage() {
+        let hosts = |l: &[&str]| -> Vec<HostPattern> {
+            l.iter().map(|h| HostPattern::parse(h).unwrap()).collect()
+        };
+        assert!(hosts_cover(&hosts(&["*"]), &hosts(&["a.lab", "*.b.lab"])));
+        assert!(hosts_cover(
+            &hosts(&["*.lab"]),
+            &hosts(&["a.lab", "*.b.lab"])
+        ));
+        assert!(!hosts_cover(&hosts(&["*.lab"]), &hosts(&["lab"])));
+        assert!(!hosts_cover(&hosts(&["a.lab"]), &hosts(&["*"])));
+        let nets = |l: &[&str]| -> Vec<IpNet> { l.iter().map(|n| n.parse().unwrap()).collect() };
+        assert!(networks_cover(
+            &nets(&["0.0.0.0/1", "128.0.0.0/1"]),
+            &nets(&["10.0.0.0/8"])
+        ));
+        assert!(networks_cover(
+            &nets(&["10.0.0.0/9", "10.128.0.0/9"]),
+            &nets(&["10.0.0.0/8"])
+        ));
+        assert!(!networks_cover(&nets(&["0.0.0.0/1", "128.0.0.0/1"]), &[]));
+        assert!(networks_cover(&nets(&["0.0.0.0/0", "::/0"]), &[]));
+        assert!(!networks_cover(
+            &nets(&["10.0.0.0/9"]),
+            &nets(&["10.0.0.0/8"])
+        ));
+        assert_eq!(
+            whole_space(&nets(&["0.0.0.0/1", "128.0.0.0/1"])),
+            (true, false)
+        );
+        assert_eq!(whole_space(&nets(&["::/1", "8000::/1"])), (false, true));
+        assert_eq!(whole_space(&nets(&["0.0.0.0/1"])), (false, false));
     }
 }
