@@ -59,7 +59,7 @@ enum Command {
         #[arg(long, env = "STEPGATE_UPGRADE_SOCK", default_value = stepgate::server::DEFAULT_UPGRADE_SOCK)]
         upgrade_sock: PathBuf,
         /// On SIGTERM or after handing over: how long in-flight requests and open
-        /// WebSockets may go on before the process exits (whole seconds).
+        /// WebSockets may go on before the process exits (90s, 5m, ...).
         #[arg(long, default_value = "5s", value_parser = stepgate::config::duration::parse)]
         drain_timeout: Duration,
     },
