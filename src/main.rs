@@ -59,8 +59,8 @@ enum Command {
         #[arg(long, env = "STEPGATE_UPGRADE_SOCK", default_value = stepgate::server::DEFAULT_UPGRADE_SOCK)]
         upgrade_sock: PathBuf,
         /// On SIGTERM or after handing over: how long in-flight requests and open
-        /// WebSockets may go on before the process exits (whole seconds).
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        /// WebSockets may go on before the process exits (90s, 5m, ...).
+        #[arg(long, default_value = "5s", value_parser = stepgate::config::duration::parse)]
         drain_timeout: Duration,
     },
     /// Validate the config; exit 1 listing every error.
@@ -85,10 +85,10 @@ enum Command {
         /// A user named under `users:` in the config.
         user: String,
         /// How long the link works.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1h", value_parser = stepgate::config::duration::parse)]
         ttl: Duration,
         /// Lifetime of the passkey enrolled with it (default: until revoked).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = stepgate::config::duration::parse)]
         credential_ttl: Option<Duration>,
     },
     /// List or revoke passkeys.

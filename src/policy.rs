@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User};
+use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User, duration};
 use crate::model::{AppView, CredentialStanding, Timestamp, Verification};
 use crate::token::TokenView;
 use crate::trust::TrustStore;
@@ -201,7 +201,7 @@ impl std::fmt::Display for StepUpText<'_> {
         let s = self.step_up;
         f.write_str("a check with your PIN or fingerprint")?;
         if let Some(age) = s.max_age {
-            write!(f, " at most {} old", humantime::format_duration(age))?;
+            write!(f, " at most {} old", duration::Formatted(age))?;
         }
         f.write_str(match s.scope {
             Scope::Rule => ", done for this page",

@@ -147,7 +147,7 @@ pub async fn invite(
     let lifetime = match args.credential_ttl {
         Some(d) => format!(
             "the passkey will work for {}",
-            humantime::format_duration(d)
+            crate::config::duration::Formatted(d)
         ),
         None => "the passkey will work until revoked".to_string(),
     };

@@ -14,6 +14,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::diag::Diagnostics;
+use super::duration;
 use super::file::{self, ConfigFile, LogFormatFile, PolicyFile, RuleFile, ScopeFile, StepUpFile};
 use super::runtime::*;
 use crate::routing::{HostPattern, KNOWN_METHODS, Matcher, PathPattern, Router, normalize_host};
@@ -82,6 +83,15 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         &rules,
     );
     let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
+    super::lint::Lint {
+        raw: &f.rules,
+        rules: &rules,
+        matchers: &matchers,
+        session: &session,
+        upstreams: &upstreams,
+        identity: &identity,
+    }
+    .run(diags);
 
     if diags.has_errors() {
         return None;
@@ -864,18 +874,6 @@ fn rules(
             );
         }
         let (rule, matcher) = rule(diags, &cx, &p, r);
-        if let Some(k) = matchers
-            .iter()
-            .position(|earlier| shadows(earlier, &matcher))
-        {
-            diags.warn(
-                &p,
-                format!(
-                    "rule \"{}\" can never match: rule \"{}\" above takes all of its requests",
-                    r.name, rules[k].name
-                ),
-            );
-        }
         rules.push(rule);
         matchers.push(matcher);
     }
@@ -1033,8 +1031,8 @@ fn step_up(diags: &mut Diagnostics, cx: &RuleContext<'_>, sp: &str, s: &StepUpFi
             &format!("{sp}.max_age"),
             format!(
                 "{} is too short: the minimum is {}",
-                humantime::format_duration(age),
-                humantime::format_duration(MIN_MAX_AGE)
+                duration::Formatted(age),
+                duration::Formatted(MIN_MAX_AGE)
             ),
         );
     }
@@ -1172,38 +1170,6 @@ fn token_header(diags: &mut Diagnostics, path: &str, raw: &str, rule: &Rule) -> 
         return None;
     }
     Some(TokenFrom::Header(name))
-}
-
-/// Does `earlier` take every request `later` could take? (A conservative check.)
-fn shadows(earlier: &Matcher, later: &Matcher) -> bool {
-    let covers_host = |h: &HostPattern| {
-        earlier.hosts.iter().any(|e| match (e, h) {
-            (HostPattern::Any, _) => true,
-            (HostPattern::Exact(a), HostPattern::Exact(b)) => a == b,
-            (HostPattern::Suffix(_), HostPattern::Exact(b)) => e.matches(b),
-            (HostPattern::Suffix(a), HostPattern::Suffix(b)) => a == b || e.matches(b),
-            _ => false,
-        })
-    };
-    let paths_covered = earlier.paths.is_empty()
-        || (!later.paths.is_empty()
-            && later.paths.iter().all(|lp| {
-                earlier
-                    .paths
-                    .iter()
-                    .any(|ep| ep.as_written() == lp.as_written())
-            }));
-    let methods_covered = match (&earlier.methods, &later.methods) {
-        (None, _) => true,
-        (Some(e), Some(l)) => l.iter().all(|m| e.contains(m)),
-        (Some(_), None) => false,
-    };
-    let nets_covered = earlier.networks.is_empty() || earlier.networks == later.networks;
-    !later.hosts.is_empty()
-        && later.hosts.iter().all(covers_host)
-        && paths_covered
-        && methods_covered
-        && nets_covered
 }
 
 /// "known: a, b" or "none are configured".

@@ -40,12 +40,12 @@ pub struct SecretsFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionFile {
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "super::duration::optional")]
     pub idle_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "super::duration::optional")]
     pub max_lifetime: Option<Duration>,
     /// The longest a client token may be minted for.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "super::duration::optional")]
     pub token_max_lifetime: Option<Duration>,
 }
 
@@ -341,7 +341,7 @@ pub enum PolicyFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepUpFile {
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "super::duration::optional")]
     pub max_age: Option<Duration>,
     pub scope: Option<ScopeFile>,
     #[serde(default)]

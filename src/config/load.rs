@@ -193,9 +193,6 @@ fn friendly(message: &str) -> String {
             .replace('`', "");
         return format!("unknown key \"{field}\" (expected {expected})");
     }
-    if message.ends_with("expected a duration") {
-        return format!("{message} such as 90s, 5m, 8h or 7d");
-    }
     message.to_string()
 }
 

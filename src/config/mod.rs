@@ -6,7 +6,9 @@
 
 pub mod compile;
 pub mod diag;
+pub mod duration;
 pub mod file;
+mod lint;
 mod load;
 pub mod runtime;
 

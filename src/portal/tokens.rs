@@ -266,7 +266,7 @@ fn mint_form(rt: &Runtime, rules: &[&Rule]) -> pages::MintForm {
                 .step_up
                 .as_ref()
                 .and_then(|s| s.max_age)
-                .map(|age| humantime::format_duration(age).to_string()),
+                .map(crate::config::duration::format),
         })
         .collect();
     let max_days = (rt.token_max_lifetime.as_secs() / DAY).max(1);

@@ -13,6 +13,7 @@
 //! instead if its app folds case too; otherwise the path means two things and
 //! the route is [`AmbiguousCase`].
 
+mod cover;
 mod host;
 mod path;
 
@@ -21,6 +22,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+pub use cover::{hosts_cover, methods_cover, networks_cover, paths_cover, whole_space};
 pub use host::{HostError, HostPattern, normalize_authority, normalize_host};
 pub use path::{PathError, PathPattern, normalize_path};
 

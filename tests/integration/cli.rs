@@ -148,6 +148,24 @@ fn invite_refuses_unknown_and_expired_users() {
     );
     assert_ne!(r.code, 0);
     assert!(r.stdout.is_empty());
+    // Durations take one form: `5M` is no "five months", `1y` and `1.5h` are refused.
+    for (flag, value) in [
+        ("--ttl", "5M"),
+        ("--ttl", "1y"),
+        ("--ttl", "1.5h"),
+        ("--ttl", "300"),
+        ("--credential-ttl", "300000000s"),
+        ("--credential-ttl", "8hrs"),
+    ] {
+        let r = stepgate(s.dir.path(), &["invite", "alice", "-c", &cfg, flag, value]);
+        assert_ne!(r.code, 0, "{flag} {value}");
+        assert!(r.stdout.is_empty(), "{flag} {value}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("like 90s, 5m, 1h30m or 7d") || r.stderr.contains("366d"),
+            "{flag} {value}: {}",
+            r.stderr
+        );
+    }
     // A broken config: its errors, exit 1.
     let bad = s.dir.path().join("bad.yaml");
     if let Err(e) = std::fs::write(&bad, "listen: [\n") {
