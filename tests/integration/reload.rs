@@ -165,3 +165,66 @@ fn status_of(addr: SocketAddr, host: &str, path: &str) -> u16 {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     try_send(addr, req.as_bytes()).map_or(0, |r| r.status)
 }
+
+/// The snapshot is one: reloads that swap the cookie key and the rule's name
+/// together run in a loop while requests carry a cookie sealed with the
+/// first generation's key. A request judged by one generation's rules with
+/// the other's keys would be let in under the second rule's name; none is,
+/// and both generations are seen to serve.
+#[test]
+fn no_request_sees_two_generations_of_rules_and_keys() {
+    let g = crate::kit::TestGateway::start(TestConfig::new().body(
+        "users: { alice: {} }\nupstreams: { demo: \"builtin:whoami\" }\nrules:\n  - { name: a, hosts: [app.home.lab], upstream: demo, policy: passkey }\n",
+    ));
+    let cookie = g.sign_in("alice", "app.home.lab", None, Vec::new());
+    let first = g.gw.snapshot().config.clone();
+    let other_key = g.dir.path().join("other");
+    std::fs::create_dir_all(&other_key).unwrap_or_else(|e| panic!("{e}"));
+    crate::kit::write_key(&other_key);
+    let mut second = first.clone();
+    second.rules[0].name = "b".into();
+    second.cookie_keys = vec![other_key.join("cookie.key")];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let reloader = {
+        let (gw, stop, swaps) = (g.gw.clone(), stop.clone(), swaps.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for rt in [&second, &first] {
+                    if let Err(e) = gw.apply(rt.clone()) {
+                        panic!("apply: {e}");
+                    }
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (mut let_in, mut sent_away) = (0u32, 0u32);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && let_in + sent_away < 3000 {
+        let r = g.get("app.home.lab", "/", &[("Cookie", &cookie)]);
+        match r.status {
+            200 => {
+                assert_eq!(
+                    r.echoed("stepgate-rule"),
+                    vec!["a"],
+                    "a mixed generation let the cookie in"
+                );
+                let_in += 1;
+            }
+            401 | 302 => sent_away += 1,
+            _ => panic!("{r:?}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if reloader.join().is_err() {
+        panic!("the reload loop failed");
+    }
+    let swaps = swaps.load(Ordering::Relaxed);
+    assert!(swaps > 100, "only {swaps} reloads");
+    assert!(
+        let_in > 0 && sent_away > 0,
+        "both generations should have served: {let_in} let in, {sent_away} sent to sign in"
+    );
+}
