@@ -739,6 +739,11 @@ async fn a_verified_mds_blob_proves_a_model() {
 async fn mds_blobs_that_fail_verification_or_vouch_for_nothing_are_refused() {
     for (blob, reason) in [
         ("wrong-signer.jwt", "does not chain to mds_root"),
+        // Issue 19: any certificate under the root signed a trusted blob.
+        (
+            "other-subject.jwt",
+            "signing certificate (CN=blob.example.com, O=Example Corp, C=US) is not the FIDO Alliance's MDS signer",
+        ),
         ("tampered.jwt", "signature does not verify"),
         ("expired.jwt", "expired at its nextUpdate (2020-01-01)"),
         ("revoked.jwt", "has status REVOKED"),
