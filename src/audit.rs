@@ -94,7 +94,8 @@ pub fn denial(
 
 /// Something was revoked. `by` is who did it ("cli", "account", "logout",
 /// "config_reload"), `what` the kind ("credential", "session",
-/// "other_sessions", "all_sessions", "token", "all_tokens"), `target` its
+/// "other_sessions", "all_sessions" (client tokens kept),
+/// "all_sessions_and_tokens", "token", "all_tokens"), `target` its
 /// public id or label; `user` whose it was, when known.
 pub fn revocation(by: &str, user: Option<&str>, what: &str, target: &str, ok: bool) {
     tracing::info!(

@@ -1,7 +1,8 @@
 //! `/.stepgate/account`: the user's passkeys and sessions (where each was
 //! started, the apps it opened and the grants they hold), and the form actions
 //! behind it (rename, revoke, end a session, end all others, sign out
-//! everywhere). Every action checks `Origin`/`Sec-Fetch-Site` and the
+//! everywhere, which keeps the user's client tokens unless the form asks to
+//! end them too). Every action checks `Origin`/`Sec-Fetch-Site` and the
 //! session's CSRF token; revoking a passkey needs a ceremony at most
 //! [`REVOKE_MAX_AGE`] seconds old. Signing out lives in [`super::logout`].
 
@@ -280,14 +281,56 @@ pub async fn action(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply
         }
         PortalRoute::EndSession => end_session(req, &session, id).await,
         PortalRoute::EndOtherSessions => end_others(req, &session).await,
-        PortalRoute::EndAllSessions => {
-            let n = req.store().revoke_user_sessions(&session.user).await?;
-            let ended = format!("{n} session(s)");
-            audit::revocation("account", Some(&session.user), "all_sessions", &ended, true);
-            Ok(logout::portal_signed_out(req))
-        }
+        PortalRoute::EndAllSessions => end_all(req, &session).await,
         _ => Err(Refusal::NotFound),
     }
+}
+
+/// Sign out everywhere: end every session of the user (and every app session
+/// of them), and every client token too when the form's `tokens` box says
+/// `end`; otherwise the tokens stay valid, and the audit event and the page
+/// say how many.
+async fn end_all(req: &PortalRequest<'_>, session: &PortalSession) -> Result<Reply> {
+    let store = req.store();
+    let user = &session.user;
+    let end_tokens = req.form().field("tokens") == "end";
+    let tokens = if end_tokens {
+        store.revoke_user_tokens(user).await?
+    } else {
+        tokens::live(req, user).await?.len() as u64
+    };
+    let sessions = store.revoke_user_sessions(user).await?;
+    let (what, target, text) = if end_tokens {
+        (
+            "all_sessions_and_tokens",
+            format!("{sessions} session(s), {tokens} token(s)"),
+            format!(
+                "You are signed out everywhere: every session of yours, every app they \
+                 opened, and your client tokens ({tokens}) have ended."
+            ),
+        )
+    } else {
+        let still = match tokens {
+            0 => String::new(),
+            1 => " Your 1 client token still works: it was not ended. Sign in again to \
+                  revoke it on your account page."
+                .to_string(),
+            n => format!(
+                " Your {n} client tokens still work: they were not ended. Sign in again \
+                 to revoke them on your account page."
+            ),
+        };
+        (
+            "all_sessions",
+            format!("{sessions} session(s); {tokens} token(s) kept"),
+            format!(
+                "You are signed out everywhere: every session of yours and every app they \
+                 opened have ended.{still}"
+            ),
+        )
+    };
+    audit::revocation("account", Some(user), what, &target, true);
+    Ok(logout::portal_signed_out_saying(req, &text))
 }
 
 /// Refuse (404) a credential id that is not one of the session user's.

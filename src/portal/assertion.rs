@@ -1,7 +1,8 @@
 //! Verifying one passkey assertion against its stored credential: the part
 //! every assertion ceremony shares (sign-in, step-up, minting a client token).
 //!
-//! The credential must exist, belong to the expected user (if one is named)
+//! The credential id the client names must be 1 to 1023 bytes long (else it
+//! is refused before any lookup). The credential must exist, belong to the expected user (if one is named)
 //! and to the user the authenticator names, stand (not flagged, not expired)
 //! and belong to an active configured user; the signature, challenge, origin
 //! and UV flag are checked by the relying party; the sign counter and backup
@@ -66,6 +67,7 @@ pub(crate) async fn verify(
     seen: &mut Seen,
 ) -> Result<Asserted> {
     let now = req.now;
+    webauthn::check_credential_id(&rsp.raw_id)?;
     let cred_id = webauthn::b64url(&rsp.raw_id);
     let Some(stored) = req.store().credential(&cred_id).await? else {
         return Err(Refusal::UnknownPasskey);

@@ -18,13 +18,17 @@ use crate::exchange::Reply;
 use crate::model::{AppView, token_hash};
 use crate::routes::PortalRoute;
 
-/// The page after signing out, clearing `kind`'s cookie on this host.
-fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool) -> Reply {
+/// What the page after signing out this browser says.
+const SIGNED_OUT: &str =
+    "You are signed out: this browser's sign-in and every app it opened with it have ended.";
+
+/// The page after signing out saying `text`, clearing `kind`'s cookie on this host.
+fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool, text: &str) -> Reply {
     html(
         StatusCode::OK,
         pages::message(
             "Signed out",
-            "You are signed out: this browser's sign-in and every app it opened with it have ended.",
+            text,
             Some((&req.url(PortalRoute::Account), "Sign in again")),
         ),
     )
@@ -33,7 +37,12 @@ fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool) -> Reply 
 
 /// The portal page after signing out of the portal.
 pub fn portal_signed_out(req: &PortalRequest<'_>) -> Reply {
-    signed_out(req, CookieKind::Portal, req.rt.boot.portal.secure)
+    portal_signed_out_saying(req, SIGNED_OUT)
+}
+
+/// The portal page after signing out of the portal, saying `text`.
+pub fn portal_signed_out_saying(req: &PortalRequest<'_>, text: &str) -> Reply {
+    signed_out(req, CookieKind::Portal, req.rt.boot.portal.secure, text)
 }
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.
@@ -83,7 +92,12 @@ async fn app_session(req: &PortalRequest<'_>) -> Result<Option<(String, AppView)
 /// `GET /.stepgate/logout` on an app host: a confirm button.
 pub async fn app_page(req: &PortalRequest<'_>) -> Result<Reply> {
     let Some((hash, view)) = app_session(req).await? else {
-        return Ok(signed_out(req, CookieKind::App, req.facts.https));
+        return Ok(signed_out(
+            req,
+            CookieKind::App,
+            req.facts.https,
+            SIGNED_OUT,
+        ));
     };
     Ok(html(
         StatusCode::OK,
@@ -105,5 +119,10 @@ pub async fn app_submit(req: &PortalRequest<'_>) -> Result<Reply> {
         let ok = req.store().revoke_session(id).await?;
         audit::revocation("logout", Some(&view.app.user), "session", id, ok);
     }
-    Ok(signed_out(req, CookieKind::App, req.facts.https))
+    Ok(signed_out(
+        req,
+        CookieKind::App,
+        req.facts.https,
+        SIGNED_OUT,
+    ))
 }

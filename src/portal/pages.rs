@@ -378,6 +378,43 @@ fn tokens_part(t: &Tokens) -> Markup {
     }
 }
 
+/// "1 client token", "2 client tokens".
+fn counted(n: usize, one: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    }
+}
+
+/// The sign-out-everywhere form: what it ends, the client tokens it leaves
+/// valid (how many), and the box that ends them too.
+fn sign_out_everywhere(a: &Account<'_>) -> Markup {
+    let tokens = a.tokens.rows.len();
+    let (kept, end) = match tokens {
+        1 => (
+            "Your 1 client token stays valid: signing out does not end it".to_string(),
+            "Also end my client token".to_string(),
+        ),
+        n => (
+            format!("Your {n} client tokens stay valid: signing out does not end them"),
+            format!("Also end all {n} of my client tokens"),
+        ),
+    };
+    html! {
+        (post_form(PortalRoute::EndAllSessions, a.csrf, None, html! {
+            p {
+                "Signing out everywhere ends your " (counted(a.sessions.len(), "session"))
+                " and every app they opened."
+                @if tokens > 0 { " " (kept) ", so git, calendars and scripts keep working." }
+            }
+            @if tokens > 0 {
+                label class="check" { input type="checkbox" name="tokens" value="end"; " " (end) }
+            }
+            button type="submit" class="danger" { "Sign out everywhere" }
+        }))
+    }
+}
+
 pub fn account(a: &Account<'_>) -> String {
     let main = html! {
         h1 { "Your account" }
@@ -403,12 +440,8 @@ pub fn account(a: &Account<'_>) -> String {
         }
         (tokens_part(&a.tokens))
         h2 { "Sign out" }
-        div class="row" {
-            (post_form(PortalRoute::Logout, a.csrf, None, html! { button type="submit" { "Sign out" } }))
-            (post_form(PortalRoute::EndAllSessions, a.csrf, None, html! {
-                button type="submit" class="danger" { "Sign out everywhere" }
-            }))
-        }
+        (post_form(PortalRoute::Logout, a.csrf, None, html! { button type="submit" { "Sign out" } }))
+        (sign_out_everywhere(a))
     };
     let script = html! { script src=(PortalRoute::Script.path()) data-page="account" {} };
     layout("Your account", main, Some(script))
@@ -441,6 +474,47 @@ mod tests {
         assert!(!html.contains("\"><script>"));
         assert!(html.contains("data-rd=\"https://a/&quot;&gt;&lt;script&gt;\""));
         assert!(html.contains("<label for=\"username\">"));
+    }
+
+    #[test]
+    fn signing_out_everywhere_counts_the_tokens_it_keeps() {
+        let token = |id: &str| TokenRow {
+            id: id.into(),
+            label: id.into(),
+            rules: "git".into(),
+            made: "now".into(),
+            credential: "key".into(),
+            expires: "later".into(),
+        };
+        let page = |rows: Vec<TokenRow>| {
+            account(&Account {
+                user: "alice",
+                display: None,
+                csrf: "c",
+                passkeys: vec![],
+                sessions: vec![],
+                tokens: Tokens {
+                    csrf: "c".into(),
+                    rows,
+                    mint: None,
+                },
+                notice: None,
+                reverify: String::new(),
+                can_revoke: false,
+                revoke_max_age: 300,
+            })
+        };
+        let none = page(vec![]);
+        assert!(
+            !none.contains("name=\"tokens\"") && !none.contains("stay"),
+            "{none}"
+        );
+        let one = page(vec![token("a")]);
+        assert!(one.contains("Your 1 client token stays valid: signing out does not end it"));
+        assert!(one.contains("Also end my client token"));
+        let two = page(vec![token("a"), token("b")]);
+        assert!(two.contains("Your 2 client tokens stay valid"));
+        assert!(two.contains("Also end all 2 of my client tokens"));
     }
 
     #[test]

@@ -286,6 +286,8 @@ fn ceremony_label(e: &CeremonyError) -> &'static str {
         CeremonyError::CounterRegressed => "counter_regressed",
         CeremonyError::BackupEligibilityChanged => "backup_eligibility_changed",
         CeremonyError::BadAttestation(_) => "bad_attestation",
+        CeremonyError::CredentialIdLength(_) => "credential_id_length",
+        CeremonyError::CredentialIdMismatch => "credential_id_mismatch",
         _ => "ceremony_failed",
     }
 }
@@ -312,6 +314,12 @@ fn ceremony_message(e: &CeremonyError) -> &'static str {
         }
         CeremonyError::BadAttestation(_) => {
             "Your authenticator's proof of its model is not valid, so it cannot be registered."
+        }
+        CeremonyError::CredentialIdLength(_) => {
+            "This passkey's id is not between 1 and 1023 bytes long, as WebAuthn requires, so it was refused. Use another passkey or authenticator."
+        }
+        CeremonyError::CredentialIdMismatch => {
+            "Your browser named a different passkey than the one your authenticator made, so it was refused. Please try again; if it happens again, use another browser or authenticator."
         }
         _ => "Your authenticator's answer could not be verified. Please try again.",
     }

@@ -32,7 +32,7 @@ use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession, Timestamp};
 use crate::policy;
 use crate::routes::PortalRoute;
-use crate::token::{self, TokenRequest};
+use crate::token::{self, ClientToken, TokenRequest};
 
 /// Lifetimes offered, in days (those above the operator's maximum are not).
 const DAYS: [u64; 5] = [1, 7, 30, 90, 365];
@@ -228,10 +228,9 @@ pub async fn section(
     csrf: &str,
 ) -> Result<pages::Tokens> {
     let (rt, now) = (&req.rt, req.now);
-    let tokens = req.store().tokens(Some(&session.user)).await?;
-    let rows = tokens
+    let rows = live(req, &session.user)
+        .await?
         .iter()
-        .filter(|t| t.is_live(now))
         .map(|t| pages::TokenRow {
             id: t.id.clone(),
             label: t.label.clone(),
@@ -248,6 +247,13 @@ pub async fn section(
         rows,
         mint,
     })
+}
+
+/// The user's client tokens that still work now.
+pub(super) async fn live(req: &PortalRequest<'_>, user: &str) -> Result<Vec<ClientToken>> {
+    let mut tokens = req.store().tokens(Some(user)).await?;
+    tokens.retain(|t| t.is_live(req.now));
+    Ok(tokens)
 }
 
 /// What the mint form offers: the rules, and lifetimes up to the maximum.

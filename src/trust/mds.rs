@@ -3,9 +3,17 @@
 //!
 //! A blob is a JWS in compact form. Its header's `x5c` carries the signing
 //! certificate and its intermediates; the chain must verify (OpenSSL, at the
-//! current time) up to a certificate of `mds_root`, and the signature (RS256 or
+//! current time) up to a certificate of `mds_root`, the signing certificate
+//! must be the FIDO Alliance's MDS signer ([`FIDO_SIGNER`]: its subject's
+//! common name, organisation and country pinned), and the signature (RS256 or
 //! ES256) over `header.payload` must verify with the signing certificate's key.
-//! Only then is the payload read. Revocation lists named by the certificates
+//! Only then is the payload read.
+//!
+//! The pin is why a public root is enough: the real `mds_root` (GlobalSign)
+//! certifies countless other names, and none of them may sign a blob. It is
+//! not configurable: the operator chooses the root, never the signer's name,
+//! so test blobs are signed under a test root by a certificate carrying the
+//! FIDO Alliance's subject. Revocation lists named by the certificates
 //! are not fetched: the blob is an offline file.
 //!
 //! The caller decides what an entry is worth: [`Blob::next_update`] says until
@@ -18,6 +26,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openssl::bn::BigNum;
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::sign::Verifier;
 use openssl::stack::Stack;
@@ -42,11 +51,38 @@ pub enum MdsError {
     #[error("the signing certificate does not chain to mds_root: {0}")]
     Chain(String),
     #[error(
+        "the signing certificate ({0}) is not the FIDO Alliance's MDS signer ({expected}): \
+         use the blob as published at https://mds3.fidoalliance.org/",
+        expected = fido_signer()
+    )]
+    Signer(String),
+    #[error(
         "the signature does not verify with the signing certificate (tampered or wrongly signed)"
     )]
     Signature,
     #[error("bad payload: {0}")]
     Payload(String),
+}
+
+/// The subject fields the blob's signing certificate must carry, each exactly
+/// once and with this value (ASCII case aside): the real MDS3 signer's common
+/// name, organisation and country. Its other subject fields (the EV
+/// registration's business category, registration number and jurisdiction,
+/// the street address) are left free: they are not who it is, and change
+/// with an office move or a re-issue.
+pub const FIDO_SIGNER: &[(&str, Nid, &str)] = &[
+    ("CN", Nid::COMMONNAME, "mds.fidoalliance.org"),
+    ("O", Nid::ORGANIZATIONNAME, "FIDO ALLIANCE, INC."),
+    ("C", Nid::COUNTRYNAME, "US"),
+];
+
+/// [`FIDO_SIGNER`] as people write a subject: `CN=…, O=…, C=…`.
+fn fido_signer() -> String {
+    FIDO_SIGNER
+        .iter()
+        .map(|(name, _, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A verified blob: only what stepgate uses.
@@ -161,7 +197,8 @@ fn certificates(x5c: &[String]) -> Result<Vec<X509>, MdsError> {
         .collect()
 }
 
-/// Verify `chain` (signer first) up to one of `roots_pem`; returns the signer's key.
+/// Verify `chain` (signer first) up to one of `roots_pem`, and that the signer
+/// is the FIDO Alliance's ([`check_signer`]); returns the signer's key.
 fn verify_chain(chain: &[X509], roots_pem: &[u8]) -> Result<PKey<Public>, MdsError> {
     let ssl = |e: openssl::error::ErrorStack| MdsError::Chain(e.to_string());
     let roots = X509::stack_from_pem(roots_pem).map_err(|e| MdsError::Root(e.to_string()))?;
@@ -190,9 +227,41 @@ fn verify_chain(chain: &[X509], roots_pem: &[u8]) -> Result<PKey<Public>, MdsErr
         })
         .map_err(ssl)?;
     match verdict {
-        (true, _) => signer.public_key().map_err(ssl),
+        (true, _) => {
+            check_signer(signer)?;
+            signer.public_key().map_err(ssl)
+        }
         (false, why) => Err(MdsError::Chain(why)),
     }
+}
+
+/// Refuse a signing certificate whose subject is not [`FIDO_SIGNER`].
+fn check_signer(cert: &X509) -> Result<(), MdsError> {
+    let subject = cert.subject_name();
+    let text = |nid: Nid| -> Vec<String> {
+        subject
+            .entries_by_nid(nid)
+            // The whole value: a NUL inside it is part of what is compared.
+            .map(|e| e.data().to_string().unwrap_or_default())
+            .collect()
+    };
+    let pinned = FIDO_SIGNER.iter().all(|(_, nid, want)| {
+        let got = text(*nid);
+        got.len() == 1 && got[0].eq_ignore_ascii_case(want)
+    });
+    if pinned {
+        return Ok(());
+    }
+    let shown = FIDO_SIGNER
+        .iter()
+        .flat_map(|(name, nid, _)| text(*nid).into_iter().map(move |v| format!("{name}={v}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(MdsError::Signer(if shown.is_empty() {
+        "no name".into()
+    } else {
+        shown
+    }))
 }
 
 fn verify_signature(
@@ -285,11 +354,28 @@ mod tests {
         PKey::from_ec_key(ec).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// A certificate for `key` named `cn`, signed by `issuer` (self-signed when `None`).
-    fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
+    /// The FIDO Alliance's MDS signer's subject, as the real certificate carries it.
+    const FIDO: &[(&str, &str)] = &[
+        ("businessCategory", "Private Organization"),
+        ("serialNumber", "3454284"),
+        ("C", "US"),
+        ("ST", "Oregon"),
+        ("L", "Beaverton"),
+        ("O", "FIDO ALLIANCE, INC."),
+        ("CN", "mds.fidoalliance.org"),
+    ];
+
+    /// A certificate for `key` with `subject`, signed by `issuer` (self-signed when `None`).
+    fn cert(
+        subject: &[(&str, &str)],
+        key: &PKey<Private>,
+        issuer: Option<(&X509, &PKey<Private>)>,
+    ) -> X509 {
         let build = || -> Result<X509, openssl::error::ErrorStack> {
             let mut name = X509NameBuilder::new()?;
-            name.append_entry_by_text("CN", cn)?;
+            for (field, value) in subject {
+                name.append_entry_by_text(field, value)?;
+            }
             let name = name.build();
             let mut b = X509Builder::new()?;
             b.set_version(2)?;
@@ -356,8 +442,8 @@ mod tests {
     #[test]
     fn an_es256_blob_chained_to_the_root_verifies_and_reads() {
         let (rk, sk) = (key(), key());
-        let root = cert("MDS Test Root", &rk, None);
-        let signer = cert("MDS Test Signer", &sk, Some((&root, &rk)));
+        let root = cert(&[("CN", "MDS Test Root")], &rk, None);
+        let signer = cert(FIDO, &sk, Some((&root, &rk)));
         let root_pem = root.to_pem().unwrap_or_default();
         let blob = verify(
             &es256(&payload("FIDO_CERTIFIED_L1"), &signer, &sk),
@@ -379,11 +465,11 @@ mod tests {
     #[test]
     fn wrong_signer_tampering_and_junk_are_refused() {
         let (rk, sk, other) = (key(), key(), key());
-        let root = cert("MDS Test Root", &rk, None);
-        let signer = cert("MDS Test Signer", &sk, Some((&root, &rk)));
+        let root = cert(&[("CN", "MDS Test Root")], &rk, None);
+        let signer = cert(FIDO, &sk, Some((&root, &rk)));
         let root_pem = root.to_pem().unwrap_or_default();
         // Self-signed by someone else: no chain to the root.
-        let stranger = cert("Stranger", &other, None);
+        let stranger = cert(FIDO, &other, None);
         let r = verify(
             &es256(&payload("FIDO_CERTIFIED"), &stranger, &other),
             &root_pem,
@@ -404,6 +490,55 @@ mod tests {
         assert_eq!(verify(&wrong_key, &root_pem), Err(MdsError::Signature));
         assert_eq!(verify("nonsense", &root_pem), Err(MdsError::NotJws));
         assert!(matches!(verify(&good, b"not pem"), Err(MdsError::Root(_))));
+    }
+
+    /// Any certificate under the root is not enough: the signer's subject is pinned.
+    #[test]
+    fn only_the_fido_alliances_signer_may_sign() {
+        let (rk, sk) = (key(), key());
+        let root = cert(&[("CN", "MDS Test Root")], &rk, None);
+        let root_pem = root.to_pem().unwrap_or_default();
+        let signed_by = |subject: &[(&str, &str)]| {
+            let signer = cert(subject, &sk, Some((&root, &rk)));
+            verify(&es256(&payload("FIDO_CERTIFIED"), &signer, &sk), &root_pem)
+        };
+        let fido_but = |field: &'static str, value: Option<&'static str>| {
+            let mut subject: Vec<(&'static str, &'static str)> =
+                FIDO.iter().filter(|(f, _)| *f != field).copied().collect();
+            if let Some(v) = value {
+                subject.push((field, v));
+            }
+            subject
+        };
+        assert!(signed_by(FIDO).is_ok());
+        // The EV registration fields and the address are not pinned; case is not either.
+        assert!(signed_by(&fido_but("L", Some("Portland"))).is_ok());
+        assert!(signed_by(&fido_but("O", Some("FIDO Alliance, Inc."))).is_ok());
+        for subject in [
+            vec![
+                ("CN", "blob.example.com"),
+                ("O", "Example Corp"),
+                ("C", "US"),
+            ],
+            fido_but("CN", Some("mds.fidoalliance.org.evil.example")),
+            fido_but("O", Some("Evil Corp")),
+            fido_but("O", None),
+            fido_but("C", Some("GB")),
+            [FIDO, &[("CN", "other.example")]].concat(),
+        ] {
+            let r = signed_by(&subject);
+            assert!(matches!(r, Err(MdsError::Signer(_))), "{subject:?}: {r:?}");
+        }
+        let message = signed_by(&[("CN", "blob.example.com")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            message,
+            "the signing certificate (CN=blob.example.com) is not the FIDO Alliance's MDS signer \
+             (CN=mds.fidoalliance.org, O=FIDO ALLIANCE, INC., C=US): use the blob as published \
+             at https://mds3.fidoalliance.org/"
+        );
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! root of the config's [`trust::TrustStore`], and the certificate's AAGUID
 //! extension, where present, names the authenticator data's AAGUID. Which
 //! sets that proof reaches is decided per request by the trust store.
+//!
+//! Credential ids are held to what WebAuthn allows: 1 to 1023 bytes
+//! ([`check_credential_id`]), at registration and for the id an assertion
+//! names; a registration's `rawId` (and `id`) must be the credential id inside
+//! the attested credential data, the id that is stored.
 
 pub mod client_data;
 
@@ -61,6 +66,10 @@ pub enum CeremonyError {
     Malformed(&'static str),
     #[error("the portal URL is not a valid WebAuthn origin")]
     BadOrigin,
+    #[error("the credential id is {0} bytes long (WebAuthn allows 1 to 1023)")]
+    CredentialIdLength(usize),
+    #[error("rawId or id differs from the credential id in the authenticator data")]
+    CredentialIdMismatch,
     #[error("ceremony refused: {0}")]
     Rejected(String),
 }
@@ -108,6 +117,18 @@ pub struct Asserted {
     pub counter: u32,
     pub backup_state: bool,
     pub backup_eligible: bool,
+}
+
+/// The lengths a credential id may have, in bytes (WebAuthn: at least 1, at most 1023).
+pub const CREDENTIAL_ID_BYTES: std::ops::RangeInclusive<usize> = 1..=1023;
+
+/// Refuse a credential id whose length WebAuthn does not allow.
+pub fn check_credential_id(id: &[u8]) -> Result<(), CeremonyError> {
+    if CREDENTIAL_ID_BYTES.contains(&id.len()) {
+        Ok(())
+    } else {
+        Err(CeremonyError::CredentialIdLength(id.len()))
+    }
 }
 
 /// base64url without padding.
@@ -198,8 +219,15 @@ impl RelyingParty {
             &self.origin,
             "webauthn.create",
         )?;
+        check_credential_id(&reg.raw_id)?;
+        if reg.id != b64url(&reg.raw_id) {
+            return Err(CeremonyError::CredentialIdMismatch);
+        }
         let aaguid = client_data::attestation_aaguid(&reg.response.attestation_object)?;
         let cred = self.core.register_credential(reg, state, None)?;
+        if cred.cred_id.as_slice() != reg.raw_id.as_slice() {
+            return Err(CeremonyError::CredentialIdMismatch);
+        }
         if !cred.user_verified {
             return Err(CeremonyError::UserNotVerified);
         }
@@ -309,4 +337,25 @@ fn prove(
 /// Decode a stored webauthn-rs credential.
 pub fn decode_passkey(json: &str) -> Option<CoreCredential> {
     serde_json::from_str(json).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_ids_are_1_to_1023_bytes() {
+        for ok in [1, 16, 1023] {
+            assert!(check_credential_id(&vec![0; ok]).is_ok(), "{ok}");
+        }
+        for bad in [0, 1024, 1100, 65535] {
+            assert!(
+                matches!(
+                    check_credential_id(&vec![0; bad]),
+                    Err(CeremonyError::CredentialIdLength(n)) if n == bad
+                ),
+                "{bad}"
+            );
+        }
+    }
 }

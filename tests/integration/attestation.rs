@@ -10,7 +10,11 @@
 //! - packed self attestation claiming an allowed AAGUID;
 //! - a cloned authenticator (counter regression) and a second instance;
 //! - a set edited by a config reload;
-//! - MDS blobs: valid, wrong signer, tampered, expired, revoked entry.
+//! - credential ids WebAuthn does not allow (0 or 1100 bytes, at registration
+//!   and named by an assertion), and a `rawId` or `id` that is not the
+//!   credential id of the attested credential data (issue 19);
+//! - MDS blobs: valid, wrong signer, a certificate under the MDS root that is
+//!   not the FIDO Alliance's signer, tampered, expired, revoked entry.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -578,6 +582,107 @@ async fn editing_a_set_and_reloading_reaches_live_grants() {
     assert_eq!(opened(&h, "admin.test", "/settings", &cookie), 302);
 }
 
+// ------------------------------------------------------- credential ids
+
+/// The refusal label of a finish answer: its JSON `error` (the audit `outcome` too).
+fn refused(s: StatusCode, v: &Value) -> (StatusCode, &str) {
+    (s, v["error"].as_str().unwrap_or(""))
+}
+
+/// Issue 19: registration took a 0-byte and a 1100-byte credential id.
+#[tokio::test]
+async fn credential_ids_outside_1_to_1023_bytes_are_refused_at_registration() {
+    let mut token = Token::new(softtoken_aaguid());
+    let h = trusting(&token.ca).await;
+    let mut b = h.browser();
+    for bytes in [0, 1024, 1100] {
+        token.credential_id_bytes = bytes;
+        let (s, v, _) = enroll_with(&h, &mut b, |o| {
+            token.register(o, PORTAL, softtoken_aaguid(), Format::Packed)
+        })
+        .await;
+        assert_eq!(
+            refused(s, &v),
+            (StatusCode::BAD_REQUEST, "credential_id_length"),
+            "{bytes} bytes: {v}"
+        );
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Use another passkey"),
+            "{v}"
+        );
+        assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
+    }
+    // The bounds themselves are allowed.
+    for bytes in [1, 1023] {
+        token.credential_id_bytes = bytes;
+        let (s, v, id) = enroll_with(&h, &mut b, |o| {
+            token.register(o, PORTAL, softtoken_aaguid(), Format::Packed)
+        })
+        .await;
+        assert_eq!(s, StatusCode::OK, "{bytes} bytes: {v}");
+        assert_eq!(crate::kit::b64url_decode(&id).len(), bytes);
+    }
+}
+
+/// Issue 19: registration did not insist that `rawId` names the credential
+/// the authenticator data attests (it stored the attested one, whatever the
+/// browser said).
+#[tokio::test]
+async fn a_raw_id_or_id_other_than_the_attested_credential_id_is_refused() {
+    let mut token = Token::new(softtoken_aaguid());
+    let h = trusting(&token.ca).await;
+    let mut b = h.browser();
+    let other = stepgate::webauthn::b64url(&rand::random::<[u8; 32]>());
+    for field in [&["rawId", "id"][..], &["rawId"], &["id"]] {
+        let (s, v, _) = enroll_with(&h, &mut b, |o| {
+            let mut reg = token.register(o, PORTAL, softtoken_aaguid(), Format::Packed);
+            for f in field {
+                reg[*f] = other.clone().into();
+            }
+            reg
+        })
+        .await;
+        assert_eq!(
+            refused(s, &v),
+            (StatusCode::BAD_REQUEST, "credential_id_mismatch"),
+            "{field:?}: {v}"
+        );
+        assert_eq!(h.gw.store.count_credentials().await.unwrap_or(9), 0);
+    }
+}
+
+/// Issue 19: an assertion naming a credential id WebAuthn does not allow is
+/// refused as such, before any lookup.
+#[tokio::test]
+async fn an_assertion_naming_a_credential_id_outside_1_to_1023_bytes_is_refused() {
+    let mut token = Token::new(softtoken_aaguid());
+    let (h, _b, id) = enroll_formatted(&mut token, Format::Packed).await;
+    for bytes in [0, 1100] {
+        let mut b = h.browser();
+        let (s, begun) = login_begin(&mut b, APP, Some("alice")).await;
+        assert_eq!(s, StatusCode::OK, "{begun}");
+        let mut a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 1);
+        let named = stepgate::webauthn::b64url(&vec![7u8; bytes]);
+        a["id"] = named.clone().into();
+        a["rawId"] = named.into();
+        let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+        assert_eq!(
+            refused(s, &v),
+            (StatusCode::BAD_REQUEST, "credential_id_length"),
+            "{bytes} bytes: {v}"
+        );
+    }
+    // The passkey itself still signs in.
+    let mut b = h.browser();
+    let (_, begun) = login_begin(&mut b, APP, Some("alice")).await;
+    let a = token.assert(&begun["publicKey"], PORTAL, &id, "alice", 2);
+    let (s, v) = login_finish(&mut b, &begun["ceremony"], &a).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 // ----------------------------------------------------------------- MDS3
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -635,6 +740,11 @@ async fn a_verified_mds_blob_proves_a_model() {
 async fn mds_blobs_that_fail_verification_or_vouch_for_nothing_are_refused() {
     for (blob, reason) in [
         ("wrong-signer.jwt", "does not chain to mds_root"),
+        // Issue 19: any certificate under the root signed a trusted blob.
+        (
+            "other-subject.jwt",
+            "signing certificate (CN=blob.example.com, O=Example Corp, C=US) is not the FIDO Alliance's MDS signer",
+        ),
         ("tampered.jwt", "signature does not verify"),
         ("expired.jwt", "expired at its nextUpdate (2020-01-01)"),
         ("revoked.jwt", "has status REVOKED"),

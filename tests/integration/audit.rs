@@ -176,6 +176,11 @@ async fn audit_events_hold_who_what_and_no_secret() {
     let revocation = find(&events, "revocation", None);
     assert_eq!(revocation["fields"]["user"], "alice");
     assert_eq!(revocation["fields"]["what"], "all_sessions");
+    // It says what it left alive: client tokens are kept unless the form asks.
+    assert_eq!(
+        revocation["fields"]["target"],
+        "2 session(s); 0 token(s) kept"
+    );
     assert_eq!(revocation["fields"]["by"], "account");
 
     // No secret anywhere in the whole log (audit or not).

@@ -449,3 +449,88 @@ fn minting_takes_a_fresh_uv_assertion_for_rules_the_user_may_use() {
     b.sign_in(&mut key, "https://app.test/inbox");
     assert_eq!(b.get("https://app.test/pin/x").status, 302);
 }
+
+/// Issue 19: "Sign out everywhere" ended every session but said nothing of
+/// the client tokens, which went on working. The form now says how many stay
+/// valid, keeps them unless its box is ticked, and ends them when it is
+/// (under the same CSRF protection).
+#[test]
+fn signing_out_everywhere_says_which_tokens_stay_and_ends_them_when_asked() {
+    use crate::kit::apps::mint_token;
+    use crate::kit::{NetBrowser, csrf_of};
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let g = start_with_portal();
+    let mut b = NetBrowser::new(g.addr);
+    let mut key = SoftPasskey::new(true);
+    b.enroll_by_invite(&g, &mut key);
+    let (_, laptop) = mint_token(&mut b, &mut key, "laptop git", &["git"]);
+    let (_, phone) = mint_token(&mut b, &mut key, "phone git", &["git"]);
+    let status_with = |secret: &str| {
+        g.get(
+            "app.test",
+            "/git/x",
+            &[("Authorization", &basic("x", secret))],
+        )
+        .status
+    };
+    let account = "https://auth.test/.stepgate/account";
+    let end_all = "https://auth.test/.stepgate/account/end-all";
+    let form = "application/x-www-form-urlencoded";
+
+    let page = b.get(account);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("Signing out everywhere ends your 1 session")
+            && page
+                .body
+                .contains("Your 2 client tokens stay valid: signing out does not end them")
+            && page.body.contains("Also end all 2 of my client tokens")
+            && page.body.contains(r#"name="tokens" value="end""#),
+        "{}",
+        page.body
+    );
+    // Unticked: every session ends, the tokens stay.
+    let r = b.request(
+        "POST",
+        end_all,
+        &format!("csrf={}", csrf_of(&page.body)),
+        form,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .contains("Your 2 client tokens still work: they were not ended"),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.get(account).status, 303, "signed out");
+    for secret in [&laptop, &phone] {
+        assert_eq!(status_with(secret), 200);
+    }
+
+    // Ticked, without the page's CSRF token: refused, nothing ends.
+    b.sign_in(&mut key, "https://app.test/inbox");
+    let page = b.get(account);
+    let csrf = csrf_of(&page.body);
+    let r = b.request("POST", end_all, "tokens=end", form);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(b.get(account).status, 200, "still signed in");
+    for secret in [&laptop, &phone] {
+        assert_eq!(status_with(secret), 200);
+    }
+    // Ticked, from the page: the tokens end with the sessions.
+    let r = b.request("POST", end_all, &format!("csrf={csrf}&tokens=end"), form);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.contains("and your client tokens (2) have ended"),
+        "{}",
+        r.body
+    );
+    assert_eq!(b.get(account).status, 303, "signed out");
+    for secret in [&laptop, &phone] {
+        assert_eq!(status_with(secret), 401);
+    }
+    assert!(with_store(&g, async |s| s.tokens(Some("alice")).await).is_empty());
+}

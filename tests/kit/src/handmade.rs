@@ -1,8 +1,9 @@
 //! A hand-made authenticator for the attestation tests: it writes its own
 //! attestation objects, so a test can choose the statement format (packed with
 //! a certificate, packed self attestation, `fido-u2f`), put any AAGUID in the
-//! authenticator data and in the certificate's AAGUID extension, and sign
-//! assertions with the credentials it made (counter under the test's control).
+//! authenticator data and in the certificate's AAGUID extension, make
+//! credential ids of any length, and sign assertions with the credentials it
+//! made (counter under the test's control).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -94,6 +95,8 @@ struct Made {
 pub struct Token {
     /// Flags of the assertions it signs (default UP | UV; add 0x08 for BE, 0x10 for BS).
     pub assertion_flags: u8,
+    /// How long the credential ids it makes are, in bytes (default 32).
+    pub credential_id_bytes: usize,
     pub ca: Certificate,
     leaf: Certificate,
     leaf_key: EcdsaP256SigningKey,
@@ -135,6 +138,7 @@ impl Token {
         .unwrap_or_else(|e| panic!("leaf: {e:?}"));
         Token {
             assertion_flags: 0x05,
+            credential_id_bytes: 32,
             ca,
             leaf,
             leaf_key,
@@ -155,6 +159,7 @@ impl Token {
             .unwrap_or_else(|e| panic!("attestation-leaf.key: {e:?}"));
         Token {
             assertion_flags: 0x05,
+            credential_id_bytes: 32,
             ca: cert("attestation-root.pem"),
             leaf: cert("attestation-leaf.pem"),
             leaf_key,
@@ -181,7 +186,9 @@ impl Token {
             point.x().map(|b| b.to_vec()).unwrap_or_default(),
             point.y().map(|b| b.to_vec()).unwrap_or_default(),
         );
-        let cred_id: [u8; 32] = rand::random();
+        let cred_id: Vec<u8> = (0..self.credential_id_bytes)
+            .map(|_| rand::random::<u8>())
+            .collect();
         let rp_hash = Sha256::digest(rp_id.as_bytes()).to_vec();
         let auth_data = registration_auth_data(&rp_hash, aaguid, &cred_id, &x, &y);
         let cdh = Sha256::digest(cdj.as_bytes()).to_vec();
@@ -223,8 +230,7 @@ impl Token {
         ao.insert(Cbor::Text("attStmt".into()), Cbor::Map(stmt));
         ao.insert(Cbor::Text("authData".into()), Cbor::Bytes(auth_data));
         let ao = serde_cbor_2::to_vec(&Cbor::Map(ao)).unwrap_or_default();
-        self.creds
-            .insert(cred_id.to_vec(), Made { key, counter: 0 });
+        self.creds.insert(cred_id.clone(), Made { key, counter: 0 });
         let b64 = |b: &[u8]| stepgate::webauthn::b64url(b);
         json!({
             "id": b64(&cred_id),
