@@ -11,8 +11,8 @@
 use http::StatusCode;
 use http::header::SET_COOKIE;
 
+use super::ceremony::code::{CODE_TTL, CodeRecord, code_key};
 use super::cookies::{CookieKind, set_cookie};
-use super::login::{CODE_TTL, CodeRecord, code_key};
 use super::{PortalRequest, Refusal, Result, html, pages, redirect};
 use crate::audit;
 use crate::exchange::Reply;

@@ -15,9 +15,9 @@ use http::header::SET_COOKIE;
 use serde::Deserialize;
 use webauthn_rs_core::proto::{RegisterPublicKeyCredential, RegistrationState};
 
-use super::account::clean_label;
-use super::login::core_credential;
-use super::pending::{self, Pending};
+use super::ceremony::core_credential;
+use super::ceremony::pending::{self, Pending};
+use super::form::clean_label;
 use super::{PortalRequest, Refusal, Result, html, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::exchange::Reply;

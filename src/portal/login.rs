@@ -6,70 +6,26 @@
 //! rotates the portal session, records the verification, and sends the
 //! browser through the app host's `/.stepgate/callback` with a one-time code.
 
-use std::time::Duration;
-
 use http::StatusCode;
 use http::header::SET_COOKIE;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use webauthn_rs_core::proto::{AuthenticationState, Credential as CoreCredential};
 
-use super::assertion::{self, Asserted, Seen};
-use super::pending::{self, Pending};
+use super::ceremony::assertion::{self, Asserted, Seen};
+use super::ceremony::code::{CodeRecord, callback_url};
+use super::ceremony::pending::{self, Pending};
+use super::ceremony::{core_credential, satisfies};
 use super::redirect::{self, Target};
 use super::sso;
 use super::{PortalRequest, Refusal, Result, html, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime, StepUp};
 use crate::exchange::{Facts, Reply};
-use crate::model::{Credential, Verification, new_token, token_hash};
+use crate::model::Credential;
 use crate::policy::{self, StepUpText};
-use crate::routes::PortalRoute;
 use crate::routing::{RouteRequest, normalize_path};
 use crate::telemetry::metrics;
 use crate::webauthn::{self, RelyingParty};
-
-/// Lifetime of a callback code.
-pub const CODE_TTL: Duration = Duration::from_secs(60);
-
-/// What the callback code stands for.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CodeRecord {
-    /// When the code was made (gateway clock).
-    pub at: i64,
-    pub portal_id: String,
-    pub user: String,
-    /// The app origin (`scheme://host[:port]`) the code may be redeemed at.
-    pub origin: String,
-    /// The browser binding ([`CookieKeys::browser_binding`]) the app host gave
-    /// the browser it sent here: only that browser can redeem the code.
-    pub binding: String,
-    /// The rule the ceremony was done for.
-    pub rule: Option<String>,
-    /// The assertion the app session's grant for `rule` carries; `None` when
-    /// a portal session opens a rule that asks for no fresh proof.
-    pub verification: Option<Verification>,
-}
-
-/// Store `code` (single use, [`CODE_TTL`]) and return the app host's callback
-/// URL that redeems it and lands on `target`.
-async fn callback_url(
-    req: &PortalRequest<'_>,
-    target: &Target,
-    code: &CodeRecord,
-) -> Result<String> {
-    let secret = new_token();
-    let bytes = serde_json::to_vec(code).map_err(|_| Refusal::NotStored)?;
-    req.store()
-        .put_once(&code_key(&secret), &bytes, CODE_TTL)
-        .await?;
-    let pairs = [("code", secret.as_str()), ("rd", target.url.as_str())];
-    Ok(PortalRoute::Callback.at(&target.origin(), &pairs))
-}
-
-/// The store key of a callback code.
-pub fn code_key(code: &str) -> String {
-    format!("code:{}", token_hash(code))
-}
 
 /// The rule `target` routes to (a GET from this client), if any.
 pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&'a Rule> {
@@ -84,13 +40,6 @@ pub fn rule_for<'a>(rt: &'a Runtime, target: &Target, facts: &Facts) -> Option<&
         client_ip: facts.client_ip,
     };
     rt.route(&req).ok().flatten().map(|(_, r)| r)
-}
-
-/// Does `cred` satisfy `step_up` under `rt`'s trust anchors at `now` (model
-/// and binding; age is the ceremony's own)?
-pub fn satisfies(rt: &Runtime, cred: &Credential, step_up: Option<&StepUp>, now: i64) -> bool {
-    let Some(s) = step_up else { return true };
-    crate::policy::credential_fits(s, &rt.trust, &cred.standing(), now)
 }
 
 /// "this page needs your YubiKey 5; your passkeys: laptop (synced)".
@@ -355,14 +304,6 @@ async fn named_options(
         .map(|id| serde_json::json!({ "type": "public-key", "id": id }))
         .collect();
     Ok((options, state))
-}
-
-/// The webauthn-rs credential of a stored one, with the stored counter and flags.
-pub fn core_credential(c: &Credential) -> Option<CoreCredential> {
-    let mut core = webauthn::decode_passkey(&c.passkey)?;
-    core.counter = c.counter;
-    core.backup_eligible = c.backup_eligible;
-    Some(core)
 }
 
 /// What the audit log learns about a sign-in or step-up as it goes.

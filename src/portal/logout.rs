@@ -9,41 +9,13 @@
 //! from the app cookie on an app host, where the portal cookie never goes.
 
 use http::StatusCode;
-use http::header::SET_COOKIE;
 
-use super::cookies::{CookieKind, clear_cookie};
-use super::{PortalRequest, Refusal, Result, guard, html, pages, sessions};
+use super::cookies::CookieKind;
+use super::sessions::{self, SIGNED_OUT, portal_signed_out, signed_out};
+use super::{PortalRequest, Refusal, Result, guard, html, pages};
 use crate::audit;
 use crate::exchange::Reply;
 use crate::model::{AppView, token_hash};
-use crate::routes::PortalRoute;
-
-/// What the page after signing out this browser says.
-const SIGNED_OUT: &str =
-    "You are signed out: this browser's sign-in and every app it opened with it have ended.";
-
-/// The page after signing out saying `text`, clearing `kind`'s cookie on this host.
-fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool, text: &str) -> Reply {
-    html(
-        StatusCode::OK,
-        pages::message(
-            "Signed out",
-            text,
-            Some((&req.url(PortalRoute::Account), "Sign in again")),
-        ),
-    )
-    .header(SET_COOKIE, clear_cookie(kind, secure))
-}
-
-/// The portal page after signing out of the portal.
-pub fn portal_signed_out(req: &PortalRequest<'_>) -> Reply {
-    portal_signed_out_saying(req, SIGNED_OUT)
-}
-
-/// The portal page after signing out of the portal, saying `text`.
-pub fn portal_signed_out_saying(req: &PortalRequest<'_>, text: &str) -> Reply {
-    signed_out(req, CookieKind::Portal, req.rt.boot.portal.secure, text)
-}
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.
 pub async fn portal_page(req: &PortalRequest<'_>) -> Result<Reply> {

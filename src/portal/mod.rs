@@ -15,31 +15,35 @@
 //! - `refusal`: every refusal with its message, status and label.
 //! - `pages`: the HTML, from compile-time checked templates (maud).
 //! - `redirect`: `rd` validation (open-redirect defence).
-//! - `pending`: ceremony state in the store, bound to one browser.
-//! - `login`, `enroll`, `callback`, `account`, `logout`: the pages and their JSON APIs.
-//! - `tokens`: client tokens on the account page (mint with a passkey, revoke).
-//! - `assertion`: verifying one assertion, shared by sign-in and minting.
+//! - `ceremony`: what every passkey ceremony shares — its state in the store
+//!   bound to one browser (`pending`), verifying one assertion
+//!   (`assertion`), the one-time callback code (`code`).
+//! - `form`: labels, what an account action did, the session behind a form POST.
+//! - `sessions`: this browser's portal session, and the signed-out page.
+//! - `login`, `enroll`, `callback`, `account` (with its client-token section,
+//!   `account::tokens`), `logout`: the pages and their JSON APIs, one module
+//!   each. Pages never import pages: what two pages share lives in one of
+//!   the modules above.
 //! - [`ratelimit`]: per-IP and per-user limits on ceremony begin/finish.
 //! - `sso`: what a portal session already proves for a rule (sign in once).
 //! - [`bootstrap`]: the first invite when no credential exists.
 
 mod account;
-mod assertion;
 mod bootstrap;
 mod callback;
+mod ceremony;
 mod context;
 mod cookies;
 mod enroll;
+mod form;
 pub mod guard;
 mod login;
 mod logout;
 mod pages;
-mod pending;
 mod redirect;
 mod refusal;
 mod sessions;
 mod sso;
-mod tokens;
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -182,9 +186,9 @@ async fn serve(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply> {
         RenamePasskey | RevokePasskey | EndSession | EndOtherSessions | EndAllSessions => {
             account::action(req, route).await
         }
-        RevokeToken => tokens::revoke(req).await,
-        TokensBegin => tokens::begin(req).await,
-        TokensFinish => tokens::finish(req).await,
+        RevokeToken => account::tokens::revoke(req).await,
+        TokensBegin => account::tokens::begin(req).await,
+        TokensFinish => account::tokens::finish(req).await,
         LoginBegin => login::begin(req).await,
         LoginFinish => login::finish(req).await,
         EnrollBegin => enroll::begin(req).await,

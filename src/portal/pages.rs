@@ -7,7 +7,7 @@
 
 use maud::{DOCTYPE, Markup, html};
 
-use super::account::LABEL_MAX;
+use super::form::LABEL_MAX;
 use crate::routes::PortalRoute;
 
 /// The page frame. `script` is the ceremony script's tag, when the page has one.

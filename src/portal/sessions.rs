@@ -1,10 +1,16 @@
 //! Portal sessions as the portal pages see them: read from the signed portal
-//! cookie, started or rotated after a ceremony (via the session lifecycle).
+//! cookie, started or rotated after a ceremony (via the session lifecycle),
+//! and the page that says a browser's sessions ended.
 
-use super::cookies::{CookieKind, set_cookie};
-use super::{PortalRequest, Result};
+use http::StatusCode;
+use http::header::SET_COOKIE;
+
+use super::cookies::{CookieKind, clear_cookie, set_cookie};
+use super::{PortalRequest, Result, html, pages};
+use crate::exchange::Reply;
 use crate::model::{ClientInfo, Credential, PortalSession, Verification};
 use crate::policy;
+use crate::routes::PortalRoute;
 use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};
 
 /// The live portal session of this request (its user still configured and active).
@@ -78,4 +84,31 @@ pub fn cookie(req: &PortalRequest<'_>, value: &str, session: &PortalSession) -> 
         session.expires_at,
         req.now,
     )
+}
+
+/// What the page after signing out this browser says.
+pub const SIGNED_OUT: &str =
+    "You are signed out: this browser's sign-in and every app it opened with it have ended.";
+
+/// The page after signing out saying `text`, clearing `kind`'s cookie on this host.
+pub fn signed_out(req: &PortalRequest<'_>, kind: CookieKind, secure: bool, text: &str) -> Reply {
+    html(
+        StatusCode::OK,
+        pages::message(
+            "Signed out",
+            text,
+            Some((&req.url(PortalRoute::Account), "Sign in again")),
+        ),
+    )
+    .header(SET_COOKIE, clear_cookie(kind, secure))
+}
+
+/// The portal page after signing out of the portal.
+pub fn portal_signed_out(req: &PortalRequest<'_>) -> Reply {
+    portal_signed_out_saying(req, SIGNED_OUT)
+}
+
+/// The portal page after signing out of the portal, saying `text`.
+pub fn portal_signed_out_saying(req: &PortalRequest<'_>, text: &str) -> Reply {
+    signed_out(req, CookieKind::Portal, req.rt.boot.portal.secure, text)
 }

@@ -13,11 +13,11 @@
 use serde::Deserialize;
 use webauthn_rs_core::proto::{AuthenticationState, PublicKeyCredential};
 
-use super::login::core_credential;
+use super::core_credential;
 use super::pending::{self, Pending};
-use super::{PortalRequest, Refusal, Result};
 use crate::model::{Credential, Verification};
 use crate::policy;
+use crate::portal::{PortalRequest, Refusal, Result};
 use crate::store::CounterCheck;
 use crate::webauthn::{self, CeremonyError};
 

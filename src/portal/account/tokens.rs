@@ -21,16 +21,16 @@ use std::time::Duration;
 use http::StatusCode;
 use serde::Deserialize;
 
-use super::account::{Done, authorised, clean_label};
-use super::assertion::{self, Asserted, Seen};
-use super::login::{core_credential, satisfies};
-use super::pending::{self, Pending};
-use super::{PortalRequest, Refusal, Result, human_time, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
 use crate::config::{Rule, Runtime};
 use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession, Timestamp};
 use crate::policy;
+use crate::portal::ceremony::assertion::{self, Asserted, Seen};
+use crate::portal::ceremony::pending::{self, Pending};
+use crate::portal::ceremony::{core_credential, satisfies};
+use crate::portal::form::{Done, authorised, clean_label};
+use crate::portal::{PortalRequest, Refusal, Result, human_time, json, pages, sessions};
 use crate::routes::PortalRoute;
 use crate::token::{self, ClientToken, TokenRequest};
 

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
-use super::cookies;
-use super::{PortalRequest, Refusal, Result};
 use crate::exchange::Reply;
 use crate::model::{Invite, Timestamp, new_token, token_hash};
+use crate::portal::cookies;
+use crate::portal::{PortalRequest, Refusal, Result, json};
 
 /// Lifetime of a ceremony state.
 pub const TTL: Duration = Duration::from_secs(300);
@@ -114,7 +114,7 @@ pub async fn begin_reply(
     for (k, v) in extra {
         body[*k] = serde_json::Value::from(*v);
     }
-    let mut reply = super::json(&body);
+    let mut reply = json(&body);
     if let Some(c) = begun.set_cookie {
         reply = reply.header(http::header::SET_COOKIE, c);
     }

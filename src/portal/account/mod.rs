@@ -8,9 +8,10 @@
 
 use http::StatusCode;
 
-use super::{
-    PortalRequest, Refusal, Result, guard, html, human_time, logout, pages, sessions, tokens,
-};
+pub(super) mod tokens;
+
+use super::form::{Done, authorised, clean_label};
+use super::{PortalRequest, Refusal, Result, guard, html, human_time, pages, sessions};
 
 use crate::audit;
 use crate::config::Runtime;
@@ -20,8 +21,6 @@ use crate::routes::PortalRoute;
 
 /// How fresh the ceremony must be to revoke a passkey, in seconds.
 pub const REVOKE_MAX_AGE: i64 = 300;
-/// The longest name a passkey or token may have, in characters.
-pub(super) const LABEL_MAX: usize = 64;
 
 /// The login page that refreshes the ceremony and comes back here.
 fn login_url(req: &PortalRequest<'_>) -> String {
@@ -183,78 +182,6 @@ fn notice(req: &PortalRequest<'_>) -> Option<&'static str> {
         .map(Done::notice)
 }
 
-/// What an account action did, carried back to the page in `?done=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Done {
-    Renamed,
-    Revoked,
-    Ended,
-    EndedOthers,
-    TokenRevoked,
-}
-
-impl Done {
-    const ALL: [Done; 5] = [
-        Done::Renamed,
-        Done::Revoked,
-        Done::Ended,
-        Done::EndedOthers,
-        Done::TokenRevoked,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Done::Renamed => "renamed",
-            Done::Revoked => "revoked",
-            Done::Ended => "ended",
-            Done::EndedOthers => "ended-others",
-            Done::TokenRevoked => "token-revoked",
-        }
-    }
-
-    fn notice(self) -> &'static str {
-        match self {
-            Done::Renamed => "Passkey renamed.",
-            Done::Revoked => "Passkey removed.",
-            Done::Ended => "Session ended.",
-            Done::EndedOthers => "Every other session ended.",
-            Done::TokenRevoked => "Token revoked.",
-        }
-    }
-
-    /// Back to the account page, saying what was done.
-    pub(super) fn back(self, req: &PortalRequest<'_>) -> Reply {
-        let url = PortalRoute::Account.url_with(&req.rt.boot.portal, &[("done", self.as_str())]);
-        Reply::redirect(StatusCode::SEE_OTHER, &url)
-    }
-}
-
-/// The session of a form POST, after the origin and CSRF checks.
-pub(super) async fn authorised(req: &PortalRequest<'_>) -> Result<Option<PortalSession>> {
-    req.require_same_origin()?;
-    let Some(lookup) = sessions::current(req).await? else {
-        return Ok(None);
-    };
-    if !guard::csrf_ok(&lookup.token_hash, req.form().field("csrf")) {
-        return Err(Refusal::StaleForm);
-    }
-    Ok(Some(lookup.session))
-}
-
-/// A label as given: trimmed, without control characters, at most [`LABEL_MAX`] characters.
-pub(super) fn clean_label(raw: &str, what: &'static str) -> Result<String> {
-    let label: String = raw
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(LABEL_MAX)
-        .collect();
-    if label.is_empty() {
-        return Err(Refusal::LabelMissing(what));
-    }
-    Ok(label)
-}
-
 /// `POST /.stepgate/account/{rename,revoke,end-session,end-others,end-all}`
 pub async fn action(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply> {
     let Some(session) = authorised(req).await? else {
@@ -330,7 +257,7 @@ async fn end_all(req: &PortalRequest<'_>, session: &PortalSession) -> Result<Rep
         )
     };
     audit::revocation("account", Some(user), what, &target, true);
-    Ok(logout::portal_signed_out_saying(req, &text))
+    Ok(sessions::portal_signed_out_saying(req, &text))
 }
 
 /// Refuse (404) a credential id that is not one of the session user's.
@@ -357,7 +284,7 @@ async fn end_session(req: &PortalRequest<'_>, session: &PortalSession, id: &str)
     let ok = store.revoke_session(id).await?;
     audit::revocation("account", Some(&session.user), "session", id, ok);
     if id == session.id {
-        return Ok(logout::portal_signed_out(req));
+        return Ok(sessions::portal_signed_out(req));
     }
     Ok(Done::Ended.back(req))
 }
