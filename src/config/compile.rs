@@ -74,6 +74,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
     let identity = identity_maps(diags, &f.upstreams);
     let (rules, matchers) = rules(diags, &f.rules, &users, &authenticators, &upstreams);
     let rules = tokens_and_identity(diags, &f.rules, rules, &identity);
+    let stripped = stripped(&identity, &rules);
     let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
 
     if diags.has_errors() {
@@ -96,6 +97,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         token_max_lifetime,
         upstreams,
         rules,
+        stripped,
         router: Router::new(matchers),
         log_json,
         request_counters: Default::default(),
@@ -993,6 +995,22 @@ fn identity_maps(
         out.insert(upstream.clone(), Arc::new(headers));
     }
     out
+}
+
+/// Every upstream's mapped names and every rule's token header, as one set.
+fn stripped(
+    identity: &BTreeMap<String, Arc<IdentityHeaders>>,
+    rules: &[Rule],
+) -> Arc<crate::headers::Stripped> {
+    let token_headers = rules.iter().filter_map(|r| match &r.tokens {
+        Some(TokenRule {
+            from: TokenFrom::Header(name),
+            ..
+        }) => Some(name),
+        _ => None,
+    });
+    let mapped = identity.values().flat_map(|m| m.names());
+    Arc::new(crate::headers::Stripped::new(mapped, token_headers))
 }
 
 /// A header name an identity or a token may travel in, or an error at `path`.
