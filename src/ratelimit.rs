@@ -1,8 +1,10 @@
 //! Rate limits on ceremonies, built so that nobody can lock a user out.
 //!
-//! - **Per client**: every ceremony begin and finish counts against the client's
-//!   network (an IPv4 address, or an IPv6 /64: one host usually owns a whole
-//!   /64), `rate_limit.per_ip_per_minute`.
+//! - **Per client**: every ceremony begin (and an enrollment's finish) counts
+//!   against the client's network (an IPv4 address, or an IPv6 /64: one host
+//!   usually owns a whole /64), `rate_limit.per_ip_per_minute`. An
+//!   assertion's finish does not: its begin was counted and each ceremony
+//!   finishes once, so others on the network never refuse it.
 //! - **Per user**: only *failed verifications* count — an assertion for one of
 //!   the user's passkeys whose signature or UV did not verify — and they count
 //!   per user *and* client network, `rate_limit.per_user_per_minute`. A
