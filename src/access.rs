@@ -5,9 +5,10 @@
 //!
 //! A rule with `tokens:` looks for a token where `tokens.from` says; one found
 //! is looked up in the store on every request (never cached, so a revocation
-//! anywhere counts at once) with its passkey's current standing. Failed token
-//! checks count per client network against `rate_limit.per_ip_per_minute`
-//! (in Redis when Redis is the store); past it, token checks get 429.
+//! anywhere counts at once) with its passkey's current standing. A token the
+//! store knows is never refused by the failure limit; misses (malformed,
+//! unknown) count per client network against `rate_limit.per_ip_per_minute`
+//! (in Redis when Redis is the store), and past it a miss gets 429.
 //!
 //! Nothing here knows about pingora; the proxy and `authz` only translate.
 
@@ -181,43 +182,45 @@ async fn bring(
     }
 }
 
-/// Check a presented token (`None`: presented twice, so refused unread) under
-/// the client's failure limit; a failure is counted.
+/// Check a presented token (`None`: presented twice, so refused unread). The
+/// store is asked first: a token it knows is judged by the policy whatever the
+/// client's network did before, so a neighbour's guesses never lock a valid
+/// token out. Only a miss (malformed, unknown, or presented twice) counts
+/// against the network's failure limit, and a miss past it is answered 429.
 async fn check_token(
     gw: &Gateway,
     rt: &Runtime,
     facts: &Facts,
     secret: Option<&str>,
 ) -> Result<Brought, StoreError> {
-    let limits = &gw.limits;
-    let store = gw.store.as_ref();
-    let (limit, now) = (rt.rate_limit.per_ip_per_minute, gw.now());
-    match limits
-        .token_checks_allowed(store, facts.client_ip, limit, now)
-        .await
-    {
-        Ok(()) => {}
-        Err(Limited::RetryAfter(after)) => return Ok(Brought::Limited(after)),
-        Err(Limited::Store(e)) => return Err(e),
-    }
     let started = Instant::now();
     let found = match secret.and_then(token::lookup_key) {
-        Some(hash) => token_view(gw, &hash).await,
-        None => Ok(None),
+        Some(hash) => {
+            let found = token_view(gw, &hash).await;
+            metrics().store_call("token", found.is_ok(), started.elapsed());
+            found.inspect_err(|e| {
+                tracing::warn!(error = %e, "token lookup failed; failing closed");
+            })?
+        }
+        None => None,
     };
-    metrics().store_call("token", found.is_ok(), started.elapsed());
-    let found = found.inspect_err(|e| {
-        tracing::warn!(error = %e, "token lookup failed; failing closed");
-    })?;
-    if found.is_none() {
-        let counted = limits
-            .count_token_failure(store, facts.client_ip, now)
-            .await;
-        if let Err(e) = counted {
+    if found.is_some() {
+        return Ok(Brought::Token(found.map(Box::new)));
+    }
+    let (limit, now) = (rt.rate_limit.per_ip_per_minute, gw.now());
+    match gw
+        .limits
+        .count_token_miss(gw.store.as_ref(), facts.client_ip, limit, now)
+        .await
+    {
+        Ok(()) => Ok(Brought::Token(None)),
+        Err(Limited::RetryAfter(after)) => Ok(Brought::Limited(after)),
+        Err(Limited::Store(e)) => {
+            // The miss is refused (401) either way; only its count is lost.
             tracing::warn!(error = %e, "could not count a failed token check");
+            Ok(Brought::Token(None))
         }
     }
-    Ok(Brought::Token(found.map(Box::new)))
 }
 
 /// The token stored under `hash` with its passkey's current standing.
@@ -479,6 +482,13 @@ pub fn token_carrier(rule: Option<&Rule>) -> Option<HeaderName> {
     rule.and_then(|r| r.tokens.as_ref())
         .filter(|t| !t.keep)
         .map(|t| t.from.carrier().clone())
+}
+
+/// Where `rule` takes tokens from with `keep: true`: a token there reaches the app.
+pub fn kept_token_place(rule: Option<&Rule>) -> Option<TokenFrom> {
+    rule.and_then(|r| r.tokens.as_ref())
+        .filter(|t| t.keep)
+        .map(|t| t.from.clone())
 }
 
 /// The cookie's app session, if it is live and belongs to this host (signed

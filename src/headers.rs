@@ -3,7 +3,10 @@
 //! serve another method or path, and the framing headers that are no place for
 //! an identity or a token; and how servers fold spellings (`Remote_User` and
 //! `remote.user` read as `Remote-User`). Hygiene, the access check and the
-//! config checks all ask here.
+//! config checks all ask here. [`Stripped`] holds the names a config adds to
+//! those sets (compiled once per config, never per request).
+
+use http::HeaderName;
 
 /// The identity header names, in the order they are sent.
 pub const IDENTITY_HEADERS: [&str; 6] = [
@@ -30,6 +33,57 @@ fn same_folded(name: &str, canonical: &str) -> bool {
             };
             a == b
         })
+}
+
+/// The header names a config adds to what every request loses before
+/// proxying, whatever rule it matched (a bypass rule included): compiled once
+/// with the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stripped {
+    /// Every upstream's `identity_headers` name, once each (lower case, no
+    /// `_` or `.`: those spellings are dropped anyway). Two upstreams can
+    /// share an address, so a name one of them maps is never a client's to
+    /// send through the other.
+    pub mapped: Vec<HeaderName>,
+    /// Every place a rule could take a client token from: `Authorization`
+    /// (basic and bearer) and each `tokens.from.header`, once each. A value
+    /// there that carries a token ([`crate::token::carries`]) goes, unless
+    /// the matched rule takes tokens from exactly there with `keep: true`.
+    pub token_places: Vec<HeaderName>,
+}
+
+impl Stripped {
+    /// The set for these upstream mappings and token headers.
+    pub fn new<'a>(
+        mapped: impl IntoIterator<Item = &'a HeaderName>,
+        token_headers: impl IntoIterator<Item = &'a HeaderName>,
+    ) -> Self {
+        let mut out = Stripped {
+            mapped: Vec::new(),
+            token_places: vec![http::header::AUTHORIZATION],
+        };
+        for name in mapped {
+            if !out.mapped.contains(name) {
+                out.mapped.push(name.clone());
+            }
+        }
+        for name in token_headers {
+            if !out.token_places.contains(name) {
+                out.token_places.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// Is `name` (lower case, as `http` keeps names) mapped by any upstream?
+    pub fn is_mapped(&self, name: &str) -> bool {
+        self.mapped.iter().any(|m| m.as_str() == name)
+    }
+
+    /// Could a rule take a client token from the header `name`?
+    pub fn is_token_place(&self, name: &HeaderName) -> bool {
+        self.token_places.contains(name)
+    }
 }
 
 /// Forwarded headers believed only from trusted proxies (exact spelling).

@@ -1,18 +1,21 @@
 //! Rate limits on ceremonies, built so that nobody can lock a user out.
 //!
-//! - **Per client**: every ceremony begin and finish counts against the client's
-//!   network (an IPv4 address, or an IPv6 /64: one host usually owns a whole
-//!   /64), `rate_limit.per_ip_per_minute`.
+//! - **Per client**: every ceremony begin (and an enrollment's finish) counts
+//!   against the client's network (an IPv4 address, or an IPv6 /64: one host
+//!   usually owns a whole /64), `rate_limit.per_ip_per_minute`. An
+//!   assertion's finish does not: its begin was counted and each ceremony
+//!   finishes once, so others on the network never refuse it.
 //! - **Per user**: only *failed verifications* count — an assertion for one of
 //!   the user's passkeys whose signature or UV did not verify — and they count
 //!   per user *and* client network, `rate_limit.per_user_per_minute`. A
 //!   stranger's failures therefore slow down only the stranger; naming a user
 //!   in a begin costs that user nothing.
-//! - **Client tokens**: failed token checks (malformed, unknown, expired or
-//!   revoked tokens) count against the client's network,
-//!   `rate_limit.per_ip_per_minute`; past it every token check from there is
-//!   refused until the window ends. Accepted tokens count nothing, so a sync
-//!   client's many requests are never slowed.
+//! - **Client tokens**: the store is asked first; a token it knows (live or
+//!   not) counts nothing and is never refused here, whatever its neighbours
+//!   did, so a sync client's many requests are never slowed. Misses
+//!   (malformed or unknown tokens) count against the client's network,
+//!   `rate_limit.per_ip_per_minute`; past it a miss is answered 429 until the
+//!   window ends.
 //!
 //! Windows are fixed, one minute. Past a limit the caller answers 429 with
 //! `Retry-After`. When the store keeps shared counters (Redis), the counts are
@@ -163,26 +166,17 @@ impl RateLimits {
 }
 
 impl RateLimits {
-    /// Refuse a token check from `ip`'s network once it had `limit` failed
-    /// checks in this window (counts nothing).
-    pub async fn token_checks_allowed(
+    /// Count one failed token check (a miss) from `ip`'s network; refused
+    /// when the network already had `limit` misses in this window. Tokens the
+    /// store knows never come here, so misses never refuse them.
+    pub async fn count_token_miss(
         &self,
         store: &dyn Store,
         ip: IpAddr,
         limit: u32,
         now: Timestamp,
     ) -> Result<(), Limited> {
-        count(&self.tokens, store, &token_key(ip), 0, limit, now).await
-    }
-
-    /// Count one failed token check from `ip`'s network.
-    pub async fn count_token_failure(
-        &self,
-        store: &dyn Store,
-        ip: IpAddr,
-        now: Timestamp,
-    ) -> Result<(), Limited> {
-        count(&self.tokens, store, &token_key(ip), 1, u32::MAX, now).await
+        count(&self.tokens, store, &token_key(ip), 1, limit, now).await
     }
 }
 

@@ -195,6 +195,42 @@ pub fn presented(from: &TokenFrom, headers: &http::HeaderMap) -> Presented {
     }
 }
 
+/// Does a header value carry a client token, or what looks like one: [`PREFIX`]
+/// anywhere in it, or, for `Basic` credentials, anywhere in the decoded
+/// `user:password` (so `git:sgt_…` and `sgt_…:x` both do). Hygiene removes
+/// such a value before proxying wherever a rule could take a token from.
+pub fn carries(value: &http::HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    if contains_prefix(bytes) {
+        return true;
+    }
+    let basic = value
+        .to_str()
+        .ok()
+        .and_then(|v| scheme_value(v, "basic"))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+    basic.is_some_and(|raw| contains_prefix(&raw))
+}
+
+fn contains_prefix(bytes: &[u8]) -> bool {
+    bytes.windows(PREFIX.len()).any(|w| w == PREFIX.as_bytes())
+}
+
+/// Is `value` (of `from`'s carrier) in the form `from` takes tokens in: the
+/// `Basic` or `Bearer` scheme for those, anything for a named header?
+pub fn in_place(from: &TokenFrom, value: &http::HeaderValue) -> bool {
+    let scheme = match from {
+        TokenFrom::Header(_) => return true,
+        TokenFrom::Basic => "basic",
+        TokenFrom::Bearer => "bearer",
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| scheme_value(v, scheme))
+        .is_some()
+}
+
 /// The credentials after `scheme` (case-insensitive) in an `Authorization` value.
 fn scheme_value<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     let (given, rest) = value.trim().split_once(' ')?;
@@ -378,6 +414,36 @@ mod tests {
                 "{from:?} {given:?}"
             );
         }
+    }
+
+    #[test]
+    fn values_that_carry_a_token_are_recognised_in_any_scheme() {
+        let token = format!("{PREFIX}{}", "A".repeat(SECRET_CHARS));
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let value = |s: &str| http::HeaderValue::from_str(s).expect("value");
+        for carrying in [
+            format!("Basic {}", b64(&format!("git:{token}"))),
+            format!("basic  {}", b64(&format!("{token}:x"))),
+            format!("Bearer {token}"),
+            format!("Token {token}"),
+            token.clone(),
+            format!("x {PREFIX}short"),
+        ] {
+            assert!(carries(&value(&carrying)), "{carrying}");
+        }
+        for clean in [
+            format!("Basic {}", b64("alice:hunter2")),
+            "Basic !!!".to_string(),
+            "Bearer eyJhbGciOi.x.y".to_string(),
+            format!("SGT_{}", "A".repeat(SECRET_CHARS)),
+        ] {
+            assert!(!carries(&value(&clean)), "{clean}");
+        }
+        let bearer = value(&format!("Bearer {token}"));
+        assert!(in_place(&TokenFrom::Bearer, &bearer));
+        assert!(!in_place(&TokenFrom::Basic, &bearer));
+        let custom = TokenFrom::Header(http::HeaderName::from_static("x-stepgate-token"));
+        assert!(in_place(&custom, &value(&token)));
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         portal.as_ref(),
         &rules,
     );
+    let stripped = stripped(&identity, &rules);
     let log_json = f.log.as_ref().and_then(|l| l.format) == Some(LogFormatFile::Json);
     super::lint::Lint {
         raw: &f.rules,
@@ -118,6 +119,7 @@ pub fn compile(f: ConfigFile, diags: &mut Diagnostics, now: i64) -> Option<Runti
         token_max_lifetime,
         upstreams,
         rules,
+        stripped,
         router: Router::new(matchers),
         request_counters: Default::default(),
     })
@@ -1097,6 +1099,22 @@ fn identity_maps(
         out.insert(upstream.clone(), Arc::new(headers));
     }
     out
+}
+
+/// Every upstream's mapped names and every rule's token header, as one set.
+fn stripped(
+    identity: &BTreeMap<String, Arc<IdentityHeaders>>,
+    rules: &[Rule],
+) -> Arc<crate::headers::Stripped> {
+    let token_headers = rules.iter().filter_map(|r| match &r.tokens {
+        Some(TokenRule {
+            from: TokenFrom::Header(name),
+            ..
+        }) => Some(name),
+        _ => None,
+    });
+    let mapped = identity.values().flat_map(|m| m.names());
+    Arc::new(crate::headers::Stripped::new(mapped, token_headers))
 }
 
 /// A header name an identity or a token may travel in, or an error at `path`.

@@ -43,6 +43,8 @@ pub struct Runtime {
     pub token_max_lifetime: Duration,
     pub upstreams: BTreeMap<String, Upstream>,
     pub rules: Vec<Rule>,
+    /// The identity names and token places every request is cleaned of.
+    pub stripped: Arc<crate::headers::Stripped>,
     pub router: Router,
     /// `stepgate_requests_total` per rule and outcome, resolved by whoever
     /// installs this config (`RequestCounters::for_rules`); empty straight out

@@ -74,6 +74,8 @@ pub async fn dispatch(gw: &Gateway, snapshot: &Snapshot, arrival: &Arrival) -> A
         identity,
         mapped: rule.and_then(|r| r.identity_headers.clone()),
         carrier: access::token_carrier(rule),
+        kept: access::kept_token_place(rule),
+        stripped: rt.stripped.clone(),
     };
     let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
     match upstream {

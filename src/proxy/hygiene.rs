@@ -3,12 +3,18 @@
 //! - `Host` is the judged authority (also when an absolute-form request came
 //!   without one), and the normalised path replaces the raw one (the query is
 //!   kept as sent).
-//! - A client's identity headers go, in any spelling, and so do the names the
-//!   upstream maps the identity to (`identity_headers`); so does every header
+//! - A client's identity headers go, in any spelling, and so do the names any
+//!   upstream maps the identity to (`identity_headers`, the union over every
+//!   upstream, whatever upstream the rule uses: two upstreams may be one app
+//!   at one address); so does every header
 //!   whose name holds `_` or `.` (CGI, PHP and many frameworks read
 //!   `Remote_User` or `remote.user` as `Remote-User`; nginx drops such names by
 //!   default too).
-//! - The header that carried a client token goes, unless the rule keeps it.
+//! - The header a rule takes client tokens from goes, unless the rule keeps
+//!   it; and on every rule (bypass and token-less passkey rules included) any
+//!   value that carries a token goes from every place a rule could take one
+//!   from (`Authorization`, each `tokens.from.header`), except from exactly
+//!   the place the matched rule takes tokens from with `keep: true`.
 //! - Headers that change what a request means to some apps go whoever sent
 //!   them: method overrides, `X-Original-URL`, `X-Rewrite-URL`,
 //!   `X-Forwarded-Prefix/-Uri/-Port`, `X-Original-Method`.
@@ -26,10 +32,11 @@ use http::HeaderName;
 use pingora::http::RequestHeader;
 
 use crate::access;
-use crate::config::IdentityHeaders;
-use crate::headers::{FORWARDED, MEANING, is_identity_header};
+use crate::config::{IdentityHeaders, TokenFrom};
+use crate::headers::{FORWARDED, MEANING, Stripped, is_identity_header};
 use crate::policy::Identity;
 use crate::session::cookie::cookies_without_ours;
+use crate::token;
 
 use super::facts::Arrival;
 
@@ -42,6 +49,10 @@ pub struct Handoff {
     pub mapped: Option<Arc<IdentityHeaders>>,
     /// The header that carried a client token: removed.
     pub carrier: Option<HeaderName>,
+    /// Where the rule takes tokens from with `keep: true`: a token there stays.
+    pub kept: Option<TokenFrom>,
+    /// The config's mapped names and token places, removed on every rule.
+    pub stripped: Arc<Stripped>,
 }
 
 /// Should a request header named `raw` (lower case, as `http` keeps names) be
@@ -51,12 +62,25 @@ fn dropped(raw: &str, trusted_peer: bool, handoff: &Handoff) -> bool {
         return true;
     }
     // Without '_' or '.', a lower-case name is its own canonical spelling.
-    if handoff.mapped.as_ref().is_some_and(|m| m.contains(raw))
+    if handoff.stripped.is_mapped(raw)
         || handoff.carrier.as_ref().is_some_and(|c| c.as_str() == raw)
     {
         return true;
     }
     MEANING.contains(&raw) || (!trusted_peer && FORWARDED.contains(&raw))
+}
+
+/// Does header `name` of `req` carry a client token that must not reach the
+/// app (one of its values, unless the rule keeps tokens from exactly there)?
+fn carries_token(req: &RequestHeader, name: &HeaderName, handoff: &Handoff) -> bool {
+    if !handoff.stripped.is_token_place(name) {
+        return false;
+    }
+    let kept = handoff.kept.as_ref().filter(|from| from.carrier() == name);
+    req.headers
+        .get_all(name)
+        .iter()
+        .any(|v| token::carries(v) && !kept.is_some_and(|from| token::in_place(from, v)))
 }
 
 /// The header names a client listed in `Connection` (lower case), besides the
@@ -89,7 +113,9 @@ pub fn prepare(
     }
     let names: Vec<http::HeaderName> = req.headers.keys().cloned().collect();
     for name in names {
-        if dropped(name.as_str(), arrival.trusted_peer, handoff) {
+        if dropped(name.as_str(), arrival.trusted_peer, handoff)
+            || carries_token(req, &name, handoff)
+        {
             req.remove_header(&name);
         }
     }
@@ -172,13 +198,11 @@ mod tests {
 
     #[test]
     fn mapped_names_and_the_token_carrier_go() {
+        let user = HeaderName::from_static("x-webauth-user");
         let handoff = Handoff {
-            identity: None,
-            mapped: Some(Arc::new(IdentityHeaders {
-                user: Some(HeaderName::from_static("x-webauth-user")),
-                ..Default::default()
-            })),
             carrier: Some(http::header::AUTHORIZATION),
+            stripped: Arc::new(Stripped::new([&user], [])),
+            ..Default::default()
         };
         for name in [
             "x-webauth-user",
@@ -190,5 +214,44 @@ mod tests {
         }
         assert!(!dropped("x-webauth-email", true, &handoff));
         assert!(!dropped("authorization", true, &Handoff::default()));
+    }
+
+    #[test]
+    fn a_token_goes_from_every_place_but_the_one_a_rule_keeps() {
+        let custom = HeaderName::from_static("x-stepgate-token");
+        let stripped = Arc::new(Stripped::new([], [&custom]));
+        let token = format!("{}{}", token::PREFIX, "A".repeat(43));
+        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
+        req.insert_header("authorization", format!("Bearer {token}"))
+            .expect("header");
+        req.insert_header("x-stepgate-token", token.as_str())
+            .expect("header");
+        req.insert_header("x-other", token.as_str())
+            .expect("header");
+        let auth = http::header::AUTHORIZATION;
+        let other = HeaderName::from_static("x-other");
+        let bypass = Handoff {
+            stripped: stripped.clone(),
+            ..Default::default()
+        };
+        assert!(carries_token(&req, &auth, &bypass));
+        assert!(carries_token(&req, &custom, &bypass));
+        assert!(
+            !carries_token(&req, &other, &bypass),
+            "no rule takes one there"
+        );
+        let keep_bearer = Handoff {
+            kept: Some(TokenFrom::Bearer),
+            stripped: stripped.clone(),
+            ..Default::default()
+        };
+        assert!(!carries_token(&req, &auth, &keep_bearer));
+        assert!(carries_token(&req, &custom, &keep_bearer));
+        let keep_basic = Handoff {
+            kept: Some(TokenFrom::Basic),
+            stripped,
+            ..Default::default()
+        };
+        assert!(carries_token(&req, &auth, &keep_basic), "not that place");
     }
 }

@@ -2,7 +2,9 @@
 //! another, sent to the real server (inline, and forward-auth as a trusted
 //! front proxy would ask), one test per attack, each named after what it
 //! tries. The same shapes through real Caddy, nginx and Traefik are in
-//! `front_proxies`; sign-in attacks are in `signin_attacks`.
+//! `front_proxies`; sign-in attacks are in `signin_attacks`; identities and
+//! tokens leaking through a neighbouring rule or upstream, and lockouts by a
+//! neighbour's failures, are in `neighbours`.
 
 use crate::kit::{EchoUpstream, Response, TestConfig, TestGateway, exchange, parse_responses, uv};
 

@@ -20,6 +20,7 @@ mod failover;
 mod first_run;
 mod front_proxies;
 mod gateway;
+mod neighbours;
 mod portal;
 mod reload;
 mod session;

@@ -2,7 +2,7 @@
 //! test per attack: a client's copy of a mapped header in any spelling, a
 //! token in the wrong place, a token for another rule, an expired, revoked or
 //! too-old token, a token resting on a revoked or flagged passkey, a browser
-//! cookie on a token-only rule, and guessing tokens (rate limited).
+//! cookie on a token-only rule, and guessing tokens (misses rate limited).
 
 use crate::kit::apps::basic;
 use crate::kit::{Response, TOKEN_CREDENTIAL, TestConfig, TestGateway, tokio_rt, uv};
@@ -312,26 +312,26 @@ fn guessing_tokens_is_rate_limited_per_client() {
         r.header("retry-after")
             .is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1))
     );
-    // Every token check from this network waits, a valid one too...
-    let r = g.get(
-        "app.test",
-        "/git/x",
-        &[("Authorization", &basic("x", &good))],
-    );
-    assert_eq!(r.status, 429, "{r:?}");
-    // ...while requests that carry no token are not slowed.
-    assert_eq!(
-        g.get("app.test", "/inbox", &[("Cookie", &session)]).status,
-        200
-    );
-    // The window ends.
-    g.clock.advance(61);
+    // Every miss from this network waits, but a valid token is served...
     let r = g.get(
         "app.test",
         "/git/x",
         &[("Authorization", &basic("x", &good))],
     );
     assert_eq!(r.status, 200, "{r:?}");
+    // ...and so are requests that carry no token.
+    assert_eq!(
+        g.get("app.test", "/inbox", &[("Cookie", &session)]).status,
+        200
+    );
+    // The window ends: a miss is told why again.
+    g.clock.advance(61);
+    let r = g.get(
+        "app.test",
+        "/git/x",
+        &[("Authorization", &basic("x", "sgt_nope"))],
+    );
+    assert_eq!(r.status, 401, "{r:?}");
 }
 
 /// A gateway with the portal at `https://auth.test` (as [`NetBrowser`] talks

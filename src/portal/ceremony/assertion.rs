@@ -7,7 +7,9 @@
 //! and belong to an active configured user; the signature, challenge, origin
 //! and UV flag are checked by the relying party; the sign counter and backup
 //! state are stored atomically (a counter that went backwards flags the
-//! credential). Failed signatures count against the user's failure limit.
+//! credential). Failed signatures count against the user's failure limit (per
+//! user and client network); a finish is not counted against the network's
+//! ceremony limit, so nobody else's failures refuse a correct assertion.
 //! What the assertion is *for* is the caller's business.
 
 use serde::Deserialize;
@@ -43,14 +45,18 @@ struct FinishRequest {
     credential: serde_json::Value,
 }
 
-/// A ceremony's finish request, after the origin check and the client's rate
-/// limit: the ceremony state it names (taken, so used up whatever follows;
-/// `None` when there is none for this browser) and the authenticator's answer.
+/// A ceremony's finish request, after the origin check: the ceremony state it
+/// names (taken, so used up whatever follows; `None` when there is none for
+/// this browser) and the authenticator's answer.
+///
+/// A finish is not counted against the client's network: the begin that made
+/// its ceremony was, and each ceremony is finished once. So a correct
+/// assertion is never refused for what others on the network did; only its
+/// own user's failures from that network ([`verify`]) can hold it back.
 pub(crate) async fn finish_request(
     req: &PortalRequest<'_>,
 ) -> Result<(Option<Pending>, PublicKeyCredential)> {
     req.require_same_origin()?;
-    req.limit_client().await?;
     let body: FinishRequest = req.json()?;
     let taken = pending::take(req, &body.ceremony).await?;
     let rsp = serde_json::from_value(body.credential).map_err(|_| Refusal::MalformedCredential)?;
