@@ -24,11 +24,11 @@ use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::access::{self, Mode};
+use crate::access::{self, Mode, Outcome};
 use crate::config::Runtime;
 use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
-use crate::policy::Decision;
+use crate::headers;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
 use crate::routes;
@@ -98,22 +98,18 @@ pub async fn handle(
         Ok(v) => v,
         Err(why) => return access::bad_request(&why),
     };
-    let rule = verdict.rule_in(rt);
-    match &verdict.decision {
-        Decision::Allow { identity } => {
+    match access::answer(snapshot, &judged, verdict, endpoint.mode()) {
+        Outcome::Pass { rule, identity } => {
             let mut reply = Reply::new(StatusCode::OK);
             let mapped = rule.and_then(|r| r.identity_headers.as_deref());
-            for (name, value) in access::identity_headers(identity.as_ref(), mapped) {
+            for (name, value) in headers::identity_headers(identity.as_ref(), mapped) {
                 let v = HeaderValue::from_bytes(value.as_bytes())
                     .unwrap_or(HeaderValue::from_static(""));
                 reply.headers.push((name, v));
             }
             reply.header(header::CACHE_CONTROL, "no-store")
         }
-        other => {
-            let tokens = rule.and_then(|r| r.tokens.as_ref());
-            access::refusal(rt, &snapshot.keys, &judged, other, endpoint.mode(), tokens)
-        }
+        Outcome::Reply(reply) => reply,
     }
 }
 

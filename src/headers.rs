@@ -8,6 +8,8 @@
 
 use http::HeaderName;
 
+use crate::model::Identity;
+
 /// The identity header names, in the order they are sent.
 pub const IDENTITY_HEADERS: [&str; 6] = [
     "remote-user",
@@ -17,6 +19,65 @@ pub const IDENTITY_HEADERS: [&str; 6] = [
     "stepgate-verified-at",
     "stepgate-rule",
 ];
+
+pub const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+pub const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+pub const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+pub const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
+pub const VERIFIED_AT: HeaderName = HeaderName::from_static("stepgate-verified-at");
+pub const RULE: HeaderName = HeaderName::from_static("stepgate-rule");
+
+/// The identity headers for an allowed request, each built by name: all six,
+/// then the upstream's own names (`mapped`) for user, groups, name and
+/// e-mail; every one empty where there is no value (so a front proxy
+/// overwrites any client-sent copy). Names and e-mail addresses go out as
+/// UTF-8 bytes (as other gateways do); a value with a control character is
+/// sent empty.
+pub fn identity_headers(
+    identity: Option<&Identity>,
+    mapped: Option<&IdentityHeaders>,
+) -> Vec<(HeaderName, String)> {
+    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let user = text(identity.map(|i| &i.user));
+    let groups = identity.map(|i| i.groups.join(",")).unwrap_or_default();
+    let name = text(identity.and_then(|i| i.name.as_ref()));
+    let email = text(identity.and_then(|i| i.email.as_ref()));
+    let verified_at = identity
+        .and_then(|i| i.verified_at)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let rule = text(identity.map(|i| &i.rule));
+    let mut out = Vec::with_capacity(10);
+    if let Some(m) = mapped {
+        for (header, value) in [
+            (&m.user, &user),
+            (&m.groups, &groups),
+            (&m.name, &name),
+            (&m.email, &email),
+        ] {
+            if let Some(header) = header {
+                out.push((header.clone(), value.clone()));
+            }
+        }
+    }
+    out.splice(
+        0..0,
+        [
+            (REMOTE_USER, user),
+            (REMOTE_GROUPS, groups),
+            (REMOTE_NAME, name),
+            (REMOTE_EMAIL, email),
+            (VERIFIED_AT, verified_at),
+            (RULE, rule),
+        ],
+    );
+    for (_, value) in &mut out {
+        if http::HeaderValue::from_bytes(value.as_bytes()).is_err() {
+            value.clear();
+        }
+    }
+    out
+}
 
 /// Is `name` one of the identity headers, in any case and with `_` or `.` for `-`?
 pub fn is_identity_header(name: &str) -> bool {
@@ -155,6 +216,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn identity_headers_keep_utf8_and_drop_control_characters() {
+        let id = Identity {
+            user: "zoe".into(),
+            groups: vec!["a".into(), "b".into()],
+            name: Some("Zoë Ünal".into()),
+            email: Some("bad\r\nx: y".into()),
+            verified_at: Some(42),
+            rule: "r".into(),
+        };
+        let h = identity_headers(Some(&id), None);
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("remote-user"), Some("zoe"));
+        assert_eq!(get("remote-groups"), Some("a,b"));
+        assert_eq!(get("remote-name"), Some("Zoë Ünal"));
+        assert_eq!(get("remote-email"), Some(""));
+        assert_eq!(get("stepgate-verified-at"), Some("42"));
+        assert_eq!(h.len(), 6);
+        assert!(
+            identity_headers(None, None)
+                .iter()
+                .all(|(_, v)| v.is_empty())
+        );
+        let mapped = IdentityHeaders {
+            user: Some(HeaderName::from_static("x-webauth-user")),
+            groups: Some(HeaderName::from_static("x-webauth-groups")),
+            ..Default::default()
+        };
+        let h = identity_headers(Some(&id), Some(&mapped));
+        assert_eq!(h.len(), 8);
+        assert_eq!(get("x-webauth-user"), None, "not in the default set");
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-webauth-user"), Some("zoe"));
+        assert_eq!(get("x-webauth-groups"), Some("a,b"));
+        let none = identity_headers(None, Some(&mapped));
+        assert_eq!(none.len(), 8);
+        assert!(none.iter().all(|(_, v)| v.is_empty()));
+    }
+
+    #[test]
     fn identity_header_spellings() {
         for n in [
             "Remote-User",
@@ -195,5 +295,30 @@ mod tests {
         for name in ["X-WEBAUTH-USER", "X-Remote-User", "X-Stepgate-Token"] {
             assert_eq!(reserved(name), None, "{name}");
         }
+    }
+}
+
+/// `upstreams.NAME.identity_headers`: the app's own header names for the
+/// identity, sent besides `Remote-User` and the rest (lower case, checked to be
+/// none of the framing, hop-by-hop or forwarding headers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub user: Option<HeaderName>,
+    pub email: Option<HeaderName>,
+    pub name: Option<HeaderName>,
+    pub groups: Option<HeaderName>,
+}
+
+impl IdentityHeaders {
+    /// The mapped names.
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        [&self.user, &self.email, &self.name, &self.groups]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Is `name` (lower case, as `http` keeps names) one of the mapped names?
+    pub fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n.as_str() == name)
     }
 }

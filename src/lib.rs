@@ -23,7 +23,7 @@
 //! - [`routes`]: every path under the reserved `/.stepgate/` prefix, parsed once, and the links to them.
 //! - [`ratelimit`]: ceremony and token rate limits that nobody can use to lock a user out.
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
-//! - [`access`]: the access check shared by the proxy and forward-auth, and refusals.
+//! - [`access`]: the access check shared by the proxy and forward-auth: judging a request, and answering the verdict.
 //! - [`authz`]: forward-auth endpoints for Traefik, Caddy and nginx.
 //! - [`peers`]: the upstreams' addresses, resolved at load and reload.
 //! - [`proxy`]: the pingora `ProxyHttp` implementation (thin hooks), reading a request's facts, upstream hygiene.

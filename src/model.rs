@@ -231,3 +231,15 @@ mod tests {
         );
     }
 }
+
+/// Who the upstream is told the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Unix seconds of the UV ceremony that counted for this request.
+    pub verified_at: Option<Timestamp>,
+    pub rule: String,
+}

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User, duration};
+pub use crate::model::Identity;
 use crate::model::{AppView, CredentialStanding, Timestamp, Verification};
 use crate::token::TokenView;
 use crate::trust::TrustStore;
@@ -36,18 +37,6 @@ pub enum SessionState<'a> {
     /// request is judged by it alone. `None`: malformed, sent twice, unknown,
     /// expired or revoked.
     Token(Option<&'a TokenView>),
-}
-
-/// Who the upstream is told the user is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub groups: Vec<String>,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    /// Unix seconds of the UV ceremony that counted for this request.
-    pub verified_at: Option<Timestamp>,
-    pub rule: String,
 }
 
 /// Why a step-up is needed.

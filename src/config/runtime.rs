@@ -235,30 +235,7 @@ pub enum Upstream {
     Whoami,
 }
 
-/// `upstreams.NAME.identity_headers`: the app's own header names for the
-/// identity, sent besides `Remote-User` and the rest (lower case, checked to be
-/// none of the framing, hop-by-hop or forwarding headers).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IdentityHeaders {
-    pub user: Option<HeaderName>,
-    pub email: Option<HeaderName>,
-    pub name: Option<HeaderName>,
-    pub groups: Option<HeaderName>,
-}
-
-impl IdentityHeaders {
-    /// The mapped names.
-    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
-        [&self.user, &self.email, &self.name, &self.groups]
-            .into_iter()
-            .flatten()
-    }
-
-    /// Is `name` (lower case, as `http` keeps names) one of the mapped names?
-    pub fn contains(&self, name: &str) -> bool {
-        self.names().any(|n| n.as_str() == name)
-    }
-}
+pub use crate::headers::IdentityHeaders;
 
 /// `rules[N].tokens`: the rule accepts passkey-minted client tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,12 +9,11 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::StatusCode;
 
-use crate::access::{self, Mode};
+use crate::access::{self, Mode, Outcome};
 use crate::authz::{self, Endpoint};
 use crate::config::{Runtime, Upstream};
 use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
-use crate::policy::Decision;
 
 use super::facts::Arrival;
 use super::hygiene::Handoff;
@@ -61,14 +60,9 @@ pub async fn dispatch(gw: &Gateway, snapshot: &Snapshot, arrival: &Arrival) -> A
         Ok(v) => v,
         Err(why) => return Action::Reply(access::bad_request(&why)),
     };
-    let rule = verdict.rule_in(rt);
-    let identity = match verdict.decision {
-        Decision::Allow { identity } => identity,
-        other => {
-            let tokens = rule.and_then(|r| r.tokens.as_ref());
-            let reply = access::refusal(rt, &snapshot.keys, facts, &other, Mode::Inline, tokens);
-            return Action::Reply(reply);
-        }
+    let (rule, identity) = match access::answer(snapshot, facts, verdict, Mode::Inline) {
+        Outcome::Pass { rule, identity } => (rule, identity),
+        Outcome::Reply(reply) => return Action::Reply(reply),
     };
     let handoff = Handoff {
         identity,
@@ -77,7 +71,9 @@ pub async fn dispatch(gw: &Gateway, snapshot: &Snapshot, arrival: &Arrival) -> A
         kept: access::kept_token_place(rule),
         stripped: rt.stripped.clone(),
     };
-    let upstream = verdict.upstream.as_ref().and_then(|u| rt.upstreams.get(u));
+    let upstream = rule
+        .and_then(|r| r.upstream.as_ref())
+        .and_then(|u| rt.upstreams.get(u));
     match upstream {
         None => Action::Reply(bad_gateway("this rule has no upstream (forward-auth only)")),
         Some(Upstream::Whoami) => Action::Whoami { handoff },

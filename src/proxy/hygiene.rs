@@ -31,7 +31,6 @@ use std::sync::Arc;
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
-use crate::access;
 use crate::config::{IdentityHeaders, TokenFrom};
 use crate::headers::{FORWARDED, MEANING, Stripped, is_identity_header};
 use crate::policy::Identity;
@@ -159,7 +158,7 @@ pub fn prepare(
         req.append_header(http::header::COOKIE, c)?;
     }
     if let Some(id) = &handoff.identity {
-        for (name, value) in access::identity_headers(Some(id), handoff.mapped.as_deref()) {
+        for (name, value) in crate::headers::identity_headers(Some(id), handoff.mapped.as_deref()) {
             req.insert_header(name, value)?;
         }
     }

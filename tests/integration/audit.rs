@@ -121,7 +121,8 @@ async fn audit_events_hold_who_what_and_no_secret() {
         client_ip: [192, 0, 2, 7].into(),
         headers: HeaderMap::new(),
     };
-    let verdict = stepgate::access::judge(&h.gw, &h.gw.snapshot(), &facts).await;
+    let snapshot = h.gw.snapshot();
+    let verdict = stepgate::access::judge(&h.gw, &snapshot, &facts).await;
     assert_eq!(verdict.map(|v| v.outcome()).ok(), Some("deny"));
 
     // A revocation: sign out everywhere from the account page.
