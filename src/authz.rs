@@ -31,7 +31,7 @@ use crate::gateway::{Gateway, Snapshot};
 use crate::headers;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
-use crate::routes;
+use crate::reserved;
 use crate::routing::normalize_host;
 
 /// Which front-proxy dialect a request speaks.
@@ -57,8 +57,8 @@ impl Endpoint {
     /// The endpoint for a normalised request path, if it is one.
     pub fn for_path(path: &str) -> Option<Self> {
         match path {
-            routes::FORWARD_AUTH => Some(Self::ForwardAuth),
-            routes::AUTH_REQUEST => Some(Self::AuthRequest),
+            reserved::FORWARD_AUTH => Some(Self::ForwardAuth),
+            reserved::AUTH_REQUEST => Some(Self::AuthRequest),
             _ => None,
         }
     }

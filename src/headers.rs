@@ -108,7 +108,7 @@ pub struct Stripped {
     pub mapped: Vec<HeaderName>,
     /// Every place a rule could take a client token from: `Authorization`
     /// (basic and bearer) and each `tokens.from.header`, once each. A value
-    /// there that carries a token ([`crate::token::carries`]) goes, unless
+    /// there that carries a token ([`crate::client_token::carries`]) goes, unless
     /// the matched rule takes tokens from exactly there with `keep: true`.
     pub token_places: Vec<HeaderName>,
 }

@@ -13,14 +13,14 @@
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`model`]: the records every layer passes around (passkeys, sessions, grants) and their ids.
 //! - [`session`]: session lifetimes, resolving a cookie to a session, the cookie codec, the lookup cache.
-//! - [`token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
+//! - [`client_token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
 //! - [`exchange`]: the request facts and replies handlers speak.
 //! - [`gateway`]: the shared state of a running gateway.
 //! - [`clock`]: the one source of the current time (tests move it).
 //! - [`trust`]: authenticator sets and what proves a model: attestation roots and verified MDS3 blobs.
 //! - [`webauthn`]: passkey ceremonies at the portal origin and what an attestation proved.
-//! - [`routes`]: every path under the reserved `/.stepgate/` prefix, parsed once, and the links to them.
+//! - [`reserved`]: every path under the reserved `/.stepgate/` prefix (`PortalRoute`), parsed once, and the links to them. (Rule matching is [`routing`]'s.)
 //! - [`ratelimit`]: ceremony and token rate limits that nobody can use to lock a user out.
 //! - [`portal`]: the portal pages and JSON API under `/.stepgate/` (login, enroll, account, callback).
 //! - [`access`]: the access check shared by the proxy and forward-auth: judging a request, and answering the verdict.
@@ -36,6 +36,7 @@
 pub mod access;
 pub mod audit;
 pub mod authz;
+pub mod client_token;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -49,13 +50,12 @@ pub mod portal;
 pub mod proxy;
 pub mod ratelimit;
 pub mod request;
-pub mod routes;
+pub mod reserved;
 pub mod routing;
 pub mod server;
 pub mod session;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
-pub mod token;
 pub mod trust;
 pub mod webauthn;

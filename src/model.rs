@@ -208,7 +208,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// A fresh random token (128 bits), base64url.
-pub fn new_token() -> String {
+pub fn new_secret() -> String {
     use base64::Engine;
     let bytes: [u8; 16] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)

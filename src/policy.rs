@@ -18,10 +18,10 @@
 
 use std::time::Duration;
 
+use crate::client_token::TokenView;
 use crate::config::{Policy, Rule, Runtime, Scope, StepUp, User, duration};
 pub use crate::model::Identity;
 use crate::model::{AppView, CredentialStanding, Timestamp, Verification};
-use crate::token::TokenView;
 use crate::trust::TrustStore;
 
 /// What the request's cookie resolved to.

@@ -10,10 +10,10 @@ use super::judge::Verdict;
 use crate::config::{Rule, Runtime, TokenFrom, TokenRule};
 use crate::exchange::{Facts, Reply};
 use crate::gateway::Snapshot;
-use crate::model::{Identity, new_token};
+use crate::model::{Identity, new_secret};
 use crate::policy::{Decision, TokenReason};
 use crate::request::BadRequest;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 use crate::session::cookie::{CookieKeys, set_state_cookie, state_from_headers};
 
 /// What a door does with a verdict.
@@ -100,7 +100,7 @@ fn browser_login(rt: &Runtime, keys: &CookieKeys, facts: &Facts) -> (String, Opt
     let (state, set) = match state_from_headers(&facts.headers, facts.https) {
         Some(s) => (s.to_string(), None),
         None => {
-            let s = new_token();
+            let s = new_secret();
             let line = set_state_cookie(facts.https, &s);
             (s, Some(line))
         }

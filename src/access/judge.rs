@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::audit;
+use crate::client_token::{self, Presented, TokenView};
 use crate::config::{Policy, Rule, Runtime};
 use crate::exchange::Facts;
 use crate::gateway::{Gateway, Snapshot};
@@ -26,7 +27,6 @@ use crate::request::BadRequest;
 use crate::routing::RouteRequest;
 use crate::store::StoreError;
 use crate::telemetry::metrics;
-use crate::token::{self, Presented, TokenView};
 
 /// What the access check found for one request, judged against one
 /// snapshot (`'s`): the rule it matched there, and the decision.
@@ -156,7 +156,7 @@ async fn bring(
     let Some(tokens) = &rule.tokens else {
         return session(gw, snapshot, facts).await;
     };
-    match token::presented(&tokens.from, &facts.headers) {
+    match client_token::presented(&tokens.from, &facts.headers) {
         Presented::Token(secret) => check_token(gw, rt, facts, Some(&secret)).await,
         Presented::Ambiguous => check_token(gw, rt, facts, None).await,
         Presented::Nothing if tokens.sessions => session(gw, snapshot, facts).await,
@@ -176,7 +176,7 @@ async fn check_token(
     secret: Option<&str>,
 ) -> Result<Brought, StoreError> {
     let started = Instant::now();
-    let found = match secret.and_then(token::lookup_key) {
+    let found = match secret.and_then(client_token::lookup_key) {
         Some(hash) => {
             let found = token_view(gw, &hash).await;
             metrics().store_call("token", found.is_ok(), started.elapsed());

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use crate::clock::SystemClock;
 use crate::config::{self, Runtime};
-use crate::model::{Invite, Timestamp, new_token, token_hash};
+use crate::model::{Invite, Timestamp, new_secret, token_hash};
 use crate::policy::Unadmitted;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 use crate::store::{self, Store};
 
 use super::exit;
@@ -132,7 +132,7 @@ pub async fn invite(
         writeln!(err, "error: --credential-ttl must be at least one second")?;
         return Ok(exit::FAILED);
     }
-    let token = new_token();
+    let token = new_secret();
     let invite = Invite {
         user: args.user.clone(),
         credential_ttl: args.credential_ttl.map(|d| d.as_secs()),

@@ -2,9 +2,9 @@
 //! session whose only ceremony is the mint, scoped to the rules it names.
 
 use super::*;
+use crate::client_token::ClientToken;
 use crate::config::check_str;
 use crate::model::{AppSession, AttestationProof, PortalSession};
-use crate::token::ClientToken;
 
 const NOW: i64 = 1_900_000_000;
 const YUBIKEY5: uuid::Uuid = uuid::uuid!("cb69481e-8ff7-4039-93ec-0a2729a154a8");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::gateway::Gateway;
-use crate::model::{Invite, new_token, token_hash};
+use crate::model::{Invite, new_secret, token_hash};
 use crate::store::StoreError;
 
 /// How long the bootstrap invite lives.
@@ -26,7 +26,7 @@ pub async fn bootstrap(gw: &Gateway) -> Result<Option<String>, StoreError> {
         tracing::warn!("no credential exists and no active user is configured: nobody can sign in");
         return Ok(None);
     };
-    let token = new_token();
+    let token = new_secret();
     let invite = Invite {
         user: user.clone(),
         credential_ttl: None,

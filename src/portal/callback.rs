@@ -12,13 +12,13 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::ceremony::code::{CODE_TTL, CodeRecord, code_key};
-use super::cookies::{CookieKind, set_cookie};
 use super::{PortalRequest, Refusal, Result, html, pages, redirect};
 use crate::audit;
 use crate::exchange::Reply;
 use crate::model::{Grant, PortalSession, token_hash};
 use crate::policy;
 use crate::session::cookie::state_from_headers;
+use crate::session::cookie::{CookieKind, set_cookie};
 use crate::session::is_live;
 use crate::session::lifecycle::new_app_session;
 

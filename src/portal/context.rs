@@ -13,7 +13,7 @@ use crate::exchange::Facts;
 use crate::gateway::{Gateway, Snapshot};
 use crate::model::Timestamp;
 use crate::ratelimit::Limited;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 use crate::session::cookie::CookieKeys;
 use crate::store::Store;
 use crate::webauthn::RelyingParty;

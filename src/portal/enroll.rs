@@ -23,7 +23,7 @@ use crate::audit::{self, CeremonyKind};
 use crate::exchange::Reply;
 use crate::model::{Credential, Invite, token_hash};
 use crate::policy;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 use crate::store::StoreError;
 
 /// `GET /.stepgate/enroll?token=`

@@ -7,7 +7,7 @@ use http::StatusCode;
 use super::{PortalRequest, Refusal, Result, guard, sessions};
 use crate::exchange::Reply;
 use crate::model::PortalSession;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 
 /// The longest name a passkey or token may have, in characters.
 pub const LABEL_MAX: usize = 64;

@@ -10,12 +10,12 @@
 
 use http::StatusCode;
 
-use super::cookies::CookieKind;
 use super::sessions::{self, SIGNED_OUT, portal_signed_out, signed_out};
 use super::{PortalRequest, Refusal, Result, guard, html, pages};
 use crate::audit;
 use crate::exchange::Reply;
 use crate::model::{AppView, token_hash};
+use crate::session::cookie::CookieKind;
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.
 pub async fn portal_page(req: &PortalRequest<'_>) -> Result<Reply> {

@@ -33,7 +33,7 @@ mod bootstrap;
 mod callback;
 mod ceremony;
 mod context;
-mod cookies;
+
 mod enroll;
 mod form;
 pub mod guard;
@@ -52,9 +52,9 @@ use http::header::{CACHE_CONTROL, RETRY_AFTER};
 use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
 
-use crate::routes;
-pub use crate::routes::PortalRoute;
-use crate::routes::Unrouted;
+use crate::reserved;
+pub use crate::reserved::PortalRoute;
+use crate::reserved::Unrouted;
 pub use bootstrap::bootstrap;
 pub(crate) use context::PortalRequest;
 pub use refusal::Refusal;
@@ -131,8 +131,8 @@ pub async fn handle(gw: &Gateway, snapshot: &Snapshot, facts: &Facts, body: Byte
     let route = PortalRoute::parse(facts.method.as_str(), &facts.path);
     let reply = answer(&req, route)
         .await
-        .unwrap_or_else(|e| refused(&e, routes::is_api(&facts.path)));
-    if !routes::is_read(facts.method.as_str()) || route == Ok(PortalRoute::Callback) {
+        .unwrap_or_else(|e| refused(&e, reserved::is_api(&facts.path)));
+    if !reserved::is_read(facts.method.as_str()) || route == Ok(PortalRoute::Callback) {
         // Sign-in, step-up, callback, sign-out, revocations: sessions may have
         // ended or been replaced; the access check must not reuse an old
         // answer. Pages that only read (and 404s) leave the cache alone.
@@ -154,7 +154,7 @@ async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -
     if on_portal || route.is_on_every_host() {
         return serve(req, route).await;
     }
-    let reading = routes::is_read(req.facts.method.as_str());
+    let reading = reserved::is_read(req.facts.method.as_str());
     match route {
         PortalRoute::Logout if reading => logout::app_page(req).await,
         PortalRoute::Logout => logout::app_submit(req).await,
@@ -173,7 +173,7 @@ async fn answer(req: &PortalRequest<'_>, route: Result<PortalRoute, Unrouted>) -
 /// Serve `route` (on the portal host, or one served on every host).
 async fn serve(req: &PortalRequest<'_>, route: PortalRoute) -> Result<Reply> {
     use PortalRoute::*;
-    let reading = routes::is_read(req.facts.method.as_str());
+    let reading = reserved::is_read(req.facts.method.as_str());
     match route {
         Script => Ok(asset("text/javascript; charset=utf-8", JS)),
         Stylesheet => Ok(asset("text/css; charset=utf-8", CSS)),

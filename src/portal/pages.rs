@@ -8,7 +8,7 @@
 use maud::{DOCTYPE, Markup, html};
 
 use super::form::LABEL_MAX;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 
 /// The page frame. `script` is the ceremony script's tag, when the page has one.
 fn layout(title: &str, main: Markup, script: Option<Markup>) -> String {

@@ -12,7 +12,7 @@
 use url::Url;
 
 use crate::config::Runtime;
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 use crate::routing::normalize_host;
 
 /// A validated target.

@@ -15,11 +15,11 @@ use crate::config::{Runtime, Upstream};
 use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
 
-use super::facts::Arrival;
+use super::arrival::Arrival;
 use super::hygiene::Handoff;
 
 /// The reserved path prefix served by stepgate on every host.
-pub const RESERVED: &str = crate::routes::PREFIX;
+pub const RESERVED: &str = crate::reserved::PREFIX;
 
 /// Where an allowed request goes.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub enum Action {
 /// Decide what happens to `arrival`, all against the one `snapshot` it took.
 pub async fn dispatch(gw: &Gateway, snapshot: &Snapshot, arrival: &Arrival) -> Action {
     let (rt, facts) = (&snapshot.config, &arrival.facts);
-    if crate::routes::is_reserved(&facts.path) {
+    if crate::reserved::is_reserved(&facts.path) {
         return match Endpoint::for_path(&facts.path) {
             Some(endpoint) => {
                 Action::Reply(authz::handle(gw, snapshot, facts, arrival.peer, endpoint).await)
@@ -117,7 +117,7 @@ fn portal_home(rt: &Runtime, facts: &Facts) -> Option<Reply> {
     if !matches!(rt.route(&req), Ok(None)) {
         return None;
     }
-    let account = crate::routes::PortalRoute::Account.path();
+    let account = crate::reserved::PortalRoute::Account.path();
     Some(Reply::redirect(StatusCode::FOUND, account))
 }
 

@@ -31,13 +31,13 @@ use std::sync::Arc;
 use http::HeaderName;
 use pingora::http::RequestHeader;
 
+use crate::client_token;
 use crate::config::{IdentityHeaders, TokenFrom};
 use crate::headers::{FORWARDED, MEANING, Stripped, is_identity_header};
 use crate::policy::Identity;
 use crate::session::cookie::cookies_without_ours;
-use crate::token;
 
-use super::facts::Arrival;
+use super::arrival::Arrival;
 
 /// What the upstream request carries over from the verdict.
 #[derive(Debug, Clone, Default)]
@@ -76,10 +76,9 @@ fn carries_token(req: &RequestHeader, name: &HeaderName, handoff: &Handoff) -> b
         return false;
     }
     let kept = handoff.kept.as_ref().filter(|from| from.carrier() == name);
-    req.headers
-        .get_all(name)
-        .iter()
-        .any(|v| token::carries(v) && !kept.is_some_and(|from| token::in_place(from, v)))
+    req.headers.get_all(name).iter().any(|v| {
+        client_token::carries(v) && !kept.is_some_and(|from| client_token::in_place(from, v))
+    })
 }
 
 /// The header names a client listed in `Connection` (lower case), besides the
@@ -219,7 +218,7 @@ mod tests {
     fn a_token_goes_from_every_place_but_the_one_a_rule_keeps() {
         let custom = HeaderName::from_static("x-stepgate-token");
         let stripped = Arc::new(Stripped::new([], [&custom]));
-        let token = format!("{}{}", token::PREFIX, "A".repeat(43));
+        let token = format!("{}{}", client_token::PREFIX, "A".repeat(43));
         let mut req = RequestHeader::build("GET", b"/", None).expect("request");
         req.insert_header("authorization", format!("Bearer {token}"))
             .expect("header");

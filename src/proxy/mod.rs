@@ -1,12 +1,12 @@
 //! The pingora side of the inline proxy: a thin [`ProxyHttp`] implementation.
 //!
-//! Hooks only translate: [`facts::gather`] reads what arrived,
+//! Hooks only translate: [`arrival::gather`] reads what arrived,
 //! [`dispatch::dispatch`] decides, and the hook writes the answer out or hands
 //! the request to pingora with [`hygiene::prepare`] applied. No matching,
 //! crypto or store calls happen in a hook body.
 
+pub mod arrival;
 pub mod dispatch;
-pub mod facts;
 pub mod hygiene;
 pub mod respond;
 pub mod whoami;
@@ -21,8 +21,8 @@ use pingora::{Error, ErrorType};
 
 use crate::gateway::Gateway;
 
+use arrival::Arrival;
 use dispatch::{Action, Target};
-use facts::Arrival;
 use hygiene::Handoff;
 
 /// The inline proxy.
@@ -55,7 +55,7 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         // One snapshot for the whole request: reading it, judging it, answering it.
         let snapshot = self.gw.snapshot();
-        let arrival = match facts::gather(session, &snapshot.config) {
+        let arrival = match arrival::gather(session, &snapshot.config) {
             Ok(a) => a,
             Err(e) => {
                 tracing::info!(error = %e, "bad request");

@@ -2,7 +2,7 @@
 //! them, and finding or stripping our cookies in a request's `Cookie` headers.
 //!
 //! A cookie value is `base64url(token ‖ tag)`: a 128-bit random token (what
-//! [`crate::model::new_token`] makes) and `HMAC-SHA256(key, context ‖ cookie name ‖ token)`,
+//! [`crate::model::new_secret`] makes) and `HMAC-SHA256(key, context ‖ cookie name ‖ token)`,
 //! 64 characters in all. The store only knows the token's hash, so the cookie
 //! carries nothing but a random id. Keys come from `secrets.cookie_keys`: the
 //! first signs, every key verifies, so keys rotate without signing anyone out.
@@ -125,7 +125,7 @@ pub enum KeyError {
     TooShort { path: PathBuf, len: usize },
 }
 
-/// A token that is not what [`crate::model::new_token`] makes.
+/// A token that is not what [`crate::model::new_secret`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a session token must be {TOKEN_LEN} random bytes, base64url")]
 pub struct BadToken;
@@ -212,7 +212,7 @@ impl CookieKeys {
         URL_SAFE_NO_PAD.encode(out)
     }
 
-    /// The cookie value for `token` (a [`crate::model::new_token`]), signed with the first key.
+    /// The cookie value for `token` (a [`crate::model::new_secret`]), signed with the first key.
     pub fn seal(&self, kind: CookieKind, token: &str) -> Result<String, BadToken> {
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| BadToken)?;
         let raw: [u8; TOKEN_LEN] = raw.try_into().map_err(|_| BadToken)?;

@@ -17,10 +17,10 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::config::StoreSettings;
 
+use crate::client_token::ClientToken;
 use crate::model::{
     AppSession, AppView, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
-use crate::token::ClientToken;
 
 /// The longest a single-read item lives, whatever `put_once` is asked: ceremony
 /// states live at most 5 minutes; callback codes should ask for ≤ 60 s.

@@ -37,13 +37,13 @@ use redis::{AsyncCommands, Script};
 
 use super::codec::{corrupt, from_json, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
+use crate::client_token::ClientToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::model::{
     AppSession, AppView, AttestationProof, Credential, CredentialStanding, Grant, Invite,
     PortalSession, Timestamp, Verification,
 };
-use crate::token::ClientToken;
 
 /// The most any store call may take before it reports `Unavailable`.
 pub const OP_TIMEOUT: Duration = Duration::from_millis(900);

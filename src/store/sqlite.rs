@@ -26,12 +26,12 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
 use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
+use crate::client_token::ClientToken;
 use crate::clock::{Clock, SystemClock};
 use crate::model::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
     Verification,
 };
-use crate::token::ClientToken;
 
 /// How long a statement waits for another writer (CLI or server) before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use stepgate::client_token::ClientToken;
 use stepgate::model::{
     AppSession, AttestationProof, Credential, Grant, Invite, PortalSession, Timestamp, Verification,
 };
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
 use stepgate::store::{CounterCheck, Store, StoreError};
-use stepgate::token::ClientToken;
 use uuid::Uuid;
 
 use crate::kit::{self, RedisServer};

@@ -17,7 +17,7 @@ use crate::audit;
 use crate::config::Runtime;
 use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession};
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 
 /// How fresh the ceremony must be to revoke a passkey, in seconds.
 pub const REVOKE_MAX_AGE: i64 = 300;

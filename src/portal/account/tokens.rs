@@ -22,6 +22,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::audit::{self, CeremonyKind};
+use crate::client_token::{self, ClientToken, TokenRequest};
 use crate::config::{Rule, Runtime};
 use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession, Timestamp};
@@ -31,8 +32,7 @@ use crate::portal::ceremony::pending::{self, Pending};
 use crate::portal::ceremony::{core_credential, satisfies};
 use crate::portal::form::{Done, authorised, clean_label};
 use crate::portal::{PortalRequest, Refusal, Result, human_time, json, pages, sessions};
-use crate::routes::PortalRoute;
-use crate::token::{self, ClientToken, TokenRequest};
+use crate::reserved::PortalRoute;
 
 /// Lifetimes offered, in days (those above the operator's maximum are not).
 const DAYS: [u64; 5] = [1, 7, 30, 90, 365];
@@ -185,7 +185,7 @@ async fn mint(
         rules: rules.iter().map(|r| r.name.clone()).collect(),
         lifetime: lifetime.map(Duration::from_secs),
     };
-    let minted = token::mint(request, verification, now, rt.token_max_lifetime);
+    let minted = client_token::mint(request, verification, now, rt.token_max_lifetime);
     req.store()
         .add_token(&minted.token_hash, &minted.record)
         .await?;
@@ -276,7 +276,8 @@ fn mint_form(rt: &Runtime, rules: &[&Rule]) -> pages::MintForm {
         })
         .collect();
     let max_days = (rt.token_max_lifetime.as_secs() / DAY).max(1);
-    let default = (token::clamp_lifetime(None, rt.token_max_lifetime).as_secs() / DAY).max(1);
+    let default =
+        (client_token::clamp_lifetime(None, rt.token_max_lifetime).as_secs() / DAY).max(1);
     let mut days: Vec<u64> = DAYS.iter().copied().filter(|d| *d <= max_days).collect();
     if !days.contains(&max_days) {
         days.push(max_days);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Verification, new_token, token_hash};
+use crate::model::{Verification, new_secret, token_hash};
 use crate::portal::redirect::Target;
 use crate::portal::{PortalRequest, Refusal, Result};
-use crate::routes::PortalRoute;
+use crate::reserved::PortalRoute;
 
 /// Lifetime of a callback code.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
@@ -40,7 +40,7 @@ pub async fn callback_url(
     target: &Target,
     code: &CodeRecord,
 ) -> Result<String> {
-    let secret = new_token();
+    let secret = new_secret();
     let bytes = serde_json::to_vec(code).map_err(|_| Refusal::NotStored)?;
     req.store()
         .put_once(&code_key(&secret), &bytes, CODE_TTL)

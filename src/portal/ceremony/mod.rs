@@ -6,6 +6,7 @@
 
 pub mod assertion;
 pub mod code;
+pub mod cookie;
 pub mod pending;
 
 use webauthn_rs_core::proto::Credential as CoreCredential;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
+use super::cookie;
 use crate::exchange::Reply;
-use crate::model::{Invite, Timestamp, new_token, token_hash};
-use crate::portal::cookies;
+use crate::model::{Invite, Timestamp, new_secret, token_hash};
 use crate::portal::{PortalRequest, Refusal, Result, json};
 
 /// Lifetime of a ceremony state.
@@ -74,15 +74,15 @@ fn key(binding: &str, ceremony: &str) -> String {
 /// Store `pending` for this browser.
 pub async fn put(req: &PortalRequest<'_>, pending: Pending) -> Result<Begun> {
     let secure = req.rt.boot.portal.secure;
-    let (binding, set_cookie) = match cookies::ceremony(req.facts, secure) {
+    let (binding, set_cookie) = match cookie::ceremony(req.facts, secure) {
         Some(b) if b.len() >= 16 => (b, None),
         _ => {
-            let b = new_token();
-            let c = cookies::set_ceremony(secure, &b, COOKIE_AGE);
+            let b = new_secret();
+            let c = cookie::set_ceremony(secure, &b, COOKIE_AGE);
             (b, Some(c))
         }
     };
-    let ceremony = new_token();
+    let ceremony = new_secret();
     let stored = Stored {
         at: req.now,
         pending,
@@ -123,7 +123,7 @@ pub async fn begin_reply(
 
 /// Take (and so consume) the ceremony `ceremony` of this browser.
 pub async fn take(req: &PortalRequest<'_>, ceremony: &str) -> Result<Option<Pending>> {
-    let Some(binding) = cookies::ceremony(req.facts, req.rt.boot.portal.secure) else {
+    let Some(binding) = cookie::ceremony(req.facts, req.rt.boot.portal.secure) else {
         return Ok(None);
     };
     if ceremony.is_empty() || ceremony.len() > 64 {

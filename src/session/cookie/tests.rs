@@ -4,7 +4,7 @@ use http::HeaderValue;
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::new_token;
+use crate::model::new_secret;
 
 fn keys(seeds: &[u8]) -> CookieKeys {
     match CookieKeys::from_keys(seeds.iter().map(|s| vec![*s; 32]).collect()) {
@@ -33,14 +33,14 @@ fn headers(lines: &[&str]) -> HeaderMap {
 #[test]
 fn seal_open_round_trip() {
     let k = keys(&[1]);
-    let token = new_token();
+    let token = new_secret();
     let value = sealed(&k, CookieKind::App, &token);
     assert_eq!(value.len(), VALUE_LEN);
     assert_eq!(k.open(CookieKind::App, &value), Some(token.clone()));
     // A portal cookie is no app cookie and vice versa.
     assert_eq!(k.open(CookieKind::Portal, &value), None);
     // Fresh tokens give fresh values.
-    assert_ne!(sealed(&k, CookieKind::App, &new_token()), value);
+    assert_ne!(sealed(&k, CookieKind::App, &new_secret()), value);
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn seal_rejects_tokens_that_are_not_ours() {
 fn keys_rotate_first_signs_all_verify() {
     let old = keys(&[1]);
     let rotated = keys(&[2, 1]);
-    let token = new_token();
+    let token = new_secret();
     let by_old = sealed(&old, CookieKind::Portal, &token);
     assert_eq!(
         rotated.open(CookieKind::Portal, &by_old),
@@ -71,7 +71,7 @@ fn keys_rotate_first_signs_all_verify() {
 #[test]
 fn malformed_values_are_no_session() {
     let k = keys(&[7]);
-    let value = sealed(&k, CookieKind::App, &new_token());
+    let value = sealed(&k, CookieKind::App, &new_secret());
     let cases = [
         String::new(),
         value[..VALUE_LEN - 1].to_string(),
@@ -102,7 +102,7 @@ fn malformed_values_are_no_session() {
 #[test]
 fn cookie_is_found_once_or_not_at_all() {
     let k = keys(&[3]);
-    let token = new_token();
+    let token = new_secret();
     let v = sealed(&k, CookieKind::App, &token);
     let one = headers(&[&format!("a=1; stepgate_app={v}; b=2")]);
     assert_eq!(
@@ -227,7 +227,7 @@ fn key_files_load_or_fail_clearly() {
         Ok(k) => k,
         Err(e) => panic!("{e}"),
     };
-    let token = new_token();
+    let token = new_secret();
     assert_eq!(
         k.open(CookieKind::App, &sealed(&k, CookieKind::App, &token)),
         Some(token)
@@ -293,7 +293,7 @@ proptest! {
     #[test]
     fn flipping_any_bit_of_a_real_value_breaks_it(pos in 0..VALUE_LEN, bit in 0u8..8) {
         let k = keys(&[5]);
-        let v = sealed(&k, CookieKind::App, &new_token());
+        let v = sealed(&k, CookieKind::App, &new_secret());
         let mut b = v.into_bytes();
         b[pos] ^= 1 << bit;
         prop_assert_eq!(k.open_bytes(CookieKind::App, &b), None);

@@ -15,9 +15,9 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::{RedisStore, script};
+use crate::client_token::ClientToken;
 use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
-use crate::token::ClientToken;
 
 /// Shared Lua: end one token by id; returns 1 if it was live. Needs `P`.
 pub(super) const LUA_END_TOKEN: &str = r#"

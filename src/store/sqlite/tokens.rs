@@ -7,10 +7,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::client_token::ClientToken;
 use crate::model::Timestamp;
 use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
-use crate::token::ClientToken;
 
 /// The schema step that adds the table.
 pub(super) const SCHEMA: &str = "

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stepgate::client_token::{self, TokenRequest};
 use stepgate::gateway::Gateway;
 use stepgate::model::{
     AppSession, AttestationProof, Credential, Grant, PortalSession, Verification,
 };
 use stepgate::server::{self, ServeOptions, ServerHandle};
 use stepgate::store::{Store, StoreError};
-use stepgate::token::{self, TokenRequest};
 
 use super::clock::OffsetClock;
 use super::config::{TestConfig, runtime, write_key};
@@ -149,7 +149,7 @@ impl TestGateway {
             rules: rules.iter().map(|r| r.to_string()).collect(),
             lifetime: Some(Duration::from_secs(days * 86_400)),
         };
-        let minted = token::mint(request, verification, at, Duration::MAX);
+        let minted = client_token::mint(request, verification, at, Duration::MAX);
         let stored = tokio_rt().block_on(async {
             let store = own_store(&self.gw);
             match store.add_credential(&cred).await {
@@ -252,8 +252,8 @@ pub fn sign_in(
     grants: Vec<Grant>,
 ) -> String {
     let now = gw.now();
-    let portal_token = stepgate::model::new_token();
-    let app_token = stepgate::model::new_token();
+    let portal_token = stepgate::model::new_secret();
+    let app_token = stepgate::model::new_secret();
     let creds: Vec<Credential> = last_uv
         .iter()
         .chain(grants.iter().map(|g| &g.verification))

@@ -173,7 +173,7 @@ impl NetBrowser {
 
     /// Enroll `key` for `user`, labelled `label`, with an invite.
     pub fn enroll_as(&mut self, g: &TestGateway, key: &mut SoftPasskey, user: &str, label: &str) {
-        let token = stepgate::model::new_token();
+        let token = stepgate::model::new_secret();
         let invite = stepgate::model::Invite {
             user: user.into(),
             credential_ttl: None,

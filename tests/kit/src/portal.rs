@@ -15,7 +15,7 @@ use serde_json::Value;
 use stepgate::clock::Clock;
 use stepgate::exchange::{Facts, Reply};
 use stepgate::gateway::Gateway;
-use stepgate::model::{Invite, new_token, token_hash};
+use stepgate::model::{Invite, new_secret, token_hash};
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
 
 use super::authenticator::{assertion, registration};
@@ -191,7 +191,7 @@ impl Harness {
 
     /// An invite token for `user` (what `stepgate invite` prints in its URL).
     pub async fn invite(&self, user: &str, credential_ttl: Option<u64>) -> String {
-        let token = new_token();
+        let token = new_secret();
         let invite = Invite {
             user: user.into(),
             credential_ttl,
@@ -390,7 +390,7 @@ impl Browser {
         let jar = self.jar.entry(host).or_default();
         let state = jar
             .entry(state_name(secure).to_string())
-            .or_insert_with(new_token)
+            .or_insert_with(new_secret)
             .clone();
         let origin = u.origin().ascii_serialization();
         Some(self.gw.snapshot().keys.browser_binding(&state, &origin))

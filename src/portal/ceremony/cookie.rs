@@ -1,5 +1,5 @@
-//! The portal's own cookie, the ceremony binding, and shortcuts to the session
-//! cookie codec ([`crate::session::cookie`]) for the portal and app cookies.
+//! The ceremony cookie: the portal's own cookie that binds ceremony state to
+//! one browser. (Session cookies are [`crate::session::cookie`]'s.)
 //!
 //! The ceremony cookie holds a random id that binds ceremony state to one
 //! browser (portal host only, `SameSite=Strict`, ≤ 10 minutes); it
@@ -7,7 +7,6 @@
 //! codec. No cookie value is ever logged.
 
 use crate::exchange::Facts;
-pub use crate::session::cookie::{CookieKind, clear_cookie, set_cookie};
 
 /// The ceremony cookie's name: `__Host-` prefixed over https.
 pub fn ceremony_name(secure: bool) -> &'static str {
