@@ -207,21 +207,7 @@ fn open_networks(diags: &mut Diagnostics, p: &str, rule: &Rule, m: &Matcher) {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::check_str;
-
-    const BASE: &str = "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\n";
-
-    /// The warnings of `extra` under a minimal config, as `path: message`.
-    fn warnings(extra: &str) -> Vec<String> {
-        match check_str("t.yaml", &format!("{BASE}{extra}"), 0) {
-            Ok(c) => c
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {}", w.path, w.message))
-                .collect(),
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::config::test_warnings as warnings;
 
     fn rules(list: &[&str]) -> String {
         let mut s = String::from("rules:\n");

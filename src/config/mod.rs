@@ -53,6 +53,24 @@ pub(crate) fn test_runtime(yaml: &str) -> Runtime {
     }
 }
 
+/// The smallest config that compiles: unit tests add what they are about.
+#[cfg(test)]
+pub(crate) const TEST_BASE: &str =
+    "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\n";
+
+/// The warnings of `extra` under [`TEST_BASE`], as `path: message`.
+#[cfg(test)]
+pub(crate) fn test_warnings(extra: &str) -> Vec<String> {
+    match check_str("t.yaml", &format!("{TEST_BASE}{extra}"), 1_000_000) {
+        Ok(c) => c
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.path, w.message))
+            .collect(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Check config text; `file` is the name used in messages.
 pub fn check_str(file: &str, text: &str, now: i64) -> Result<Checked, ConfigError> {
     let (model, mut diags) = load::load(file, text);

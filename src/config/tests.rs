@@ -3,18 +3,7 @@
 use super::*;
 use crate::trust::{CaFile, MdsSource};
 
-const BASE: &str = "portal: { url: https://auth.home.lab }\nsecrets: { cookie_keys: [k] }\n";
-
-fn warnings(extra: &str) -> Vec<String> {
-    match check_str("t.yaml", &format!("{BASE}{extra}"), 1_000_000) {
-        Ok(c) => c
-            .warnings
-            .iter()
-            .map(|w| format!("{}: {}", w.path, w.message))
-            .collect(),
-        Err(e) => panic!("{e}"),
-    }
-}
+use super::{TEST_BASE as BASE, test_warnings as warnings};
 
 fn errors(text: &str) -> Vec<String> {
     match check_str("t.yaml", text, 1_000_000) {

@@ -34,7 +34,7 @@ pub enum Pending {
     Login {
         /// The validated target, if any.
         rd: Option<String>,
-        /// The browser binding the app host gave (see `login::CodeRecord`).
+        /// The browser binding the app host gave (see `super::code::CodeRecord`).
         binding: Option<String>,
         /// The user named before the ceremony (session or user name), if any.
         user: Option<String>,
