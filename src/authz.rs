@@ -26,9 +26,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::access::{self, Mode, Outcome};
 use crate::config::Runtime;
-use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
 use crate::headers;
+use crate::reply::Reply;
+use crate::request::Facts;
 use crate::request::forwarded::{self, is_trusted};
 use crate::request::{self, BadRequest, Described};
 use crate::reserved;

@@ -9,13 +9,13 @@
 //! - [`config`]: the YAML file, its checks, the validated [`config::Runtime`].
 //! - [`routing`]: host and path patterns, path normalisation, [`routing::Router`].
 //! - [`headers`]: what header names mean (identity, forwarded, meaning-changing, framing) and spelling folds.
-//! - [`request`]: the one builder of request facts (inline and forward-auth), request targets, forwarded headers.
+//! - [`request`]: the request facts every decision reads, their one builder (inline and forward-auth), request targets, forwarded headers.
 //! - [`policy`]: [`policy::decide`], the single decision point.
 //! - [`model`]: the records every layer passes around (passkeys, sessions, grants) and their ids.
 //! - [`session`]: session lifetimes, resolving a cookie to a session, the cookie codec, the lookup cache.
 //! - [`client_token`]: client tokens minted by a passkey for native clients (git, WebDAV, CalDAV, scripts).
 //! - [`store`]: the [`store::Store`] trait and its backends.
-//! - [`exchange`]: the request facts and replies handlers speak.
+//! - [`reply`]: the complete answers handlers write (refusals, pages, forward-auth answers).
 //! - [`gateway`]: the shared state of a running gateway.
 //! - [`clock`]: the one source of the current time (tests move it).
 //! - [`trust`]: authenticator sets and what proves a model: attestation roots and verified MDS3 blobs.
@@ -40,7 +40,6 @@ pub mod client_token;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod exchange;
 pub mod gateway;
 pub mod headers;
 pub mod model;
@@ -49,6 +48,7 @@ pub mod policy;
 pub mod portal;
 pub mod proxy;
 pub mod ratelimit;
+pub mod reply;
 pub mod request;
 pub mod reserved;
 pub mod routing;

@@ -8,11 +8,12 @@ use http::{HeaderName, StatusCode, header};
 
 use super::judge::Verdict;
 use crate::config::{Rule, Runtime, TokenFrom, TokenRule};
-use crate::exchange::{Facts, Reply};
 use crate::gateway::Snapshot;
 use crate::model::{Identity, new_secret};
 use crate::policy::{Decision, TokenReason};
+use crate::reply::Reply;
 use crate::request::BadRequest;
+use crate::request::Facts;
 use crate::reserved::PortalRoute;
 use crate::session::cookie::{CookieKeys, set_state_cookie, state_from_headers};
 

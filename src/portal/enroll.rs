@@ -20,9 +20,9 @@ use super::ceremony::pending::{self, Pending};
 use super::form::clean_label;
 use super::{PortalRequest, Refusal, Result, html, json, pages, sessions};
 use crate::audit::{self, CeremonyKind};
-use crate::exchange::Reply;
 use crate::model::{Credential, Invite, token_hash};
 use crate::policy;
+use crate::reply::Reply;
 use crate::reserved::PortalRoute;
 use crate::store::StoreError;
 

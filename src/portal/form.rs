@@ -5,8 +5,8 @@
 use http::StatusCode;
 
 use super::{PortalRequest, Refusal, Result, guard, sessions};
-use crate::exchange::Reply;
 use crate::model::PortalSession;
+use crate::reply::Reply;
 use crate::reserved::PortalRoute;
 
 /// The longest name a passkey or token may have, in characters.

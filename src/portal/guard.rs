@@ -7,8 +7,8 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::exchange::Facts;
 use crate::model::token_hash;
+use crate::request::Facts;
 
 /// Did this POST come from a page of the portal?
 pub fn same_origin(facts: &Facts, portal_origin: &str) -> bool {

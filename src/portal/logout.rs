@@ -13,8 +13,8 @@ use http::StatusCode;
 use super::sessions::{self, SIGNED_OUT, portal_signed_out, signed_out};
 use super::{PortalRequest, Refusal, Result, guard, html, pages};
 use crate::audit;
-use crate::exchange::Reply;
 use crate::model::{AppView, token_hash};
+use crate::reply::Reply;
 use crate::session::cookie::CookieKind;
 
 /// `GET /.stepgate/logout` on the portal host: a confirm button.

@@ -49,8 +49,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, RETRY_AFTER};
 
-use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
+use crate::reply::Reply;
+use crate::request::Facts;
 
 use crate::reserved;
 pub use crate::reserved::PortalRoute;

@@ -6,9 +6,9 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 
 use super::{PortalRequest, Result, html, pages};
-use crate::exchange::Reply;
 use crate::model::{ClientInfo, Credential, PortalSession, Verification};
 use crate::policy;
+use crate::reply::Reply;
 use crate::reserved::PortalRoute;
 use crate::session::cookie::{CookieKind, clear_cookie, set_cookie};
 use crate::session::lifecycle::{PortalLookup, new_portal_session, resolve_portal};

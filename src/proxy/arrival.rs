@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use pingora::protocols::http::ServerSession;
 
 use crate::config::Runtime;
-use crate::exchange::Facts;
+use crate::request::Facts;
 use crate::request::forwarded::{self, canonical_ip, is_trusted};
 use crate::request::{self, BadRequest, Described};
 

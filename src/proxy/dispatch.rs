@@ -12,8 +12,9 @@ use http::StatusCode;
 use crate::access::{self, Mode, Outcome};
 use crate::authz::{self, Endpoint};
 use crate::config::{Runtime, Upstream};
-use crate::exchange::{Facts, Reply};
 use crate::gateway::{Gateway, Snapshot};
+use crate::reply::Reply;
+use crate::request::Facts;
 
 use super::arrival::Arrival;
 use super::hygiene::Handoff;

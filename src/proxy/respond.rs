@@ -12,7 +12,7 @@ use http::StatusCode;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use crate::exchange::Reply;
+use crate::reply::Reply;
 
 /// The largest request body stepgate reads itself (portal JSON, forms).
 pub const BODY_LIMIT: usize = 64 * 1024;

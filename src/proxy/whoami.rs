@@ -4,7 +4,7 @@
 use http::StatusCode;
 use pingora::http::RequestHeader;
 
-use crate::exchange::Reply;
+use crate::reply::Reply;
 
 /// The whoami page for an already prepared upstream request.
 pub fn reply(req: &RequestHeader) -> Reply {

@@ -14,14 +14,16 @@
 //! [`forwarded`] owns whom forwarded headers are believed from and what they
 //! say (client address, scheme, single-valued headers).
 
+mod facts;
 pub mod forwarded;
+
+pub use facts::Facts;
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
 
 use crate::config::Runtime;
-use crate::exchange::Facts;
 use crate::routing::{AmbiguousCase, HostError, PathError, normalize_authority, normalize_path};
 
 /// Why a request is refused before any rule is looked at.

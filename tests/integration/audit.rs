@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use stepgate::exchange::Facts;
+use stepgate::request::Facts;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 use crate::kit::portal::*;

@@ -627,7 +627,7 @@ async fn portal_pages_on_an_app_host_bounce_to_the_portal() {
 async fn unknown_paths_are_404_and_wrong_methods_405() {
     let h = Harness::new().await;
     let mut b = h.browser();
-    let json_of = |r: &stepgate::exchange::Reply| -> serde_json::Value {
+    let json_of = |r: &stepgate::reply::Reply| -> serde_json::Value {
         serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null)
     };
     let r = b.get(&format!("{PORTAL}/.stepgate/api/login/begin")).await;

@@ -15,8 +15,8 @@ use super::{PortalRequest, Refusal, Result, guard, html, human_time, pages, sess
 
 use crate::audit;
 use crate::config::Runtime;
-use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession};
+use crate::reply::Reply;
 use crate::reserved::PortalRoute;
 
 /// How fresh the ceremony must be to revoke a passkey, in seconds.

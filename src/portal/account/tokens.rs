@@ -24,7 +24,6 @@ use serde::Deserialize;
 use crate::audit::{self, CeremonyKind};
 use crate::client_token::{self, ClientToken, TokenRequest};
 use crate::config::{Rule, Runtime};
-use crate::exchange::Reply;
 use crate::model::{Credential, PortalSession, Timestamp};
 use crate::policy;
 use crate::portal::ceremony::assertion::{self, Asserted, Seen};
@@ -32,6 +31,7 @@ use crate::portal::ceremony::pending::{self, Pending};
 use crate::portal::ceremony::{core_credential, satisfies};
 use crate::portal::form::{Done, authorised, clean_label};
 use crate::portal::{PortalRequest, Refusal, Result, human_time, json, pages, sessions};
+use crate::reply::Reply;
 use crate::reserved::PortalRoute;
 
 /// Lifetimes offered, in days (those above the operator's maximum are not).

@@ -6,7 +6,7 @@
 //! authenticates nothing by itself. Session cookies are HMAC-signed by the
 //! codec. No cookie value is ever logged.
 
-use crate::exchange::Facts;
+use crate::request::Facts;
 
 /// The ceremony cookie's name: `__Host-` prefixed over https.
 pub fn ceremony_name(secure: bool) -> &'static str {

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, RegistrationState};
 
 use super::cookie;
-use crate::exchange::Reply;
 use crate::model::{Invite, Timestamp, new_secret, token_hash};
 use crate::portal::{PortalRequest, Refusal, Result, json};
+use crate::reply::Reply;
 
 /// Lifetime of a ceremony state.
 pub const TTL: Duration = Duration::from_secs(300);

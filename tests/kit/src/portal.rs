@@ -13,9 +13,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 use stepgate::clock::Clock;
-use stepgate::exchange::{Facts, Reply};
 use stepgate::gateway::Gateway;
 use stepgate::model::{Invite, new_secret, token_hash};
+use stepgate::reply::Reply;
+use stepgate::request::Facts;
 use webauthn_authenticator_rs::AuthenticatorBackendHashedClientData;
 
 use super::authenticator::{assertion, registration};

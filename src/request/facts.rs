@@ -1,12 +1,9 @@
-//! The plain request and response values every handler speaks: [`Facts`]
-//! (what arrived, already normalised) in, [`Reply`] (a complete answer) out.
-//! Only `proxy/` knows about pingora, so every handler is testable without a
-//! server.
+//! [`Facts`]: what arrived, already checked and normalised — what every
+//! decision reads. Built only by `request::facts()`, for inline and forward-auth alike.
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::HeaderMap;
 
 /// What arrived, after host and path normalisation.
 #[derive(Debug, Clone)]
@@ -55,44 +52,5 @@ impl Facts {
             && self
                 .header("accept")
                 .is_some_and(|a| a.contains("text/html"))
-    }
-}
-
-/// A complete answer the gateway writes itself.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn new(status: StatusCode) -> Self {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    /// Add a header; values that are not valid header text are dropped (they
-    /// only ever come from our own formatting).
-    pub fn header(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
-        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
-            self.headers.push((name, v));
-        }
-        self
-    }
-
-    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Self {
-        self.body = body.into();
-        self.header(http::header::CONTENT_TYPE, content_type)
-    }
-
-    /// A 302/303 redirect.
-    pub fn redirect(status: StatusCode, location: &str) -> Self {
-        Reply::new(status)
-            .header(http::header::LOCATION, location)
-            .header(http::header::CACHE_CONTROL, "no-store")
     }
 }
