@@ -19,7 +19,10 @@
 //! Client tokens have keys of their own, described in [`tokens`].
 //!
 //! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
-//! multi-key change is one Lua script, so it is atomic. The per-request app
+//! multi-key change is one Lua script, so it is atomic. The scripts are files
+//! under `lua/`, each run with the shared `lua/prelude.lua` in front (the key
+//! prefix is ARGV[1]; the helpers that end a portal session, keep the
+//! credential → session index and end tokens live there, once). The per-request app
 //! session lookup is one script too: it returns the app session, its portal
 //! session, its grants and the standing of every credential those name. Every
 //! call is bounded by [`OP_TIMEOUT`]; any Redis error or timeout is
@@ -51,245 +54,25 @@ pub const OP_TIMEOUT: Duration = Duration::from_millis(900);
 mod link;
 use link::{Conn, Link};
 
-/// Shared Lua: end one portal session and its app sessions. Needs `P` defined.
-const LUA_END_PORTAL: &str = r#"
-local function end_portal(id)
-  local k = P .. 'portal:' .. id
-  local f = redis.call('HMGET', k, 'tok', 'user')
-  redis.call('SREM', P .. 'portals', id)
-  if not f[1] then return 0 end
-  redis.call('DEL', P .. 'ptok:' .. f[1], k)
-  local apps = P .. 'apps:' .. id
-  for _, a in ipairs(redis.call('SMEMBERS', apps)) do
-    local ak = P .. 'app:' .. a
-    local t = redis.call('HGET', ak, 'tok')
-    if t then redis.call('DEL', P .. 'atok:' .. t) end
-    redis.call('DEL', ak)
-  end
-  redis.call('DEL', apps)
-  if f[2] then redis.call('SREM', P .. 'portals:user:' .. f[2], id) end
-  return 1
-end
-local function now()
-  return tonumber(redis.call('TIME')[1])
-end
--- Let an index key live at least until `at`.
-local function extend(k, at)
-  local ttl = redis.call('TTL', k)
-  if ttl == -1 or now() + ttl < at then redis.call('EXPIREAT', k, at) end
-end
-"#;
-
-const LUA_ADD_PORTAL: &str = r#"
-local id, tok, user, data, seen, uv, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-if exp <= now() then return 0 end
-local k = P .. 'portal:' .. id
-redis.call('HSET', k, 'data', data, 'seen', seen, 'uv', uv, 'tok', tok, 'user', user, 'exp', exp)
-redis.call('EXPIREAT', k, exp)
-redis.call('SET', P .. 'ptok:' .. tok, id, 'EXAT', exp)
-redis.call('SADD', P .. 'portals', id)
-redis.call('SADD', P .. 'portals:user:' .. user, id)
-extend(P .. 'portals:user:' .. user, exp)
-for i = 9, #ARGV do
-  redis.call('SADD', P .. 'credsess:' .. ARGV[i], id)
-  extend(P .. 'credsess:' .. ARGV[i], exp)
-end
-return 1
-"#;
-
-const LUA_PORTAL_BY_TOKEN: &str = r#"
-local id = redis.call('GET', P .. 'ptok:' .. ARGV[2])
-if not id then return false end
-local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
-if not f[1] then return false end
-return {f[1], f[2] or '0', f[3] or ''}
-"#;
-
-const LUA_ROTATE_PORTAL: &str = r#"
-local old, new, uv, cred = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local id = redis.call('GET', P .. 'ptok:' .. old)
-if not id then return false end
-local k = P .. 'portal:' .. id
-local f = redis.call('HMGET', k, 'data', 'seen', 'uv', 'exp')
-if not f[1] then return false end
-local exp = tonumber(f[4])
-if exp <= now() then return false end
-redis.call('DEL', P .. 'ptok:' .. old)
-redis.call('SET', P .. 'ptok:' .. new, id, 'EXAT', exp)
-redis.call('HSET', k, 'tok', new)
-local cur = f[3] or ''
-if uv ~= '' then
-  redis.call('HSET', k, 'uv', uv)
-  cur = uv
-  redis.call('SADD', P .. 'credsess:' .. cred, id)
-  extend(P .. 'credsess:' .. cred, exp)
-end
-return {f[1], f[2] or '0', cur}
-"#;
-
-const LUA_TOUCH: &str = r#"
-local k, t = P .. ARGV[2], tonumber(ARGV[3])
-local s = redis.call('HGET', k, 'seen')
-if s and tonumber(s) < t then redis.call('HSET', k, 'seen', t) end
-return 1
-"#;
-
-const LUA_ADD_APP: &str = r#"
-local id, tok, portal, data, seen, grants, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-if exp <= now() then return 0 end
-if redis.call('EXISTS', P .. 'portal:' .. portal) == 0 then return 0 end
-local k = P .. 'app:' .. id
-redis.call('HSET', k, 'data', data, 'seen', seen, 'grants', grants, 'tok', tok, 'portal', portal)
-redis.call('EXPIREAT', k, exp)
-redis.call('SET', P .. 'atok:' .. tok, id, 'EXAT', exp)
-redis.call('SADD', P .. 'apps:' .. portal, id)
-extend(P .. 'apps:' .. portal, exp)
-for i = 9, #ARGV do
-  redis.call('SADD', P .. 'credsess:' .. ARGV[i], portal)
-  extend(P .. 'credsess:' .. ARGV[i], exp)
-end
-return 1
-"#;
-
-/// The app session, its portal session and grants, then `id, flagged,
-/// standing` for each credential the grants, the last assertion and the
-/// sign-in name that still exists (a credential stored before `standing`
-/// existed answers with its `data`, which has the same fields).
-const LUA_APP_VIEW: &str = r#"
-local id = redis.call('GET', P .. 'atok:' .. ARGV[2])
-if not id then return false end
-local a = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen', 'grants', 'portal')
-if not a[1] or not a[4] then return false end
-local p = redis.call('HMGET', P .. 'portal:' .. a[4], 'data', 'seen', 'uv')
-if not p[1] then return false end
-local out = {a[1], a[2] or '0', a[3] or '[]', p[1], p[2] or '0', p[3] or ''}
-local seen = {}
-local function standing(c)
-  if type(c) ~= 'string' or seen[c] then return end
-  seen[c] = true
-  local k = P .. 'cred:' .. c
-  local f = redis.call('HMGET', k, 'flagged', 'standing')
-  if not f[1] then return end
-  table.insert(out, c); table.insert(out, f[1])
-  table.insert(out, f[2] or redis.call('HGET', k, 'data'))
-end
-for _, g in ipairs(cjson.decode(a[3] or '[]')) do standing(g.verification.credential_id) end
-if p[3] and p[3] ~= '' then standing(cjson.decode(p[3]).credential_id) end
-standing(cjson.decode(p[1]).signed_in_with)
-return out
-"#;
-
-const LUA_REMOVE_APP: &str = r#"
-local k = P .. 'app:' .. ARGV[2]
-local f = redis.call('HMGET', k, 'tok', 'portal')
-if f[1] then redis.call('DEL', P .. 'atok:' .. f[1]) end
-if f[2] then redis.call('SREM', P .. 'apps:' .. f[2], ARGV[2]) end
-return redis.call('DEL', k)
-"#;
-
-const LUA_LIST_PORTALS: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
-  if f[1] then
-    table.insert(out, f[1]); table.insert(out, f[2] or '0'); table.insert(out, f[3] or '')
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_LIST_APPS: &str = r#"
-local set = P .. 'apps:' .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen')
-  if f[1] then
-    table.insert(out, f[1]); table.insert(out, f[2] or '0')
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_REVOKE_SESSION: &str = r#"
-return end_portal(ARGV[2])
-"#;
-
-const LUA_REVOKE_USER: &str = r#"
-local set = P .. 'portals:user:' .. ARGV[2]
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', set)) do n = n + end_portal(id) end
-redis.call('DEL', set)
-return n
-"#;
-
-const CRED_FIELDS: &str = "'data', 'counter', 'bs', 'last_used', 'label', 'flagged'";
-
-const LUA_ADD_CRED: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-if redis.call('EXISTS', k) == 1 then return 0 end
-redis.call('HSET', k, 'data', ARGV[4], 'counter', ARGV[5], 'bs', ARGV[6], 'last_used', ARGV[7], 'label', ARGV[8], 'flagged', ARGV[9], 'user', ARGV[3], 'standing', ARGV[10])
-redis.call('SADD', P .. 'creds', ARGV[2])
-redis.call('SADD', P .. 'creds:user:' .. ARGV[3], ARGV[2])
-return 1
-"#;
-
-const LUA_LIST_CREDS: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'cred:' .. id, FIELDS)
-  if f[1] then
-    for i = 1, 6 do table.insert(out, f[i] or '') end
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_RECORD_USE: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-local stored = redis.call('HGET', k, 'counter')
-if not stored then return 'missing' end
-stored = tonumber(stored)
-local new = tonumber(ARGV[3])
-if new > stored or (new == 0 and stored == 0) then
-  redis.call('HSET', k, 'counter', ARGV[3], 'bs', ARGV[4], 'last_used', ARGV[5])
-  return 'accepted'
-end
--- A possible clone: flag it and end every session it touched.
-redis.call('HSET', k, 'flagged', '1')
-local idx = P .. 'credsess:' .. ARGV[2]
-for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
-redis.call('DEL', idx)
-return 'regressed'
-"#;
-
-const LUA_RENAME_CRED: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'label', ARGV[3])
-return 1
-"#;
-
-const LUA_REVOKE_CRED: &str = r#"
-local id = ARGV[2]
-local k = P .. 'cred:' .. id
-local user = redis.call('HGET', k, 'user')
-local existed = redis.call('DEL', k)
-redis.call('SREM', P .. 'creds', id)
-if user then redis.call('SREM', P .. 'creds:user:' .. user, id) end
-local idx = P .. 'credsess:' .. id
-for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
-redis.call('DEL', idx)
-END_CREDENTIAL_TOKENS
-return existed
-"#;
+/// A script of `lua/`: the shared `lua/prelude.lua` (the key prefix from
+/// ARGV[1], the session, index and token helpers) followed by the file.
+macro_rules! lua {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/store/redis/lua/prelude.lua"
+            )),
+            "\n",
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/store/redis/lua/",
+                $file
+            ))
+        ))
+    };
+}
+pub(crate) use lua;
 
 /// All scripts, compiled once (their SHA-1s are computed here; Redis loads them on demand).
 struct Scripts {
@@ -311,35 +94,25 @@ struct Scripts {
     revoke_cred: Script,
 }
 
-fn script(body: &str) -> Script {
-    let src = format!(
-        "local P = ARGV[1]\n{LUA_END_PORTAL}\n{}\n{body}",
-        tokens::LUA_END_TOKEN
-    )
-    .replace("FIELDS", CRED_FIELDS)
-    .replace("END_CREDENTIAL_TOKENS", tokens::LUA_END_CREDENTIAL_TOKENS);
-    Script::new(&src)
-}
-
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            add_portal: script(LUA_ADD_PORTAL),
-            portal_by_token: script(LUA_PORTAL_BY_TOKEN),
-            rotate_portal: script(LUA_ROTATE_PORTAL),
-            touch: script(LUA_TOUCH),
-            add_app: script(LUA_ADD_APP),
-            app_view: script(LUA_APP_VIEW),
-            remove_app: script(LUA_REMOVE_APP),
-            list_portals: script(LUA_LIST_PORTALS),
-            list_apps: script(LUA_LIST_APPS),
-            revoke_session: script(LUA_REVOKE_SESSION),
-            revoke_user: script(LUA_REVOKE_USER),
-            add_cred: script(LUA_ADD_CRED),
-            list_creds: script(LUA_LIST_CREDS),
-            record_use: script(LUA_RECORD_USE),
-            rename_cred: script(LUA_RENAME_CRED),
-            revoke_cred: script(LUA_REVOKE_CRED),
+            add_portal: lua!("add_portal.lua"),
+            portal_by_token: lua!("portal_by_token.lua"),
+            rotate_portal: lua!("rotate_portal.lua"),
+            touch: lua!("touch.lua"),
+            add_app: lua!("add_app.lua"),
+            app_view: lua!("app_view.lua"),
+            remove_app: lua!("remove_app.lua"),
+            list_portals: lua!("list_portals.lua"),
+            list_apps: lua!("list_apps.lua"),
+            revoke_session: lua!("revoke_session.lua"),
+            revoke_user: lua!("revoke_user.lua"),
+            add_cred: lua!("add_cred.lua"),
+            list_creds: lua!("list_creds.lua"),
+            record_use: lua!("record_use.lua"),
+            rename_cred: lua!("rename_cred.lua"),
+            revoke_cred: lua!("revoke_cred.lua"),
         }
     }
 }
@@ -956,7 +729,7 @@ impl Store for RedisStore {
         let key = self.key("count", key);
         let ms = window.as_millis().max(1) as u64;
         static COUNT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::new(LUA_COUNT));
+            std::sync::LazyLock::new(|| Script::new(include_str!("redis/lua/count.lua")));
         let (count, ttl): (u64, i64) =
             self.with(move |mut c| async move {
                 COUNT.key(key).arg(by).arg(ms).invoke_async(&mut c).await
@@ -988,15 +761,3 @@ impl Store for RedisStore {
         tokens::revoke_user(self, user).await
     }
 }
-
-/// Add ARGV[1] to a fixed-window counter that expires ARGV[2] ms after its
-/// first hit; returns the count and the ms left in the window.
-const LUA_COUNT: &str = r#"
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {n, ttl}
-"#;

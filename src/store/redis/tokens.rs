@@ -7,78 +7,18 @@
 //! | `P token:ID` | hash | `hash`, `user`, `cred` (the minting credential), EXAT its expiry |
 //! | `P tokens`, `P tokens:user:U`, `P tokcred:CRED` | set | token ids (stale ids pruned on listing) |
 //!
-//! Every change is one Lua script, so it is atomic; revoking a credential ends
-//! its tokens in the same script ([`LUA_END_TOKEN`] is part of every script's prelude).
+//! Every change is one Lua script (`lua/*_token*.lua`), so it is atomic;
+//! revoking a credential ends its tokens in the same script (`end_token` and
+//! `end_tokens_in` live in `lua/prelude.lua`).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::{RedisStore, script};
+use super::{RedisStore, lua};
 use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
 use crate::token::ClientToken;
-
-/// Shared Lua: end one token by id; returns 1 if it was live. Needs `P`.
-pub(super) const LUA_END_TOKEN: &str = r#"
-local function end_token(id)
-  local k = P .. 'token:' .. id
-  local f = redis.call('HMGET', k, 'hash', 'user', 'cred')
-  redis.call('SREM', P .. 'tokens', id)
-  if not f[1] then return 0 end
-  local live = redis.call('DEL', P .. 'ttok:' .. f[1])
-  redis.call('DEL', k)
-  if f[2] then redis.call('SREM', P .. 'tokens:user:' .. f[2], id) end
-  if f[3] then redis.call('SREM', P .. 'tokcred:' .. f[3], id) end
-  return live
-end
-local function end_tokens_in(set)
-  local n = 0
-  for _, id in ipairs(redis.call('SMEMBERS', set)) do n = n + end_token(id) end
-  redis.call('DEL', set)
-  return n
-end
-"#;
-
-const LUA_ADD: &str = r#"
-local id, hash, user, cred, data, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
-if exp <= now() then return 1 end
-local k = P .. 'token:' .. id
-if redis.call('EXISTS', k) == 1 or redis.call('EXISTS', P .. 'ttok:' .. hash) == 1 then return 0 end
-redis.call('SET', P .. 'ttok:' .. hash, data, 'EXAT', exp)
-redis.call('HSET', k, 'hash', hash, 'user', user, 'cred', cred)
-redis.call('EXPIREAT', k, exp)
-redis.call('SADD', P .. 'tokens', id)
-redis.call('SADD', P .. 'tokens:user:' .. user, id)
-extend(P .. 'tokens:user:' .. user, exp)
-redis.call('SADD', P .. 'tokcred:' .. cred, id)
-extend(P .. 'tokcred:' .. cred, exp)
-return 1
-"#;
-
-const LUA_LIST: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local h = redis.call('HGET', P .. 'token:' .. id, 'hash')
-  local data = h and redis.call('GET', P .. 'ttok:' .. h)
-  if data then table.insert(out, data) else redis.call('SREM', set, id) end
-end
-return out
-"#;
-
-const LUA_REVOKE: &str = r#"
-return end_token(ARGV[2])
-"#;
-
-const LUA_REVOKE_USER: &str = r#"
-return end_tokens_in(P .. 'tokens:user:' .. ARGV[2])
-"#;
-
-/// Lua: end every token minted with credential `id` (part of revoking it). Needs `id`.
-pub(super) const LUA_END_CREDENTIAL_TOKENS: &str = r#"
-end_tokens_in(P .. 'tokcred:' .. id)
-"#;
 
 struct Scripts {
     add: Script,
@@ -88,10 +28,10 @@ struct Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    add: script(LUA_ADD),
-    list: script(LUA_LIST),
-    revoke: script(LUA_REVOKE),
-    revoke_user: script(LUA_REVOKE_USER),
+    add: lua!("add_token.lua"),
+    list: lua!("list_tokens.lua"),
+    revoke: lua!("revoke_token.lua"),
+    revoke_user: lua!("revoke_user_tokens.lua"),
 });
 
 pub(super) async fn add(
