@@ -6,6 +6,7 @@
 //! 503: a store in doubt never lets a request through.
 
 mod codec;
+mod order;
 pub mod redis;
 pub mod sqlite;
 
@@ -61,6 +62,11 @@ pub struct SharedCount {
 }
 
 /// Everything stepgate stores. All methods are atomic on their own.
+///
+/// Every list comes in one order on every backend (strings compare bytewise):
+/// credentials, portal sessions and client tokens by user, creation time, id;
+/// app sessions by creation time, id; grants in the order they were given;
+/// the credential standings of an [`AppView`] by credential id.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Is the backend answering?
@@ -70,7 +76,7 @@ pub trait Store: Send + Sync + 'static {
     /// Add a credential; `Conflict` when its id is registered anywhere.
     async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError>;
     async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError>;
-    /// All credentials, or one user's.
+    /// All credentials, or one user's, by user, creation time and id.
     async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError>;
     async fn count_credentials(&self) -> Result<u64, StoreError>;
     /// Atomically compare and store the sign counter and backup state after a ceremony.
@@ -131,8 +137,9 @@ pub trait Store: Send + Sync + 'static {
         session: &AppSession,
         grants: &[Grant],
     ) -> Result<(), StoreError>;
-    /// The app session for a cookie token with its portal session and grants;
-    /// `None` if either session is gone.
+    /// The app session for a cookie token with its portal session, its grants
+    /// (in the order given) and the standing of the credentials it rests on (by
+    /// id); `None` if either session is gone.
     async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError>;
     async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
     /// End one app session (e.g. replaced by a newer one on the same host).
@@ -141,8 +148,9 @@ pub trait Store: Send + Sync + 'static {
     async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError>;
 
     // --- listing and revocation ---
-    /// Portal sessions, all or one user's.
+    /// Live portal sessions, all or one user's, by user, creation time and id.
     async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError>;
+    /// The live app sessions of a portal session, by creation time and id.
     async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError>;
     /// End a portal session (by public id) and all its app sessions.
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError>;

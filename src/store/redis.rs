@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 
 use super::codec::{corrupt, from_json, to_json, unavailable};
-use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError, order};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::model::{
@@ -220,7 +220,11 @@ fn standings_from(rest: &[String]) -> Result<Vec<CredentialStanding>, StoreError
             }
             _ => Err(corrupt("app session: a credential standing is cut short")),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|mut v| {
+            order::standings(&mut v);
+            v
+        })
 }
 
 fn flag(b: bool) -> &'static str {
@@ -432,7 +436,7 @@ impl Store for RedisStore {
             .iter()
             .map(|r| credential_from(r))
             .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+        order::credentials(&mut out);
         Ok(out)
     }
 
@@ -689,7 +693,7 @@ impl Store for RedisStore {
             .collect::<Result<Vec<_>, _>>()?;
         let now = self.clock.now();
         out.retain(|p| p.expires_at > now);
-        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+        order::portal_sessions(&mut out);
         Ok(out)
     }
 
@@ -702,7 +706,7 @@ impl Store for RedisStore {
                 _ => Err(corrupt("app session: wrong number of fields")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        order::app_sessions(&mut out);
         Ok(out)
     }
 

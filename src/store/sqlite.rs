@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
-use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError};
+use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError, order};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
@@ -366,12 +366,15 @@ fn standings(conn: &Connection, portal_id: &str) -> Result<Vec<CredentialStandin
     let rows = stmt
         .query_map([portal_id], standing_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
+    let mut out = rows
+        .into_iter()
         .map(|(mut c, attestation)| {
             c.attestation = from_json_opt(attestation)?;
             Ok(c)
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    order::standings(&mut out);
+    Ok(out)
 }
 
 /// Drop every record whose absolute expiry has passed.
@@ -494,12 +497,17 @@ impl Store for SqliteStore {
         self.run(move |conn, _| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM credentials \
-                     WHERE ?1 IS NULL OR user = ?1 ORDER BY user, created_at, id"
+                     WHERE ?1 IS NULL OR user = ?1"
             ))?;
             let rows = stmt
                 .query_map([user], credential_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter().map(finish_credential).collect()
+            let mut out = rows
+                .into_iter()
+                .map(finish_credential)
+                .collect::<Result<Vec<_>, _>>()?;
+            order::credentials(&mut out);
+            Ok(out)
         })
         .await
     }
@@ -867,13 +875,17 @@ impl Store for SqliteStore {
         self.run(move |conn, clock| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {PORTAL_COLUMNS} FROM portal_sessions \
-                     WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
-                     ORDER BY user, created_at, id"
+                     WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2"
             ))?;
             let rows = stmt
                 .query_map(params![user, clock.now()], portal_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter().map(finish_portal).collect()
+            let mut out = rows
+                .into_iter()
+                .map(finish_portal)
+                .collect::<Result<Vec<_>, _>>()?;
+            order::portal_sessions(&mut out);
+            Ok(out)
         })
         .await
     }
@@ -883,11 +895,12 @@ impl Store for SqliteStore {
         self.run(move |conn, clock| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {APP_COLUMNS} FROM app_sessions \
-                     WHERE portal_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
+                     WHERE portal_id = ?1 AND expires_at > ?2"
             ))?;
-            let rows = stmt
+            let mut rows = stmt
                 .query_map(params![id, clock.now()], app_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            order::app_sessions(&mut rows);
             Ok(rows)
         })
         .await

@@ -16,8 +16,8 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::{RedisStore, lua};
-use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
+use crate::store::{StoreError, order};
 use crate::token::ClientToken;
 
 struct Scripts {
@@ -90,7 +90,7 @@ pub(super) async fn list(
         .map(|d| from_json::<ClientToken>(d))
         .collect::<Result<Vec<_>, _>>()?;
     out.retain(|t| t.is_live(now));
-    out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+    order::tokens(&mut out);
     Ok(out)
 }
 

@@ -8,8 +8,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::model::Timestamp;
-use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
+use crate::store::{StoreError, order};
 use crate::token::ClientToken;
 
 /// The schema step that adds the table.
@@ -115,13 +115,17 @@ pub(super) fn list(
     now: Timestamp,
 ) -> Result<Vec<ClientToken>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
-             ORDER BY user, created_at, id"
+        "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2"
     ))?;
     let rows = stmt
         .query_map(params![user, now], row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(finish).collect()
+    let mut out = rows
+        .into_iter()
+        .map(finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    order::tokens(&mut out);
+    Ok(out)
 }
 
 /// Delete live tokens where `column = value`; returns how many were live.
