@@ -41,6 +41,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Result of [`Store::set_counter_if`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterSwap {
+    /// The stored counter was the expected one and is now the new one.
+    Set,
+    /// The stored counter had moved on to this value: nothing was written.
+    Moved(u32),
+    /// No such credential.
+    Missing,
+}
+
+/// How often [`Store::record_use`] re-reads a counter that moved under it
+/// before it gives up (fail closed); each retry sees a higher counter.
+const RECORD_USE_TRIES: usize = 8;
+
 /// Result of recording a credential's use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CounterCheck {
@@ -79,14 +94,56 @@ pub trait Store: Send + Sync + 'static {
     /// All credentials, or one user's, by user, creation time and id.
     async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError>;
     async fn count_credentials(&self) -> Result<u64, StoreError>;
-    /// Atomically compare and store the sign counter and backup state after a ceremony.
+    /// Record a ceremony's sign counter and backup state. The rule is
+    /// [`Credential::counter_moves_forward`]; the write is a compare-and-set
+    /// ([`Self::set_counter_if`]), so of concurrent uses with one counter only
+    /// one is accepted. A counter that does not move forward flags the
+    /// credential and ends every session it touched ([`Self::flag_credential`]).
     async fn record_use(
         &self,
         id: &str,
         counter: u32,
         backup_state: bool,
         now: Timestamp,
-    ) -> Result<CounterCheck, StoreError>;
+    ) -> Result<CounterCheck, StoreError> {
+        let Some(mut stored) = self.credential(id).await?.map(|c| c.counter) else {
+            return Ok(CounterCheck::Missing);
+        };
+        for _ in 0..RECORD_USE_TRIES {
+            if !Credential::counter_moves_forward(stored, counter) {
+                return Ok(if self.flag_credential(id).await? {
+                    CounterCheck::Regressed
+                } else {
+                    CounterCheck::Missing
+                });
+            }
+            match self
+                .set_counter_if(id, stored, counter, backup_state, now)
+                .await?
+            {
+                CounterSwap::Set => return Ok(CounterCheck::Accepted),
+                CounterSwap::Moved(current) => stored = current,
+                CounterSwap::Missing => return Ok(CounterCheck::Missing),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the sign counter kept moving under this ceremony".into(),
+        ))
+    }
+    /// Primitive: if credential `id`'s stored counter is still `expected`, store
+    /// `counter`, `backup_state` and `last_used_at = now`, atomically.
+    async fn set_counter_if(
+        &self,
+        id: &str,
+        expected: u32,
+        counter: u32,
+        backup_state: bool,
+        now: Timestamp,
+    ) -> Result<CounterSwap, StoreError>;
+    /// Primitive: flag credential `id` (a possible clone) and end every portal
+    /// session (with its app sessions) indexed under it, in one step; `false`
+    /// if there is no such credential.
+    async fn flag_credential(&self, id: &str) -> Result<bool, StoreError>;
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError>;
     /// Remove a credential and end every portal session (with its app sessions)
     /// that any ceremony with it touched: its sign-in, a later step-up (`last_uv`,

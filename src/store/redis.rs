@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 
 use super::codec::{corrupt, from_json, to_json, unavailable};
-use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError, order};
+use super::{CounterSwap, MAX_ONCE_TTL, SharedCount, Store, StoreError, order};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::model::{
@@ -89,7 +89,8 @@ struct Scripts {
     revoke_user: Script,
     add_cred: Script,
     list_creds: Script,
-    record_use: Script,
+    set_counter_if: Script,
+    flag_credential: Script,
     rename_cred: Script,
     revoke_cred: Script,
 }
@@ -110,7 +111,8 @@ impl Scripts {
             revoke_user: lua!("revoke_user.lua"),
             add_cred: lua!("add_cred.lua"),
             list_creds: lua!("list_creds.lua"),
-            record_use: lua!("record_use.lua"),
+            set_counter_if: lua!("set_counter_if.lua"),
+            flag_credential: lua!("flag_credential.lua"),
             rename_cred: lua!("rename_cred.lua"),
             revoke_cred: lua!("revoke_cred.lua"),
         }
@@ -446,27 +448,34 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn record_use(
+    async fn set_counter_if(
         &self,
         id: &str,
+        expected: u32,
         counter: u32,
         backup_state: bool,
         now: Timestamp,
-    ) -> Result<CounterCheck, StoreError> {
-        let (counter, now) = (counter.to_string(), now.to_string());
-        // A flag lost in a failover would let a cloned passkey in again.
+    ) -> Result<CounterSwap, StoreError> {
+        let (expected, counter, now) = (expected.to_string(), counter.to_string(), now.to_string());
         let r: String = self
-            .eval_durable(
-                &self.scripts.record_use,
-                &[id, &counter, flag(backup_state), &now],
-                |r: &String| r == "regressed",
+            .eval(
+                &self.scripts.set_counter_if,
+                &[id, &expected, &counter, flag(backup_state), &now],
             )
             .await?;
         match r.as_str() {
-            "accepted" => Ok(CounterCheck::Accepted),
-            "regressed" => Ok(CounterCheck::Regressed),
-            _ => Ok(CounterCheck::Missing),
+            "set" => Ok(CounterSwap::Set),
+            "missing" => Ok(CounterSwap::Missing),
+            stored => Ok(CounterSwap::Moved(num(stored)?)),
         }
+    }
+
+    async fn flag_credential(&self, id: &str) -> Result<bool, StoreError> {
+        // A flag lost in a failover would let a cloned passkey in again.
+        let n: i64 = self
+            .eval_durable(&self.scripts.flag_credential, &[id], |_| true)
+            .await?;
+        Ok(n == 1)
     }
 
     async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError> {

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
-use super::{CounterCheck, MAX_ONCE_TTL, Store, StoreError, order};
+use super::{CounterSwap, MAX_ONCE_TTL, Store, StoreError, order};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
@@ -520,41 +520,49 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_use(
+    async fn set_counter_if(
         &self,
         id: &str,
+        expected: u32,
         counter: u32,
         backup_state: bool,
         now: Timestamp,
-    ) -> Result<CounterCheck, StoreError> {
+    ) -> Result<CounterSwap, StoreError> {
         let id = id.to_string();
         self.run(move |conn, _| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let stored: Option<u32> = tx
-                .query_row(
+            let n = tx.execute(
+                "UPDATE credentials SET counter = ?3, backup_state = ?4, last_used_at = ?5 \
+                 WHERE id = ?1 AND counter = ?2",
+                params![id, expected, counter, backup_state, now],
+            )?;
+            let swap = if n > 0 {
+                CounterSwap::Set
+            } else {
+                tx.query_row(
                     "SELECT counter FROM credentials WHERE id = ?1",
                     [&id],
                     |r| r.get(0),
                 )
-                .optional()?;
-            let Some(stored) = stored else {
-                return Ok(CounterCheck::Missing);
-            };
-            let check = if counter > stored || (counter == 0 && stored == 0) {
-                tx.execute(
-                    "UPDATE credentials SET counter = ?2, backup_state = ?3, last_used_at = ?4 \
-                     WHERE id = ?1",
-                    params![id, counter, backup_state, now],
-                )?;
-                CounterCheck::Accepted
-            } else {
-                // A possible clone: flag it and end every session it touched.
-                tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])?;
-                end_sessions_of_credential(&tx, &id)?;
-                CounterCheck::Regressed
+                .optional()?
+                .map_or(CounterSwap::Missing, CounterSwap::Moved)
             };
             tx.commit()?;
-            Ok(check)
+            Ok(swap)
+        })
+        .await
+    }
+
+    async fn flag_credential(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn, _| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute("UPDATE credentials SET flagged = 1 WHERE id = ?1", [&id])?;
+            if n > 0 {
+                end_sessions_of_credential(&tx, &id)?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
         })
         .await
     }

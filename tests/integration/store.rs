@@ -9,7 +9,7 @@ use stepgate::model::{
 };
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
-use stepgate::store::{CounterCheck, Store, StoreError};
+use stepgate::store::{CounterCheck, CounterSwap, Store, StoreError};
 use stepgate::token::ClientToken;
 use uuid::Uuid;
 
@@ -882,6 +882,37 @@ async fn lists_come_in_one_order(s: Arc<dyn Store>) {
     );
 }
 
+/// The primitives `record_use` is built on: a compare-and-set of the counter
+/// that reports the counter it found, and a flag that ends the sessions
+/// indexed under the credential in the same step.
+async fn counter_primitives_compare_and_flag(s: Arc<dyn Store>) {
+    let t = now();
+    ok(s.add_credential(&credential("k", "alice")).await); // counter 5
+    assert_eq!(
+        ok(s.set_counter_if("k", 4, 9, true, t).await),
+        CounterSwap::Moved(5)
+    );
+    assert_eq!(
+        ok(s.set_counter_if("k", 5, 9, true, t).await),
+        CounterSwap::Set
+    );
+    assert_eq!(
+        ok(s.credential("k").await).map(|c| (c.counter, c.backup_state, c.last_used_at)),
+        Some((9, true, Some(t)))
+    );
+    assert_eq!(
+        ok(s.set_counter_if("nope", 0, 1, false, t).await),
+        CounterSwap::Missing
+    );
+
+    let p = portal("p1", "alice", Some("k"));
+    ok(s.add_portal_session("ptok", &p).await);
+    assert!(ok(s.flag_credential("k").await));
+    assert_eq!(ok(s.portal_session("ptok").await), None);
+    assert_eq!(ok(s.credential("k").await).map(|c| c.flagged), Some(true));
+    assert!(!ok(s.flag_credential("nope").await));
+}
+
 async fn store_answers_ping(s: Arc<dyn Store>) {
     ok(s.ping().await);
 }
@@ -930,6 +961,7 @@ conformance!(
     tokens_end_at_their_expiry,
     revoking_a_credential_ends_its_tokens,
     lists_come_in_one_order,
+    counter_primitives_compare_and_flag,
 );
 
 // ------------------------------------------------------- backend-specific
