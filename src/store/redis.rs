@@ -39,7 +39,10 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
 
 use super::codec::{corrupt, from_json, to_json, unavailable};
-use super::{CounterSwap, MAX_ONCE_TTL, SharedCount, Store, StoreError, order};
+use super::{
+    CounterSwap, CredentialStore, EphemeralStore, MAX_ONCE_TTL, SessionStore, SharedCount,
+    StoreError, TokenStore, order,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::model::{
@@ -366,18 +369,7 @@ fn rows(v: Vec<String>, width: usize) -> Vec<Vec<String>> {
 }
 
 #[async_trait]
-impl Store for RedisStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self
-            .with(move |mut c| async move { redis::cmd("PING").query_async(&mut c).await })
-            .await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(unavailable(format!("unexpected PING reply {pong:?}")))
-        }
-    }
-
+impl CredentialStore for RedisStore {
     async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
         let data = to_json(cred)?;
         let standing = to_json(&StandingRecord {
@@ -489,69 +481,10 @@ impl Store for RedisStore {
             .await?;
         Ok(n == 1)
     }
+}
 
-    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
-        if invite.expires_at <= self.clock.now() {
-            return Ok(());
-        }
-        let key = self.key("invite", token_hash);
-        let data = to_json(invite)?;
-        let at = invite.expires_at;
-        self.with(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(data)
-                .arg("EXAT")
-                .arg(at)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
-    }
-
-    async fn take_invite(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<Invite>, StoreError> {
-        let key = self.key("invite", token_hash);
-        let raw: Option<String> = self
-            .with(move |mut c| async move { c.get_del(key).await })
-            .await?;
-        match raw {
-            None => Ok(None),
-            Some(s) => {
-                let inv: Invite = from_json(&s)?;
-                Ok((now < inv.expires_at).then_some(inv))
-            }
-        }
-    }
-
-    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let ms = ttl.min(MAX_ONCE_TTL).as_millis() as u64;
-        if ms == 0 {
-            return Ok(());
-        }
-        let key = self.key("once", key);
-        let value = value.to_vec();
-        self.with(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
-    }
-
-    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = self.key("once", key);
-        self.with(move |mut c| async move { c.get_del(key).await })
-            .await
-    }
-
+#[async_trait]
+impl SessionStore for RedisStore {
     async fn add_portal_session(
         &self,
         token_hash: &str,
@@ -732,6 +665,94 @@ impl Store for RedisStore {
             .await?;
         Ok(n.max(0) as u64)
     }
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        tokens::add(self, token_hash, token).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        tokens::by_hash(self, token_hash).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        tokens::list(self, user).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        tokens::revoke(self, id).await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        tokens::revoke_user(self, user).await
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for RedisStore {
+    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        if invite.expires_at <= self.clock.now() {
+            return Ok(());
+        }
+        let key = self.key("invite", token_hash);
+        let data = to_json(invite)?;
+        let at = invite.expires_at;
+        self.with(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(data)
+                .arg("EXAT")
+                .arg(at)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_invite(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Invite>, StoreError> {
+        let key = self.key("invite", token_hash);
+        let raw: Option<String> = self
+            .with(move |mut c| async move { c.get_del(key).await })
+            .await?;
+        match raw {
+            None => Ok(None),
+            Some(s) => {
+                let inv: Invite = from_json(&s)?;
+                Ok((now < inv.expires_at).then_some(inv))
+            }
+        }
+    }
+
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let ms = ttl.min(MAX_ONCE_TTL).as_millis() as u64;
+        if ms == 0 {
+            return Ok(());
+        }
+        let key = self.key("once", key);
+        let value = value.to_vec();
+        self.with(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key("once", key);
+        self.with(move |mut c| async move { c.get_del(key).await })
+            .await
+    }
 
     async fn count_shared(
         &self,
@@ -752,25 +773,5 @@ impl Store for RedisStore {
             count,
             resets_in: Duration::from_millis(ttl.max(0) as u64),
         }))
-    }
-
-    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
-        tokens::add(self, token_hash, token).await
-    }
-
-    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
-        tokens::by_hash(self, token_hash).await
-    }
-
-    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
-        tokens::list(self, user).await
-    }
-
-    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        tokens::revoke(self, id).await
-    }
-
-    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
-        tokens::revoke_user(self, user).await
     }
 }

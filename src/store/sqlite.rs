@@ -25,7 +25,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::codec::{corrupt, from_json, from_json_opt, to_json, unavailable};
-use super::{CounterSwap, MAX_ONCE_TTL, Store, StoreError, order};
+use super::{
+    CounterSwap, CredentialStore, EphemeralStore, MAX_ONCE_TTL, SessionStore, StoreError,
+    TokenStore, order,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::model::{
     AppSession, AppView, Credential, CredentialStanding, Grant, Invite, PortalSession, Timestamp,
@@ -437,17 +440,7 @@ fn note_credential(conn: &Connection, portal_id: &str, credential: &str) -> Resu
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|c, _| {
-            c.query_row("SELECT count(*) FROM credentials", [], |r| {
-                r.get::<_, i64>(0)
-            })?;
-            Ok(())
-        })
-        .await
-    }
-
+impl CredentialStore for SqliteStore {
     async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
         let c = cred.clone();
         self.run(move |conn, _| {
@@ -591,87 +584,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
-        let (h, inv) = (token_hash.to_string(), invite.clone());
-        self.run(move |conn, clock| {
-            sweep(conn, clock)?;
-            conn.execute(
-                "INSERT INTO invites (token_hash, user, credential_ttl, expires_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    h,
-                    inv.user,
-                    inv.credential_ttl.map(|t| t.min(i64::MAX as u64) as i64),
-                    inv.expires_at
-                ],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn take_invite(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<Invite>, StoreError> {
-        let h = token_hash.to_string();
-        self.run(move |conn, clock| {
-            let row = conn
-                .query_row(
-                    "DELETE FROM invites WHERE token_hash = ?1 \
-                     RETURNING user, credential_ttl, expires_at",
-                    [h],
-                    |r| {
-                        Ok(Invite {
-                            user: r.get(0)?,
-                            credential_ttl: r.get::<_, Option<i64>>(1)?.map(|t| t.max(0) as u64),
-                            expires_at: r.get(2)?,
-                        })
-                    },
-                )
-                .optional()?;
-            // Judged by the caller's clock and by the wall clock (as Redis's TTL would).
-            Ok(row.filter(|i| now < i.expires_at && clock.now() < i.expires_at))
-        })
-        .await
-    }
-
-    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let (key, value) = (key.to_string(), value.to_vec());
-        let ttl = ttl.min(MAX_ONCE_TTL);
-        let expires = self
-            .inner
-            .clock
-            .now_ms()
-            .saturating_add(ttl.as_millis() as i64);
-        self.run(move |conn, clock| {
-            sweep(conn, clock)?;
-            conn.execute(
-                "INSERT OR REPLACE INTO once_items (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
-                params![key, value, expires],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_string();
-        self.run(move |conn, clock| {
-            let row: Option<(Vec<u8>, i64)> = conn
-                .query_row(
-                    "DELETE FROM once_items WHERE key = ?1 RETURNING value, expires_at_ms",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            Ok(row.filter(|(_, exp)| clock.now_ms() < *exp).map(|(v, _)| v))
-        })
-        .await
-    }
-
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn add_portal_session(
         &self,
         token_hash: &str,
@@ -878,6 +794,11 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
+        let id = app_id.to_string();
+        self.run(move |conn, _| grants_in(conn, &id)).await
+    }
+
     async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
         let user = user.map(str::to_string);
         self.run(move |conn, clock| {
@@ -914,11 +835,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
-        let id = app_id.to_string();
-        self.run(move |conn, _| grants_in(conn, &id)).await
-    }
-
     async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
         self.run(move |conn, _| Ok(end_portal_sessions(conn, "id = ?1", &id)? > 0))
@@ -937,7 +853,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl TokenStore for SqliteStore {
     async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
         let (h, t) = (token_hash.to_string(), token.clone());
         self.run(move |conn, clock| {
@@ -971,6 +890,89 @@ impl Store for SqliteStore {
         let user = user.to_string();
         self.run(move |conn, clock| tokens::remove(conn, tokens::Column::User, &user, clock.now()))
             .await
+    }
+}
+
+#[async_trait]
+impl EphemeralStore for SqliteStore {
+    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
+        let (h, inv) = (token_hash.to_string(), invite.clone());
+        self.run(move |conn, clock| {
+            sweep(conn, clock)?;
+            conn.execute(
+                "INSERT INTO invites (token_hash, user, credential_ttl, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    h,
+                    inv.user,
+                    inv.credential_ttl.map(|t| t.min(i64::MAX as u64) as i64),
+                    inv.expires_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_invite(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<Invite>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn, clock| {
+            let row = conn
+                .query_row(
+                    "DELETE FROM invites WHERE token_hash = ?1 \
+                     RETURNING user, credential_ttl, expires_at",
+                    [h],
+                    |r| {
+                        Ok(Invite {
+                            user: r.get(0)?,
+                            credential_ttl: r.get::<_, Option<i64>>(1)?.map(|t| t.max(0) as u64),
+                            expires_at: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?;
+            // Judged by the caller's clock and by the wall clock (as Redis's TTL would).
+            Ok(row.filter(|i| now < i.expires_at && clock.now() < i.expires_at))
+        })
+        .await
+    }
+
+    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_vec());
+        let ttl = ttl.min(MAX_ONCE_TTL);
+        let expires = self
+            .inner
+            .clock
+            .now_ms()
+            .saturating_add(ttl.as_millis() as i64);
+        self.run(move |conn, clock| {
+            sweep(conn, clock)?;
+            conn.execute(
+                "INSERT OR REPLACE INTO once_items (key, value, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![key, value, expires],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_string();
+        self.run(move |conn, clock| {
+            let row: Option<(Vec<u8>, i64)> = conn
+                .query_row(
+                    "DELETE FROM once_items WHERE key = ?1 RETURNING value, expires_at_ms",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.filter(|(_, exp)| clock.now_ms() < *exp).map(|(v, _)| v))
+        })
+        .await
     }
 }
 

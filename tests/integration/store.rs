@@ -9,7 +9,7 @@ use stepgate::model::{
 };
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
-use stepgate::store::{CounterCheck, CounterSwap, Store, StoreError};
+use stepgate::store::{CounterCheck, CounterSwap, CredentialStore, Store, StoreError, TokenStore};
 use stepgate::token::ClientToken;
 use uuid::Uuid;
 
