@@ -1,5 +1,5 @@
 //! Client tokens in Redis: keys, Lua scripts and the calls the
-//! [`super::RedisStore`]'s `Store` methods make for them.
+//! [`super::RedisStore`]'s `TokenStore` methods make for them.
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -13,11 +13,12 @@
 
 use std::sync::LazyLock;
 
+use async_trait::async_trait;
 use redis::Script;
 
 use super::{RedisStore, lua};
 use crate::store::codec::{from_json, to_json};
-use crate::store::{StoreError, order};
+use crate::store::{StoreError, TokenStore, order};
 use crate::token::ClientToken;
 
 struct Scripts {
@@ -102,4 +103,27 @@ pub(super) async fn revoke(s: &RedisStore, id: &str) -> Result<bool, StoreError>
 pub(super) async fn revoke_user(s: &RedisStore, user: &str) -> Result<u64, StoreError> {
     let n: i64 = s.eval(&SCRIPTS.revoke_user, &[user]).await?;
     Ok(n.max(0) as u64)
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        add(self, token_hash, token).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        by_hash(self, token_hash).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        list(self, user).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        revoke(self, id).await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        revoke_user(self, user).await
+    }
 }
