@@ -1,6 +1,12 @@
-//! The `Store` trait: every durable or short-lived record the gateway keeps.
+//! The store traits: every durable or short-lived record the gateway keeps,
+//! one trait per aggregate ([`CredentialStore`], [`SessionStore`],
+//! [`TokenStore`], [`EphemeralStore`]) and [`Store`], their union.
 //!
-//! Two backends implement it and pass one conformance suite: `sqlite`
+//! Rules about stored records are decided here and in `model`, once (the sign
+//! counter: [`CredentialStore::record_use`]); a backend offers only atomic
+//! primitives. Every list comes in the one order `order.rs` defines.
+//!
+//! Two backends implement them and pass one conformance suite: `sqlite`
 //! (embedded default) and `redis` (several gateway instances). Any backend
 //! failure surfaces as [`StoreError::Unavailable`], which the gateway turns into
 //! 503: a store in doubt never lets a request through.
