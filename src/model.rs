@@ -50,6 +50,14 @@ impl Credential {
         usable(self.flagged, self.expires_at, now)
     }
 
+    /// The sign-counter rule: may an assertion that reports `presented` follow
+    /// one that left `stored`? Only if the counter moved forward, or both are 0
+    /// (an authenticator that keeps no counter). Anything else is a possible
+    /// clone: the credential is flagged and every session it touched ends.
+    pub fn counter_moves_forward(stored: u32, presented: u32) -> bool {
+        presented > stored || (presented == 0 && stored == 0)
+    }
+
     /// What sessions resting on this credential need to know of it.
     pub fn standing(&self) -> CredentialStanding {
         CredentialStanding {
@@ -221,6 +229,17 @@ pub fn new_public_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counters_move_forward_or_stay_at_zero() {
+        use super::Credential;
+        assert!(Credential::counter_moves_forward(5, 6));
+        assert!(Credential::counter_moves_forward(0, 0));
+        assert!(Credential::counter_moves_forward(0, 1));
+        assert!(!Credential::counter_moves_forward(5, 5));
+        assert!(!Credential::counter_moves_forward(5, 4));
+        assert!(!Credential::counter_moves_forward(3, 0));
+    }
+
     use super::*;
 
     #[test]

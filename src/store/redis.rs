@@ -16,10 +16,15 @@
 //! | `P apps:PORTAL` | set | the app sessions of a portal session |
 //! | `P credsess:CRED` | set | portal sessions whose ceremonies used the credential |
 //!
-//! Client tokens have keys of their own, described in [`tokens`].
+//! Client tokens have keys of their own, described in [`tokens`]. The trait
+//! methods live one file per aggregate: [`credentials`], [`sessions`],
+//! [`tokens`] and [`ephemeral`].
 //!
 //! Sessions expire natively at their absolute `expires_at` (EXPIREAT). Every
-//! multi-key change is one Lua script, so it is atomic. The per-request app
+//! multi-key change is one Lua script, so it is atomic. The scripts are files
+//! under `lua/`, each run with the shared `lua/prelude.lua` in front (the key
+//! prefix is ARGV[1]; the helpers that end a portal session, keep the
+//! credential → session index and end tokens live there, once). The per-request app
 //! session lookup is one script too: it returns the app session, its portal
 //! session, its grants and the standing of every credential those name. Every
 //! call is bounded by [`OP_TIMEOUT`]; any Redis error or timeout is
@@ -27,22 +32,22 @@
 //! (reconnecting by itself once Redis is back), or the primary that Redis
 //! Sentinel names (found again after a failover).
 
+mod credentials;
+mod ephemeral;
+mod sessions;
 mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use redis::{AsyncCommands, Script};
+use redis::Script;
 
-use super::codec::{corrupt, from_json, to_json, unavailable};
-use super::{CounterCheck, MAX_ONCE_TTL, SharedCount, Store, StoreError};
-use crate::client_token::ClientToken;
+use super::codec::{corrupt, from_json, unavailable};
+use super::{StoreError, order};
 use crate::clock::{Clock, SystemClock};
 use crate::config::RedisTarget;
 use crate::model::{
-    AppSession, AppView, AttestationProof, Credential, CredentialStanding, Grant, Invite,
-    PortalSession, Timestamp, Verification,
+    AppSession, AttestationProof, Credential, CredentialStanding, PortalSession, Timestamp,
 };
 
 /// The most any store call may take before it reports `Unavailable`.
@@ -51,245 +56,25 @@ pub const OP_TIMEOUT: Duration = Duration::from_millis(900);
 mod link;
 use link::{Conn, Link};
 
-/// Shared Lua: end one portal session and its app sessions. Needs `P` defined.
-const LUA_END_PORTAL: &str = r#"
-local function end_portal(id)
-  local k = P .. 'portal:' .. id
-  local f = redis.call('HMGET', k, 'tok', 'user')
-  redis.call('SREM', P .. 'portals', id)
-  if not f[1] then return 0 end
-  redis.call('DEL', P .. 'ptok:' .. f[1], k)
-  local apps = P .. 'apps:' .. id
-  for _, a in ipairs(redis.call('SMEMBERS', apps)) do
-    local ak = P .. 'app:' .. a
-    local t = redis.call('HGET', ak, 'tok')
-    if t then redis.call('DEL', P .. 'atok:' .. t) end
-    redis.call('DEL', ak)
-  end
-  redis.call('DEL', apps)
-  if f[2] then redis.call('SREM', P .. 'portals:user:' .. f[2], id) end
-  return 1
-end
-local function now()
-  return tonumber(redis.call('TIME')[1])
-end
--- Let an index key live at least until `at`.
-local function extend(k, at)
-  local ttl = redis.call('TTL', k)
-  if ttl == -1 or now() + ttl < at then redis.call('EXPIREAT', k, at) end
-end
-"#;
-
-const LUA_ADD_PORTAL: &str = r#"
-local id, tok, user, data, seen, uv, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-if exp <= now() then return 0 end
-local k = P .. 'portal:' .. id
-redis.call('HSET', k, 'data', data, 'seen', seen, 'uv', uv, 'tok', tok, 'user', user, 'exp', exp)
-redis.call('EXPIREAT', k, exp)
-redis.call('SET', P .. 'ptok:' .. tok, id, 'EXAT', exp)
-redis.call('SADD', P .. 'portals', id)
-redis.call('SADD', P .. 'portals:user:' .. user, id)
-extend(P .. 'portals:user:' .. user, exp)
-for i = 9, #ARGV do
-  redis.call('SADD', P .. 'credsess:' .. ARGV[i], id)
-  extend(P .. 'credsess:' .. ARGV[i], exp)
-end
-return 1
-"#;
-
-const LUA_PORTAL_BY_TOKEN: &str = r#"
-local id = redis.call('GET', P .. 'ptok:' .. ARGV[2])
-if not id then return false end
-local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
-if not f[1] then return false end
-return {f[1], f[2] or '0', f[3] or ''}
-"#;
-
-const LUA_ROTATE_PORTAL: &str = r#"
-local old, new, uv, cred = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local id = redis.call('GET', P .. 'ptok:' .. old)
-if not id then return false end
-local k = P .. 'portal:' .. id
-local f = redis.call('HMGET', k, 'data', 'seen', 'uv', 'exp')
-if not f[1] then return false end
-local exp = tonumber(f[4])
-if exp <= now() then return false end
-redis.call('DEL', P .. 'ptok:' .. old)
-redis.call('SET', P .. 'ptok:' .. new, id, 'EXAT', exp)
-redis.call('HSET', k, 'tok', new)
-local cur = f[3] or ''
-if uv ~= '' then
-  redis.call('HSET', k, 'uv', uv)
-  cur = uv
-  redis.call('SADD', P .. 'credsess:' .. cred, id)
-  extend(P .. 'credsess:' .. cred, exp)
-end
-return {f[1], f[2] or '0', cur}
-"#;
-
-const LUA_TOUCH: &str = r#"
-local k, t = P .. ARGV[2], tonumber(ARGV[3])
-local s = redis.call('HGET', k, 'seen')
-if s and tonumber(s) < t then redis.call('HSET', k, 'seen', t) end
-return 1
-"#;
-
-const LUA_ADD_APP: &str = r#"
-local id, tok, portal, data, seen, grants, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-if exp <= now() then return 0 end
-if redis.call('EXISTS', P .. 'portal:' .. portal) == 0 then return 0 end
-local k = P .. 'app:' .. id
-redis.call('HSET', k, 'data', data, 'seen', seen, 'grants', grants, 'tok', tok, 'portal', portal)
-redis.call('EXPIREAT', k, exp)
-redis.call('SET', P .. 'atok:' .. tok, id, 'EXAT', exp)
-redis.call('SADD', P .. 'apps:' .. portal, id)
-extend(P .. 'apps:' .. portal, exp)
-for i = 9, #ARGV do
-  redis.call('SADD', P .. 'credsess:' .. ARGV[i], portal)
-  extend(P .. 'credsess:' .. ARGV[i], exp)
-end
-return 1
-"#;
-
-/// The app session, its portal session and grants, then `id, flagged,
-/// standing` for each credential the grants, the last assertion and the
-/// sign-in name that still exists (a credential stored before `standing`
-/// existed answers with its `data`, which has the same fields).
-const LUA_APP_VIEW: &str = r#"
-local id = redis.call('GET', P .. 'atok:' .. ARGV[2])
-if not id then return false end
-local a = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen', 'grants', 'portal')
-if not a[1] or not a[4] then return false end
-local p = redis.call('HMGET', P .. 'portal:' .. a[4], 'data', 'seen', 'uv')
-if not p[1] then return false end
-local out = {a[1], a[2] or '0', a[3] or '[]', p[1], p[2] or '0', p[3] or ''}
-local seen = {}
-local function standing(c)
-  if type(c) ~= 'string' or seen[c] then return end
-  seen[c] = true
-  local k = P .. 'cred:' .. c
-  local f = redis.call('HMGET', k, 'flagged', 'standing')
-  if not f[1] then return end
-  table.insert(out, c); table.insert(out, f[1])
-  table.insert(out, f[2] or redis.call('HGET', k, 'data'))
-end
-for _, g in ipairs(cjson.decode(a[3] or '[]')) do standing(g.verification.credential_id) end
-if p[3] and p[3] ~= '' then standing(cjson.decode(p[3]).credential_id) end
-standing(cjson.decode(p[1]).signed_in_with)
-return out
-"#;
-
-const LUA_REMOVE_APP: &str = r#"
-local k = P .. 'app:' .. ARGV[2]
-local f = redis.call('HMGET', k, 'tok', 'portal')
-if f[1] then redis.call('DEL', P .. 'atok:' .. f[1]) end
-if f[2] then redis.call('SREM', P .. 'apps:' .. f[2], ARGV[2]) end
-return redis.call('DEL', k)
-"#;
-
-const LUA_LIST_PORTALS: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'portal:' .. id, 'data', 'seen', 'uv')
-  if f[1] then
-    table.insert(out, f[1]); table.insert(out, f[2] or '0'); table.insert(out, f[3] or '')
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_LIST_APPS: &str = r#"
-local set = P .. 'apps:' .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'app:' .. id, 'data', 'seen')
-  if f[1] then
-    table.insert(out, f[1]); table.insert(out, f[2] or '0')
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_REVOKE_SESSION: &str = r#"
-return end_portal(ARGV[2])
-"#;
-
-const LUA_REVOKE_USER: &str = r#"
-local set = P .. 'portals:user:' .. ARGV[2]
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', set)) do n = n + end_portal(id) end
-redis.call('DEL', set)
-return n
-"#;
-
-const CRED_FIELDS: &str = "'data', 'counter', 'bs', 'last_used', 'label', 'flagged'";
-
-const LUA_ADD_CRED: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-if redis.call('EXISTS', k) == 1 then return 0 end
-redis.call('HSET', k, 'data', ARGV[4], 'counter', ARGV[5], 'bs', ARGV[6], 'last_used', ARGV[7], 'label', ARGV[8], 'flagged', ARGV[9], 'user', ARGV[3], 'standing', ARGV[10])
-redis.call('SADD', P .. 'creds', ARGV[2])
-redis.call('SADD', P .. 'creds:user:' .. ARGV[3], ARGV[2])
-return 1
-"#;
-
-const LUA_LIST_CREDS: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local f = redis.call('HMGET', P .. 'cred:' .. id, FIELDS)
-  if f[1] then
-    for i = 1, 6 do table.insert(out, f[i] or '') end
-  else
-    redis.call('SREM', set, id)
-  end
-end
-return out
-"#;
-
-const LUA_RECORD_USE: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-local stored = redis.call('HGET', k, 'counter')
-if not stored then return 'missing' end
-stored = tonumber(stored)
-local new = tonumber(ARGV[3])
-if new > stored or (new == 0 and stored == 0) then
-  redis.call('HSET', k, 'counter', ARGV[3], 'bs', ARGV[4], 'last_used', ARGV[5])
-  return 'accepted'
-end
--- A possible clone: flag it and end every session it touched.
-redis.call('HSET', k, 'flagged', '1')
-local idx = P .. 'credsess:' .. ARGV[2]
-for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
-redis.call('DEL', idx)
-return 'regressed'
-"#;
-
-const LUA_RENAME_CRED: &str = r#"
-local k = P .. 'cred:' .. ARGV[2]
-if redis.call('EXISTS', k) == 0 then return 0 end
-redis.call('HSET', k, 'label', ARGV[3])
-return 1
-"#;
-
-const LUA_REVOKE_CRED: &str = r#"
-local id = ARGV[2]
-local k = P .. 'cred:' .. id
-local user = redis.call('HGET', k, 'user')
-local existed = redis.call('DEL', k)
-redis.call('SREM', P .. 'creds', id)
-if user then redis.call('SREM', P .. 'creds:user:' .. user, id) end
-local idx = P .. 'credsess:' .. id
-for _, pid in ipairs(redis.call('SMEMBERS', idx)) do end_portal(pid) end
-redis.call('DEL', idx)
-END_CREDENTIAL_TOKENS
-return existed
-"#;
+/// A script of `lua/`: the shared `lua/prelude.lua` (the key prefix from
+/// ARGV[1], the session, index and token helpers) followed by the file.
+macro_rules! lua {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/store/redis/lua/prelude.lua"
+            )),
+            "\n",
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/store/redis/lua/",
+                $file
+            ))
+        ))
+    };
+}
+pub(crate) use lua;
 
 /// All scripts, compiled once (their SHA-1s are computed here; Redis loads them on demand).
 struct Scripts {
@@ -306,40 +91,32 @@ struct Scripts {
     revoke_user: Script,
     add_cred: Script,
     list_creds: Script,
-    record_use: Script,
+    set_counter_if: Script,
+    flag_credential: Script,
     rename_cred: Script,
     revoke_cred: Script,
-}
-
-fn script(body: &str) -> Script {
-    let src = format!(
-        "local P = ARGV[1]\n{LUA_END_PORTAL}\n{}\n{body}",
-        tokens::LUA_END_TOKEN
-    )
-    .replace("FIELDS", CRED_FIELDS)
-    .replace("END_CREDENTIAL_TOKENS", tokens::LUA_END_CREDENTIAL_TOKENS);
-    Script::new(&src)
 }
 
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            add_portal: script(LUA_ADD_PORTAL),
-            portal_by_token: script(LUA_PORTAL_BY_TOKEN),
-            rotate_portal: script(LUA_ROTATE_PORTAL),
-            touch: script(LUA_TOUCH),
-            add_app: script(LUA_ADD_APP),
-            app_view: script(LUA_APP_VIEW),
-            remove_app: script(LUA_REMOVE_APP),
-            list_portals: script(LUA_LIST_PORTALS),
-            list_apps: script(LUA_LIST_APPS),
-            revoke_session: script(LUA_REVOKE_SESSION),
-            revoke_user: script(LUA_REVOKE_USER),
-            add_cred: script(LUA_ADD_CRED),
-            list_creds: script(LUA_LIST_CREDS),
-            record_use: script(LUA_RECORD_USE),
-            rename_cred: script(LUA_RENAME_CRED),
-            revoke_cred: script(LUA_REVOKE_CRED),
+            add_portal: lua!("add_portal.lua"),
+            portal_by_token: lua!("portal_by_token.lua"),
+            rotate_portal: lua!("rotate_portal.lua"),
+            touch: lua!("touch.lua"),
+            add_app: lua!("add_app.lua"),
+            app_view: lua!("app_view.lua"),
+            remove_app: lua!("remove_app.lua"),
+            list_portals: lua!("list_portals.lua"),
+            list_apps: lua!("list_apps.lua"),
+            revoke_session: lua!("revoke_session.lua"),
+            revoke_user: lua!("revoke_user.lua"),
+            add_cred: lua!("add_cred.lua"),
+            list_creds: lua!("list_creds.lua"),
+            set_counter_if: lua!("set_counter_if.lua"),
+            flag_credential: lua!("flag_credential.lua"),
+            rename_cred: lua!("rename_cred.lua"),
+            revoke_cred: lua!("revoke_cred.lua"),
         }
     }
 }
@@ -447,7 +224,11 @@ fn standings_from(rest: &[String]) -> Result<Vec<CredentialStanding>, StoreError
             }
             _ => Err(corrupt("app session: a credential standing is cut short")),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|mut v| {
+            order::standings(&mut v);
+            v
+        })
 }
 
 fn flag(b: bool) -> &'static str {
@@ -585,418 +366,3 @@ impl RedisStore {
 fn rows(v: Vec<String>, width: usize) -> Vec<Vec<String>> {
     v.chunks(width).map(<[String]>::to_vec).collect()
 }
-
-#[async_trait]
-impl Store for RedisStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self
-            .with(move |mut c| async move { redis::cmd("PING").query_async(&mut c).await })
-            .await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(unavailable(format!("unexpected PING reply {pong:?}")))
-        }
-    }
-
-    async fn add_credential(&self, cred: &Credential) -> Result<(), StoreError> {
-        let data = to_json(cred)?;
-        let standing = to_json(&StandingRecord {
-            expires_at: cred.expires_at,
-            backup_eligible: cred.backup_eligible,
-            attestation: cred.attestation.clone(),
-        })?;
-        let counter = cred.counter.to_string();
-        let last_used = cred.last_used_at.map(|t| t.to_string()).unwrap_or_default();
-        let added: i64 = self
-            .eval(
-                &self.scripts.add_cred,
-                &[
-                    &cred.id,
-                    &cred.user,
-                    &data,
-                    &counter,
-                    flag(cred.backup_state),
-                    &last_used,
-                    &cred.label,
-                    flag(cred.flagged),
-                    &standing,
-                ],
-            )
-            .await?;
-        if added == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
-        }
-    }
-
-    async fn credential(&self, id: &str) -> Result<Option<Credential>, StoreError> {
-        let key = self.key("cred", id);
-        let f: Vec<Option<String>> = self
-            .with(move |mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(key)
-                    .arg(&["data", "counter", "bs", "last_used", "label", "flagged"])
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        if f.first().is_none_or(Option::is_none) {
-            return Ok(None);
-        }
-        let f: Vec<String> = f.into_iter().map(Option::unwrap_or_default).collect();
-        credential_from(&f).map(Some)
-    }
-
-    async fn credentials(&self, user: Option<&str>) -> Result<Vec<Credential>, StoreError> {
-        let set = match user {
-            Some(u) => format!("creds:user:{u}"),
-            None => "creds".to_string(),
-        };
-        let flat: Vec<String> = self.eval(&self.scripts.list_creds, &[&set]).await?;
-        let mut out = rows(flat, 6)
-            .iter()
-            .map(|r| credential_from(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
-        Ok(out)
-    }
-
-    async fn count_credentials(&self) -> Result<u64, StoreError> {
-        let key = format!("{}creds", self.prefix);
-        self.with(move |mut c| async move { c.scard(key).await })
-            .await
-    }
-
-    async fn record_use(
-        &self,
-        id: &str,
-        counter: u32,
-        backup_state: bool,
-        now: Timestamp,
-    ) -> Result<CounterCheck, StoreError> {
-        let (counter, now) = (counter.to_string(), now.to_string());
-        // A flag lost in a failover would let a cloned passkey in again.
-        let r: String = self
-            .eval_durable(
-                &self.scripts.record_use,
-                &[id, &counter, flag(backup_state), &now],
-                |r: &String| r == "regressed",
-            )
-            .await?;
-        match r.as_str() {
-            "accepted" => Ok(CounterCheck::Accepted),
-            "regressed" => Ok(CounterCheck::Regressed),
-            _ => Ok(CounterCheck::Missing),
-        }
-    }
-
-    async fn rename_credential(&self, id: &str, label: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.eval(&self.scripts.rename_cred, &[id, label]).await?;
-        Ok(n == 1)
-    }
-
-    async fn revoke_credential(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .eval_durable(&self.scripts.revoke_cred, &[id], |_| true)
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn add_invite(&self, token_hash: &str, invite: &Invite) -> Result<(), StoreError> {
-        if invite.expires_at <= self.clock.now() {
-            return Ok(());
-        }
-        let key = self.key("invite", token_hash);
-        let data = to_json(invite)?;
-        let at = invite.expires_at;
-        self.with(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(data)
-                .arg("EXAT")
-                .arg(at)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
-    }
-
-    async fn take_invite(
-        &self,
-        token_hash: &str,
-        now: Timestamp,
-    ) -> Result<Option<Invite>, StoreError> {
-        let key = self.key("invite", token_hash);
-        let raw: Option<String> = self
-            .with(move |mut c| async move { c.get_del(key).await })
-            .await?;
-        match raw {
-            None => Ok(None),
-            Some(s) => {
-                let inv: Invite = from_json(&s)?;
-                Ok((now < inv.expires_at).then_some(inv))
-            }
-        }
-    }
-
-    async fn put_once(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
-        let ms = ttl.min(MAX_ONCE_TTL).as_millis() as u64;
-        if ms == 0 {
-            return Ok(());
-        }
-        let key = self.key("once", key);
-        let value = value.to_vec();
-        self.with(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(value)
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
-    }
-
-    async fn take_once(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = self.key("once", key);
-        self.with(move |mut c| async move { c.get_del(key).await })
-            .await
-    }
-
-    async fn add_portal_session(
-        &self,
-        token_hash: &str,
-        session: &PortalSession,
-    ) -> Result<(), StoreError> {
-        let data = to_json(session)?;
-        let uv = session.last_uv.as_ref().map(to_json).transpose()?;
-        let (seen, exp) = (
-            session.last_seen_at.to_string(),
-            session.expires_at.to_string(),
-        );
-        let mut args: Vec<&str> = vec![
-            &session.id,
-            token_hash,
-            &session.user,
-            &data,
-            &seen,
-            uv.as_deref().unwrap_or_default(),
-            &exp,
-        ];
-        // The credentials it rests on: revoking or flagging one ends it.
-        args.extend(session.signed_in_with.as_deref());
-        args.extend(session.last_uv.as_ref().map(|v| v.credential_id.as_str()));
-        let _: i64 = self.eval(&self.scripts.add_portal, &args).await?;
-        Ok(())
-    }
-
-    async fn portal_session(&self, token_hash: &str) -> Result<Option<PortalSession>, StoreError> {
-        let f: Option<Vec<String>> = self
-            .eval(&self.scripts.portal_by_token, &[token_hash])
-            .await?;
-        match f.as_deref() {
-            Some([data, seen, uv]) => portal_from(data, seen, uv).map(Some),
-            Some(_) => Err(corrupt("portal session: wrong number of fields")),
-            None => Ok(None),
-        }
-    }
-
-    async fn rotate_portal_session(
-        &self,
-        old_token_hash: &str,
-        new_token_hash: &str,
-        last_uv: Option<&Verification>,
-    ) -> Result<Option<PortalSession>, StoreError> {
-        let uv = last_uv.map(to_json).transpose()?;
-        let cred = last_uv
-            .map(|v| v.credential_id.as_str())
-            .unwrap_or_default();
-        let f: Option<Vec<String>> = self
-            .eval(
-                &self.scripts.rotate_portal,
-                &[
-                    old_token_hash,
-                    new_token_hash,
-                    uv.as_deref().unwrap_or_default(),
-                    cred,
-                ],
-            )
-            .await?;
-        match f.as_deref() {
-            Some([data, seen, uv]) => portal_from(data, seen, uv).map(Some),
-            Some(_) => Err(corrupt("portal session: wrong number of fields")),
-            None => Ok(None),
-        }
-    }
-
-    async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let key = format!("portal:{id}");
-        let _: i64 = self
-            .eval(&self.scripts.touch, &[&key, &now.to_string()])
-            .await?;
-        Ok(())
-    }
-
-    async fn add_app_session(
-        &self,
-        token_hash: &str,
-        session: &AppSession,
-        grants: &[Grant],
-    ) -> Result<(), StoreError> {
-        let data = to_json(session)?;
-        let grants_json = to_json(&grants)?;
-        let (seen, exp) = (
-            session.last_seen_at.to_string(),
-            session.expires_at.to_string(),
-        );
-        let mut args: Vec<&str> = vec![
-            &session.id,
-            token_hash,
-            &session.portal_id,
-            &data,
-            &seen,
-            &grants_json,
-            &exp,
-        ];
-        args.extend(grants.iter().map(|g| g.verification.credential_id.as_str()));
-        let _: i64 = self.eval(&self.scripts.add_app, &args).await?;
-        Ok(())
-    }
-
-    async fn app_session(&self, token_hash: &str) -> Result<Option<AppView>, StoreError> {
-        let f: Option<Vec<String>> = self.eval(&self.scripts.app_view, &[token_hash]).await?;
-        match f.as_deref() {
-            Some([adata, aseen, grants, pdata, pseen, uv, rest @ ..]) => Ok(Some(AppView {
-                app: app_from(adata, aseen)?,
-                portal: portal_from(pdata, pseen, uv)?,
-                grants: from_json(grants)?,
-                credentials: standings_from(rest)?,
-            })),
-            Some(_) => Err(corrupt("app session: wrong number of fields")),
-            None => Ok(None),
-        }
-    }
-
-    async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let key = format!("app:{id}");
-        let _: i64 = self
-            .eval(&self.scripts.touch, &[&key, &now.to_string()])
-            .await?;
-        Ok(())
-    }
-
-    async fn remove_app_session(&self, id: &str) -> Result<(), StoreError> {
-        let _: i64 = self.eval(&self.scripts.remove_app, &[id]).await?;
-        Ok(())
-    }
-
-    async fn grants_of(&self, app_id: &str) -> Result<Vec<Grant>, StoreError> {
-        let key = self.key("app", app_id);
-        let grants: Option<String> = self
-            .with(move |mut c| async move { c.hget(key, "grants").await })
-            .await?;
-        grants.map_or(Ok(Vec::new()), |g| from_json(&g))
-    }
-
-    async fn portal_sessions(&self, user: Option<&str>) -> Result<Vec<PortalSession>, StoreError> {
-        let set = match user {
-            Some(u) => format!("portals:user:{u}"),
-            None => "portals".to_string(),
-        };
-        let flat: Vec<String> = self.eval(&self.scripts.list_portals, &[&set]).await?;
-        let mut out = rows(flat, 3)
-            .iter()
-            .map(|r| match r.as_slice() {
-                [data, seen, uv] => portal_from(data, seen, uv),
-                _ => Err(corrupt("portal session: wrong number of fields")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let now = self.clock.now();
-        out.retain(|p| p.expires_at > now);
-        out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
-        Ok(out)
-    }
-
-    async fn app_sessions(&self, portal_id: &str) -> Result<Vec<AppSession>, StoreError> {
-        let flat: Vec<String> = self.eval(&self.scripts.list_apps, &[portal_id]).await?;
-        let mut out = rows(flat, 2)
-            .iter()
-            .map(|r| match r.as_slice() {
-                [data, seen] => app_from(data, seen),
-                _ => Err(corrupt("app session: wrong number of fields")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(out)
-    }
-
-    async fn revoke_session(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .eval_durable(&self.scripts.revoke_session, &[id], |_| true)
-            .await?;
-        Ok(n == 1)
-    }
-
-    async fn revoke_user_sessions(&self, user: &str) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .eval_durable(&self.scripts.revoke_user, &[user], |_| true)
-            .await?;
-        Ok(n.max(0) as u64)
-    }
-
-    async fn count_shared(
-        &self,
-        key: &str,
-        by: u32,
-        window: Duration,
-    ) -> Result<Option<SharedCount>, StoreError> {
-        let key = self.key("count", key);
-        let ms = window.as_millis().max(1) as u64;
-        static COUNT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::new(LUA_COUNT));
-        let (count, ttl): (u64, i64) =
-            self.with(move |mut c| async move {
-                COUNT.key(key).arg(by).arg(ms).invoke_async(&mut c).await
-            })
-            .await?;
-        Ok(Some(SharedCount {
-            count,
-            resets_in: Duration::from_millis(ttl.max(0) as u64),
-        }))
-    }
-
-    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
-        tokens::add(self, token_hash, token).await
-    }
-
-    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
-        tokens::by_hash(self, token_hash).await
-    }
-
-    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
-        tokens::list(self, user).await
-    }
-
-    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        tokens::revoke(self, id).await
-    }
-
-    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
-        tokens::revoke_user(self, user).await
-    }
-}
-
-/// Add ARGV[1] to a fixed-window counter that expires ARGV[2] ms after its
-/// first hit; returns the count and the ms left in the window.
-const LUA_COUNT: &str = r#"
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return {n, ttl}
-"#;

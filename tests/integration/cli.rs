@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use stepgate::model::token_hash;
-use stepgate::store::Store;
 use stepgate::store::sqlite::SqliteStore;
+use stepgate::store::{CredentialStore, EphemeralStore, SessionStore, TokenStore};
 
 use crate::kit::{self, TestConfig};
 use crate::store::{app, client_token, credential, portal};

@@ -10,7 +10,7 @@ use stepgate::model::{
 };
 use stepgate::store::redis::RedisStore;
 use stepgate::store::sqlite::SqliteStore;
-use stepgate::store::{CounterCheck, Store, StoreError};
+use stepgate::store::{CounterCheck, CounterSwap, CredentialStore, Store, StoreError, TokenStore};
 use uuid::Uuid;
 
 use crate::kit::{self, RedisServer};
@@ -794,6 +794,125 @@ async fn a_counter_regression_ends_sessions_resting_on_it(s: Arc<dyn Store>) {
     assert_eq!(flagged, Some(true));
 }
 
+/// Every list comes in the one order the `Store` docs name, whatever order
+/// the records went in (ties on creation time fall to the id).
+async fn lists_come_in_one_order(s: Arc<dyn Store>) {
+    let t = now();
+    let ids = |v: Vec<String>| v.join(" ");
+    for (id, user, at) in [
+        ("c-b", "bob", t),
+        ("c-9", "alice", t + 1),
+        ("c-3", "alice", t),
+        ("c-1", "alice", t),
+    ] {
+        let mut c = credential(id, user);
+        c.created_at = at;
+        ok(s.add_credential(&c).await);
+    }
+    let listed = ok(s.credentials(None).await);
+    assert_eq!(
+        ids(listed.into_iter().map(|c| c.id).collect()),
+        "c-1 c-3 c-9 c-b"
+    );
+    let listed = ok(s.credentials(Some("alice")).await);
+    assert_eq!(
+        ids(listed.into_iter().map(|c| c.id).collect()),
+        "c-1 c-3 c-9"
+    );
+
+    let mut portals = Vec::new();
+    for (id, user, at) in [
+        ("p-b", "bob", t),
+        ("p-9", "alice", t + 1),
+        ("p-3", "alice", t),
+        ("p-1", "alice", t),
+    ] {
+        let mut p = portal(id, user, Some("c-3"));
+        p.created_at = at;
+        ok(s.add_portal_session(&format!("tok-{id}"), &p).await);
+        portals.push(p);
+    }
+    let listed = ok(s.portal_sessions(None).await);
+    assert_eq!(
+        ids(listed.into_iter().map(|p| p.id).collect()),
+        "p-1 p-3 p-9 p-b"
+    );
+
+    let p = &portals[1];
+    for (id, at, grants) in [
+        ("a-9", t, vec![grant("r-2", "c-9"), grant("r-1", "c-1")]),
+        ("a-1", t + 1, vec![]),
+        ("a-5", t, vec![]),
+    ] {
+        let mut a = app(id, p, "one.lab");
+        a.created_at = at;
+        ok(s.add_app_session(&format!("tok-{id}"), &a, &grants).await);
+    }
+    let listed = ok(s.app_sessions(&p.id).await);
+    assert_eq!(
+        ids(listed.into_iter().map(|a| a.id).collect()),
+        "a-5 a-9 a-1"
+    );
+    let Some(view) = ok(s.app_session("tok-a-9").await) else {
+        panic!("app session not found")
+    };
+    let rules = |g: Vec<Grant>| ids(g.into_iter().map(|g| g.rule).collect());
+    assert_eq!(rules(view.grants), "r-2 r-1", "grants in the order given");
+    assert_eq!(rules(ok(s.grants_of("a-9").await)), "r-2 r-1");
+    assert_eq!(
+        ids(view.credentials.into_iter().map(|c| c.id).collect()),
+        "c-1 c-3 c-9",
+        "standings by credential id"
+    );
+
+    for (id, user, at) in [
+        ("t-b", "bob", t),
+        ("t-9", "alice", t + 1),
+        ("t-3", "alice", t),
+        ("t-1", "alice", t),
+    ] {
+        let mut k = client_token(id, user, "c-1", &["git"]);
+        k.created_at = at;
+        ok(s.add_token(&format!("h-{id}"), &k).await);
+    }
+    let listed = ok(s.tokens(None).await);
+    assert_eq!(
+        ids(listed.into_iter().map(|k| k.id).collect()),
+        "t-1 t-3 t-9 t-b"
+    );
+}
+
+/// The primitives `record_use` is built on: a compare-and-set of the counter
+/// that reports the counter it found, and a flag that ends the sessions
+/// indexed under the credential in the same step.
+async fn counter_primitives_compare_and_flag(s: Arc<dyn Store>) {
+    let t = now();
+    ok(s.add_credential(&credential("k", "alice")).await); // counter 5
+    assert_eq!(
+        ok(s.set_counter_if("k", 4, 9, true, t).await),
+        CounterSwap::Moved(5)
+    );
+    assert_eq!(
+        ok(s.set_counter_if("k", 5, 9, true, t).await),
+        CounterSwap::Set
+    );
+    assert_eq!(
+        ok(s.credential("k").await).map(|c| (c.counter, c.backup_state, c.last_used_at)),
+        Some((9, true, Some(t)))
+    );
+    assert_eq!(
+        ok(s.set_counter_if("nope", 0, 1, false, t).await),
+        CounterSwap::Missing
+    );
+
+    let p = portal("p1", "alice", Some("k"));
+    ok(s.add_portal_session("ptok", &p).await);
+    assert!(ok(s.flag_credential("k").await));
+    assert_eq!(ok(s.portal_session("ptok").await), None);
+    assert_eq!(ok(s.credential("k").await).map(|c| c.flagged), Some(true));
+    assert!(!ok(s.flag_credential("nope").await));
+}
+
 async fn store_answers_ping(s: Arc<dyn Store>) {
     ok(s.ping().await);
 }
@@ -841,6 +960,8 @@ conformance!(
     tokens_are_revoked_by_id_and_by_user,
     tokens_end_at_their_expiry,
     revoking_a_credential_ends_its_tokens,
+    lists_come_in_one_order,
+    counter_primitives_compare_and_flag,
 );
 
 // ------------------------------------------------------- backend-specific

@@ -1,5 +1,5 @@
 //! Client tokens in Redis: keys, Lua scripts and the calls the
-//! [`super::RedisStore`]'s `Store` methods make for them.
+//! [`super::RedisStore`]'s `TokenStore` methods make for them.
 //!
 //! | key | type | what |
 //! |---|---|---|
@@ -7,78 +7,19 @@
 //! | `P token:ID` | hash | `hash`, `user`, `cred` (the minting credential), EXAT its expiry |
 //! | `P tokens`, `P tokens:user:U`, `P tokcred:CRED` | set | token ids (stale ids pruned on listing) |
 //!
-//! Every change is one Lua script, so it is atomic; revoking a credential ends
-//! its tokens in the same script ([`LUA_END_TOKEN`] is part of every script's prelude).
+//! Every change is one Lua script (`lua/*_token*.lua`), so it is atomic;
+//! revoking a credential ends its tokens in the same script (`end_token` and
+//! `end_tokens_in` live in `lua/prelude.lua`).
 
 use std::sync::LazyLock;
 
+use async_trait::async_trait;
 use redis::Script;
 
-use super::{RedisStore, script};
+use super::{RedisStore, lua};
 use crate::client_token::ClientToken;
-use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
-
-/// Shared Lua: end one token by id; returns 1 if it was live. Needs `P`.
-pub(super) const LUA_END_TOKEN: &str = r#"
-local function end_token(id)
-  local k = P .. 'token:' .. id
-  local f = redis.call('HMGET', k, 'hash', 'user', 'cred')
-  redis.call('SREM', P .. 'tokens', id)
-  if not f[1] then return 0 end
-  local live = redis.call('DEL', P .. 'ttok:' .. f[1])
-  redis.call('DEL', k)
-  if f[2] then redis.call('SREM', P .. 'tokens:user:' .. f[2], id) end
-  if f[3] then redis.call('SREM', P .. 'tokcred:' .. f[3], id) end
-  return live
-end
-local function end_tokens_in(set)
-  local n = 0
-  for _, id in ipairs(redis.call('SMEMBERS', set)) do n = n + end_token(id) end
-  redis.call('DEL', set)
-  return n
-end
-"#;
-
-const LUA_ADD: &str = r#"
-local id, hash, user, cred, data, exp = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
-if exp <= now() then return 1 end
-local k = P .. 'token:' .. id
-if redis.call('EXISTS', k) == 1 or redis.call('EXISTS', P .. 'ttok:' .. hash) == 1 then return 0 end
-redis.call('SET', P .. 'ttok:' .. hash, data, 'EXAT', exp)
-redis.call('HSET', k, 'hash', hash, 'user', user, 'cred', cred)
-redis.call('EXPIREAT', k, exp)
-redis.call('SADD', P .. 'tokens', id)
-redis.call('SADD', P .. 'tokens:user:' .. user, id)
-extend(P .. 'tokens:user:' .. user, exp)
-redis.call('SADD', P .. 'tokcred:' .. cred, id)
-extend(P .. 'tokcred:' .. cred, exp)
-return 1
-"#;
-
-const LUA_LIST: &str = r#"
-local set = P .. ARGV[2]
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', set)) do
-  local h = redis.call('HGET', P .. 'token:' .. id, 'hash')
-  local data = h and redis.call('GET', P .. 'ttok:' .. h)
-  if data then table.insert(out, data) else redis.call('SREM', set, id) end
-end
-return out
-"#;
-
-const LUA_REVOKE: &str = r#"
-return end_token(ARGV[2])
-"#;
-
-const LUA_REVOKE_USER: &str = r#"
-return end_tokens_in(P .. 'tokens:user:' .. ARGV[2])
-"#;
-
-/// Lua: end every token minted with credential `id` (part of revoking it). Needs `id`.
-pub(super) const LUA_END_CREDENTIAL_TOKENS: &str = r#"
-end_tokens_in(P .. 'tokcred:' .. id)
-"#;
+use crate::store::{StoreError, TokenStore, order};
 
 struct Scripts {
     add: Script,
@@ -88,10 +29,10 @@ struct Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    add: script(LUA_ADD),
-    list: script(LUA_LIST),
-    revoke: script(LUA_REVOKE),
-    revoke_user: script(LUA_REVOKE_USER),
+    add: lua!("add_token.lua"),
+    list: lua!("list_tokens.lua"),
+    revoke: lua!("revoke_token.lua"),
+    revoke_user: lua!("revoke_user_tokens.lua"),
 });
 
 pub(super) async fn add(
@@ -150,7 +91,7 @@ pub(super) async fn list(
         .map(|d| from_json::<ClientToken>(d))
         .collect::<Result<Vec<_>, _>>()?;
     out.retain(|t| t.is_live(now));
-    out.sort_by(|a, b| (&a.user, a.created_at, &a.id).cmp(&(&b.user, b.created_at, &b.id)));
+    order::tokens(&mut out);
     Ok(out)
 }
 
@@ -162,4 +103,27 @@ pub(super) async fn revoke(s: &RedisStore, id: &str) -> Result<bool, StoreError>
 pub(super) async fn revoke_user(s: &RedisStore, user: &str) -> Result<u64, StoreError> {
     let n: i64 = s.eval(&SCRIPTS.revoke_user, &[user]).await?;
     Ok(n.max(0) as u64)
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        add(self, token_hash, token).await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        by_hash(self, token_hash).await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        list(self, user).await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        revoke(self, id).await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        revoke_user(self, user).await
+    }
 }

@@ -1,16 +1,18 @@
 //! Client tokens in SQLite: the `tokens` table (schema step [`SCHEMA`]) and the
-//! statements the [`super::SqliteStore`]'s `Store` methods run for them.
+//! statements the [`super::SqliteStore`]'s `TokenStore` methods run for them.
 //!
 //! A row is keyed by the public id and by the secret's hash (both unique); its
 //! rules and the minting ceremony are JSON. Rows past `expires_at` are never
 //! returned, and swept with the other expired records.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::SqliteStore;
 use crate::client_token::ClientToken;
 use crate::model::Timestamp;
-use crate::store::StoreError;
 use crate::store::codec::{from_json, to_json};
+use crate::store::{StoreError, TokenStore, order};
 
 /// The schema step that adds the table.
 pub(super) const SCHEMA: &str = "
@@ -115,13 +117,17 @@ pub(super) fn list(
     now: Timestamp,
 ) -> Result<Vec<ClientToken>, StoreError> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2 \
-             ORDER BY user, created_at, id"
+        "SELECT {COLUMNS} FROM tokens WHERE (?1 IS NULL OR user = ?1) AND expires_at > ?2"
     ))?;
     let rows = stmt
         .query_map(params![user, now], row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(finish).collect()
+    let mut out = rows
+        .into_iter()
+        .map(finish)
+        .collect::<Result<Vec<_>, _>>()?;
+    order::tokens(&mut out);
+    Ok(out)
 }
 
 /// Delete live tokens where `column = value`; returns how many were live.
@@ -163,4 +169,40 @@ impl Column {
 pub(super) fn sweep(conn: &Connection, now: Timestamp) -> Result<(), StoreError> {
     conn.execute("DELETE FROM tokens WHERE expires_at <= ?1", [now])?;
     Ok(())
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn add_token(&self, token_hash: &str, token: &ClientToken) -> Result<(), StoreError> {
+        let (h, t) = (token_hash.to_string(), token.clone());
+        self.run(move |conn, clock| {
+            super::sweep(conn, clock)?;
+            add(conn, &h, &t, clock.now())
+        })
+        .await
+    }
+
+    async fn token(&self, token_hash: &str) -> Result<Option<ClientToken>, StoreError> {
+        let h = token_hash.to_string();
+        self.run(move |conn, clock| by_hash(conn, &h, clock.now()))
+            .await
+    }
+
+    async fn tokens(&self, user: Option<&str>) -> Result<Vec<ClientToken>, StoreError> {
+        let user = user.map(str::to_string);
+        self.run(move |conn, clock| list(conn, user.as_deref(), clock.now()))
+            .await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn, clock| Ok(remove(conn, Column::Id, &id, clock.now())? > 0))
+            .await
+    }
+
+    async fn revoke_user_tokens(&self, user: &str) -> Result<u64, StoreError> {
+        let user = user.to_string();
+        self.run(move |conn, clock| remove(conn, Column::User, &user, clock.now()))
+            .await
+    }
 }

@@ -1,0 +1,2 @@
+-- ARGV: prefix, portal session id.
+return end_portal(ARGV[2])

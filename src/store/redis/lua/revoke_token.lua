@@ -1,0 +1,2 @@
+-- ARGV: prefix, token id.
+return end_token(ARGV[2])
