@@ -229,9 +229,10 @@ fn stepgate_on(
     store: Store,
     threads: usize,
     name: &str,
+    served: &[u16],
 ) -> (Server, PathBuf) {
     let (port, admin) = (free_port(), free_port());
-    let conf = systems::stepgate_config(bin, dir, port, admin, app, store, Some(threads));
+    let conf = systems::stepgate_config(bin, dir, (port, admin), app, store, Some(threads), served);
     (systems::stepgate(bin, &conf, port, name), conf)
 }
 
@@ -241,6 +242,9 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
     let bare = bare::start(root, app.port, k.proxy_threads);
     let stub = systems::allow_stub(root);
 
+    // The ports the front proxies asking stepgate will serve: stepgate
+    // mints sign-in codes only for origins it is told are served.
+    let front = [free_port(), free_port(), free_port()];
     let sqlite_dir = root.join("stepgate-sqlite");
     let (sg, sqlite_conf) = stepgate_on(
         bin,
@@ -249,6 +253,7 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
         Store::Sqlite,
         k.proxy_threads,
         "stepgate-sqlite",
+        &front,
     );
     let t = Instant::now();
     let signed = passkey::sign_in(bin, &sqlite_conf, sg.port, "/admin/");
@@ -264,6 +269,7 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
         Store::Redis(redis.port()),
         k.proxy_threads,
         "stepgate-redis",
+        &[],
     );
     let t = Instant::now();
     let redis_cookie = passkey::sign_in(bin, &redis_conf, sgr.port, "/admin/").app;
@@ -279,16 +285,16 @@ fn start(root: &Path, bin: &Path, k: &Knobs) -> Started {
         // (idle clocks) would wait on each other's locks.
         let dir = root.join("stepgate-baseline");
         systems::copy_sqlite_store(&sqlite_dir, &dir);
-        let conf = systems::stepgate_config(&b, &dir, p, a, app.port, Store::Sqlite, None);
+        let conf = systems::stepgate_config(&b, &dir, (p, a), app.port, Store::Sqlite, None, &[]);
         systems::stepgate(&b, &conf, p, "stepgate-baseline")
     });
     let fronts = [
-        systems::nginx_auth_request(root, "nginx-ar-stub", stub.port, app.port),
-        systems::nginx_auth_request(root, "nginx-ar-stepgate", sg.port, app.port),
-        systems::caddy(root, "caddy-stub", stub.port, app.port),
-        systems::caddy(root, "caddy-stepgate", sg.port, app.port),
-        systems::traefik(root, "traefik-stub", stub.port, app.port),
-        systems::traefik(root, "traefik-stepgate", sg.port, app.port),
+        systems::nginx_auth_request(root, "nginx-ar-stub", free_port(), stub.port, app.port),
+        systems::nginx_auth_request(root, "nginx-ar-stepgate", front[0], sg.port, app.port),
+        systems::caddy(root, "caddy-stub", free_port(), stub.port, app.port),
+        systems::caddy(root, "caddy-stepgate", front[1], sg.port, app.port),
+        systems::traefik(root, "traefik-stub", free_port(), stub.port, app.port),
+        systems::traefik(root, "traefik-stepgate", front[2], sg.port, app.port),
     ];
     let c = &signed.app;
     let row = |name, port, path, cookie: Option<&String>, ceiling| System {
@@ -417,11 +423,11 @@ fn memory(bin: &Path, st: &Started, k: &Knobs) -> Memory {
     let conf = systems::stepgate_config(
         bin,
         &st.sqlite_dir,
-        p,
-        a,
+        (p, a),
         st.app_port,
         Store::Sqlite,
         Some(k.proxy_threads),
+        &[],
     );
     let fresh = systems::stepgate(bin, &conf, p, "stepgate-idle");
     let (fresh_rss, _) = load::memory(fresh.proc.pid());

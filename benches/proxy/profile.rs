@@ -50,8 +50,15 @@ pub fn run_all(root: &Path, bins: &[(&str, PathBuf)], threads: usize, n: usize) 
     for (label, bin) in bins {
         let (port, admin) = (free_port(), free_port());
         let threads = (*label == "this build").then_some(threads);
-        let conf =
-            systems::stepgate_config(bin, &dir, port, admin, app.port, Store::Sqlite, threads);
+        let conf = systems::stepgate_config(
+            bin,
+            &dir,
+            (port, admin),
+            app.port,
+            Store::Sqlite,
+            threads,
+            &[],
+        );
         let out = root.join(format!("callgrind-{port}.out"));
         let log = root.join(format!("callgrind-{port}.log"));
         let vg = callgrind(&out);

@@ -128,8 +128,7 @@ pub fn allow_stub(root: &Path) -> Server {
 /// nginx + auth_request → `auth` (stepgate or the stub), from `deploy/nginx/stepgate.conf`; the
 /// app is reached through a keep-alive upstream block as in [`plain_nginx`]
 /// (the deploy file's direct `proxy_pass` opens a connection per request).
-pub fn nginx_auth_request(root: &Path, name: &str, stepgate: u16, app: u16) -> Server {
-    let port = free_port();
+pub fn nginx_auth_request(root: &Path, name: &str, port: u16, stepgate: u16, app: u16) -> Server {
     let t = deploy("nginx/stepgate.conf");
     let t = subst(t, "listen 80;", &format!("listen 127.0.0.1:{port};"));
     let t = subst(t, "127.0.0.1:9091", &format!("127.0.0.1:{stepgate}"));
@@ -143,9 +142,8 @@ pub fn nginx_auth_request(root: &Path, name: &str, stepgate: u16, app: u16) -> S
 }
 
 /// Caddy + forward_auth → `auth` (stepgate or the stub), from `deploy/caddy/Caddyfile`.
-pub fn caddy(root: &Path, name: &str, stepgate: u16, app: u16) -> Server {
+pub fn caddy(root: &Path, name: &str, port: u16, stepgate: u16, app: u16) -> Server {
     let dir = subdir(root, name);
-    let port = free_port();
     let t = deploy("caddy/Caddyfile");
     let t = subst(t, "admin localhost:2019", "admin off\n\tauto_https off");
     let t = subst(
@@ -184,9 +182,8 @@ pub fn caddy(root: &Path, name: &str, stepgate: u16, app: u16) -> Server {
 /// Traefik + ForwardAuth → `auth` (stepgate or the stub), from
 /// `deploy/traefik/dynamic.yml` on one plain-HTTP entry point (the routers'
 /// `tls: {}` removed, as in the front-proxy tests).
-pub fn traefik(root: &Path, name: &str, auth: u16, app: u16) -> Server {
+pub fn traefik(root: &Path, name: &str, port: u16, auth: u16, app: u16) -> Server {
     let dir = subdir(root, name);
-    let port = free_port();
     let t = deploy("traefik/dynamic.yml");
     let t = subst(t, "127.0.0.1:9091", &format!("127.0.0.1:{auth}"));
     let t = subst(t, "127.0.0.1:3000", &format!("127.0.0.1:{app}"));
@@ -234,11 +231,11 @@ pub enum Store {
 pub fn stepgate_config(
     bin: &Path,
     dir: &Path,
-    port: u16,
-    admin: u16,
+    (port, admin): (u16, u16),
     app: u16,
     store: Store,
     threads: Option<usize>,
+    served: &[u16],
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
     let d = dir.display();
@@ -256,11 +253,17 @@ pub fn stepgate_config(
     let threads = threads
         .map(|n| format!("threads: {n}\n"))
         .unwrap_or_default();
+    // (Only when asked: an older baseline binary knows no `served:`.)
+    let served = if served.is_empty() {
+        String::new()
+    } else {
+        format!("served: {{ ports: {served:?} }}\n")
+    };
     let yaml = format!(
         r#"{threads}listen: 127.0.0.1:{port}
 admin_listen: 127.0.0.1:{admin}
 trusted_proxies: [127.0.0.1/32]
-portal: {{ url: "http://{PORTAL_HOST}:{port}", rp_name: Bench }}
+{served}portal: {{ url: "http://{PORTAL_HOST}:{port}", rp_name: Bench }}
 secrets: {{ cookie_keys: ["{d}/cookie.key"] }}
 store: {{ {store} }}
 users:
