@@ -13,7 +13,8 @@
 //! - [`route`]: every reserved path, parsed once and used to build every link.
 //! - `context`: the `PortalRequest` every handler takes.
 //! - `refusal`: every refusal with its message, status and label.
-//! - `pages`: the HTML, from compile-time checked templates (maud).
+//! - `pages`: the HTML, from compile-time checked templates (maud): one frame,
+//!   and one template module per page.
 //! - `redirect`: `rd` validation (open-redirect defence).
 //! - `ceremony`: what every passkey ceremony shares — its state in the store
 //!   bound to one browser (`pending`), verifying one assertion

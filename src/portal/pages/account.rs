@@ -1,122 +1,11 @@
-//! Server-rendered HTML for the portal pages, from maud templates: checked
-//! when the gateway is compiled, every value escaped unless it is markup.
-//!
-//! One layout, plain semantic HTML, one stylesheet and one script, both served
-//! from the binary (`/.stepgate/assets/…`): no CDN, no third-party request.
-//! Links and form actions come from [`PortalRoute`].
+//! The account page: passkeys, sessions with their apps and grants, client
+//! tokens, and signing out everywhere.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 
-use super::form::LABEL_MAX;
+use super::{layout, post_form, status};
+use crate::portal::form::LABEL_MAX;
 use crate::reserved::PortalRoute;
-
-/// The page frame. `script` is the ceremony script's tag, when the page has one.
-fn layout(title: &str, main: Markup, script: Option<Markup>) -> String {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="same-origin";
-                title { (title) " · stepgate" }
-                link rel="stylesheet" href=(PortalRoute::Stylesheet.path());
-            }
-            body {
-                main id="main" { (main) }
-                @if let Some(s) = script { (s) }
-            }
-        }
-    }
-    .into_string()
-}
-
-/// A page with one message and an optional link.
-pub fn message(title: &str, text: &str, link: Option<(&str, &str)>) -> String {
-    let main = html! {
-        h1 { (title) }
-        p { (text) }
-        @if let Some((href, label)) = link {
-            p { a class="button" href=(href) { (label) } }
-        }
-    };
-    layout(title, main, None)
-}
-
-/// What the login page shows.
-pub struct Login<'a> {
-    pub rd: &'a str,
-    /// The browser binding from the app host ("" when none).
-    pub state: &'a str,
-    /// Where the user is going (host), shown to them.
-    pub destination: &'a str,
-    /// What the page's `step_up` asks for, in a sentence.
-    pub needs: Option<String>,
-    /// The signed-in user, if known.
-    pub user: Option<&'a str>,
-    /// Set when the known user has no passkey that satisfies the rule.
-    pub no_match: Option<String>,
-}
-
-/// The status line the ceremony script writes to.
-fn status() -> Markup {
-    html! { div id="status" role="status" aria-live="polite" {} }
-}
-
-pub fn login(p: &Login<'_>) -> String {
-    let main = html! {
-        h1 { "Sign in" }
-        p class="lead" { "to continue to " strong { (p.destination) } }
-        @if let Some(u) = p.user { p { "Signed in as " strong { (u) } "." } }
-        @if let Some(n) = &p.needs { p class="note" { (n) } }
-        @if let Some(msg) = &p.no_match { p class="error" role="alert" { (msg) } }
-        (status())
-        p { button id="signin" type="button" { "Sign in with a passkey" } }
-        details {
-            summary { "Use a passkey for a specific user name" }
-            form id="signin-name" {
-                label for="username" { "User name" }
-                input id="username" name="username" autocomplete="username webauthn"
-                    autocapitalize="none" spellcheck="false" required;
-                button type="submit" { "Continue" }
-            }
-        }
-        p class="small" { "Your authenticator will ask for your PIN or fingerprint." }
-    };
-    let script = html! {
-        script src=(PortalRoute::Script.path()) data-page="login" data-rd=(p.rd)
-            data-state=(p.state) data-user=[p.user] {}
-    };
-    layout("Sign in", main, Some(script))
-}
-
-pub fn enroll(token: &str, user: Option<&str>) -> String {
-    let main = html! {
-        h1 { "Register a passkey" }
-        p class="lead" {
-            "Create a passkey"
-            @if let Some(u) = user { " for " strong { (u) } }
-            " to sign in to this portal."
-        }
-        (status())
-        form id="enroll" {
-            label for="label" { "Name this passkey" }
-            input id="label" name="label" maxlength=(LABEL_MAX) placeholder="laptop, phone, yubikey" required;
-            button type="submit" { "Create passkey" }
-        }
-        p class="small" {
-            "Your authenticator must ask for your PIN or fingerprint; one that cannot is refused."
-        }
-        p class="small" {
-            "Registering signs you in, but it is not a check of your PIN or fingerprint: \
-             when a page asks for one, now confirm with your passkey."
-        }
-    };
-    let script = html! {
-        script src=(PortalRoute::Script.path()) data-page="enroll" data-token=(token) {}
-    };
-    layout("Register a passkey", main, Some(script))
-}
 
 /// One passkey row on the account page.
 pub struct PasskeyRow {
@@ -208,22 +97,6 @@ pub struct Account<'a> {
     pub revoke_max_age: i64,
 }
 
-/// The CSRF field every form of a signed-in page carries.
-fn csrf_field(csrf: &str) -> Markup {
-    html! { input type="hidden" name="csrf" value=(csrf); }
-}
-
-/// A form that posts `csrf` (and `id`, when given) to `route`.
-fn post_form(route: PortalRoute, csrf: &str, id: Option<&str>, inner: Markup) -> Markup {
-    html! {
-        form method="post" action=(route.path()) {
-            (csrf_field(csrf))
-            @if let Some(id) = id { input type="hidden" name="id" value=(id); }
-            (inner)
-        }
-    }
-}
-
 fn apps_list(apps: &[AppRow]) -> Markup {
     html! {
         @if apps.is_empty() { "none" } @else {
@@ -246,17 +119,6 @@ fn apps_list(apps: &[AppRow]) -> Markup {
             }
         }
     }
-}
-
-/// The page behind a "log out" link: one button that signs out (a `GET` never does).
-pub fn confirm_logout(user: &str, csrf: &str) -> String {
-    let main = html! {
-        h1 { "Sign out" }
-        p class="lead" { "Signed in as " strong { (user) } "." }
-        p { "Signing out ends this browser's sign-in and every app it opened with it." }
-        (post_form(PortalRoute::Logout, csrf, None, html! { button type="submit" { "Sign out" } }))
-    };
-    layout("Sign out", main, None)
 }
 
 /// "5 minutes" for 300 seconds.
@@ -450,31 +312,6 @@ pub fn account(a: &Account<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_everything_dangerous() {
-        let page = message("t", "<a href=\"x\" onclick='y'>&</a>", None);
-        assert!(
-            page.contains("&lt;a href=&quot;x&quot; onclick='y'&gt;&amp;&lt;/a&gt;"),
-            "{page}"
-        );
-        assert!(!page.contains("<a href=\"x\""));
-    }
-
-    #[test]
-    fn login_page_carries_rd_escaped() {
-        let html = login(&Login {
-            state: "",
-            rd: "https://a/\"><script>",
-            destination: "a",
-            needs: None,
-            user: None,
-            no_match: None,
-        });
-        assert!(!html.contains("\"><script>"));
-        assert!(html.contains("data-rd=\"https://a/&quot;&gt;&lt;script&gt;\""));
-        assert!(html.contains("<label for=\"username\">"));
-    }
 
     #[test]
     fn signing_out_everywhere_counts_the_tokens_it_keeps() {
