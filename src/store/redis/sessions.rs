@@ -79,11 +79,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch_portal_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let key = format!("portal:{id}");
-        let _: i64 = self
-            .eval(&self.scripts.touch, &[&key, &now.to_string()])
-            .await?;
-        Ok(())
+        self.touch(&format!("portal:{id}"), now).await
     }
 
     async fn add_app_session(
@@ -127,11 +123,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch_app_session(&self, id: &str, now: Timestamp) -> Result<(), StoreError> {
-        let key = format!("app:{id}");
-        let _: i64 = self
-            .eval(&self.scripts.touch, &[&key, &now.to_string()])
-            .await?;
-        Ok(())
+        self.touch(&format!("app:{id}"), now).await
     }
 
     async fn remove_app_session(&self, id: &str) -> Result<(), StoreError> {
@@ -191,5 +183,15 @@ impl SessionStore for RedisStore {
             .eval_durable(&self.scripts.revoke_user, &[user], |_| true)
             .await?;
         Ok(n.max(0) as u64)
+    }
+}
+
+impl RedisStore {
+    /// Move the idle clock of the session record under `key` (`portal:ID` or `app:ID`).
+    async fn touch(&self, key: &str, now: Timestamp) -> Result<(), StoreError> {
+        let _: i64 = self
+            .eval(&self.scripts.touch, &[key, &now.to_string()])
+            .await?;
+        Ok(())
     }
 }
